@@ -1,0 +1,5 @@
+"""Allow ``python -m edgefusion``."""
+
+from edgefusion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Image files, paired datasets and color conversion (numpy + Pillow only)."""
