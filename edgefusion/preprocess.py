@@ -118,11 +118,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def pad_to_multiple(plane: np.ndarray, multiple: int) -> np.ndarray:
-    """Pad (..., H, W) at the bottom/right by edge replication to multiples of ``multiple``."""
+def pad_to_multiple(plane: np.ndarray, multiple: int | tuple[int, int]) -> np.ndarray:
+    """Pad (..., H, W) at the bottom/right by edge replication to multiples of ``multiple``.
+
+    ``multiple`` is one number for both axes or ``(multiple_h, multiple_w)``.
+    """
     h, w = plane.shape[-2:]
-    pad_h = (-h) % multiple
-    pad_w = (-w) % multiple
+    mh, mw = (multiple, multiple) if isinstance(multiple, int) else multiple
+    pad_h = (-h) % mh
+    pad_w = (-w) % mw
     if not pad_h and not pad_w:
         return plane
     widths = [(0, 0)] * (plane.ndim - 2) + [(0, pad_h), (0, pad_w)]
