@@ -10,15 +10,15 @@
   kernel, so any H x W (odd sizes included) reconstructs exactly.
 
 :class:`MethodFuser` wraps a method as a :class:`edgefusion.fusion.PlaneFuser`.
-``max`` and ``mean`` need numpy only; ``laplacian`` needs scipy.
+All methods need numpy only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from edgefusion import _filters
 from edgefusion.errors import UserError
-from edgefusion.optional import require
 
 METHODS = ("max", "mean", "laplacian")
 
@@ -40,10 +40,8 @@ def fuse_mean(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
 
 
 def _blur(plane: np.ndarray, gain: float = 1.0) -> np.ndarray:
-    ndimage = require("scipy.ndimage", "eval")
     kernel = _KERNEL * np.sqrt(gain)
-    out = ndimage.correlate1d(plane, kernel, axis=0, mode="mirror")
-    return ndimage.correlate1d(out, kernel, axis=1, mode="mirror")
+    return _filters.correlate_separable(plane, (kernel, kernel), "mirror")
 
 
 def _reduce(plane: np.ndarray) -> np.ndarray:

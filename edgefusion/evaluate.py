@@ -15,10 +15,9 @@ import csv
 import io
 import json
 import os
-import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -154,12 +153,12 @@ def evaluate(
     progress: bool = True,
 ) -> Report:
     """Score every pair; grid strips (``<name>.png``) reach ``grid_dir`` only if all pairs succeed."""
-    from tqdm import tqdm
+    from edgefusion.progress import progress as progress_bar
 
     report = Report()
     with contextlib.ExitStack() as stack:
         stage = stack.enter_context(staged_folder(grid_dir)) if grid_dir is not None else None
-        for pair in tqdm(pairs, desc="eval", unit="pair", file=sys.stderr, disable=None if progress else True):
+        for pair in progress_bar(pairs, enabled=progress, desc="eval", unit="pair"):
             ir, vis = read_pair(pair)
             with naming(pair):
                 if vis.shape[:2] != ir.shape[:2]:

@@ -23,12 +23,11 @@ is separate, since it is not a fusion metric.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
-from scipy import ndimage
-from skimage.metrics import structural_similarity
 
+from edgefusion import _filters
 from edgefusion.io.color import luma_u8
 
 _LEVELS = 256
@@ -121,15 +120,7 @@ def _gaussian_window_1d(n: int) -> np.ndarray:
 
 def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Separable 2-D filtering with ``window`` x ``window``, 'valid' part only (no padding effects)."""
-    n = window.size
-    h, w = image.shape
-    out_h, out_w = max(h - n + 1, 0), max(w - n + 1, 0)
-    if out_h == 0 or out_w == 0:
-        return np.zeros((out_h, out_w))
-    out = ndimage.correlate1d(image, window, axis=0, mode="constant")
-    out = ndimage.correlate1d(out, window, axis=1, mode="constant")
-    r = n // 2
-    return out[r : r + out_h, r : r + out_w]
+    return _filters.correlate_separable(image, (window, window), "valid")
 
 
 def vif(reference: np.ndarray, distorted: np.ndarray, sigma_nsq: float = 2.0) -> float:
@@ -178,14 +169,20 @@ def vif(reference: np.ndarray, distorted: np.ndarray, sigma_nsq: float = 2.0) ->
     return num / den if den > 0 else 1.0
 
 
-_SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
-_SOBEL_Y = np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], dtype=np.float64)
+# Sobel kernels as separable correlation weights (axis 0, axis 1). Convolving with
+# Sx = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] and Sy = [[1, 2, 1], [0, 0, 0], [-1, -2, -1]]
+# is correlating with the kernels flipped: [1, 2, 1] x [1, 0, -1] and [-1, 0, 1] x [1, 2, 1].
+_SOBEL_X = ((1.0, 2.0, 1.0), (1.0, 0.0, -1.0))
+_SOBEL_Y = ((-1.0, 0.0, 1.0), (1.0, 2.0, 1.0))
 
 
 def _sobel_edges(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge strength and orientation (``arctan(Sy/Sx)``, pi/2 where Sx = 0), Sobel with zero padding."""
-    sx = ndimage.convolve(image, _SOBEL_X, mode="constant")
-    sy = ndimage.convolve(image, _SOBEL_Y, mode="constant")
+    """Edge strength and orientation (``arctan(Sy/Sx)``, pi/2 where Sx = 0).
+
+    ``Sx``, ``Sy``: convolution with the Sobel kernels above, zero padding, 'same' size.
+    """
+    sx = _filters.correlate_separable(image, _SOBEL_X, "constant")
+    sy = _filters.correlate_separable(image, _SOBEL_Y, "constant")
     strength = np.sqrt(sx * sx + sy * sy)
     angle = np.full(image.shape, math.pi / 2)
     nonzero = sx != 0
@@ -229,21 +226,52 @@ def qabf(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> float:
     return float(total / weight)
 
 
-def ssim(x: np.ndarray, y: np.ndarray, textbook: bool = False) -> float:
-    """Mean SSIM of two planes with scikit-image's ``structural_similarity``.
+_SSIM_K1, _SSIM_K2 = 0.01, 0.03
 
-    Default (the evaluator's quirk): 7x7 uniform window, sample covariance,
-    float input with ``data_range=2`` (skimage's old float default, range
-    -1..1), although the images span 0..255; computed in float32 like the
-    evaluator, which reads images as float32 (the tiny constants C1, C2 make
-    the result sensitive to that precision at the 1e-4 level).
-    ``textbook=True``: Wang et al.'s Gaussian window (11x11, sigma 1.5),
-    population covariance, data_range 255, float64.
+
+def _ssim_map_mean(x: np.ndarray, y: np.ndarray, blur: Callable[[np.ndarray], np.ndarray], radius: int,
+                   cov_norm: float, data_range: float) -> float:
+    """Mean of the SSIM map without a ``radius``-pixel border; local moments from ``blur``.
+
+    Arithmetic stays in the inputs' dtype (float32 or float64) up to the final
+    float64 mean, in scikit-image's order of operations.
+    """
+    if min(x.shape) < 2 * radius + 1:
+        raise ValueError(f"SSIM needs images of at least {2 * radius + 1}x{2 * radius + 1} pixels, got {x.shape}")
+    ux, uy = blur(x), blur(y)
+    uxx, uyy, uxy = blur(x * x), blur(y * y), blur(x * y)
+    vx = cov_norm * (uxx - ux * ux)
+    vy = cov_norm * (uyy - uy * uy)
+    vxy = cov_norm * (uxy - ux * uy)
+    c1, c2 = (_SSIM_K1 * data_range) ** 2, (_SSIM_K2 * data_range) ** 2
+    numerator = (2 * ux * uy + c1) * (2 * vxy + c2)
+    denominator = (ux**2 + uy**2 + c1) * (vx + vy + c2)
+    s = numerator / denominator
+    return float(s[radius:-radius, radius:-radius].mean(dtype=np.float64))
+
+
+def ssim(x: np.ndarray, y: np.ndarray, textbook: bool = False) -> float:
+    """Mean SSIM of two planes, numerically as scikit-image's ``structural_similarity``.
+
+    K1 = 0.01, K2 = 0.03; local moments from 'reflect'-padded filters
+    (``dcba|abcd|dcba``); the mean leaves out the filter radius at every border.
+    Default (the evaluator's quirk): 7x7 uniform window, sample covariance
+    (factor 49/48), data range 2 (skimage's old float default, range -1..1)
+    although the images span 0..255; computed in float32 like the evaluator,
+    which reads images as float32 (the tiny constants C1, C2 make the result
+    sensitive to that precision at the 1e-4 level).
+    ``textbook=True``: Wang et al.'s Gaussian window (sigma 1.5, truncated at
+    3.5 sigma: 11x11), population covariance, data_range 255, float64.
+    Images smaller than the window raise ValueError.
     """
     x, y = _plane(x), _plane(y)
     if textbook:
-        return float(structural_similarity(x, y, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
-    return float(structural_similarity(x.astype(np.float32), y.astype(np.float32), data_range=2.0))
+        sigma, truncate = 1.5, 3.5
+        return _ssim_map_mean(x, y, lambda im: _filters.gaussian_filter(im, sigma, truncate, "reflect"),
+                              int(truncate * sigma + 0.5), 1.0, 255.0)
+    size = 7
+    return _ssim_map_mean(x.astype(np.float32), y.astype(np.float32), lambda im: _filters.uniform_filter(im, size, "reflect"),
+                          (size - 1) // 2, size * size / (size * size - 1), 2.0)
 
 
 def psnr(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:

@@ -55,14 +55,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from edgefusion.errors import UserError
     from edgefusion.evaluate import check_output_file, check_output_folder, fuse_pair, read_pair
     from edgefusion.fusion import open_fuser
     from edgefusion.io.atomic import staged_folder
     from edgefusion.io.images import IMAGE_SUFFIXES, write_image
     from edgefusion.io.pairs import resolve_pairs
+    from edgefusion.progress import progress
 
     pairs = resolve_pairs(args.ir, args.vis)
     output = Path(args.output)
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         write_image(output, fuse_pair(fuser, pair, *read_pair(pair), stretch))
         return 0
     with staged_folder(output) as stage:
-        for pair in tqdm(pairs, desc=f"fuse ({fuser.name})", unit="pair", file=sys.stderr, disable=None):
+        for pair in progress(pairs, desc=f"fuse ({fuser.name})", unit="pair"):
             write_image(stage / f"{pair.name}.png", fuse_pair(fuser, pair, *read_pair(pair), stretch))
     print(f"fused {len(pairs)} pair(s) into {output}", file=sys.stderr)
     return 0
