@@ -1,0 +1,136 @@
+"""``edgefusion train STAGE``: train a fusion network from a TOML recipe.
+
+``edgefusion train teacher --data DIR --config train/teacher.toml --out RUN_DIR``
+trains the language-driven teacher (:mod:`edgefusion.training.teacher`).
+Every input (recipe, data folder, CLIP/VGG weights) is validated before
+``RUN_DIR`` is created; ``--resume`` continues ``RUN_DIR/last.pt`` exactly.
+Multi-GPU/CPU: ``torchrun --nproc_per_node=N -m edgefusion train teacher ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> None:
+    """Arguments every training stage takes: data, recipe, run folder, resume, device."""
+    parser.add_argument("--data", required=True, metavar="DIR", help="training pairs: a folder with ir/ and vi/")
+    parser.add_argument("--config", default=default_config, metavar="TOML",
+                        help=f"recipe file or packaged recipe name (default {default_config})")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder: checkpoints, log.csv")
+    parser.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt (same recipe and arguments)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the teacher (or student) network",
+                                   description=__doc__.splitlines()[0].replace("``", ""))
+    # Stages: `teacher` here; `student` and the bare `edgefusion train` pipeline are registered next to it.
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    teacher = stages.add_parser("teacher", help="train the language-driven teacher (CLIP loss)")
+    add_run_arguments(teacher, "train/teacher.toml")
+    teacher.add_argument("--clip-model", metavar="NAME", help="open_clip model name (recipe default ViT-B-32)")
+    teacher.add_argument("--clip-weights", metavar="TAG|FILE",
+                         help="open_clip pretrained tag present in the local cache, a .pt/.bin/.safetensors file, or 'random'")
+    teacher.add_argument("--vgg-weights", metavar="FILE", help="torchvision VGG19 state dict for the regularizer")
+    teacher.set_defaults(func=run_teacher)
+    register_student(stages)
+    register_pipeline(parser, stages)
+
+
+def run_stage_command(args: argparse.Namespace, recipe: dict, build_stage) -> int:
+    """Shared tail of every stage command: DDP setup, ``build_stage()``, the loop, cleanup."""
+    from edgefusion.training import ddp
+    from edgefusion.training.loop import run_stage
+
+    place = ddp.setup(args.device)
+    try:
+        stage = build_stage()
+        final = run_stage(stage, recipe, args.out, resume=args.resume, place=place)
+    finally:
+        ddp.cleanup(place)
+    if place.main:
+        print(final)
+    return 0
+
+
+def run_teacher(args: argparse.Namespace) -> int:
+    from edgefusion.optional import require
+
+    require("torch", "train")
+    require("open_clip", "train")
+    from edgefusion.io.pairs import find_pairs
+    from edgefusion.training import teacher
+    from edgefusion.training.recipe import load_recipe
+
+    recipe = load_recipe(args.config, teacher.SECTIONS)
+    if args.clip_model:
+        recipe["clip"].model = args.clip_model
+    if args.clip_weights:
+        recipe["clip"].weights = args.clip_weights
+    if args.vgg_weights:
+        recipe["objective"].vgg_weights = args.vgg_weights
+    find_pairs(args.data)  # fail on a bad data folder before anything is written
+    weights = teacher.check_weights(recipe)
+    return run_stage_command(args, recipe, lambda: teacher.build_teacher_stage(recipe, args.data, weights))
+
+
+def register_student(stages) -> None:
+    """``edgefusion train student``: distill a student from a teacher checkpoint."""
+    student = stages.add_parser("student", help="distill the real-time student from a teacher checkpoint")
+    student.add_argument("--teacher", required=True, metavar="CKPT", help="teacher.pt written by 'edgefusion train teacher'")
+    add_run_arguments(student, "train/student.toml")
+    student.set_defaults(func=run_student)
+
+
+def register_pipeline(parser: argparse.ArgumentParser, stages) -> None:
+    """Bare ``edgefusion train``: teacher then student (train/pipeline.toml), skipping completed stages."""
+    stages.required = False
+    parser.add_argument("--data", metavar="DIR", help="(pipeline) training pairs: a folder with ir/ and vi/")
+    parser.add_argument("--config", default="train/pipeline.toml", metavar="TOML", help="(pipeline) stage recipes (default train/pipeline.toml)")
+    parser.add_argument("--teacher-config", metavar="TOML", help="(pipeline) teacher recipe instead of the pipeline's")
+    parser.add_argument("--student-config", metavar="TOML", help="(pipeline) student recipe instead of the pipeline's")
+    parser.add_argument("--out", metavar="RUN_DIR", help="(pipeline) run folder; stages go to RUN_DIR/teacher and RUN_DIR/student")
+    parser.add_argument("--resume", action="store_true", help="(pipeline) continue started stages")
+    parser.add_argument("--device", default="auto", help="(pipeline) auto (CUDA if available), cpu, cuda, cuda:N")
+    parser.set_defaults(func=run_pipeline)
+
+
+def _distributed(args: argparse.Namespace, work) -> int:
+    """Run ``work(place)`` inside the torchrun process group; rank 0 prints the final checkpoint."""
+    from edgefusion.training import ddp
+
+    place = ddp.setup(args.device)
+    try:
+        final = work(place)
+    finally:
+        ddp.cleanup(place)
+    if place.main:
+        print(final)
+    return 0
+
+
+def run_student(args: argparse.Namespace) -> int:
+    from edgefusion.optional import require
+
+    require("torch", "train")
+    from edgefusion.io.pairs import find_pairs
+    from edgefusion.training import distill
+
+    find_pairs(args.data)
+    return _distributed(args, lambda place: distill.distill(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from edgefusion.errors import UserError
+    from edgefusion.optional import require
+
+    if not args.data or not args.out:
+        raise UserError("edgefusion train needs a stage (teacher, student) or, for the whole pipeline, --data DIR and --out RUN_DIR")
+    require("torch", "train")
+    from edgefusion.io.pairs import find_pairs
+    from edgefusion.training import pipeline
+
+    find_pairs(args.data)
+    return _distributed(args, lambda place: pipeline.run_pipeline(
+        args.data, args.config, args.out, teacher_recipe=args.teacher_config, student_recipe=args.student_config, resume=args.resume, place=place))

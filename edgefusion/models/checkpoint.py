@@ -1,0 +1,102 @@
+"""Model checkpoints: one ``.pt`` file that alone rebuilds a fusion model.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read with
+``torch.load(weights_only=True)``:
+
+``format``        ``"edgefusion-checkpoint/1"``
+``architecture``  registry name (:mod:`edgefusion.models`), e.g. ``"teacher"``
+``config``        the architecture's config dict (plain values)
+``state_dict``    model weights (float32, CPU)
+``metadata``      plain dict: stage, objective, recipe, flags such as
+                  ``language_objective_meaningful``
+``training``      optional; optimizer/scheduler/RNG state of a resumable run
+                  (written by :mod:`edgefusion.training.state`)
+
+:class:`TorchFuser` runs such a checkpoint as a
+:class:`edgefusion.fusion.PlaneFuser`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgefusion import preprocess
+from edgefusion.errors import UserError
+from edgefusion.io.atomic import atomic_path
+from edgefusion.models import build_model
+
+FORMAT = "edgefusion-checkpoint/1"
+
+
+def model_payload(model: torch.nn.Module, architecture: str, config: dict, metadata: dict | None = None) -> dict[str, Any]:
+    """The checkpoint dict of ``model`` (weights copied to CPU)."""
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "architecture": architecture, "config": dict(config), "state_dict": state, "metadata": dict(metadata or {})}
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint dict (``weights_only=True``); UserError when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UserError(f"{path} is not an edgefusion checkpoint (expected format {FORMAT})")
+    return payload
+
+
+def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the model of a checkpoint dict, weights loaded, in eval mode."""
+    model = build_model(payload["architecture"], payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise UserError(f"{source}: weights do not match architecture {payload['architecture']!r}: {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(model on ``device`` in eval mode, checkpoint dict) of a checkpoint file."""
+    payload = read_checkpoint(path)
+    return model_from_payload(payload, str(path)).to(device), payload
+
+
+class TorchFuser:
+    """A checkpoint as a :class:`~edgefusion.fusion.PlaneFuser` (PyTorch, float32)."""
+
+    def __init__(self, model: torch.nn.Module, name: str, device: str | torch.device = "cpu", metadata: dict | None = None):
+        self.model = model.eval().to(device)
+        self.name = name
+        self.device = torch.device(device)
+        self.stride = int(getattr(model, "stride", 1))
+        self.metadata = dict(metadata or {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
+        """Open a ``.pt`` checkpoint written by ``edgefusion train``."""
+        model, payload = load_model(path, device)
+        return cls(model, name=Path(path).stem, device=device, metadata=payload.get("metadata"))
+
+    @torch.no_grad()
+    def fuse_planes(self, ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
+        """Fuse (H, W) float32 planes in [0, 1]; pads to the model stride and crops back."""
+        if ir.shape != vis_y.shape or ir.ndim != 2:
+            raise UserError(f"IR and visible planes must be equal 2-D shapes, got {ir.shape} and {vis_y.shape}")
+        h, w = ir.shape
+        tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
+        fused = self.model(*tensors)
+        return fused[0, 0, :h, :w].float().clamp(0.0, 1.0).cpu().numpy()

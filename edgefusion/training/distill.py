@@ -1,0 +1,303 @@
+"""Knowledge distillation: train a student (:mod:`edgefusion.models.student`) from a teacher checkpoint.
+
+Runs on the shared engine (:func:`edgefusion.training.loop.run_stage`) in two
+phases, each a normal resumable stage:
+
+1. ``RUN_DIR/crops/``: ``[train]`` steps on augmented square crops
+   (``[data]``) drawn at several zooms (``[distill] zooms``: 0.5 shows twice
+   the field of view downsampled, 2 shows half of it upsampled, like a
+   higher-resolution camera) and per-plane gammas (``[distill] gamma``), so
+   the low-resolution analysis learns resolution- and exposure-robust maps;
+2. ``RUN_DIR/``: ``[finetune]`` steps on whole training frames at native
+   resolution (one frame per process and step, cropped to a multiple of 8),
+   starting from phase 1. Its final checkpoint ``RUN_DIR/student.pt`` is the
+   result.
+
+Loss (weights in ``[distill]``): ``l1 * |S - T| + ssim * (1 - SSIM(S, T)) +
+grad * |sobel(S) - sobel(T)| + pixel * pixel_objective(S, ir, vis)`` where
+``S`` is the student output, ``T`` the teacher's, the last term being the
+teacher's own self-supervised pixel objective. ``psnr`` (student vs teacher,
+dB) is logged as a metric. The teacher runs on every crop itself: its output
+depends on whole-input statistics (instance norms, style codes), so a crop of
+its whole-frame output is not what it gives for that crop. For phase 2, with
+``teacher_cache = true`` the teacher fuses every whole training frame once
+(``RUN_DIR/teacher-cache/``, uint16 ``.npy``); otherwise on every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from edgefusion.errors import UserError
+from edgefusion.io.atomic import atomic_path, write_text
+from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
+from edgefusion.models.student import SIZES, Student
+from edgefusion.training import ddp
+from edgefusion.training.dataset import PairCrops, augment_crop
+from edgefusion.training.loop import Stage, run_stage
+from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe
+from edgefusion.training.state import seed_all
+from edgefusion.training import pixel
+
+CROPS_DIR = "crops"
+CACHE_DIR = "teacher-cache"
+FINAL_NAME = "student"
+
+
+@dataclass
+class StudentModelConfig:
+    """The student to train (``[model]``)."""
+
+    size: str = bounded("s", choices=tuple(SIZES))
+
+
+@dataclass
+class DistillConfig:
+    """Distillation loss weights and data handling (``[distill]``)."""
+
+    l1: float = bounded(1.0, min=0.0)
+    ssim: float = bounded(0.5, min=0.0)
+    grad: float = bounded(1.0, min=0.0)
+    pixel: float = bounded(0.1, min=0.0)
+    zooms: list[float] = bounded([0.5, 1.0, 2.0], min=0.125, max=4.0)
+    gamma: list[float] = bounded([1.0, 1.0], min=0.1, max=10.0)  # [low, high]: per-plane gamma of phase-1 crops, log-uniform
+    teacher_cache: bool = True  # whole-frame teacher outputs computed once for phase 2
+
+
+SECTIONS: dict[str, type] = {
+    "model": StudentModelConfig,
+    "distill": DistillConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "finetune": TrainConfig,
+}
+
+
+def load_student_recipe(spec: str | os.PathLike) -> dict[str, Any]:
+    """``{section: dataclass}`` of a student recipe (``train/student.toml`` layout)."""
+    recipe = load_recipe(spec, SECTIONS)
+    if not recipe["distill"].zooms:
+        raise UserError("distill.zooms must list at least one zoom factor")
+    gamma = recipe["distill"].gamma
+    if len(gamma) != 2 or gamma[0] > gamma[1]:
+        raise UserError(f"distill.gamma must be [low, high] with low <= high, got {gamma}")
+    if recipe["data"].crop % Student.stride:
+        raise UserError(f"data.crop must be a multiple of the student stride {Student.stride}, got {recipe['data'].crop}")
+    return recipe
+
+
+def load_teacher(path: str | os.PathLike, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The frozen teacher of a checkpoint; a one-line UserError when ``path`` holds no teacher."""
+    payload = read_checkpoint(path)
+    if payload.get("architecture") != "teacher":
+        raise UserError(f"{path} is not a teacher checkpoint (architecture {payload.get('architecture')!r}); pass the teacher.pt written by 'edgefusion train teacher'")
+    teacher = model_from_payload(payload, str(path)).to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, payload
+
+
+class TeacherTargets:
+    """Whole-frame teacher outputs of every training pair, computed once and kept on disk and in memory."""
+
+    def __init__(self, folder: Path, pairs: PairCrops, teacher: nn.Module, teacher_digest: str, place: ddp.Dist, progress: bool = True):
+        self.folder = folder
+        self.planes: list[np.ndarray] = []
+        manifest = folder / "manifest.json"
+        expected = {"teacher_sha256": teacher_digest, "pairs": [p.name for p in pairs.pairs]}
+        if place.main:
+            current = json.loads(manifest.read_text()) if manifest.is_file() else None
+            if current != expected:
+                self._compute(pairs, teacher, place.device, progress)
+                write_text(manifest, json.dumps(expected, indent=1))
+        ddp.barrier(place)
+        self.planes = [np.load(folder / f"{i:05d}.npy").astype(np.float32) / 65535.0 for i in range(len(pairs))]
+
+    def _compute(self, pairs: PairCrops, teacher: nn.Module, device: torch.device, progress: bool) -> None:
+        fuser = TorchFuser(teacher, "teacher", device)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for i in tqdm(range(len(pairs)), desc="teacher targets", disable=not progress, dynamic_ncols=True):
+            fused = fuser.fuse_planes(*pairs.planes(i))
+            with atomic_path(self.folder / f"{i:05d}.npy") as tmp:
+                np.save(tmp, np.rint(fused * 65535.0).astype(np.uint16))
+
+
+def _stack(pairs: PairCrops, targets: TeacherTargets | None, index: int) -> torch.Tensor:
+    """(C, H, W) planes of pair ``index``: ir, vis and, when cached, the teacher output."""
+    planes = list(pairs.planes(index))
+    if targets is not None:
+        planes.append(targets.planes[index])
+    return torch.from_numpy(np.stack(planes))
+
+
+def _as_batch_item(stack: torch.Tensor) -> dict[str, torch.Tensor]:
+    item = {"ir": stack[0:1].contiguous(), "vis": stack[1:2].contiguous()}
+    if stack.shape[0] > 2:
+        item["teacher"] = stack[2:3].contiguous()
+    return item
+
+
+class ZoomCrops(Dataset):
+    """Phase-1 items: augmented ``data.crop`` squares taken at a zoom drawn from ``distill.zooms``.
+
+    Each plane then gets its own gamma, log-uniform in ``gamma`` (the teacher
+    labels whatever the student sees, so darker, brighter and lower- or
+    higher-contrast inputs than the training set holds are free to add).
+    """
+
+    def __init__(self, pairs: PairCrops, zooms: list[float], gamma: tuple[float, float] = (1.0, 1.0)):
+        self.pairs, self.zooms, self.gamma = pairs, list(zooms), tuple(gamma)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        gen = torch.Generator().manual_seed(int(seed))
+        zoom = self.zooms[int(torch.randint(len(self.zooms), (), generator=gen))]
+        size = self.pairs.config.crop
+        window = max(8, round(size / zoom))
+        crop = augment_crop(_stack(self.pairs, None, index), dataclasses.replace(self.pairs.config, crop=window), gen)
+        if window != size:
+            mode = "area" if window > size else "bilinear"
+            crop = F.interpolate(crop[None], size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))[0]
+        low, high = (math.log(g) for g in self.gamma)
+        gammas = torch.exp(low + (high - low) * torch.rand(crop.shape[0], 1, 1, generator=gen))
+        return _as_batch_item(crop.clamp_(0.0, 1.0) ** gammas)
+
+
+class WholeFrames(Dataset):
+    """Phase-2 items: a whole training frame cropped to a multiple of ``multiple``, flipped at random."""
+
+    def __init__(self, pairs: PairCrops, multiple: int, targets: TeacherTargets | None = None):
+        self.pairs, self.multiple, self.targets = pairs, multiple, targets
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        gen = torch.Generator().manual_seed(int(seed))
+        stack = _stack(self.pairs, self.targets, index)
+        h, w = (d - d % self.multiple for d in stack.shape[1:])
+        if h == 0 or w == 0:
+            raise UserError(f"training pair {self.pairs.pairs[index].name} is smaller than {self.multiple} pixels")
+        stack = stack[:, :h, :w]
+        if float(torch.rand((), generator=gen)) < self.pairs.config.hflip:
+            stack = stack.flip(-1)
+        return _as_batch_item(stack.contiguous())
+
+
+class DistillLoss(nn.Module):
+    """Student-vs-teacher L1, SSIM and gradient terms plus the self-supervised pixel objective."""
+
+    def __init__(self, weights: DistillConfig, teacher: nn.Module | None):
+        super().__init__()
+        self.weights = weights
+        self.teacher = teacher
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        ir, vis = batch["ir"], batch["vis"]
+        if "teacher" in batch:
+            target = batch["teacher"]
+        else:
+            with torch.no_grad():
+                target = self.teacher(ir, vis).float()
+        fused = model(ir, vis).float()
+        w = self.weights
+        terms = {
+            "l1": (fused - target).abs().mean(),
+            "ssim": 1.0 - pixel.ssim(fused, target).mean(),
+            "grad": (pixel.sobel_magnitude(fused) - pixel.sobel_magnitude(target)).abs().mean(),
+            "pixel": pixel_objective(fused, ir, vis),
+        }
+        terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"] + w.pixel * terms["pixel"]
+        with torch.no_grad():
+            mse = (fused.clamp(0, 1) - target).pow(2).mean().clamp_min(1e-12)
+            terms["psnr"] = -10.0 * torch.log10(mse)
+        return terms
+
+
+def pixel_objective(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+    """The pixel teacher's self-supervised objective with unit weights (:mod:`edgefusion.training.pixel`)."""
+    return pixel.intensity_max_l1(fused, ir, vis) + pixel.gradient_max_l1(fused, ir, vis) + pixel.ssim_loss(fused, ir, vis)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _phase_state(run_dir: Path, name: str) -> str:
+    """``done`` (final checkpoint present), ``started`` (``last.pt`` only) or ``new``."""
+    if (run_dir / f"{name}.pt").is_file():
+        return "done"
+    return "started" if (run_dir / "last.pt").is_file() else "new"
+
+
+def distill(
+    teacher_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    recipe_spec: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    place: ddp.Dist | None = None,
+    progress: bool = True,
+    hooks: tuple = (),
+) -> Path:
+    """Distill a student (see module doc); returns ``out/student.pt``."""
+    place = place or ddp.Dist()
+    recipe = load_student_recipe(recipe_spec)
+    finetune: TrainConfig = recipe["finetune"]
+    if finetune.batch_size != place.world:
+        raise UserError(f"finetune.batch_size must equal the number of processes ({place.world}): whole frames differ in size")
+    out = Path(out)
+    crops_dir = out / CROPS_DIR
+    if not resume and place.main and (crops_dir.exists() or (out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    teacher, teacher_payload = load_teacher(teacher_path, place.device)
+    pairs = PairCrops(data_dir, recipe["data"])
+    cfg: DistillConfig = recipe["distill"]
+    teacher_digest = file_sha256(teacher_path)
+    targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
+    loss = DistillLoss(cfg, teacher)
+    model_config = {"size": recipe["model"].size}
+    metadata = {
+        "objective": "distillation",
+        "teacher": {"path": str(teacher_path), "sha256": teacher_digest, "objective": teacher_payload["metadata"].get("objective")},
+        "data": str(data_dir),
+        "student_recipe": {name: dataclasses.asdict(section) for name, section in recipe.items()},
+    }
+    phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}
+
+    crops_final = crops_dir / f"{FINAL_NAME}-crops.pt"
+    state = _phase_state(crops_dir, f"{FINAL_NAME}-crops")
+    if state != "done":
+        seed_all(recipe["train"].seed)  # reproducible initialization
+        stage = Stage(f"{FINAL_NAME}-crops", "student", model_config, Student(**model_config), loss, ZoomCrops(pairs, cfg.zooms, cfg.gamma), metadata)
+        run_stage(stage, {**phase_recipe, "train": recipe["train"]}, crops_dir, resume=resume and state == "started", place=place, hooks=hooks, progress=progress)
+
+    state = _phase_state(out, FINAL_NAME)
+    if state != "done":
+        student = model_from_payload(read_checkpoint(crops_final), str(crops_final))
+        stage = Stage(FINAL_NAME, "student", model_config, student, loss, WholeFrames(pairs, math.lcm(Student.stride, int(teacher.stride)), targets), metadata)
+        run_stage(stage, {**phase_recipe, "train": finetune}, out, resume=resume and state == "started", place=place, hooks=hooks, progress=progress)
+    return out / f"{FINAL_NAME}.pt"

@@ -1,0 +1,161 @@
+"""TOML training recipes: typed sections with defaults, validated into one-line UserErrors.
+
+A recipe is a TOML file whose top-level tables are *sections*. Each section
+is described by a dataclass; every field has a default, so a recipe names only
+what it changes. Field constraints live in the field metadata:
+``choices`` (allowed values), ``min`` / ``max`` (inclusive bounds, also applied
+to every element of a list).
+
+Unknown sections, unknown keys, wrong types and out-of-range values raise
+:class:`~edgefusion.errors.UserError` naming the file, the key and the rule.
+:func:`recipe_to_dict` turns a loaded recipe back into plain dicts (for
+checkpoints, which are read with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefusion.errors import UserError
+from edgefusion.resources import resource_dir
+
+
+def bounded(default: Any, *, min: float | None = None, max: float | None = None, choices: tuple | None = None) -> Any:
+    """A dataclass field with a default and validation bounds (lists get a copied default)."""
+    meta = {k: v for k, v in (("min", min), ("max", max), ("choices", choices)) if v is not None}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """The optimization schedule shared by every stage (``[train]``)."""
+
+    steps: int = bounded(1000, min=1)
+    batch_size: int = bounded(16, min=1)  # global batch; split evenly over DDP ranks
+    lr: float = bounded(1e-4, min=0.0)
+    betas: list[float] = bounded([0.9, 0.999], min=0.0, max=1.0)
+    weight_decay: float = bounded(0.0, min=0.0)
+    warmup_steps: int = bounded(0, min=0)  # linear ramp from lr/warmup to lr
+    milestones: list[int] = bounded([], min=1)  # steps where lr is multiplied by gamma
+    gamma: float = bounded(0.5, min=0.0, max=1.0)
+    grad_clip: float = bounded(0.0, min=0.0)  # max grad norm; 0 disables clipping
+    amp: str = bounded("bf16", choices=("off", "bf16", "fp16"))  # CUDA only; CPU runs fp32
+    checkpoint_every: int = bounded(500, min=1)
+    log_every: int = bounded(10, min=1)
+    seed: int = bounded(0, min=0)
+    num_workers: int = bounded(0, min=0)
+
+
+@dataclass
+class DataConfig:
+    """Training crops and their augmentation (``[data]``); geometry is shared by IR and visible."""
+
+    crop: int = bounded(224, min=8)  # square crop side in pixels
+    scale_jitter: float = bounded(0.05, min=0.0, max=0.5)  # zoom factor drawn in 1 ± scale_jitter
+    rotate_deg: float = bounded(3.0, min=0.0, max=45.0)
+    shear_deg: float = bounded(2.0, min=0.0, max=30.0)
+    translate: float = bounded(0.02, min=0.0, max=0.5)  # fraction of the crop side
+    hflip: float = bounded(0.5, min=0.0, max=1.0)  # probability
+    vflip: float = bounded(0.0, min=0.0, max=1.0)  # probability
+    cache: bool = True  # keep decoded, prepared planes in memory
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_scalar(value: Any, tp: type, where: str) -> Any:
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, tp)
+    if not ok:
+        raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def _check_bounds(value: Any, meta: typing.Mapping, where: str) -> None:
+    if "choices" in meta and value not in meta["choices"]:
+        raise UserError(f"{where} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+    if "min" in meta and value < meta["min"]:
+        raise UserError(f"{where} must be >= {meta['min']}, got {value!r}")
+    if "max" in meta and value > meta["max"]:
+        raise UserError(f"{where} must be <= {meta['max']}, got {value!r}")
+
+
+def parse_section(cls: type, table: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, checking keys, types and bounds."""
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise UserError(f"unknown key {where}.{unknown[0]} (known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in table.items():
+        key = f"{where}.{name}"
+        tp = hints[name]
+        meta = fields[name].metadata
+        if typing.get_origin(tp) is list:
+            (item_tp,) = typing.get_args(tp)
+            if not isinstance(value, list):
+                raise UserError(f"{key} must be a list of {_type_name(item_tp)}, got {value!r}")
+            value = [_check_scalar(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+            for i, v in enumerate(value):
+                _check_bounds(v, meta, f"{key}[{i}]")
+        else:
+            value = _check_scalar(value, tp, key)
+            _check_bounds(value, meta, key)
+        values[name] = value
+    try:
+        return cls(**values)
+    except ValueError as exc:  # __post_init__ cross-field checks
+        raise UserError(f"{where}: {exc}") from None
+
+
+def find_recipe(spec: str | os.PathLike) -> Path:
+    """A recipe path: an existing file, else a name in the packaged ``train/`` folder."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    packaged = resource_dir("train") / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if packaged.is_file():
+        return packaged
+    raise UserError(f"recipe not found: {spec} (also looked for {packaged})")
+
+
+def load_recipe(spec: str | os.PathLike, sections: dict[str, type]) -> dict[str, Any]:
+    """Read a recipe file into ``{section: dataclass instance}``; absent sections take defaults."""
+    path = find_recipe(spec)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot parse recipe {path}: {exc}") from None
+    return recipe_from_dict(data, sections, where=path.name)
+
+
+def recipe_from_dict(data: dict, sections: dict[str, type], where: str = "recipe") -> dict[str, Any]:
+    """Validate an already-parsed recipe mapping (see :func:`load_recipe`)."""
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise UserError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sections)})")
+    return {name: parse_section(cls, data.get(name, {}), f"{where}: {name}") for name, cls in sections.items()}
+
+
+def recipe_to_dict(recipe: dict[str, Any]) -> dict[str, dict]:
+    """Plain nested dicts of a loaded recipe (safe for ``weights_only`` checkpoints)."""
+    return {name: dataclasses.asdict(section) for name, section in recipe.items()}

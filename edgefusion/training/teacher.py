@@ -1,0 +1,211 @@
+"""The teacher stage: recipe sections, the language-driven (and pixel) objective, stage builder.
+
+Language objective (paper defaults as recipe defaults), with ``e`` the CLIP
+image embedding and ``t`` the prompt embeddings:
+
+``total = 6·similarity + 2·global_direction + 10·patch_direction + 10·regularizer``
+
+* ``similarity``: mean over sources of ``1 − cos(e(F), e(s))``;
+* ``global_direction``: :func:`~edgefusion.language.losses.directional_loss`
+  of the whole fused image against each source (objective text ``fused``,
+  source texts ``ir``/``vis``), averaged over both sources;
+* ``patch_direction``: the same for ``patch_crops`` random affine crops of F
+  per image (each against the sources' whole-image embeddings), counted only
+  where the IR and visible crops of the same geometry both have entropy >
+  ``entropy_threshold`` bits; ``patch_kept`` logs the kept fraction;
+* ``regularizer``: frozen-network features of F pulled (MSE) to the element-wise
+  max of the sources' features (VGG19 or CLIP's visual tower).
+
+The model sees inputs with Gaussian noise (σ = ``input_noise``, clipped to
+[0, 1]); losses compare with the clean sources.
+
+``objective.kind = "pixel"`` replaces all of this by intensity-max L1 +
+Sobel-gradient-max L1 + SSIM (:mod:`edgefusion.training.pixel`): NOT the
+paper's objective, for hosts without CLIP weights; checkpoints say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgefusion.language import losses as L
+from edgefusion.language.clip import Clip, ClipConfig, ClipWeights, load_clip, resolve_weights
+from edgefusion.language.prompts import PromptConfig, encode_prompts
+from edgefusion.models import build_model
+from edgefusion.models.teacher import TeacherConfig
+from edgefusion.training import pixel
+from edgefusion.training.dataset import PairCrops
+from edgefusion.training.features import ClipFeatures, VGGFeatures, resolve_vgg_weights
+from edgefusion.training.loop import Stage
+from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, recipe_to_dict
+from edgefusion.training.state import seed_all
+
+log = logging.getLogger(__name__)
+
+PIXEL_OBJECTIVE_NOTE = "pixel: intensity-max L1 + Sobel-gradient-max L1 + SSIM; NOT the paper's language-driven objective"
+
+
+@dataclass
+class ObjectiveConfig:
+    """The recipe's ``[objective]`` section."""
+
+    kind: str = bounded("language", choices=("language", "pixel"))
+    weight_similarity: float = bounded(6.0, min=0.0)
+    weight_global: float = bounded(2.0, min=0.0)
+    weight_patch: float = bounded(10.0, min=0.0)
+    weight_regularizer: float = bounded(10.0, min=0.0)
+    patch_crops: int = bounded(8, min=1)  # random crops per image
+    patch_scale: list[float] = bounded([0.5, 0.8], min=0.05, max=1.0)  # side fraction range
+    patch_rotate_deg: float = bounded(8.0, min=0.0, max=45.0)
+    patch_shear_deg: float = bounded(5.0, min=0.0, max=30.0)
+    patch_translate: float = bounded(0.05, min=0.0, max=0.5)
+    entropy_threshold: float = bounded(6.0, min=0.0, max=8.0)  # bits, 256-bin histogram
+    input_noise: float = bounded(0.03, min=0.0)
+    regularizer: str = bounded("vgg19", choices=("vgg19", "clip", "none"))
+    vgg_weights: str = ""  # empty: torchvision's file in the torch hub cache
+    weight_intensity: float = bounded(1.0, min=0.0)  # pixel objective
+    weight_gradient: float = bounded(1.0, min=0.0)  # pixel objective
+    weight_ssim: float = bounded(1.0, min=0.0)  # pixel objective
+
+    def __post_init__(self) -> None:
+        if len(self.patch_scale) != 2 or self.patch_scale[0] > self.patch_scale[1]:
+            raise ValueError(f"objective.patch_scale must be [low, high] with low <= high, got {self.patch_scale}")
+
+
+SECTIONS = {"train": TrainConfig, "data": DataConfig, "model": TeacherConfig, "objective": ObjectiveConfig, "clip": ClipConfig, "prompts": PromptConfig}
+
+
+def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    return (x + sigma * torch.randn_like(x)).clamp(0.0, 1.0) if sigma > 0 else x
+
+
+class LanguageObjective(nn.Module):
+    """The language-driven loss (module doc); text embeddings are computed once here."""
+
+    def __init__(self, clip: Clip, prompts: PromptConfig, cfg: ObjectiveConfig, features: nn.Module | None):
+        super().__init__()
+        self.clip_model = clip.model
+        self.size, self.mean, self.std = clip.image_size, clip.mean, clip.std
+        self.cfg = cfg
+        self.features = features
+        for role, emb in encode_prompts(clip.model, clip.tokenizer, prompts).items():
+            self.register_buffer(f"text_{role}", emb, persistent=False)
+
+    def embed(self, gray: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings (float32) of N×1×H×W luma in [0, 1]."""
+        return self.clip_model.encode_image(L.clip_input(gray, self.size, self.mean, self.std)).float()
+
+    def directions(self, fused_emb: torch.Tensor, ir_emb: torch.Tensor, vis_emb: torch.Tensor) -> torch.Tensor:
+        """Directional loss per sample, averaged over the two sources."""
+        return 0.5 * (
+            L.directional_loss(fused_emb, ir_emb, self.text_fused, self.text_ir)
+            + L.directional_loss(fused_emb, vis_emb, self.text_fused, self.text_vis)
+        )
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        ir, vis = batch["ir"], batch["vis"]
+        fused = model(_noisy(ir, cfg.input_noise), _noisy(vis, cfg.input_noise))
+        with torch.no_grad():
+            ir_emb, vis_emb = self.embed(torch.cat([ir, vis])).chunk(2)
+        fused_emb = self.embed(fused)
+        similarity = L.similarity_loss(fused_emb, [ir_emb, vis_emb]).mean()
+        global_direction = self.directions(fused_emb, ir_emb, vis_emb).mean()
+
+        k = cfg.patch_crops
+        theta = L.random_crop_geometry(len(fused) * k, tuple(cfg.patch_scale), cfg.patch_rotate_deg, cfg.patch_shear_deg, cfg.patch_translate, fused.device)
+        with torch.no_grad():
+            ir_crops, vis_crops = L.apply_crops(torch.cat([ir, vis], dim=1), theta, self.size).float().chunk(2, dim=1)
+            keep = L.keep_mask(ir_crops, vis_crops, cfg.entropy_threshold)
+        if bool(keep.any()):
+            crops = L.apply_crops(fused, theta, self.size)[keep]
+            patch_emb = self.clip_model.encode_image(L.clip_input(crops, self.size, self.mean, self.std)).float()
+            patch_direction = self.directions(patch_emb, ir_emb.repeat_interleave(k, 0)[keep], vis_emb.repeat_interleave(k, 0)[keep]).mean()
+        else:
+            patch_direction = fused.sum() * 0.0
+
+        if self.features is not None:
+            with torch.no_grad():
+                ir_feats, vis_feats = self.features(ir), self.features(vis)
+            regularizer = L.feature_max_loss(self.features(fused), ir_feats, vis_feats)
+        else:
+            regularizer = fused.sum() * 0.0
+        total = cfg.weight_similarity * similarity + cfg.weight_global * global_direction + cfg.weight_patch * patch_direction + cfg.weight_regularizer * regularizer
+        return {
+            "total": total,
+            "similarity": similarity,
+            "global_direction": global_direction,
+            "patch_direction": patch_direction,
+            "regularizer": regularizer,
+            "patch_kept": keep.float().mean(),
+        }
+
+
+class PixelObjective(nn.Module):
+    """Intensity-max L1 + gradient-max L1 + SSIM (NOT the paper's objective)."""
+
+    def __init__(self, cfg: ObjectiveConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        ir, vis = batch["ir"], batch["vis"]
+        fused = model(_noisy(ir, cfg.input_noise), _noisy(vis, cfg.input_noise)).float()
+        intensity = pixel.intensity_max_l1(fused, ir, vis)
+        gradient = pixel.gradient_max_l1(fused, ir, vis)
+        ssim = pixel.ssim_loss(fused, ir, vis)
+        total = cfg.weight_intensity * intensity + cfg.weight_gradient * gradient + cfg.weight_ssim * ssim
+        return {"total": total, "intensity": intensity, "gradient": gradient, "ssim": ssim}
+
+
+@dataclass(frozen=True)
+class ExternalWeights:
+    """Validated local weight files a teacher run needs (None where not needed)."""
+
+    clip: ClipWeights | None
+    vgg: Path | None
+
+
+def check_weights(recipe: dict) -> ExternalWeights:
+    """Validate every external weights file the recipe needs, fast and before any output exists."""
+    objective: ObjectiveConfig = recipe["objective"]
+    if objective.kind == "pixel":
+        return ExternalWeights(None, None)
+    clip_weights = resolve_weights(recipe["clip"].model, recipe["clip"].weights)
+    vgg = resolve_vgg_weights(objective.vgg_weights) if objective.regularizer == "vgg19" else None
+    return ExternalWeights(clip_weights, vgg)
+
+
+def build_objective(recipe: dict, weights: ExternalWeights) -> tuple[nn.Module, dict]:
+    """(loss module, checkpoint metadata describing the objective)."""
+    objective: ObjectiveConfig = recipe["objective"]
+    if objective.kind == "pixel":
+        log.warning("teacher objective: %s", PIXEL_OBJECTIVE_NOTE)
+        return PixelObjective(objective), {"objective": PIXEL_OBJECTIVE_NOTE, "language_objective_meaningful": False}
+    clip = load_clip(weights.clip)
+    features = {"vgg19": lambda: VGGFeatures(weights.vgg), "clip": lambda: ClipFeatures(clip), "none": lambda: None}[objective.regularizer]()
+    meaningful = weights.clip.meaningful
+    metadata = {
+        "objective": "language",
+        "language_objective_meaningful": meaningful,
+        "clip_model": weights.clip.model,
+        "clip_weights": weights.clip.tag or (os.path.basename(weights.clip.path) if weights.clip.path else "random"),
+        "regularizer": objective.regularizer,
+    }
+    return LanguageObjective(clip, recipe["prompts"], objective, features), metadata
+
+
+def build_teacher_stage(recipe: dict, data_dir: str | os.PathLike, weights: ExternalWeights) -> Stage:
+    """The teacher :class:`Stage`: TeacherNet from ``[model]``, objective, augmented crops of ``data_dir``."""
+    config = recipe_to_dict({"model": recipe["model"]})["model"]
+    seed_all(recipe["train"].seed)  # reproducible initialization
+    model = build_model("teacher", config)
+    loss, metadata = build_objective(recipe, weights)
+    return Stage("teacher", "teacher", config, model, loss, PairCrops(data_dir, recipe["data"]), metadata)
