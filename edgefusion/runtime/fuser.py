@@ -1,0 +1,194 @@
+"""Fuse images with a deployment bundle: numpy + one backend, no torch.
+
+:class:`Fuser` opens a bundle (folder or ``.zip``, verified by
+:func:`edgefusion.runtime.bundle.load_bundle`), loads its model on the
+manifest's backend and implements :class:`edgefusion.fusion.PlaneFuser`:
+
+* :meth:`Fuser.fuse` takes raw pixels (uint8/uint16 gray IR, gray or RGB
+  visible, any size) and returns a uint8 image, using only the shared
+  preprocessing of :mod:`edgefusion.preprocess` with the bundle's thermal stretch.
+* :meth:`Fuser.fuse_planes` maps float32 (H, W) planes in [0, 1] to the fused
+  luma. Frames are padded to the model's ``stride`` (edge replication) and
+  cropped back. Bundles with a ``fixed_shape`` (and frames larger than
+  ``tile``) are run as overlapping tiles blended without seams
+  (:mod:`edgefusion.runtime.tiling`).
+* Bundles with ``"compose": "runtime"`` hold only the student's low-resolution
+  ``analyze`` network (output ``maps``, N x 4 x H/4 x W/4); the
+  full-resolution composition runs here in numpy (:mod:`edgefusion.runtime.compose`).
+
+Model outputs, integer-I/O scratch, tiling accumulators and composition
+temporaries are allocated once per frame shape and reused, so a video loop at
+a fixed size does not reallocate them (the shared preprocessing, i.e.
+normalization, color conversion and stride padding, still allocates its
+per-frame planes). Threads: a Fuser
+serializes its calls with a lock, so sharing one between threads is safe
+but not parallel; open one Fuser per thread for parallel throughput.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgefusion import preprocess
+from edgefusion.errors import UserError
+from edgefusion.fusion import fuse_arrays
+from edgefusion.runtime.backends import Backend, open_backend
+from edgefusion.runtime.backends.base import log
+from edgefusion.runtime.bundle import Bundle, load_bundle
+from edgefusion.runtime.compose import SCALE, Composer
+from edgefusion.runtime.tiling import Tiler
+
+#: Default overlap between tiles, in pixels (a multiple of every stride in use).
+DEFAULT_OVERLAP = 64
+#: Sanity limits on manifest values (a bad manifest must not make the runtime allocate absurd buffers).
+MAX_STRIDE = 256
+MAX_SIDE = 16384
+
+
+class Fuser:
+    """A loaded bundle that fuses IR/visible frames (see module docstring)."""
+
+    def __init__(self, bundle: Bundle, backend: Backend, tile: tuple[int, int] | None = None, overlap: int = DEFAULT_OVERLAP,
+                 threads: int | None = None) -> None:
+        manifest = bundle.manifest
+        self.threads = threads
+        self.bundle = bundle
+        self.backend = backend
+        self.manifest = manifest
+        self.stride = int(manifest["stride"])
+        self.fixed_shape = bundle.fixed_shape
+        if self.stride > MAX_STRIDE or (self.fixed_shape and max(self.fixed_shape) > MAX_SIDE):
+            raise UserError(f"bundle {bundle.source}: stride {self.stride} or fixed_shape {self.fixed_shape} out of range "
+                            f"(stride <= {MAX_STRIDE}, sides <= {MAX_SIDE})")
+        self.compose_in_runtime = _compose_in_runtime(manifest, bundle.source)
+        if self.compose_in_runtime and self.stride % SCALE:
+            raise UserError(f"bundle {bundle.source}: runtime composition needs a stride that is a multiple of {SCALE}")
+        self.tile = self.fixed_shape or (tuple(tile) if tile else None)
+        if self.tile and any(t % self.stride for t in self.tile):
+            raise UserError(f"tile {self.tile[0]}x{self.tile[1]} is not a multiple of the model stride {self.stride}")
+        if overlap % self.stride or overlap < 0:
+            raise UserError(f"tile overlap {overlap} must be a non-negative multiple of the model stride {self.stride}")
+        if self.tile:  # at most half a tile, so that tiles advance
+            overlap = min(overlap, min(self.tile) // 2 // self.stride * self.stride)
+        self.overlap = overlap
+        self.stretch = _stretch(manifest, bundle.source)
+        self.name = f"{Path(bundle.source).name} ({manifest['backend']} {manifest['precision']} on {backend.provider})"
+        #: Milliseconds spent in the last :meth:`fuse_planes` call by the backend and the numpy composition.
+        self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+        self._lock = threading.Lock()
+        self._buffers: dict[tuple, object] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        threads: int | None = None,
+        device: str | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+    ) -> Fuser:
+        """Load and verify a bundle (folder or .zip) and its model; logs the provider/device in use."""
+        bundle = load_bundle(path)
+        m = bundle.manifest
+        output = "maps" if _compose_in_runtime(m, bundle.source) else "fused"
+        backend = open_backend(
+            m["backend"],
+            bundle.files,
+            layout=m["layout"],
+            io_dtype=m["io_dtype"],
+            io_quantization=m.get("io_quantization"),
+            output=output,
+            threads=threads,
+            device=device,
+        )
+        log.info("bundle %s: %s %s via %s", path, m["backend"], m["precision"], backend.provider)
+        return cls(bundle, backend, tile=tile, overlap=overlap, threads=threads)
+
+    @property
+    def provider(self) -> str:
+        return self.backend.provider
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Fuse raw pixel arrays (uint8/uint16 IR, gray or RGB visible); uint8 gray or RGB result."""
+        return fuse_arrays(self, ir, vis, self.stretch)
+
+    def fuse_planes(self, ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
+        """Fused luma (H, W) float32 in [0, 1] from IR and visible-luma planes of the same shape."""
+        ir = np.asarray(ir, dtype=np.float32)
+        vis_y = np.asarray(vis_y, dtype=np.float32)
+        if ir.ndim != 2 or ir.shape != vis_y.shape:
+            raise UserError(f"fuse_planes needs two (H, W) planes of one shape, got {ir.shape} and {vis_y.shape}")
+        h, w = ir.shape
+        with self._lock:
+            self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+            ir_p = preprocess.pad_to_multiple(ir, self.stride)
+            vis_p = preprocess.pad_to_multiple(vis_y, self.stride)
+            if self.fixed_shape and (ir_p.shape[0] < self.tile[0] or ir_p.shape[1] < self.tile[1]):
+                multiple = tuple(t if n < t else 1 for n, t in zip(ir_p.shape, self.tile))  # pad up to the model's shape
+                ir_p = preprocess.pad_to_multiple(ir_p, multiple)
+                vis_p = preprocess.pad_to_multiple(vis_p, multiple)
+            if self.tile and (ir_p.shape[0] > self.tile[0] or ir_p.shape[1] > self.tile[1]):
+                fused = self._run_tiled(ir_p, vis_p)
+            else:
+                fused = self._run_whole(ir_p, vis_p)
+            return fused[:h, :w].copy()
+
+    def _buffer(self, key: tuple, factory):
+        if key not in self._buffers:
+            self._buffers[key] = factory()
+        return self._buffers[key]
+
+    def _run_whole(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        shape = ir.shape
+        out = self._buffer(("out",) + shape, lambda: np.empty((1, 1) + shape, np.float32))
+        self._run_model(ir[None, None], vis[None, None], out)
+        return out[0, 0]
+
+    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        th, tw = self.tile
+        shape = ir.shape
+        tiler = self._buffer(("tiler",) + shape, lambda: Tiler(*shape, tile=(th, tw), overlap=self.overlap, align=self.stride))
+        out = self._buffer(("tiled",) + shape, lambda: np.empty(shape, np.float32))
+        return tiler(self._run_model, ir, vis, out)
+
+    def _run_model(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """One model call on NCHW (1, 1, H, W) inputs, composing in numpy for analyze-only bundles."""
+        ir = np.ascontiguousarray(ir)
+        vis = np.ascontiguousarray(vis)
+        start = time.perf_counter()
+        if not self.compose_in_runtime:
+            self.backend.run(ir, vis, out=out)
+            self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
+            return out
+        h, w = ir.shape[2:]
+        maps = self.backend.run_raw(ir, vis)
+        middle = time.perf_counter()
+        if maps.shape != (1, 4, h // SCALE, w // SCALE):
+            raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
+        composer = self._buffer(("composer", h, w), lambda: Composer(h, w, workers=self.threads or 1))
+        composer(ir[0, 0], vis[0, 0], maps[0], out[0, 0])
+        self.timings["backend_ms"] += (middle - start) * 1e3
+        self.timings["compose_ms"] += (time.perf_counter() - middle) * 1e3
+        return out
+
+
+def _compose_in_runtime(manifest: dict, source) -> bool:
+    """The manifest's optional ``compose``: ``model`` (default) or ``runtime`` (analyze-only model)."""
+    value = manifest.get("compose", "model")
+    if value not in ("model", "runtime"):
+        raise UserError(f"bundle {source}: compose must be 'model' or 'runtime', got {value!r}")
+    return value == "runtime"
+
+
+def _stretch(manifest: dict, source) -> preprocess.ThermalStretch:
+    """The manifest's ``preprocessing.thermal_stretch`` [low, high] percentiles (default 0.5, 99.5)."""
+    table = manifest.get("preprocessing") or {}
+    value = table.get("thermal_stretch", [0.5, 99.5]) if isinstance(table, dict) else None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise UserError(f"bundle {source}: preprocessing.thermal_stretch must be [low, high] percentiles, got {value!r}")
+    return preprocess.ThermalStretch(float(value[0]), float(value[1]))
