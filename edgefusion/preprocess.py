@@ -81,7 +81,7 @@ class PreparedPair:
 
     ir: np.ndarray
     vis_y: np.ndarray
-    vis_cbcr: np.ndarray | None  # (H, W, 2) Cb, Cr with offset 0.5; None for gray visible
+    vis_cbcr: np.ndarray | None  # (2, H, W) planar Cb, Cr with offset 0.5; None for gray visible
 
 
 def prepare_pair(ir: np.ndarray, vis: np.ndarray, stretch: ThermalStretch = DEFAULT_STRETCH) -> PreparedPair:
@@ -93,11 +93,15 @@ def prepare_pair(ir: np.ndarray, vis: np.ndarray, stretch: ThermalStretch = DEFA
             f"IR and visible sizes differ: IR {ir.shape[1]}x{ir.shape[0]}, visible {vis.shape[1]}x{vis.shape[0]} (WxH)"
         )
     ir_plane = to_gray(to_unit_float(ir, stretch))
-    vis_float = to_unit_float(vis, stretch)
-    if vis_float.ndim == 3 and vis_float.shape[2] == 3 and not _channels_identical(vis_float):
-        vis_y, vis_cbcr = rgb_to_ycbcr(vis_float)
+    if vis.ndim == 3 and (vis.shape[2] == 1 or (vis.shape[2] == 3 and _channels_identical(vis))):
+        vis = vis[..., 0]  # gray stored in a color file
+    if vis.ndim == 3 and vis.shape[2] == 3:
+        if vis.dtype == np.uint8:  # the /255 folds into the color matrix: one pass over the frame
+            vis_y, vis_cbcr = rgb_to_ycbcr(vis, scale=1.0 / 255.0)
+        else:
+            vis_y, vis_cbcr = rgb_to_ycbcr(to_unit_float(vis, stretch))
     else:
-        vis_y, vis_cbcr = to_gray(vis_float), None
+        vis_y, vis_cbcr = to_gray(to_unit_float(vis, stretch)), None
     return PreparedPair(ir=np.ascontiguousarray(ir_plane), vis_y=np.ascontiguousarray(vis_y), vis_cbcr=vis_cbcr)
 
 

@@ -209,7 +209,7 @@ def test_prepare_pair_planes_and_size_check():
     assert pair.vis_cbcr is None and pair.ir.shape == pair.vis_y.shape == (10, 12)
     np.testing.assert_allclose(pair.vis_y, gray_rgb[..., 0] / 255, atol=1e-7)
     color_vis = RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)
-    assert preprocess.prepare_pair(ir, color_vis).vis_cbcr.shape == (10, 12, 2)
+    assert preprocess.prepare_pair(ir, color_vis).vis_cbcr.shape == (2, 10, 12)
     with pytest.raises(UserError, match=r"IR 12x10, visible 13x10"):
         preprocess.prepare_pair(ir, np.zeros((10, 13), np.uint8))
 

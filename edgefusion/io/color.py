@@ -45,26 +45,42 @@ def luma_u8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb_to_luma(image)), 0, 255)
 
 
-def rgb_to_ycbcr(rgb: np.ndarray, delta: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Split float RGB (H, W, 3) into Y (H, W) and CbCr (H, W, 2), float32.
+#: Rows Y, Cb - delta, Cr - delta as linear functions of (R, G, B): Cb = 0.564 (B - Y), Cr = 0.713 (R - Y).
+_RGB_TO_YCBCR = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.299 * 0.564, -0.587 * 0.564, (1.0 - 0.114) * 0.564],
+        [(1.0 - 0.299) * 0.713, -0.587 * 0.713, -0.114 * 0.713],
+    ]
+)
 
-    ``delta`` is the chroma offset: 0.5 for 0..1 inputs, 128 for 0..255 inputs.
-    CbCr is stored in (Cb, Cr) order.
+
+def rgb_to_ycbcr(rgb: np.ndarray, delta: float = 0.5, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Split RGB (H, W, 3) into Y (H, W) and planar CbCr (2, H, W), float32.
+
+    ``scale`` multiplies the input first (``1/255`` turns uint8 pixels into
+    the 0..1 scale without a separate pass); ``delta`` is the chroma offset on
+    the output scale: 0.5 for 0..1, 128 for 0..255. CbCr is (Cb, Cr) order.
     """
-    rgb = np.asarray(rgb, dtype=np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cr = (r - y) * 0.713 + delta
-    cb = (b - y) * 0.564 + delta
-    return y.astype(np.float32), np.stack([cb, cr], axis=-1).astype(np.float32)
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
+    h, w, _ = rgb.shape
+    flat = rgb.reshape(-1, 3).astype(np.float32, copy=False)
+    planes = np.dot((_RGB_TO_YCBCR * scale).astype(np.float32), flat.T)  # (3, H*W), one BLAS pass
+    planes[1:] += np.float32(delta)
+    return planes[0].reshape(h, w), planes[1:].reshape(2, h, w)
 
 
 def ycbcr_to_rgb(y: np.ndarray, cbcr: np.ndarray, delta: float = 0.5) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`: float32 (H, W, 3), not clipped."""
+    """Inverse of :func:`rgb_to_ycbcr` (planar CbCr (2, H, W)): float32 (H, W, 3), not clipped."""
     y = np.asarray(y, dtype=np.float32)
-    cb = cbcr[..., 0] - delta
-    cr = cbcr[..., 1] - delta
-    r = y + 1.403 * cr
-    g = y - 0.714 * cr - 0.344 * cb
-    b = y + 1.773 * cb
-    return np.stack([r, g, b], axis=-1).astype(np.float32)
+    cb = cbcr[0] - np.float32(delta)
+    cr = cbcr[1] - np.float32(delta)
+    rgb = np.empty(y.shape + (3,), dtype=np.float32)
+    np.multiply(cr, np.float32(1.403), out=rgb[..., 0])
+    rgb[..., 0] += y
+    rgb[..., 1] = y - np.float32(0.714) * cr - np.float32(0.344) * cb
+    np.multiply(cb, np.float32(1.773), out=rgb[..., 2])
+    rgb[..., 2] += y
+    return rgb
