@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "build_engine",
     "targets",
     "bench",
+    "demo",
 )
 
 

@@ -1,7 +1,7 @@
-"""Locate the recipe (``train/``) and target-profile (``targets/``) TOML folders.
+"""Locate the training recipes (``train/``), target profiles (``targets/``) and quantization recipes (``quantize/``).
 
 In a checkout they are the repository's top-level folders; in an installed
-wheel they are packaged as ``edgefusion/_resources/{train,targets}``.
+wheel they are packaged as ``edgefusion/_resources/{train,targets,quantize}``.
 Sample pairs and the default model ship inside the package under ``assets/``.
 """
 
@@ -15,7 +15,7 @@ SAMPLES = ASSETS / "samples"
 
 
 def resource_dir(name: str) -> Path:
-    """The ``train`` or ``targets`` folder, preferring a checkout's top-level copy."""
+    """The ``train``, ``targets`` or ``quantize`` folder, preferring a checkout's top-level copy."""
     for candidate in (_PACKAGE.parent / name, _PACKAGE / "_resources" / name):
         if candidate.is_dir():
             return candidate

@@ -46,9 +46,9 @@ def thermal_stretch(args: argparse.Namespace):
 def register(subparsers) -> None:
     parser = subparsers.add_parser("fuse", help="fuse IR + visible images (files or folders)",
                                    description=__doc__.splitlines()[0].replace("``", ""))
-    parser.add_argument("--ir", required=True, metavar="PATH", help="infrared image file or folder")
-    parser.add_argument("--vis", required=True, metavar="PATH", help="visible image file or folder (paired by file stem)")
-    parser.add_argument("-o", "--output", required=True, metavar="PATH", help="output image file, or folder for folder inputs")
+    parser.add_argument("--ir", required=True, metavar="PATH", help="infrared image file, folder of frames, or video")
+    parser.add_argument("--vis", required=True, metavar="PATH", help="visible image file, folder (paired by file stem), or video")
+    parser.add_argument("-o", "--output", required=True, metavar="PATH", help="output image file; folder for folder inputs; or a video file (.mp4, .avi) for video inputs")
     add_fuser_arguments(parser, required=False)
     add_stretch_arguments(parser)
     parser.set_defaults(func=run)
@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.io.pairs import resolve_pairs
     from edgefusion.progress import progress
 
+    from edgefusion.runtime import video
+
+    if video.handles(args.ir, args.vis, args.output):
+        video.fuse_streams(open_fuser(args.model or args.method or DEFAULT_FUSER), args.ir, args.vis, args.output, thermal_stretch(args))
+        return 0
     pairs = resolve_pairs(args.ir, args.vis)
     output = Path(args.output)
     single = Path(args.ir).is_file()

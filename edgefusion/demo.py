@@ -1,0 +1,85 @@
+"""The README's main job on the embedded default: fuse, quantize, benchmark, report.
+
+Steps (all on the package's own data, nothing else needed):
+
+1. fuse the sample pairs (:data:`edgefusion.resources.SAMPLES`) with the
+   shipped student checkpoint (PyTorch FP32) -> ``OUT/fused/<name>.png``;
+2. build two OpenVINO bundles of the student: the ``x86`` target (INT8,
+   NNCF) and the ``quantize/x86-fp32.toml`` recipe (FP32 reference) ->
+   ``OUT/bundles/{x86-int8,x86-fp32}``;
+3. score the student, both bundles and the classical baselines on the
+   samples with the fusion metrics;
+4. benchmark both bundles at 640x480 and 1920x1080 -> ``OUT/latency.png``;
+5. write ``OUT/report.html`` (fused images, metrics table, latency plot)
+   and ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgefusion import evaluate
+from edgefusion.fusion import fuse_arrays, open_fuser
+from edgefusion.io.atomic import write_text
+from edgefusion.io.images import read_image, write_image
+from edgefusion.io.pairs import find_pairs
+from edgefusion.resources import ASSETS, SAMPLES, resource_dir
+
+DEFAULT_MODEL = ASSETS / "models" / "student-s.pt"
+BENCH_SIZES = ((640, 480), (1920, 1080))
+BASELINES = ("max", "laplacian")
+
+
+def run_demo(out: Path, runs: int = 30, log=print) -> dict:
+    """Run the whole product on the embedded default; returns the summary written to ``summary.json``."""
+    from edgefusion.bench import bench_bundle, plot_latency
+    from edgefusion.quantize.pipeline import run_quantize
+    from edgefusion.report import write_report
+    from edgefusion.targets import load_target
+
+    out = Path(out)
+    pairs = find_pairs(SAMPLES)
+    student = open_fuser(DEFAULT_MODEL)
+    log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student -> {out / 'fused'}")
+    strips = []
+    for pair in pairs:
+        ir, vis = read_image(pair.ir), read_image(pair.vis)
+        fused = fuse_arrays(student, ir, vis)
+        write_image(out / "fused" / f"{pair.name}.png", fused)
+        strips.append((f"{pair.name}: IR | visible | fused (student-s)", evaluate.grid_strip(ir, vis, fused)))
+
+    log("2/5 quantizing for the x86 target (OpenVINO INT8) and building the FP32 reference bundle")
+    bundles = {
+        "x86-int8": load_target("x86"),
+        "x86-fp32": load_target(str(resource_dir("quantize") / "x86-fp32.toml")),
+    }
+    for name, target in bundles.items():
+        run_quantize(target, out / "bundles" / name, model_path=DEFAULT_MODEL, log=lambda m: log(f"    {m}"))
+
+    log("3/5 scoring student, bundles and baselines on the samples")
+    specs = {"student-s (PyTorch FP32)": str(DEFAULT_MODEL)}
+    specs.update({f"{name} bundle": str(out / "bundles" / name) for name in bundles})
+    specs.update({f"{name} (classical)": name for name in BASELINES})
+    metric_rows = []
+    for label, spec in specs.items():
+        fuser = open_fuser(spec)
+        result = evaluate.evaluate(pairs, lambda pair, ir, vis, f=fuser: fuse_arrays(f, ir, vis), progress=False)
+        metric_rows.append({"method": label, **{k: round(v, 4) for k, v in result.mean.items()}})
+
+    log(f"4/5 benchmarking both bundles at {', '.join(f'{w}x{h}' for w, h in BENCH_SIZES)} ({runs} runs each)")
+    latency = [bench_bundle(out / "bundles" / name, BENCH_SIZES, runs=runs, warmup=5) for name in bundles]
+    plot_latency(latency, out / "latency.png")
+
+    log(f"5/5 writing {out / 'report.html'}")
+    meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))
+    notes = f"Model: {DEFAULT_MODEL.name}. {meta.get('training_summary', '')}"
+    write_report(out / "report.html", "edgefusion demo: shipped student on the TNO samples",
+                 images=strips, metrics=metric_rows, latency=latency, notes=notes)
+    summary = {
+        "metrics": metric_rows,
+        "latency": [r.to_json() for r in latency],
+        "report": str(out / "report.html"),
+    }
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
