@@ -36,7 +36,8 @@ class RunLog:
         if not rows:
             return
         self.columns = rows[0]
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        # a kill can cut the last row short: keep only complete rows up to the checkpoint's step
+        kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= step]
         buf = io.StringIO()
         csv.writer(buf).writerows(kept)
         write_text(self.path, buf.getvalue())
