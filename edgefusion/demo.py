@@ -73,7 +73,7 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
 
     log(f"5/5 writing {out / 'report.html'}")
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))
-    notes = f"Model: {DEFAULT_MODEL.name}. {meta.get('training_summary', '')}"
+    notes = f"Model: {DEFAULT_MODEL.name}. {meta['how_trained']['summary']}"
     write_report(out / "report.html", "edgefusion demo: shipped student on the TNO samples",
                  images=strips, metrics=metric_rows, latency=latency, notes=notes)
     summary = {

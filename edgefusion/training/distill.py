@@ -49,7 +49,7 @@ from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops, augment_crop
 from edgefusion.training.loop import Stage, run_stage
-from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe
+from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
 from edgefusion.training import pixel
 
@@ -284,7 +284,7 @@ def distill(
         "objective": "distillation",
         "teacher": {"path": str(teacher_path), "sha256": teacher_digest, "objective": teacher_payload["metadata"].get("objective")},
         "data": str(data_dir),
-        "student_recipe": {name: dataclasses.asdict(section) for name, section in recipe.items()},
+        "student_recipe": recipe_to_dict(recipe),
     }
     phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}
 

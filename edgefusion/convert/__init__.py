@@ -1,0 +1,1 @@
+"""Model conversion: PyTorch -> ONNX (:mod:`edgefusion.convert.onnx`), the common start of every backend."""

@@ -1,0 +1,153 @@
+"""Export edgefusion models to ONNX and check the exported graph's operators.
+
+Every exported graph follows the model I/O contract of :mod:`edgefusion.preprocess`:
+inputs ``ir`` and ``vis`` (1 x 1 x H x W float32 in [0, 1]), output ``fused``
+(1 x 1 x H x W). With ``dynamic=True`` H and W are symbolic multiples of the
+model's ``stride`` attribute (1 when absent); callers pad frames with
+:func:`edgefusion.preprocess.pad_to_multiple`. The stride is stored in the
+model's metadata under ``edgefusion.stride``. Export uses the torch.export-based
+exporter (``torch.onnx.export(..., dynamo=True)``), opset 18 by default.
+
+:data:`STUDENT_OPS` is the operator set that quantizes to INT8 and converts to
+OpenVINO, TFLite/LiteRT and TensorRT without fallbacks; :func:`check_ops`
+walks a graph (including subgraphs) against it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+from edgefusion.errors import UserError
+from edgefusion.io.atomic import atomic_path
+
+INPUT_NAMES = ("ir", "vis")
+OUTPUT_NAME = "fused"
+DEFAULT_OPSET = 18
+STRIDE_KEY = "edgefusion.stride"
+
+#: ONNX operators allowed in an edge (student) graph.
+STUDENT_OPS = frozenset(
+    {
+        "Conv",
+        "Relu",
+        "Clip",
+        "Sigmoid",
+        "Add",
+        "Sub",
+        "Mul",
+        "Concat",
+        "Slice",
+        "Resize",
+        "AveragePool",
+        "ReduceMean",
+        "DepthToSpace",
+        "Constant",
+        "Identity",
+    }
+)
+
+
+def export_onnx(
+    model,
+    path: str | Path,
+    shape: tuple[int, int] | None = None,
+    dynamic: bool = True,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
+    """Export ``model(ir, vis) -> fused`` to ``path`` (written atomically); returns the path.
+
+    ``shape`` is the (H, W) of the example input (a multiple of the stride;
+    default 32 strides by 40 strides). With ``dynamic=False`` the graph is
+    fixed to that shape, which ``shape`` must then give.
+    """
+    import onnx
+    import torch
+
+    stride = int(getattr(model, "stride", 1))
+    if shape is None:
+        if not dynamic:
+            raise UserError("a fixed-shape ONNX export needs shape=(H, W)")
+        shape = (32 * stride, 40 * stride)
+    height, width = (int(v) for v in shape)
+    if height <= 0 or width <= 0 or height % stride or width % stride:
+        raise UserError(f"export shape {height}x{width} (HxW) must be positive multiples of the model stride {stride}")
+    if opset < 17:
+        raise UserError(f"ONNX opset {opset} is too old; use 17 or newer")
+    example = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
+    dynamic_shapes = None
+    if dynamic:
+        from torch.export import Dim
+
+        rows, cols = Dim("rows", min=1, max=8192 // stride), Dim("cols", min=1, max=8192 // stride)
+        spatial = {2: stride * rows, 3: stride * cols}
+        dynamic_shapes = {"ir": spatial, "vis": dict(spatial)}
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*shares the same shape constraints.*")
+            program = torch.onnx.export(
+                model,
+                example,
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes=dynamic_shapes,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types; report it as one line
+        raise UserError(f"ONNX export of {type(model).__name__} failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        model.train(was_training)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {STRIDE_KEY: str(stride)})
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        onnx.save_model(proto, str(tmp))
+    return target
+
+
+def op_types(model_or_path) -> Counter:
+    """Count the operator types of an ONNX model (path or ModelProto), subgraphs included."""
+    import onnx
+
+    model = onnx.load(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
+    counts: Counter = Counter()
+    _walk(model.graph, counts)
+    return counts
+
+
+def _walk(graph, counts: Counter) -> None:
+    import onnx
+
+    for node in graph.node:
+        counts[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"] += 1
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _walk(attr.g, counts)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    _walk(sub, counts)
+
+
+def check_ops(model_or_path, allowed: Iterable[str] = STUDENT_OPS) -> Counter:
+    """Op counts of the model; raises UserError naming every operator outside ``allowed``."""
+    counts = op_types(model_or_path)
+    extra = sorted(set(counts) - set(allowed))
+    if extra:
+        raise UserError(f"ONNX graph uses operators outside the allowed set: {', '.join(extra)}")
+    return counts
+
+
+def read_stride(model_or_path) -> int:
+    """The stride recorded by :func:`export_onnx` (1 when absent)."""
+    import onnx
+
+    model = onnx.load(str(model_or_path), load_external_data=False) if isinstance(model_or_path, (str, Path)) else model_or_path
+    props = {p.key: p.value for p in model.metadata_props}
+    return int(props.get(STRIDE_KEY, 1))
