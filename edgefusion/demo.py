@@ -24,9 +24,8 @@ from edgefusion.fusion import fuse_arrays, open_fuser
 from edgefusion.io.atomic import write_text
 from edgefusion.io.images import read_image, write_image
 from edgefusion.io.pairs import find_pairs
-from edgefusion.resources import ASSETS, SAMPLES, resource_dir
+from edgefusion.resources import DEFAULT_MODEL, SAMPLES, resource_dir
 
-DEFAULT_MODEL = ASSETS / "models" / "student-s.pt"
 BENCH_SIZES = ((640, 480), (1920, 1080))
 BASELINES = ("max", "laplacian")
 

@@ -12,6 +12,8 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 ASSETS = _PACKAGE / "assets"
 SAMPLES = ASSETS / "samples"
+#: The shipped default student checkpoint (see its ``student-s.json`` for how it was trained).
+DEFAULT_MODEL = ASSETS / "models" / "student-s.pt"
 
 
 def resource_dir(name: str) -> Path:

@@ -14,6 +14,7 @@ from PIL import Image
 from edgefusion import baselines, metrics
 from edgefusion.cli import main
 from edgefusion.commands.fuse import DEFAULT_FUSER
+from edgefusion.resources import DEFAULT_MODEL
 from edgefusion.io.images import read_image
 from edgefusion.resources import SAMPLES
 
@@ -69,10 +70,18 @@ def test_fuse_single_pair_with_method_max(capsys, dataset, tmp_path):
     np.testing.assert_array_equal(read_image(out), expected)
 
 
-def test_fuse_folders_default_method(capsys, dataset, tmp_path):
-    assert DEFAULT_FUSER == "laplacian"
+def test_fuse_default_is_the_shipped_student(capsys, dataset, tmp_path):
+    pytest.importorskip("torch", reason="the shipped student checkpoint runs on PyTorch")
+    assert DEFAULT_FUSER == str(DEFAULT_MODEL) and DEFAULT_MODEL.is_file()
+    args = ("fuse", "--ir", dataset / "ir" / "tno_07.png", "--vis", dataset / "vi" / "tno_07.png")
+    assert run(capsys, *args, "-o", tmp_path / "default.png")[0] == 0
+    assert run(capsys, *args, "-o", tmp_path / "explicit.png", "--model", DEFAULT_MODEL)[0] == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "default.png"), read_image(tmp_path / "explicit.png"))
+
+
+def test_fuse_folders_laplacian(capsys, dataset, tmp_path):
     out = tmp_path / "fused"
-    code, _, _ = run(capsys, "fuse", "--ir", dataset / "ir", "--vis", dataset / "vi", "-o", out)
+    code, _, _ = run(capsys, "fuse", "--ir", dataset / "ir", "--vis", dataset / "vi", "-o", out, "--method", "laplacian")
     assert code == 0
     assert files_under(out) == [f"{n}.png" for n in NAMES]
     ir = read_image(dataset / "ir" / "tno_19.png") / 255.0

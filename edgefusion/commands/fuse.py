@@ -12,8 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_FUSER = "laplacian"
-"""What ``fuse`` runs when neither ``--method`` nor ``--model`` is given."""
+from edgefusion.resources import DEFAULT_MODEL
+
+DEFAULT_FUSER = str(DEFAULT_MODEL)
+"""What ``fuse`` runs when neither ``--method`` nor ``--model`` is given: the shipped student (needs torch)."""
 
 
 def add_fuser_arguments(parser: argparse.ArgumentParser, required: bool) -> argparse._MutuallyExclusiveGroup:
