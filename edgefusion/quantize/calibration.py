@@ -1,0 +1,84 @@
+"""Calibration and validation frames: whole pairs resized and cropped to the target shape.
+
+Each pair goes through :func:`edgefusion.preprocess.prepare_pair` (thermal
+stretch, BT.601 luma), then both planes are scaled by the same factor so the
+frame covers ``shape`` (bilinear, Pillow) and center-cropped to it. Frames are
+model inputs: NCHW float32 ``(1, 1, H, W)`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgefusion import preprocess
+from edgefusion.errors import UserError
+from edgefusion.io.images import read_image
+from edgefusion.io.pairs import Pair, find_pairs
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One model-ready pair: ``ir`` and ``vis`` are (1, 1, H, W) float32 in [0, 1]."""
+
+    name: str
+    ir: np.ndarray
+    vis: np.ndarray
+
+
+def cover_crop(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Scale a float32 (h, w) plane to cover ``shape`` (H, W), keeping its aspect, then center-crop."""
+    height, width = shape
+    h, w = plane.shape
+    scale = max(height / h, width / w)
+    size = (max(width, round(w * scale)), max(height, round(h * scale)))
+    if size != (w, h):
+        plane = np.asarray(Image.fromarray(plane.astype(np.float32)).resize(size, Image.BILINEAR))
+    top = (plane.shape[0] - height) // 2
+    left = (plane.shape[1] - width) // 2
+    return np.clip(plane[top : top + height, left : left + width], 0.0, 1.0).astype(np.float32)
+
+
+def load_frame(pair: Pair, shape: tuple[int, int], stretch: preprocess.ThermalStretch = preprocess.DEFAULT_STRETCH) -> Frame:
+    """Read, normalize and cover-crop one pair to ``shape``."""
+    planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis), stretch)
+    ir, vis = (np.ascontiguousarray(cover_crop(p, shape)[None, None]) for p in (planes.ir, planes.vis_y))
+    return Frame(pair.name, ir, vis)
+
+
+def dataset_pairs(root: str | os.PathLike, what: str) -> list[Pair]:
+    """The pairs of a dataset folder (``ir/`` + ``vi/``); UserError when there are none."""
+    root = Path(root)
+    try:
+        pairs = find_pairs(root)
+    except UserError as exc:
+        raise UserError(f"{what} folder: {exc}") from None
+    if not pairs:
+        raise UserError(f"{what} folder {root} holds no image pairs")
+    return pairs
+
+
+def select(pairs: list[Pair], count: int) -> list[Pair]:
+    """``count`` pairs spread evenly over the sorted list (all when there are fewer)."""
+    if len(pairs) <= count:
+        return list(pairs)
+    picks = np.linspace(0, len(pairs) - 1, count).round().astype(int)
+    return [pairs[i] for i in sorted(set(picks.tolist()))]
+
+
+def load_frames(pairs: list[Pair], shape: tuple[int, int], desc: str) -> list[Frame]:
+    """Load every pair as a :class:`Frame` of ``shape``, with a progress bar."""
+    from tqdm import tqdm
+
+    return [load_frame(p, shape) for p in tqdm(pairs, desc=desc, unit="pair", leave=False)]
+
+
+def native_frame(pair: Pair, multiple: int) -> Frame:
+    """One pair at its own size, padded to ``multiple`` (:func:`edgefusion.preprocess.model_inputs`)."""
+    planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
+    ir, vis = preprocess.model_inputs(planes, multiple)
+    return Frame(pair.name, ir, vis)

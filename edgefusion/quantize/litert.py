@@ -1,0 +1,86 @@
+"""Static INT8 quantization of a float ``.tflite`` with ai-edge-quantizer (no TensorFlow).
+
+Recipe: only ``CONV_2D`` ops are quantized (int8 activations, asymmetric per
+tensor; int8 weights, symmetric per channel; integer compute). Element-wise and
+layout ops stay float, which keeps the model in few delegate partitions (the
+default all-op recipe could not quantize some activations and split the graph
+into 5 partitions on a prototype). Convolutions of the ``keep_float`` student
+modules stay float: litert-torch names tensors after the module path
+(``.../Conv2d_head;2``), matched by the regex ``.*_<module>(;|/|$).*``; a
+kept-float ``head`` that writes the model output (analyze-only models) is
+matched by the output's signature name.
+The file keeps float32 NHWC inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from edgefusion.convert.litert import INPUT_NAMES, SIGNATURE
+from edgefusion.optional import require
+from edgefusion.quantize.calibration import Frame
+
+_INT8_CONV = {
+    "activation_tensor_config": {"num_bits": 8, "symmetric": False, "granularity": "TENSORWISE", "dtype": "INT"},
+    "weight_tensor_config": {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE", "dtype": "INT"},
+    "compute_precision": "INTEGER",
+    "explicit_dequantize": False,
+    "skip_checks": False,
+    "min_weight_elements": 0,
+}
+
+
+def recipe(keep_float: tuple[str, ...]) -> list[dict]:
+    """The ai-edge-quantizer recipe: int8 CONV_2D everywhere, then float for ``keep_float`` modules (later entries win)."""
+    entries = [{"regex": ".*", "operation": "CONV_2D", "algorithm_key": "min_max_uniform_quantize", "op_config": _INT8_CONV}]
+    for module in keep_float:
+        entries.append({"regex": f".*_{re.escape(module)}(;|/|$).*", "operation": "CONV_2D", "algorithm_key": "no_quantize"})
+    if "head" in keep_float:  # in an analyze-only model the head writes the model output, named after the signature
+        entries.append({"regex": f"{SIGNATURE}_output_.*", "operation": "CONV_2D", "algorithm_key": "no_quantize"})
+    return entries
+
+
+def int8_layers(path: Path) -> tuple[list[str], list[str]]:
+    """(quantized, float) CONV_2D ops of a ``.tflite``, named by output tensor; quantized ones take int8 input."""
+    import numpy as np
+
+    interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(path))
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    quantized, kept = [], []
+    for op in interpreter._get_ops_details():  # the public API has no op list
+        if op["op_name"] == "CONV_2D":
+            name = _layer_name(tensors[op["outputs"][0]]["name"])
+            (quantized if tensors[op["inputs"][0]]["dtype"] == np.int8 else kept).append(name)
+    return quantized, kept
+
+
+def _layer_name(tensor: str) -> str:
+    """``a.b.Wrapper/pkg.Student_wrapped/torch...Conv2d_head;2`` -> ``Student_wrapped/Conv2d_head``."""
+    path = re.sub(r";\d*$", "", tensor.split(";;")[-1])
+    return "/".join(part.rsplit(".", 1)[-1] for part in path.split("/")[1:]) or path
+
+
+def quantize_tflite(float_path: Path, out_path: Path, frames: list[Frame], keep_float: tuple[str, ...] = ()) -> dict:
+    """Write the INT8 model of ``float_path`` (NHWC, fixed shape) to ``out_path``; returns the ``quantization`` entry."""
+    aeq = require("ai_edge_quantizer", "quantize")
+    steps = recipe(keep_float)
+    quantizer = aeq.Quantizer(str(float_path), steps)
+    samples = [{INPUT_NAMES[0]: f.ir.transpose(0, 2, 3, 1), INPUT_NAMES[1]: f.vis.transpose(0, 2, 3, 1)} for f in frames]
+    with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        calibration = quantizer.calibrate({SIGNATURE: samples})
+    result = quantizer.quantize(calibration, enable_progress_report=False)
+    out_path.write_bytes(bytes(result.quantized_model))
+    int8, kept = int8_layers(out_path)
+    return {
+        "method": "ai-edge-quantizer static (min/max calibration)",
+        "calibration_frames": len(frames),
+        "activations": "int8 asymmetric per tensor (CONV_2D inputs)",
+        "weights": "int8 symmetric per-channel",
+        "quantized_ops": ["CONV_2D"],
+        "int8_layers": int8,
+        "kept_float": {"modules": list(keep_float), "layers": kept, "ops": "every op other than CONV_2D"},
+        "recipe": steps,
+    }

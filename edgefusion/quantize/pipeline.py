@@ -1,0 +1,330 @@
+"""``edgefusion quantize``: student checkpoint -> converted, quantized, checked bundle for one target.
+
+Steps: load the target profile and the student; cover-crop calibration and
+validation pairs to the target shape (:mod:`.calibration`); export FP32 ONNX
+(:func:`edgefusion.convert.onnx.export_onnx`) and convert it for the backend;
+check the FP32 conversion against PyTorch on a validation frame; quantize;
+run the INT8 model through the device runtime
+(:func:`edgefusion.runtime.backends.open_backend`) on every validation frame;
+compare with PyTorch FP32 (:mod:`.accuracy`) and apply the gate; write the
+bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
+:class:`~edgefusion.errors.GateError` and writes nothing, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgefusion import __version__, preprocess
+from edgefusion.errors import UserError
+from edgefusion.quantize import accuracy
+from edgefusion.quantize.calibration import Frame, dataset_pairs, load_frames, select
+from edgefusion.resources import DEFAULT_MODEL, SAMPLES
+from edgefusion.runtime.bundle import sha256_file, write_bundle
+from edgefusion.targets import Target
+
+#: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
+CONVERSION_MIN_PSNR_DB = 60.0
+
+
+@dataclass
+class Converted:
+    """A backend model: bundle files by role, its I/O layout and quantization description."""
+
+    files: dict[str, Path]
+    layout: str
+    quantization: dict
+    run_backend: str  # backend that runs it for the accuracy check
+    output: str = "fused"  # or "maps": an analyze-only model, composed by the runtime
+
+
+def load_student(path: str | Path):
+    """(model, checkpoint dict) of a student checkpoint; UserError for any other model."""
+    from edgefusion.models.checkpoint import load_model
+
+    path = Path(path)
+    model, payload = load_model(path)
+    if payload.get("architecture") != "student":
+        raise UserError(f"{path} holds a {payload.get('architecture')!r} model; edge targets need a student checkpoint (edgefusion train student)")
+    return model, payload
+
+
+def check_shape(target: Target, stride: int) -> None:
+    """UserError when the target shape is not a multiple of the model stride."""
+    h, w = target.shape
+    if h % stride or w % stride:
+        raise UserError(f"target {target.name}: shape {h}x{w} (HxW) must be a multiple of the model stride {stride} for the {target.backend} backend")
+
+
+def torch_outputs(model, frames: list[Frame]) -> list[np.ndarray]:
+    """PyTorch FP32 outputs, (1, 1, H, W) float32 each."""
+    import torch
+
+    with torch.no_grad():
+        return [model(torch.from_numpy(f.ir), torch.from_numpy(f.vis)).numpy() for f in frames]
+
+
+def analyze_only(model):
+    """The student's low-resolution ``analyze(ir, vis) -> maps`` as a module (for ``compose = "runtime"``)."""
+    import torch
+
+    if not hasattr(model, "analyze"):
+        raise UserError(f"{type(model).__name__} has no analyze network; compose = \"runtime\" needs a student")
+
+    class AnalyzeOnly(torch.nn.Module):
+        stride = model.stride
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.student = model
+
+        def forward(self, ir, vis):
+            return self.student.analyze(ir, vis)
+
+    return AnalyzeOnly().eval()
+
+
+def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
+    """Fused outputs (NCHW float32) of ``model`` run by the device runtime; ``maps`` models are composed
+    by the runtime's numpy composition (:class:`edgefusion.runtime.compose.Composer`)."""
+    from tqdm import tqdm
+
+    from edgefusion.runtime.backends import open_backend
+
+    engine = open_backend(model.run_backend, model.files, layout=model.layout, io_dtype="float32", output=model.output)
+    frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
+    if model.output == "fused":
+        return [engine.run(f.ir, f.vis).copy() for f in frames_bar]
+    return [compose_maps(engine.run_raw(f.ir, f.vis), f) for f in frames_bar]
+
+
+def compose_maps(maps: np.ndarray, frame: Frame) -> np.ndarray:
+    """Fused (1, 1, H, W) output of NCHW ``maps`` (1, 4, H/4, W/4) for ``frame``, by the runtime's composition."""
+    from edgefusion.runtime.compose import Composer
+
+    fused = np.empty_like(frame.ir)
+    Composer(*frame.ir.shape[2:])(frame.ir[0, 0], frame.vis[0, 0], np.ascontiguousarray(maps[0], dtype=np.float32), fused[0, 0])
+    return fused
+
+
+def check_conversion(what: str, model: Converted, frame: Frame, reference: np.ndarray) -> float:
+    """PSNR of a converted FP32 model vs PyTorch on ``frame``; UserError below :data:`CONVERSION_MIN_PSNR_DB`."""
+    (out,) = backend_outputs(model, [frame])
+    psnr = accuracy.psnr_db(reference[0, 0], out[0, 0])
+    if psnr < CONVERSION_MIN_PSNR_DB:
+        raise UserError(f"{what} conversion disagrees with PyTorch on {frame.name}: PSNR {psnr:.1f} dB < {CONVERSION_MIN_PSNR_DB:g} dB; not written")
+    return psnr
+
+
+def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarray]) -> tuple[Converted, float]:
+    """FP32 model files for ``target`` in ``work``, checked against PyTorch; (converted, PSNR dB)."""
+    from edgefusion.convert.onnx import check_ops, export_onnx
+
+    fixed = target.fixed_shape
+    output = "maps" if target.compose == "runtime" else "fused"
+    exported = analyze_only(model) if output == "maps" else model
+    if target.backend == "litert":
+        from edgefusion.convert.litert import export_tflite
+
+        path = export_tflite(exported, work / "model_fp32.tflite", fixed)
+        converted = Converted({"model": path}, "NHWC", {}, "litert", output)
+    else:
+        onnx_path = export_onnx(exported, work / "model_fp32.onnx", shape=target.shape, dynamic=fixed is None)
+        check_ops(onnx_path)
+        if output == "maps":
+            rename_output(onnx_path, "maps")
+        if target.backend == "openvino":
+            from edgefusion.convert.openvino import onnx_to_openvino, save_openvino
+
+            files = save_openvino(onnx_to_openvino(onnx_path), work / "model_fp32.xml")
+            converted = Converted(files, "NCHW", {}, "openvino", output)
+        else:
+            converted = Converted({"model": onnx_path}, "NCHW", {}, "onnxruntime", output)
+    psnr = check_conversion(f"{target.backend} FP32", converted, *check)
+    return converted, psnr
+
+
+def rename_output(onnx_path: Path, name: str) -> None:
+    """Rename the single graph output of an ONNX file in place (``fused`` -> ``maps``)."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path))
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+    proto.graph.output[0].name = name
+    onnx.save(proto, str(onnx_path))
+
+
+def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame], val: list[Frame], refs: list[np.ndarray]) -> Converted:
+    """The INT8 model files of ``fp32`` for ``target``."""
+    if target.backend == "openvino":
+        import openvino as ov
+
+        from edgefusion.convert.openvino import save_openvino
+        from edgefusion.quantize.openvino import quantize_openvino
+
+        def passes(candidate) -> bool:
+            outs = backend_outputs(Converted(save_openvino(candidate, work / "probe.xml"), "NCHW", {}, "openvino", fp32.output), val)
+            return min(accuracy.psnr_db(r[0, 0], o[0, 0]) for r, o in zip(refs, outs)) >= target.gate.min_psnr_db
+
+        source = ov.Core().read_model(str(fp32.files["model"]))
+        model, info = quantize_openvino(
+            source, calib, target.quantize_ops, target.keep_float, passes, target.accuracy_control, list(zip(val, refs)), target.gate.min_psnr_db,
+            to_fused=compose_maps if fp32.output == "maps" else None,
+        )
+        return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output)
+    if target.backend == "litert":
+        from edgefusion.quantize.litert import quantize_tflite
+
+        info = quantize_tflite(fp32.files["model"], work / "model.tflite", calib, target.keep_float)
+        return Converted({"model": work / "model.tflite"}, "NHWC", info, "litert", fp32.output)
+    out = work / "model.onnx"
+    if target.backend == "tensorrt":
+        from edgefusion.quantize.tensorrt import quantize_for_tensorrt
+
+        info = quantize_for_tensorrt(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
+    else:
+        from edgefusion.quantize.onnxruntime import quantize_qdq
+
+        info = quantize_qdq(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
+    return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output)
+
+
+def _final_fp32(fp32: Converted, work: Path) -> Converted:
+    """Rename FP32 files to the bundle's names (``model.*``)."""
+    files = {}
+    for role, path in fp32.files.items():
+        dest = work / ("model" + path.suffix)
+        path.replace(dest)
+        files[role] = dest
+    return Converted(files, fp32.layout, {"method": "none (fp32)"}, fp32.run_backend, fp32.output)
+
+
+def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
+    """Manifest ``inputs``/``outputs``; -1 marks a dynamic dimension (inputs: multiples of the stride).
+
+    ``compose = "runtime"`` models output ``maps``: 4 channels at 1/4 resolution.
+    """
+    h, w = target.fixed_shape or (-1, -1)
+
+    def spec(name: str, channels: int, scale: int) -> dict:
+        hh, ww = (h // scale, w // scale) if h > 0 else (-1, -1)
+        shape = [1, channels, hh, ww] if target.layout == "NCHW" else [1, hh, ww, channels]
+        return {"name": name, "shape": shape, "dtype": target.io_dtype}
+
+    output = spec("maps", 4, 4) if target.compose == "runtime" else spec("fused", 1, 1)
+    return [spec("ir", 1, 1), spec("vis", 1, 1)], [output]
+
+
+def c_array_files(model_path: Path, work: Path) -> dict[str, Path]:
+    """``model_data.c``/``.h``: the model file as an aligned const byte array plus its length."""
+    data = model_path.read_bytes()
+    lines = [", ".join(f"0x{b:02x}" for b in data[i : i + 16]) for i in range(0, len(data), 16)]
+    header = (
+        "/* Generated by edgefusion quantize: the bundle's model file as a byte array. */\n"
+        "#ifndef EDGEFUSION_MODEL_DATA_H\n#define EDGEFUSION_MODEL_DATA_H\n\n"
+        "extern const unsigned char edgefusion_model_data[];\nextern const unsigned int edgefusion_model_data_len;\n\n#endif\n"
+    )
+    source = (
+        f"/* Generated by edgefusion quantize from {model_path.name} ({len(data)} bytes). */\n"
+        '#include "model_data.h"\n\n'
+        "__attribute__((aligned(16))) const unsigned char edgefusion_model_data[] = {\n  "
+        + ",\n  ".join(lines)
+        + f"\n}};\nconst unsigned int edgefusion_model_data_len = {len(data)}u;\n"
+    )
+    (work / "model_data.h").write_text(header, encoding="utf-8")
+    (work / "model_data.c").write_text(source, encoding="utf-8")
+    return {"model_data.c": work / "model_data.c", "model_data.h": work / "model_data.h"}
+
+
+def run_quantize(
+    target: Target,
+    out: Path,
+    model_path: Path | None = None,
+    calib_dir: Path | None = None,
+    val_dir: Path | None = None,
+    force: bool = False,
+    as_zip: bool = False,
+    c_array: bool = False,
+    log=print,
+) -> tuple[Path, dict]:
+    """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report)."""
+    if target.precision == "fp16":
+        raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
+    model_path = Path(model_path) if model_path else DEFAULT_MODEL
+    if model_path == DEFAULT_MODEL and not model_path.is_file():
+        raise UserError(f"the shipped student {DEFAULT_MODEL} is missing from this installation; pass --model CKPT")
+    model, payload = load_student(model_path)
+    stride = int(getattr(model, "stride", 1))
+    check_shape(target, stride)
+    if target.compose == "runtime" and stride % 4:
+        raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
+    calib_pairs = select(dataset_pairs(calib_dir or SAMPLES, "calibration"), target.calibration_samples)
+    val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
+    calib = load_frames(calib_pairs, target.shape, "calibration frames")
+    val = load_frames(val_pairs, target.shape, "validation frames")
+    refs = torch_outputs(model, val)
+    with tempfile.TemporaryDirectory(prefix="edgefusion-quantize-") as tmp:
+        work = Path(tmp)
+        log(f"converting {model_path.name} for {target.backend} ({target.precision}, {'fixed ' + 'x'.join(map(str, target.shape)) if target.fixed_shape else 'dynamic shape'})")
+        fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
+        if target.precision == "int8":
+            log(f"quantizing on {len(calib)} calibration frame(s)")
+            final = quantize_int8(target, fp32, work, calib, val, refs)
+        else:
+            final = _final_fp32(fp32, work)
+        outs = backend_outputs(final, val)
+        frames = [accuracy.Outputs(f.ir[0, 0], f.vis[0, 0], r[0, 0], o[0, 0]) for f, r, o in zip(val, refs, outs)]
+        report = accuracy.compare(frames)
+        report["gate"] = accuracy.gate_summary(report, target.gate)
+        if target.precision == "int8" and not final.quantization.get("int8_layers"):
+            report["gate"]["failures"].append("no layer is left in INT8 (the model is effectively float)")
+            report["gate"]["passed"] = False
+        report["fp32_conversion_psnr_db"] = round(conversion_psnr, 3)
+        report["checked_with"] = final.run_backend
+        if not report["gate"]["passed"] and not force:
+            accuracy.raise_gate(target.name, report["gate"]["failures"])
+        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib))
+        extra = c_array_files(final.files["model"], work) if c_array else None
+        path = write_bundle(out, final.files, manifest, extra=extra, as_zip=as_zip)
+    return path, report
+
+
+def build_manifest(target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int) -> dict:
+    """The manifest of a bundle (every key but ``files`` and ``sha256``)."""
+    inputs, outputs = tensor_specs(target)
+    quantization = dict(quantization)
+    if target.precision == "int8":
+        quantization.setdefault("calibration_frames", n_calib)
+    return {
+        "schema": 1,
+        "edgefusion_version": __version__,
+        "backend": target.backend,
+        "target": target.name,
+        "precision": target.precision,
+        "inputs": inputs,
+        "outputs": outputs,
+        "layout": target.layout,
+        "io_dtype": target.io_dtype,
+        "value_range": [0.0, 1.0],
+        "stride": stride,
+        "fixed_shape": list(target.fixed_shape) if target.fixed_shape else None,
+        "compose": target.compose,
+        "color": {"fuse": "BT.601 luma Y", "chroma": "restored from the visible image's CbCr"},
+        "preprocessing": {"thermal_stretch": [preprocess.DEFAULT_STRETCH.low, preprocess.DEFAULT_STRETCH.high]},
+        "model": {
+            "file": model_path.name,
+            "sha256": sha256_file(model_path),
+            "architecture": payload.get("architecture"),
+            "config": payload.get("config", {}),
+            "training": payload.get("metadata", {}),
+        },
+        "quantization": quantization,
+        "accuracy": report,
+        "latency_budget": {"shape": list(target.latency_shape), "p90_ms": target.latency_p90_ms},
+    }

@@ -1,0 +1,343 @@
+"""``edgefusion quantize``: every target's bundle runs on its backend and stays close to PyTorch FP32.
+
+A small random-init student (weights perturbed so the maps vary across the
+frame) is quantized on two package sample pairs at 64x96 and validated on the
+other two. Expectations are computed here independently: PSNR from the mean
+squared error against the PyTorch output, the Q/DQ structure from the ONNX graph.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgefusion.cli import main
+from edgefusion.resources import SAMPLES
+from edgefusion.runtime.bundle import load_bundle
+from edgefusion.targets import load_target
+
+pytest.importorskip("torch")
+SHAPE = "64x96"
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> tuple[Path, object]:
+    import torch
+
+    from edgefusion.models import build_model
+    from edgefusion.models.checkpoint import model_payload, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("student", {"size": "s"}).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
+    save_checkpoint(path, model_payload(model, "student", {"size": "s"}, {"stage": "test", "language_objective_meaningful": False}))
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory) -> tuple[Path, Path]:
+    """Calibration = two sample pairs, validation = the other two."""
+    root = tmp_path_factory.mktemp("pairs")
+    names = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
+    for split, picked in (("calib", names[:2]), ("val", names[2:])):
+        for sub in ("ir", "vi"):
+            (root / split / sub).mkdir(parents=True)
+            for name in picked:
+                shutil.copy(SAMPLES / sub / f"{name}.png", root / split / sub / f"{name}.png")
+    return root / "calib", root / "val"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, student, splits):
+    """``built(target, shape)``: the bundle of a built-in target (default 64x96), quantized once per module."""
+    cache: dict[tuple[str, str], Path] = {}
+
+    def build(target: str, shape: str = SHAPE) -> Path:
+        if (target, shape) not in cache:
+            out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
+            assert _quantize(student, splits, out, target, "--shape", shape) == 0
+            cache[target, shape] = out
+        return cache[target, shape]
+
+    return build
+
+
+def _quantize(student, splits, out: Path, target: str, *extra: str) -> int:
+    calib, val = splits
+    shape = [] if "--shape" in extra else ["--shape", SHAPE]
+    return main(["quantize", "--target", target, "--model", str(student[0]), "--calib", str(calib), "--val", str(val),
+                 *shape, "--out", str(out), *extra])
+
+
+def _frames(val: Path):
+    from edgefusion.io.pairs import find_pairs
+    from edgefusion.quantize.calibration import load_frame
+
+    return [load_frame(p, (64, 96)) for p in find_pairs(val)]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backend: str | None = None) -> list[float]:
+    import torch
+
+    from edgefusion.runtime.backends import open_backend
+
+    from edgefusion.runtime import Fuser
+
+    bundle = load_bundle(bundle_path)
+    m = bundle.manifest
+    if run_backend is None:  # the device runtime as users run it (numpy composition for analyze-only bundles)
+        fuser = Fuser.open(bundle_path, threads=1)
+        run = lambda ir, vis: fuser.fuse_planes(ir[0, 0], vis[0, 0])  # noqa: E731
+    else:
+        engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"])
+        run = lambda ir, vis: engine.run(ir, vis)[0, 0]  # noqa: E731
+    psnrs = []
+    for frame in _frames(val):
+        with torch.no_grad():
+            ref = student[1](torch.from_numpy(frame.ir), torch.from_numpy(frame.vis)).numpy()[0, 0]
+        psnrs.append(_psnr(ref, run(frame.ir, frame.vis)))
+    return psnrs
+
+
+@pytest.mark.parametrize("target, backend, files", [
+    ("x86", "openvino", {"model": "model.xml", "weights": "model.bin"}),
+    ("arm", "litert", {"model": "model.tflite"}),
+    ("onnx", "onnxruntime", {"model": "model.onnx"}),
+])
+def test_target_bundle_runs_on_its_backend_above_the_gate(built, student, splits, target, backend, files):
+    out = built(target)
+    manifest = load_bundle(out).manifest
+    assert (manifest["backend"], manifest["precision"], manifest["files"]) == (backend, "int8", files)
+    assert manifest["model"]["architecture"] == "student" and manifest["model"]["training"]["stage"] == "test"
+    assert manifest["quantization"]["int8_layers"], "no layer was quantized"
+    assert manifest["accuracy"]["gate"]["passed"] and manifest["accuracy"]["frames"] == 2
+    gate = load_target(target).gate.min_psnr_db
+    psnrs = _check_bundle_against_torch(out, student, splits[1])
+    assert min(psnrs) >= gate
+    assert manifest["accuracy"]["psnr_db"]["min"] == pytest.approx(min(psnrs), abs=0.05)
+    if target == "arm":
+        assert manifest["layout"] == "NHWC" and manifest["fixed_shape"] == [64, 96]
+        assert manifest["inputs"][0]["shape"] == [1, 64, 96, 1]
+    else:
+        assert manifest["fixed_shape"] is None and manifest["inputs"][0]["shape"] == [1, 1, -1, -1]
+    if target == "x86":  # analyze-only model: the runtime composes the full-resolution result
+        assert manifest["compose"] == "runtime" and manifest["outputs"] == [{"name": "maps", "shape": [1, 4, -1, -1], "dtype": "float32"}]
+    else:
+        assert manifest["compose"] == "model" and manifest["outputs"][0]["name"] == "fused"
+
+
+def test_jetson_qdq_graph_is_tensorrt_ready_and_accurate(built, student, splits):
+    import onnx
+    from onnx import numpy_helper
+
+    out = built("jetson")
+    bundle = load_bundle(out)
+    assert bundle.manifest["backend"] == "tensorrt" and bundle.manifest["fixed_shape"] == [64, 96]
+    model = onnx.load(str(bundle.files["model"]))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    assert all(d.dim_value > 0 for i in model.graph.input for d in i.type.tensor_type.shape.dim)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zero = inits[node.input[2]]
+            assert zero.dtype == np.int8 and not zero.any(), node.name
+    quantized_convs = 0
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        act = producer.get(conv.input[0])
+        if act is None or act.op_type != "DequantizeLinear":
+            continue
+        quantized_convs += 1
+        assert producer[act.input[0]].op_type == "QuantizeLinear"  # a Q/DQ pair on the activation
+        weight_dq = producer[conv.input[1]]
+        weight, scale = inits[weight_dq.input[0]], inits[weight_dq.input[1]]
+        assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],)  # per output channel
+        assert len(conv.input) < 3 or conv.input[2] in inits  # float bias, not quantized
+    assert quantized_convs >= 5
+    psnrs = _check_bundle_against_torch(out, student, splits[1], run_backend="onnxruntime")
+    assert min(psnrs) >= load_target("jetson").gate.min_psnr_db
+
+
+def test_qdq_checker_rejects_asymmetric_graphs(built):
+    import onnx
+
+    from edgefusion.convert.tensorrt import check_explicit_quantization
+
+    assert check_explicit_quantization(onnx.load(str(load_bundle(built("jetson")).files["model"]))) == []
+    # the onnx target's graph has uint8 asymmetric activations and a dynamic shape
+    problems = check_explicit_quantization(onnx.load(str(load_bundle(built("onnx")).files["model"])))
+    assert any("zero point" in p for p in problems) and any("dynamic shape" in p for p in problems)
+
+
+def test_build_engine_without_tensorrt_prints_trtexec_and_adopts_an_engine(tmp_path, built, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is importable here; the engine build is a device test")
+    out = tmp_path / "jetson"
+    shutil.copytree(built("jetson"), out)
+    capsys.readouterr()
+    assert main(["build-engine", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"trtexec --onnx={out}/model.onnx --saveEngine=model.engine" in text and "--engine model.engine" in text
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]  # nothing written
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"serialized engine bytes")
+    assert main(["build-engine", str(out), "--engine", str(engine)]) == 0
+    bundle = load_bundle(out)
+    assert bundle.manifest["files"] == {"model": "model.engine", "onnx": "model.onnx"}
+    assert bundle.files["model"].read_bytes() == engine.read_bytes() and "prebuilt" in bundle.manifest["engine"]["built_with"]
+    capsys.readouterr()
+    assert main(["build-engine", str(built("onnx"))]) == 2
+    assert "build-engine needs a tensorrt bundle" in capsys.readouterr().err
+
+
+def test_impossible_gate_exits_3_without_bundle_and_force_writes_it(tmp_path, student, splits, capsys):
+    profile = tmp_path / "strict.toml"
+    text = (Path(load_target("onnx").source).read_text()).replace("min_psnr_db = 40.0", "min_psnr_db = 500.0")
+    assert "500.0" in text
+    profile.write_text(text)
+    out = tmp_path / "strict"
+    assert _quantize(student, splits, out, str(profile)) == 3
+    assert "misses the accuracy gate" in capsys.readouterr().err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert _quantize(student, splits, out, str(profile), "--force") == 0
+    assert load_bundle(out).manifest["accuracy"]["gate"]["passed"] is False
+
+
+def test_zip_and_c_array(tmp_path, student, splits):
+    out = tmp_path / "fw"
+    assert _quantize(student, splits, out, "arm", "--zip", "--c-array") == 0
+    bundle = load_bundle(tmp_path / "fw.zip")
+    model_bytes = bundle.files["model"].read_bytes()
+    source = (bundle.root / "model_data.c").read_text()
+    body = source[source.index("{") + 1 : source.index("}")]
+    assert bytes(int(tok, 16) for tok in body.replace("\n", "").split(",")) == model_bytes
+    assert f"edgefusion_model_data_len = {len(model_bytes)}u" in source and "aligned(16)" in source
+    assert "extern const unsigned char edgefusion_model_data[]" in (bundle.root / "model_data.h").read_text()
+
+
+@pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape"])
+def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, capsys, case):
+    out = tmp_path / "out"
+    args = {"target": ["--target", "pdp11"], "shape": ["--shape", "60x90"]}.get(case, [])
+    calib = str(splits[0])
+    model = str(student[0])
+    if case == "not_student":
+        junk = tmp_path / "junk.pt"
+        junk.write_bytes(b"not a checkpoint")
+        model = str(junk)
+    if case == "empty_calib":
+        (tmp_path / "empty" / "ir").mkdir(parents=True)
+        (tmp_path / "empty" / "vi").mkdir()
+        calib = str(tmp_path / "empty")
+    argv = ["quantize", "--target", "onnx", "--model", model, "--calib", calib, "--val", str(splits[1]), "--shape", SHAPE, "--out", str(out)]
+    code = main(argv + args)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("edgefusion: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_teacher_checkpoint_is_not_a_student(tmp_path, student):
+    import torch
+
+    from edgefusion.errors import UserError
+    from edgefusion.models import register
+    from edgefusion.models.checkpoint import model_payload, save_checkpoint
+    from edgefusion.quantize.pipeline import load_student
+
+    register("tiny-teacher", lambda config: torch.nn.Conv2d(2, 1, 1))
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(path, model_payload(torch.nn.Conv2d(2, 1, 1), "tiny-teacher", {}))
+    with pytest.raises(UserError, match="edge targets need a student checkpoint"):
+        load_student(path)
+
+
+@pytest.mark.parametrize("target", ["x86", "arm", "onnx"])
+def test_fuse_runs_each_bundle_end_to_end(tmp_path, built, student, target):
+    from edgefusion.io.images import read_image
+
+    # the arm bundle has a fixed shape: build it for the whole 270x360 frame (padded to 272x360), since the
+    # student's whole-frame context makes a tiled frame differ from the whole frame
+    out = built(target, "272x360" if target == "arm" else SHAPE)
+    ir, vis = SAMPLES / "ir" / "tno_19.png", SAMPLES / "vi" / "tno_19.png"
+    fused_path = tmp_path / "fused.png"
+    assert main(["fuse", "--model", str(out), "--ir", str(ir), "--vis", str(vis), "-o", str(fused_path)]) == 0
+    fused = read_image(fused_path)
+    assert fused.shape == read_image(vis).shape[:2] and fused.dtype == np.uint8
+    reference = tmp_path / "ref.png"
+    assert main(["fuse", "--model", str(student[0]), "--ir", str(ir), "--vis", str(vis), "-o", str(reference)]) == 0
+    diff = np.abs(fused.astype(int) - read_image(reference).astype(int))
+    assert np.mean(diff) < 1.0  # INT8 bundle vs PyTorch checkpoint, 8-bit levels
+
+
+def test_fuse_refuses_a_tampered_bundle(tmp_path, built, capsys):
+    out = tmp_path / "bundle"
+    shutil.copytree(built("onnx"), out)
+    with open(out / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    ir, vis = SAMPLES / "ir" / "tno_19.png", SAMPLES / "vi" / "tno_19.png"
+    capsys.readouterr()
+    code = main(["fuse", "--model", str(out), "--ir", str(ir), "--vis", str(vis), "-o", str(tmp_path / "f.png")])
+    assert code == 2 and "SHA-256 mismatch for model.onnx" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_accuracy_report_and_gate_with_known_values():
+    from edgefusion.quantize.accuracy import Outputs, compare, gate_failures
+    from edgefusion.targets import Gate
+
+    rng = np.random.default_rng(0)
+    ir, vis = rng.random((2, 48, 64), dtype=np.float32)
+    reference = np.clip(0.5 * (ir + vis), 0.1, 0.9).astype(np.float32)
+    same = compare([Outputs(ir, vis, reference, reference.copy())])
+    assert same["psnr_db"]["min"] == 200.0 and same["ssim"]["min"] == pytest.approx(1.0)
+    assert all(entry["relative_drop"] == 0 for entry in same["metrics"].values())
+    shifted = compare([Outputs(ir, vis, reference, reference - np.float32(0.01))])
+    assert shifted["psnr_db"]["min"] == pytest.approx(40.0, abs=1e-3)  # MSE 1e-4
+    sd = shifted["metrics"]["SD"]
+    assert sd["relative_drop"] == pytest.approx(0.0, abs=1e-3)  # a constant shift keeps the standard deviation
+    assert gate_failures(shifted, Gate(min_psnr_db=39.0)) == []
+    failures = gate_failures(shifted, Gate(min_psnr_db=41.0, min_ssim=1.5, max_relative_drop={"SD": -1.0, "XYZ": 0.1}))
+    assert len(failures) == 4 and "PSNR 40.00 dB < 41 dB" in failures[0] and "XYZ is not reported" in failures[3]
+
+
+def test_cover_crop_keeps_aspect_and_centre():
+    from edgefusion.quantize.calibration import cover_crop
+
+    plane = np.tile(np.linspace(0.0, 1.0, 200, dtype=np.float32), (100, 1))  # horizontal ramp, 100x200
+    out = cover_crop(plane, (50, 50))  # scale 0.5 -> 50x100, keep the middle 50 columns
+    assert out.shape == (50, 50) and out.dtype == np.float32
+    assert out[0, 0] == pytest.approx(0.25, abs=0.02) and out[0, -1] == pytest.approx(0.75, abs=0.02)
+    assert np.allclose(out, out[0])  # rows stay identical
+    up = cover_crop(plane[:10, :20], (40, 40))  # scale 4 -> 40x80, keep the middle 40 columns
+    assert up.shape == (40, 40)
+
+
+def test_openvino_accuracy_control_runs_when_the_plain_result_misses_the_gate(tmp_path, student, splits):
+    text = load_target("x86").source.read_text().replace("min_psnr_db = 40.0", "min_psnr_db = 99.0")
+    assert "99.0" in text
+    profile = tmp_path / "x86-strict.toml"
+    profile.write_text(text)
+    out = tmp_path / "b"
+    code = _quantize(student, splits, out, str(profile), "--force")
+    assert code == 0
+    quantization = load_bundle(out).manifest["quantization"]
+    assert quantization["accuracy_control"] is True and "quantize_with_accuracy_control" in quantization["method"]
+    # layers reverted to float by accuracy control are listed as kept float, the rest as INT8
+    import torch
+
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in student[1].modules())  # the analyze network's convolutions
+    assert len(quantization["int8_layers"]) + len(quantization["kept_float"]["layers"]) == convs
