@@ -1,12 +1,12 @@
 """The device runtime needs numpy, Pillow and one backend only: never torch.
 
 The always-on check runs a subprocess of this environment and inspects
-``sys.modules``. The clean-venv check (``EDGEFUSION_ISOLATION=1``, needs
-PyPI access, ~30 s) installs the runtime the way a device would::
+``sys.modules``. The clean-venv checks (on unless ``EDGEFUSION_ISOLATION=0``; they
+need the package index) install the runtime the way a device would, once per backend extra::
 
     python -m pip wheel --no-deps -w WHEELS .
     python -m venv VENV
-    VENV/bin/pip install --no-deps WHEELS/edgefusion-*.whl numpy pillow onnxruntime
+    VENV/bin/pip install "edgefusion[onnx|openvino|litert] @ file://WHEELS/edgefusion-....whl"
     VENV/bin/python -c "from edgefusion.runtime import Fuser; ..."
     VENV/bin/edgefusion bench --model BUNDLE --size 64x48 --runs 3
     VENV/bin/edgefusion fuse --model BUNDLE --ir IR.png --vis VIS.png -o OUT.png
@@ -68,20 +68,64 @@ def test_fusing_with_a_bundle_loads_no_training_stack(max_bundle):
     assert "HEAVY []" in out
 
 
-@pytest.mark.skipif(os.environ.get("EDGEFUSION_ISOLATION") != "1", reason="set EDGEFUSION_ISOLATION=1 to build a clean venv (needs PyPI)")
-def test_runtime_in_a_clean_venv(max_bundle, tmp_path):
+def _backend_bundle(backend: str, root: Path) -> Path:
+    """A max(ir, vis) bundle for ``backend``, built with this (full) environment's converters."""
+    from runtime_models import make_bundle, max_float_onnx
+
+    onnx_file = max_float_onnx(root / "max.onnx")
+    if backend == "onnxruntime":
+        return make_bundle(root / "b-ort", onnx_file, stride=8)
+    if backend == "openvino":
+        ov = pytest.importorskip("openvino")
+        ov.save_model(ov.convert_model(str(onnx_file)), str(root / "max.xml"))
+        from edgefusion.runtime.bundle import write_bundle
+
+        manifest = {**_manifest_of(make_bundle(root / "tmp-ov", onnx_file, stride=8)), "backend": "openvino"}
+        return write_bundle(root / "b-ov", {"model": root / "max.xml", "weights": root / "max.bin"}, manifest)
+    torch = pytest.importorskip("torch")
+    litert_torch = pytest.importorskip("litert_torch")
+
+    class Max(torch.nn.Module):
+        def forward(self, ir, vis):
+            return torch.maximum(ir, vis)
+
+    sample = torch.rand(1, 1, 48, 64)
+    wrapped = litert_torch.to_channel_last_io(Max().eval(), args=[0, 1], outputs=[0]).eval()
+    nhwc = sample.permute(0, 2, 3, 1).contiguous()
+    litert_torch.convert(wrapped, (nhwc, nhwc.clone())).export(str(root / "max.tflite"))
+    return make_bundle(root / "b-litert", root / "max.tflite", backend="litert", layout="NHWC",
+                       fixed_shape=[48, 64], stride=1,
+                       inputs=[{"name": n, "shape": [1, 48, 64, 1], "dtype": "float32"} for n in ("ir", "vis")],
+                       outputs=[{"name": "fused", "shape": [1, 48, 64, 1], "dtype": "float32"}])
+
+
+def _manifest_of(bundle: Path) -> dict:
+    import json
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return {k: v for k, v in manifest.items() if k not in ("files", "sha256")}
+
+
+@pytest.mark.skipif(os.environ.get("EDGEFUSION_ISOLATION") == "0", reason="EDGEFUSION_ISOLATION=0: clean-venv checks (they need the package index) are off")
+@pytest.mark.parametrize(("extra", "backend"), [("onnx", "onnxruntime"), ("openvino", "openvino"), ("litert", "litert")])
+def test_runtime_in_a_clean_venv_with_one_extra(extra, backend, tmp_path):
+    """``pip install edgefusion[EXTRA]`` alone (its declared dependencies, nothing else) runs a bundle without torch."""
+    bundle = _backend_bundle(backend, tmp_path)
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, REPO])
     _run([sys.executable, "-m", "venv", venv])
     wheel = next(wheels.glob("edgefusion-*.whl"))
-    _run([venv / "bin/pip", "install", "-q", "--no-deps", wheel, "numpy", "pillow", "onnxruntime"])
+    _run([venv / "bin/pip", "install", "-q", f"edgefusion[{extra}] @ {wheel.as_uri()}"])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    listed = _run([venv / "bin/pip", "list", "--format=freeze"], env=env).stdout.lower()
-    assert "torch" not in listed and "edgefusion" in listed
-    out = _run([venv / "bin/python", "-c", FUSE_SCRIPT.format(heavy=HEAVY), max_bundle], env=env, cwd=tmp_path).stdout
+    listed = {line.split("==")[0].lower() for line in _run([venv / "bin/pip", "list", "--format=freeze"], env=env).stdout.split()}
+    assert "edgefusion" in listed and not listed & {"torch", "open-clip-torch", "scipy", "scikit-image", "onnx", "nncf"}
+    out = _run([venv / "bin/python", "-c", FUSE_SCRIPT.format(heavy=HEAVY), bundle], env=env, cwd=tmp_path).stdout
     assert "HEAVY []" in out
-    _run([venv / "bin/edgefusion", "bench", "--model", max_bundle, "--size", "64x48", "--runs", "3"], env=env, cwd=tmp_path)
+    _run([venv / "bin/edgefusion", "bench", "--model", bundle, "--size", "64x48", "--runs", "3"], env=env, cwd=tmp_path)
     samples = REPO / "edgefusion/assets/samples"
-    _run([venv / "bin/edgefusion", "fuse", "--model", max_bundle, "--ir", samples / "ir/tno_07.png",
+    _run([venv / "bin/edgefusion", "fuse", "--model", bundle, "--ir", samples / "ir/tno_07.png",
           "--vis", samples / "vi/tno_07.png", "-o", tmp_path / "fused.png"], env=env, cwd=tmp_path)
-    assert (tmp_path / "fused.png").stat().st_size > 0
+    fused = _run([venv / "bin/python", "-c", "import sys; from edgefusion.io.images import read_image; import numpy as np;"
+                  "a, b, f = (read_image(p) for p in sys.argv[1:]); print(int(np.abs(np.maximum(a, b).astype(int) - f).max()))",
+                  samples / "ir/tno_07.png", samples / "vi/tno_07.png", tmp_path / "fused.png"], env=env, cwd=tmp_path)
+    assert int(fused.stdout.strip()) <= 1
