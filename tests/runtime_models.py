@@ -114,3 +114,23 @@ def make_bundle(out: Path, model: Path, backend: str = "onnxruntime", as_zip: bo
     }
     manifest.update(fields)
     return write_bundle(out, {"model": model}, manifest, as_zip=as_zip)
+
+
+def perturbed_student(path: Path, seed: int, metadata: dict | None = None):
+    """A student ``s`` whose weights are the initialization plus N(0, 0.1) noise, saved as a checkpoint at ``path``.
+
+    The untrained student is exactly max(ir, vis); the noise gives the maps real
+    spatial structure, so conversions and quantization are exercised on a non-trivial model.
+    """
+    import torch
+
+    from edgefusion.models import build_model
+    from edgefusion.models.checkpoint import model_payload, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("student", {"size": "s"}).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    save_checkpoint(path, model_payload(model, "student", {"size": "s"}, metadata))
+    return model

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgefusion.io.digest import sha256_file
+
 torch = pytest.importorskip("torch")
 
 from edgefusion.errors import UserError  # noqa: E402
@@ -94,7 +96,7 @@ def test_distillation_moves_the_student_towards_the_teacher(tmp_path, data, teac
     assert after < 0.6 * before, (before, after)
     assert payload["architecture"] == "student" and payload["config"] == {"size": "s"}
     meta = payload["metadata"]
-    assert meta["stage"] == "student" and meta["teacher"]["sha256"] == D.file_sha256(teacher_ckpt)
+    assert meta["stage"] == "student" and meta["teacher"]["sha256"] == sha256_file(teacher_ckpt)
     assert meta["recipe"]["train"]["steps"] == 4  # the fine-tuning phase's schedule
     assert meta["student_recipe"]["train"]["steps"] == 24
     assert (tmp_path / "run" / "crops" / "student-crops.pt").is_file() and (tmp_path / "run" / "log.csv").is_file()
@@ -194,7 +196,7 @@ def test_pipeline_runs_both_stages_then_skips_them(tmp_path, data):
     final = run_pipeline(data, stages, tmp_path / "run", progress=False)
     teacher_final = tmp_path / "run" / "teacher" / "teacher.pt"
     assert final == tmp_path / "run" / "student" / "student.pt"
-    assert load_model(final)[1]["metadata"]["teacher"]["sha256"] == D.file_sha256(teacher_final)
+    assert load_model(final)[1]["metadata"]["teacher"]["sha256"] == sha256_file(teacher_final)
     stamps = [p.stat().st_mtime_ns for p in (teacher_final, final)]
     assert run_pipeline(data, stages, tmp_path / "run", progress=False) == final  # both complete: nothing reruns
     assert [p.stat().st_mtime_ns for p in (teacher_final, final)] == stamps

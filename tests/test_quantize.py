@@ -26,19 +26,10 @@ SHAPE = "64x96"
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory) -> tuple[Path, object]:
-    import torch
+    from runtime_models import perturbed_student
 
-    from edgefusion.models import build_model
-    from edgefusion.models.checkpoint import model_payload, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model("student", {"size": "s"}).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
     path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    save_checkpoint(path, model_payload(model, "student", {"size": "s"}, {"stage": "test", "language_objective_meaningful": False}))
-    return path, model
+    return path, perturbed_student(path, seed=0, metadata={"stage": "test", "language_objective_meaningful": False})
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
 from edgefusion.quantize.calibration import Frame, dataset_pairs, load_frames, select
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
-from edgefusion.runtime.bundle import sha256_file, write_bundle
+from edgefusion.io.digest import sha256_file
+from edgefusion.runtime.bundle import write_bundle
 from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from edgefusion.errors import UserError
+from edgefusion.io.digest import sha256_file
 from edgefusion.io.atomic import atomic_path
 
 SCHEMA = 1
@@ -68,15 +69,6 @@ class Bundle:
     def fixed_shape(self) -> tuple[int, int] | None:
         shape = self.manifest["fixed_shape"]
         return None if shape is None else (int(shape[0]), int(shape[1]))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def validate_manifest(manifest: Any, where: str) -> None:

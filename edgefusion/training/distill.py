@@ -27,7 +27,6 @@ its whole-frame output is not what it gives for that crop. For phase 2, with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,7 @@ from tqdm import tqdm
 
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path, write_text
+from edgefusion.io.digest import sha256_file
 from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
@@ -237,14 +237,6 @@ def pixel_objective(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) ->
     return pixel.intensity_max_l1(fused, ir, vis) + pixel.gradient_max_l1(fused, ir, vis) + pixel.ssim_loss(fused, ir, vis)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _phase_state(run_dir: Path, name: str) -> str:
     """``done`` (final checkpoint present), ``started`` (``last.pt`` only) or ``new``."""
     if (run_dir / f"{name}.pt").is_file():
@@ -276,7 +268,7 @@ def distill(
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     pairs = PairCrops(data_dir, recipe["data"])
     cfg: DistillConfig = recipe["distill"]
-    teacher_digest = file_sha256(teacher_path)
+    teacher_digest = sha256_file(teacher_path)
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
     loss = DistillLoss(cfg, teacher)
     model_config = {"size": recipe["model"].size}
