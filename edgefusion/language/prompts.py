@@ -18,16 +18,11 @@ ROLES = ("ir", "vis", "fused")
 
 @dataclass
 class PromptConfig:
-    """The recipe's ``[prompts]`` section: texts per role."""
+    """The recipe's ``[prompts]`` section: texts per role (defaults: the paper's source and objective texts)."""
 
-    ir: list[str] = field(default_factory=lambda: ["an infrared image", "a thermal infrared photo"])
-    vis: list[str] = field(default_factory=lambda: ["a visible image", "a visible light photo"])
-    fused: list[str] = field(
-        default_factory=lambda: [
-            "a fused image of infrared and visible images with salient thermal targets and rich texture details",
-            "a clear photo that combines bright thermal targets with sharp visible details",
-        ]
-    )
+    ir: list[str] = field(default_factory=lambda: ["an infrared image"])
+    vis: list[str] = field(default_factory=lambda: ["a visible gray image"])
+    fused: list[str] = field(default_factory=lambda: ["a clear image with detailed background and salient objects"])
 
     def __post_init__(self) -> None:
         for role in ROLES:
