@@ -29,13 +29,18 @@ def register(subparsers) -> None:
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     teacher = stages.add_parser("teacher", help="train the language-driven teacher (CLIP loss)")
     add_run_arguments(teacher, "train/teacher.toml")
-    teacher.add_argument("--clip-model", metavar="NAME", help="open_clip model name (recipe default ViT-B-32)")
-    teacher.add_argument("--clip-weights", metavar="TAG|FILE",
-                         help="open_clip pretrained tag present in the local cache, a .pt/.bin/.safetensors file, or 'random'")
-    teacher.add_argument("--vgg-weights", metavar="FILE", help="torchvision VGG19 state dict for the regularizer")
+    add_weight_arguments(teacher)
     teacher.set_defaults(func=run_teacher)
     register_student(stages)
     register_pipeline(parser, stages)
+
+
+def add_weight_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--clip-model``, ``--clip-weights``, ``--vgg-weights``: where the teacher's frozen networks come from."""
+    parser.add_argument("--clip-model", metavar="NAME", help="open_clip model name (recipe default ViT-B-32)")
+    parser.add_argument("--clip-weights", metavar="TAG|FILE",
+                        help="open_clip pretrained tag present in the local cache, a .pt/.bin/.safetensors file, or 'random'")
+    parser.add_argument("--vgg-weights", metavar="FILE", help="torchvision VGG19 state dict for the regularizer")
 
 
 def run_stage_command(args: argparse.Namespace, recipe: dict, build_stage) -> int:
@@ -63,13 +68,7 @@ def run_teacher(args: argparse.Namespace) -> int:
     from edgefusion.training import teacher
     from edgefusion.training.recipe import load_recipe
 
-    recipe = load_recipe(args.config, teacher.SECTIONS)
-    if args.clip_model:
-        recipe["clip"].model = args.clip_model
-    if args.clip_weights:
-        recipe["clip"].weights = args.clip_weights
-    if args.vgg_weights:
-        recipe["objective"].vgg_weights = args.vgg_weights
+    recipe = teacher.apply_overrides(load_recipe(args.config, teacher.SECTIONS), args.clip_model, args.clip_weights, args.vgg_weights)
     find_pairs(args.data)  # fail on a bad data folder before anything is written
     weights = teacher.check_weights(recipe)
     return run_stage_command(args, recipe, lambda: teacher.build_teacher_stage(recipe, args.data, weights))
@@ -93,6 +92,7 @@ def register_pipeline(parser: argparse.ArgumentParser, stages) -> None:
     parser.add_argument("--out", metavar="RUN_DIR", help="(pipeline) run folder; stages go to RUN_DIR/teacher and RUN_DIR/student")
     parser.add_argument("--resume", action="store_true", help="(pipeline) continue started stages")
     parser.add_argument("--device", default="auto", help="(pipeline) auto (CUDA if available), cpu, cuda, cuda:N")
+    add_weight_arguments(parser)
     parser.set_defaults(func=run_pipeline)
 
 
@@ -133,4 +133,5 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     find_pairs(args.data)
     return _distributed(args, lambda place: pipeline.run_pipeline(
-        args.data, args.config, args.out, teacher_recipe=args.teacher_config, student_recipe=args.student_config, resume=args.resume, place=place))
+        args.data, args.config, args.out, teacher_recipe=args.teacher_config, student_recipe=args.student_config, resume=args.resume, place=place,
+        teacher_overrides={"clip_model": args.clip_model, "clip_weights": args.clip_weights, "vgg_weights": args.vgg_weights}))

@@ -52,11 +52,15 @@ def run_pipeline(
     resume: bool = False,
     place: ddp.Dist | None = None,
     progress: bool = True,
+    teacher_overrides: dict | None = None,
 ) -> Path:
-    """Run (or finish) both stages; returns ``RUN_DIR/student/student.pt``."""
+    """Run (or finish) both stages; returns ``RUN_DIR/student/student.pt``.
+
+    ``teacher_overrides``: keyword arguments of :func:`edgefusion.training.teacher.apply_overrides`.
+    """
     place = place or ddp.Dist()
     stages = load_recipe(config, {"stages": StagesConfig})["stages"]
-    t_recipe = load_recipe(teacher_recipe or stages.teacher, teacher.SECTIONS)
+    t_recipe = teacher.apply_overrides(load_recipe(teacher_recipe or stages.teacher, teacher.SECTIONS), **(teacher_overrides or {}))
     distill.load_student_recipe(student_recipe or stages.student)  # fail early on a bad student recipe
     out = Path(out)
     teacher_final = out / "teacher" / "teacher.pt"

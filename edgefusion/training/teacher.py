@@ -173,6 +173,18 @@ class ExternalWeights:
     vgg: Path | None
 
 
+def apply_overrides(recipe: dict, clip_model: str | None = None, clip_weights: str | None = None,
+                    vgg_weights: str | None = None) -> dict:
+    """Command-line overrides of the recipe's CLIP model, CLIP weights and VGG19 weights (None keeps the recipe's)."""
+    if clip_model:
+        recipe["clip"].model = clip_model
+    if clip_weights:
+        recipe["clip"].weights = clip_weights
+    if vgg_weights:
+        recipe["objective"].vgg_weights = vgg_weights
+    return recipe
+
+
 def check_weights(recipe: dict) -> ExternalWeights:
     """Validate every external weights file the recipe needs, fast and before any output exists."""
     objective: ObjectiveConfig = recipe["objective"]
