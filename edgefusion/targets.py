@@ -11,6 +11,9 @@ Keys (see ``targets/x86.toml`` for a commented example):
 * ``backend``: ``onnxruntime`` | ``openvino`` | ``litert`` | ``tensorrt``
 * ``precision``: ``fp32`` | ``fp16`` | ``int8``
 * ``layout``: ``NCHW`` | ``NHWC`` (model I/O layout); ``io_dtype``: ``float32``
+  (default) | ``int8`` | ``uint8``: integer I/O (value range [0, 1] quantized
+  in the model, scales and zero points in the bundle manifest) is built for
+  ``litert`` ``int8`` targets with ``compose = "model"`` only
 * ``dynamic``: whether the model accepts any H x W (a multiple of the stride);
   LiteRT and TensorRT bundles are built for one fixed ``shape``
 * ``compose``: ``model`` (default; the model outputs the fused luma) or
@@ -41,7 +44,7 @@ from edgefusion.resources import resource_dir
 BACKENDS = ("onnxruntime", "openvino", "litert", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 LAYOUTS = ("NCHW", "NHWC")
-IO_DTYPES = ("float32",)
+IO_DTYPES = ("float32", "int8", "uint8")
 COMPOSE = ("model", "runtime")
 #: Backends whose bundles have one fixed input shape.
 FIXED_SHAPE_BACKENDS = ("litert", "tensorrt")
@@ -155,6 +158,8 @@ def parse_target(data: dict[str, Any], name: str, source: Path, variant: str | N
         raise UserError(f"{where}: the {backend} backend needs a fixed input shape (dynamic = false)")
     if layout == "NHWC" and backend != "litert":
         raise UserError(f"{where}: NHWC layout is only supported by the litert backend")
+    if io_dtype != "float32" and (backend, precision, compose) != ("litert", "int8", "model"):
+        raise UserError(f"{where}: io_dtype = {io_dtype!r} needs backend = \"litert\", precision = \"int8\" and compose = \"model\"")
     if "shape" not in data:
         raise UserError(f"{where}: missing 'shape' = [H, W]")
     shape = _shape(data["shape"], f"{where}: shape")

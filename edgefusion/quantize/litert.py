@@ -9,7 +9,11 @@ modules stay float: litert-torch names tensors after the module path
 (``.../Conv2d_head;2``), matched by the regex ``.*_<module>(;|/|$).*``; a
 kept-float ``head`` that writes the model output (analyze-only models) is
 matched by the output's signature name.
-The file keeps float32 NHWC inputs and outputs.
+The file keeps float32 NHWC inputs and outputs, unless ``io_dtype`` is ``int8``
+or ``uint8``: then the recipe also quantizes the graph's INPUT and OUTPUT
+(asymmetric per tensor), with their calibration ranges pinned to the contract's
+[0, 1], so the file takes and returns integer tensors (scale 1/255) and every
+float op sits between a DEQUANTIZE and a QUANTIZE inside the model.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from edgefusion.convert.litert import INPUT_NAMES, SIGNATURE
+from edgefusion.errors import UserError
 from edgefusion.optional import require
 from edgefusion.quantize.calibration import Frame
 
@@ -32,20 +39,48 @@ _INT8_CONV = {
 }
 
 
-def recipe(keep_float: tuple[str, ...]) -> list[dict]:
-    """The ai-edge-quantizer recipe: int8 CONV_2D everywhere, then float for ``keep_float`` modules (later entries win)."""
+#: ai-edge-quantizer activation type of each integer model I/O type.
+_IO_TYPES = {"int8": "INT", "uint8": "UINT"}
+
+
+def recipe(keep_float: tuple[str, ...], io_dtype: str = "float32") -> list[dict]:
+    """The ai-edge-quantizer recipe: int8 CONV_2D everywhere, then float for ``keep_float`` modules (later entries win);
+    integer ``io_dtype`` adds INPUT/OUTPUT entries of that type."""
     entries = [{"regex": ".*", "operation": "CONV_2D", "algorithm_key": "min_max_uniform_quantize", "op_config": _INT8_CONV}]
     for module in keep_float:
         entries.append({"regex": f".*_{re.escape(module)}(;|/|$).*", "operation": "CONV_2D", "algorithm_key": "no_quantize"})
     if "head" in keep_float:  # in an analyze-only model the head writes the model output, named after the signature
         entries.append({"regex": f"{SIGNATURE}_output_.*", "operation": "CONV_2D", "algorithm_key": "no_quantize"})
+    if io_dtype != "float32":
+        activation = {**_INT8_CONV["activation_tensor_config"], "dtype": _IO_TYPES[io_dtype]}
+        io_config = {**_INT8_CONV, "activation_tensor_config": activation}
+        entries += [{"regex": ".*", "operation": op, "algorithm_key": "min_max_uniform_quantize", "op_config": io_config} for op in ("INPUT", "OUTPUT")]
     return entries
+
+
+def _io_details(interpreter) -> list[dict]:
+    """Tensor details of the model's ``ir``, ``vis`` and output, in that order."""
+    from edgefusion.runtime.backends.base import match_names
+
+    inputs = interpreter.get_input_details()
+    return [inputs[i] for i in match_names([d["name"] for d in inputs], "litert")] + interpreter.get_output_details()[:1]
+
+
+def io_quantization(path: Path, io_dtype: str, output: str = "fused") -> dict[str, dict]:
+    """Manifest ``io_quantization`` of an integer-I/O ``.tflite``: ``{ir|vis|output: {scale, zero_point}}`` as the
+    interpreter reports them; UserError when a tensor is not of type ``io_dtype``."""
+    interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(path))
+    table = {}
+    for name, detail in zip(("ir", "vis", output), _io_details(interpreter)):
+        if detail["dtype"].__name__ != io_dtype:
+            raise UserError(f"the quantized LiteRT model's {name} tensor is {detail['dtype'].__name__}, expected {io_dtype}")
+        scale, zero_point = detail["quantization"]
+        table[name] = {"scale": float(scale), "zero_point": int(zero_point)}
+    return table
 
 
 def int8_layers(path: Path) -> tuple[list[str], list[str]]:
     """(quantized, float) CONV_2D ops of a ``.tflite``, named by output tensor; quantized ones take int8 input."""
-    import numpy as np
-
     interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(path))
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     quantized, kept = [], []
@@ -62,15 +97,25 @@ def _layer_name(tensor: str) -> str:
     return "/".join(part.rsplit(".", 1)[-1] for part in path.split("/")[1:]) or path
 
 
-def quantize_tflite(float_path: Path, out_path: Path, frames: list[Frame], keep_float: tuple[str, ...] = ()) -> dict:
-    """Write the INT8 model of ``float_path`` (NHWC, fixed shape) to ``out_path``; returns the ``quantization`` entry."""
+def quantize_tflite(
+    float_path: Path, out_path: Path, frames: list[Frame], keep_float: tuple[str, ...] = (), io_dtype: str = "float32"
+) -> dict:
+    """Write the INT8 model of ``float_path`` (NHWC, fixed shape) to ``out_path``; returns the ``quantization`` entry.
+
+    ``io_dtype`` (``float32``, ``int8`` or ``uint8``) is the type of the written model's inputs and output.
+    """
     aeq = require("ai_edge_quantizer", "quantize")
-    steps = recipe(keep_float)
+    steps = recipe(keep_float, io_dtype)
     quantizer = aeq.Quantizer(str(float_path), steps)
     samples = [{INPUT_NAMES[0]: f.ir.transpose(0, 2, 3, 1), INPUT_NAMES[1]: f.vis.transpose(0, 2, 3, 1)} for f in frames]
     with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
         calibration = quantizer.calibrate({SIGNATURE: samples})
+    if io_dtype != "float32":  # the contract's range, not the calibration frames' (which would clip brighter frames)
+        float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
+        for detail in _io_details(float_interpreter):
+            qsv = calibration[detail["name"]]
+            calibration[detail["name"]] = {"min": np.zeros_like(qsv["min"]), "max": np.ones_like(qsv["max"])}
     result = quantizer.quantize(calibration, enable_progress_report=False)
     out_path.write_bytes(bytes(result.quantized_model))
     int8, kept = int8_layers(out_path)
@@ -79,7 +124,8 @@ def quantize_tflite(float_path: Path, out_path: Path, frames: list[Frame], keep_
         "calibration_frames": len(frames),
         "activations": "int8 asymmetric per tensor (CONV_2D inputs)",
         "weights": "int8 symmetric per-channel",
-        "quantized_ops": ["CONV_2D"],
+        "quantized_ops": ["CONV_2D"] + (["INPUT", "OUTPUT"] if io_dtype != "float32" else []),
+        "io": "float32" if io_dtype == "float32" else f"{io_dtype} asymmetric per tensor, range [0, 1]",
         "int8_layers": int8,
         "kept_float": {"modules": list(keep_float), "layers": kept, "ops": "every op other than CONV_2D"},
         "recipe": steps,

@@ -41,6 +41,8 @@ class Converted:
     quantization: dict
     run_backend: str  # backend that runs it for the accuracy check
     output: str = "fused"  # or "maps": an analyze-only model, composed by the runtime
+    io_dtype: str = "float32"  # or "int8"/"uint8": integer I/O with io_quantization {name: {scale, zero_point}}
+    io_quantization: dict | None = None
 
 
 def load_student(path: str | Path):
@@ -96,7 +98,9 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
 
     from edgefusion.runtime.backends import open_backend
 
-    engine = open_backend(model.run_backend, model.files, layout=model.layout, io_dtype="float32", output=model.output)
+    engine = open_backend(
+        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output
+    )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
         return [engine.run(f.ir, f.vis).copy() for f in frames_bar]
@@ -180,10 +184,12 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         )
         return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output)
     if target.backend == "litert":
-        from edgefusion.quantize.litert import quantize_tflite
+        from edgefusion.quantize.litert import io_quantization, quantize_tflite
 
-        info = quantize_tflite(fp32.files["model"], work / "model.tflite", calib, target.keep_float)
-        return Converted({"model": work / "model.tflite"}, "NHWC", info, "litert", fp32.output)
+        path = work / "model.tflite"
+        info = quantize_tflite(fp32.files["model"], path, calib, target.keep_float, target.io_dtype)
+        io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output)
+        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant)
     out = work / "model.onnx"
     if target.backend == "tensorrt":
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
@@ -290,19 +296,22 @@ def run_quantize(
         report["checked_with"] = final.run_backend
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
-        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib))
+        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization)
         extra = c_array_files(final.files["model"], work) if c_array else None
         path = write_bundle(out, final.files, manifest, extra=extra, as_zip=as_zip)
     return path, report
 
 
-def build_manifest(target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int) -> dict:
-    """The manifest of a bundle (every key but ``files`` and ``sha256``)."""
+def build_manifest(
+    target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int,
+    io_quantization: dict | None = None,
+) -> dict:
+    """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O."""
     inputs, outputs = tensor_specs(target)
     quantization = dict(quantization)
     if target.precision == "int8":
         quantization.setdefault("calibration_frames", n_calib)
-    return {
+    manifest = {
         "schema": 1,
         "edgefusion_version": __version__,
         "backend": target.backend,
@@ -329,3 +338,6 @@ def build_manifest(target: Target, stride: int, model_path: Path, payload: dict,
         "accuracy": report,
         "latency_budget": {"shape": list(target.latency_shape), "p90_ms": target.latency_p90_ms},
     }
+    if io_quantization is not None:
+        manifest["io_quantization"] = io_quantization
+    return manifest
