@@ -43,20 +43,25 @@ def add_weight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vgg-weights", metavar="FILE", help="torchvision VGG19 state dict for the regularizer")
 
 
-def run_stage_command(args: argparse.Namespace, recipe: dict, build_stage) -> int:
-    """Shared tail of every stage command: DDP setup, ``build_stage()``, the loop, cleanup."""
+def run_distributed(args: argparse.Namespace, work) -> int:
+    """Run ``work(place)`` inside the torchrun process group (``--device``); rank 0 prints the final checkpoint."""
     from edgefusion.training import ddp
-    from edgefusion.training.loop import run_stage
 
     place = ddp.setup(args.device)
     try:
-        stage = build_stage()
-        final = run_stage(stage, recipe, args.out, resume=args.resume, place=place)
+        final = work(place)
     finally:
         ddp.cleanup(place)
     if place.main:
         print(final)
     return 0
+
+
+def run_stage_command(args: argparse.Namespace, recipe: dict, build_stage) -> int:
+    """Shared tail of every stage command: DDP setup, ``build_stage()``, the loop, cleanup."""
+    from edgefusion.training.loop import run_stage
+
+    return run_distributed(args, lambda place: run_stage(build_stage(), recipe, args.out, resume=args.resume, place=place))
 
 
 def run_teacher(args: argparse.Namespace) -> int:
@@ -96,20 +101,6 @@ def register_pipeline(parser: argparse.ArgumentParser, stages) -> None:
     parser.set_defaults(func=run_pipeline)
 
 
-def _distributed(args: argparse.Namespace, work) -> int:
-    """Run ``work(place)`` inside the torchrun process group; rank 0 prints the final checkpoint."""
-    from edgefusion.training import ddp
-
-    place = ddp.setup(args.device)
-    try:
-        final = work(place)
-    finally:
-        ddp.cleanup(place)
-    if place.main:
-        print(final)
-    return 0
-
-
 def run_student(args: argparse.Namespace) -> int:
     from edgefusion.optional import require
 
@@ -118,7 +109,7 @@ def run_student(args: argparse.Namespace) -> int:
     from edgefusion.training import distill
 
     find_pairs(args.data)
-    return _distributed(args, lambda place: distill.distill(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
+    return run_distributed(args, lambda place: distill.distill(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -132,6 +123,6 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from edgefusion.training import pipeline
 
     find_pairs(args.data)
-    return _distributed(args, lambda place: pipeline.run_pipeline(
+    return run_distributed(args, lambda place: pipeline.run_pipeline(
         args.data, args.config, args.out, teacher_recipe=args.teacher_config, student_recipe=args.student_config, resume=args.resume, place=place,
         teacher_overrides={"clip_model": args.clip_model, "clip_weights": args.clip_weights, "vgg_weights": args.vgg_weights}))
