@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edgefusion.progress import progress
+from edgefusion.progress import progress, progress_bar
 
 
 def test_without_tqdm_items_pass_through_plainly(monkeypatch):
@@ -26,3 +26,22 @@ def test_with_tqdm_a_bar_that_can_be_switched_off():
     assert "scoring" in shown.getvalue() and "3/3" in shown.getvalue()
     off = progress(range(2), enabled=False)
     assert off.disable is True and list(off) == [0, 1]
+
+
+def test_manual_bar_without_tqdm_accepts_every_call_silently(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    with progress_bar(total=4, desc="bench", unit="size") as bar:
+        bar.set_postfix_str("a @ 64x48")
+        bar.update(2)
+    bar.close()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_manual_bar_with_tqdm_counts_updates():
+    tqdm = pytest.importorskip("tqdm")
+    shown = io.StringIO()
+    with progress_bar(total=4, desc="bench", unit="size", file=shown, disable=False) as bar:
+        assert isinstance(bar, tqdm.tqdm)
+        bar.set_postfix_str("b1")
+        bar.update(4)
+    assert "bench" in shown.getvalue() and "4/4" in shown.getvalue() and "b1" in shown.getvalue()

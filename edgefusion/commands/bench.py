@@ -35,18 +35,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _progress(total: int):
-    """A tqdm bar on stderr, or a silent stand-in where tqdm is not installed (minimal device installs)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        import contextlib
-        import types
-
-        return contextlib.nullcontext(types.SimpleNamespace(update=lambda n: None, set_postfix_str=lambda text: None))
-    return tqdm(total=total, desc="bench", unit="size", file=sys.stderr, disable=None)
-
-
 def run(args: argparse.Namespace) -> int:
     from edgefusion import bench
     from edgefusion.errors import UserError
@@ -73,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give a bundle with --model BUNDLE")
     bundles = [args.model, *args.compare]
     results = []
-    with _progress(len(bundles) * len(sizes)) as bar:
+    from edgefusion.progress import progress_bar
+
+    with progress_bar(total=len(bundles) * len(sizes), desc="bench", unit="size") as bar:
         for bundle in bundles:
             results.append(bench.bench_bundle(bundle, sizes, args.runs, args.warmup, args.threads, args.device,
                                               progress=lambda text: bar.set_postfix_str(text)))

@@ -24,6 +24,7 @@ import numpy as np
 from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.fusion import PlaneFuser, fuse_arrays
+from edgefusion.progress import progress_bar
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 _FOURCC = {".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}  # others: mp4v
@@ -107,7 +108,7 @@ def fuse_streams(fuser: PlaneFuser, ir: str | os.PathLike, vis: str | os.PathLik
     ir, vis, output = Path(ir), Path(vis), Path(output)
     stretch = stretch or getattr(fuser, "stretch", preprocess.DEFAULT_STRETCH)
     frames, count, source_fps = _frame_pairs(ir, vis)
-    progress = _progress(count, getattr(fuser, "name", "fuse"))
+    progress = progress_bar(total=count, desc=f"fuse ({getattr(fuser, 'name', 'fuse')})", unit="frame")
     try:
         if is_video(output):
             n = _write_video(output, (fuse_arrays(fuser, a, b, stretch) for a, b in frames), fps or source_fps or DEFAULT_FPS, progress)
@@ -160,13 +161,3 @@ def _write_frames(output: Path, fused: Iterator[np.ndarray], progress) -> int:
         if n == 0:
             raise UserError("no frames to fuse")
     return n
-
-
-def _progress(total: int | None, name: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        import types
-
-        return types.SimpleNamespace(update=lambda n: None, close=lambda: None)
-    return tqdm(total=total, desc=f"fuse ({name})", unit="frame", file=sys.stderr, disable=None)
