@@ -41,10 +41,10 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
     pairs = find_pairs(SAMPLES)
     student = open_fuser(DEFAULT_MODEL)
     log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student -> {out / 'fused'}")
-    strips = []
+    strips, student_fused = [], {}
     for pair in pairs:
         ir, vis = read_image(pair.ir), read_image(pair.vis)
-        fused = fuse_arrays(student, ir, vis)
+        fused = student_fused[pair.name] = fuse_arrays(student, ir, vis)
         write_image(out / "fused" / f"{pair.name}.png", fused)
         strips.append((f"{pair.name}: IR | visible | fused (student-s)", evaluate.grid_strip(ir, vis, fused)))
 
@@ -57,13 +57,14 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
         run_quantize(target, out / "bundles" / name, model_path=DEFAULT_MODEL, log=lambda m: log(f"    {m}"))
 
     log("3/5 scoring student, bundles and baselines on the samples")
-    specs = {"student-s (PyTorch FP32)": str(DEFAULT_MODEL)}
-    specs.update({f"{name} bundle": str(out / "bundles" / name) for name in bundles})
+    fused_by = {"student-s (PyTorch FP32)": lambda pair, ir, vis: student_fused[pair.name]}  # fused in step 1
+    specs = {f"{name} bundle": str(out / "bundles" / name) for name in bundles}
     specs.update({f"{name} (classical)": name for name in BASELINES})
-    metric_rows = []
     for label, spec in specs.items():
-        fuser = open_fuser(spec)
-        result = evaluate.evaluate(pairs, lambda pair, ir, vis, f=fuser: fuse_arrays(f, ir, vis), progress=False)
+        fused_by[label] = lambda pair, ir, vis, f=open_fuser(spec): fuse_arrays(f, ir, vis)
+    metric_rows = []
+    for label, fused_for in fused_by.items():
+        result = evaluate.evaluate(pairs, fused_for, progress=False)
         metric_rows.append({"method": label, **{k: round(v, 4) for k, v in result.mean.items()}})
 
     log(f"4/5 benchmarking both bundles at {', '.join(f'{w}x{h}' for w, h in BENCH_SIZES)} ({runs} runs each)")
