@@ -6,7 +6,9 @@ libraries (torch, backends) inside ``func`` only, so ``edgefusion --help``
 stays fast and works on a device with just numpy and one backend.
 
 Errors caused by input are :class:`edgefusion.errors.UserError`: one line on
-stderr, exit code 2 (3 for a failed accuracy gate, 4 for a blown latency budget).
+stderr, exit code 2 (3 for a failed accuracy gate, 4 for a blown latency budget,
+5 for a check that was skipped). Every ``OSError`` (disk full, permissions, a
+file where a folder belongs) is reported the same way, naming the path: exit 2.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import importlib
 import sys
 
 from edgefusion import __version__
-from edgefusion.errors import UserError
+from edgefusion.errors import UserError, describe_os_error
 
 COMMAND_MODULES = (
     "fuse",
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"edgefusion: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        print(f"edgefusion: {describe_os_error(exc)}", file=sys.stderr)
+        return UserError.exit_code
     except KeyboardInterrupt:
         print("edgefusion: interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,6 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -182,31 +181,3 @@ def write_report(report: Report, json_path: str | os.PathLike | None = None, csv
         write_text(json_path, report.to_json())
     if csv_path is not None:
         write_text(csv_path, report.to_csv())
-
-
-def check_output_file(path: str | os.PathLike | None, what: str) -> None:
-    """UserError when an output file path is an existing folder or lies under a file."""
-    if path is None:
-        return
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{what} output {path} is a folder, expected a file path")
-    _check_parents(path, what)
-
-
-def check_output_folder(path: str | os.PathLike | None, what: str) -> None:
-    """UserError when an output folder path is an existing file or lies under a file."""
-    if path is None:
-        return
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{what} output {path} is a file, expected a folder")
-    _check_parents(path, what)
-
-
-def _check_parents(path: Path, what: str) -> None:
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} output {path}: {parent} is a file, not a folder")
-            return

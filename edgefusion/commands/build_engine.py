@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
-import tempfile
 from pathlib import Path
 
 
@@ -27,6 +26,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgefusion.convert.tensorrt import build_engine, trtexec_command
     from edgefusion.errors import UserError
+    from edgefusion.io.atomic import work_folder
     from edgefusion.runtime.bundle import load_bundle, write_bundle
 
     bundle = load_bundle(args.bundle)
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {trtexec_command(source, Path('model.engine'))}")
         print(f"then store the engine in the bundle: edgefusion build-engine {args.bundle} --engine model.engine")
         return 0
-    with tempfile.TemporaryDirectory(prefix="edgefusion-engine-") as tmp:
-        engine = Path(tmp) / "model.engine"
+    with work_folder("edgefusion-engine-") as work:
+        engine = work / "model.engine"
         if args.engine is None:
             build_engine(onnx_path, engine)
             built_with = "TensorRT Python API (FP16 + INT8 flags, Q/DQ layers INT8)"

@@ -19,10 +19,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgefusion.demo import run_demo
-    from edgefusion.errors import UserError
+    from edgefusion.io.outputs import check_output_folder
 
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"demo output {args.out} is a file, expected a folder")
+    check_output_folder(args.out, "demo")
     summary = run_demo(args.out, runs=args.runs)
     for row in summary["metrics"]:
         print(f"{row['method']:<28} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "method"))

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgefusion.errors import UserError
-    from edgefusion.evaluate import check_output_file, check_output_folder, evaluate, fuse_pair, write_report
+    from edgefusion.evaluate import evaluate, fuse_pair, write_report
+    from edgefusion.io.outputs import check_output_file, check_output_folder
     from edgefusion.io.images import read_image
     from edgefusion.io.pairs import find_pairs
 

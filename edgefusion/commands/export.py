@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
@@ -30,6 +28,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
+    from edgefusion.io.atomic import atomic_path, work_folder
+    from edgefusion.io.outputs import check_output_path
     from edgefusion.io.pairs import find_pairs
     from edgefusion.models.checkpoint import load_model
     from edgefusion.quantize import calibration, pipeline
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != suffix:
         raise UserError(f"--out for format {args.format} must end in {suffix}, got {args.out.name}")
     shape = parse_shape(args.shape) if args.shape else (DEFAULT_TFLITE_SHAPE if args.format == "tflite" else None)
+    check_output_path(args.out, "export")
     model, _ = load_model(args.model)
     stride = int(getattr(model, "stride", 1))
     if shape and (shape[0] % stride or shape[1] % stride):
@@ -47,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     pair = find_pairs(SAMPLES)[0]
     frame = calibration.load_frame(pair, shape) if shape else calibration.native_frame(pair, stride)
     (reference,) = pipeline.torch_outputs(model, [frame])
-    with tempfile.TemporaryDirectory(prefix="edgefusion-export-") as tmp:
-        work = Path(tmp)
+    with work_folder("edgefusion-export-") as work:
         if args.format == "tflite":
             from edgefusion.convert.litert import export_tflite
 
@@ -64,11 +64,9 @@ def run(args: argparse.Namespace) -> int:
                 files, backend = save_openvino(onnx_to_openvino(onnx_path), work / "model.xml"), "openvino"
         psnr = pipeline.check_conversion(args.format, pipeline.Converted(files, layout, {}, backend), frame, reference)
         outputs = {role: args.out.with_suffix(path.suffix) for role, path in files.items()}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         for role in sorted(files, key=lambda r: r == "model"):  # weights first, the model file last
-            staged = Path(tempfile.mkstemp(prefix=f".{outputs[role].name}.", dir=args.out.parent)[1])
-            shutil.copyfile(files[role], staged)
-            os.replace(staged, outputs[role])
+            with atomic_path(outputs[role]) as staged:
+                shutil.copyfile(files[role], staged)
     shape_text = f"fixed {shape[0]}x{shape[1]}" if shape else f"dynamic (multiples of {stride})"
     print(f"checked against PyTorch on {pair.name}: PSNR {psnr:.1f} dB; wrote {', '.join(str(p) for p in outputs.values())} ({shape_text})")
     return 0

@@ -69,12 +69,14 @@ def run_teacher(args: argparse.Namespace) -> int:
 
     require("torch", "train")
     require("open_clip", "train")
+    from edgefusion.io.outputs import check_output_folder
     from edgefusion.io.pairs import find_pairs
     from edgefusion.training import teacher
     from edgefusion.training.recipe import load_recipe
 
     recipe = teacher.apply_overrides(load_recipe(args.config, teacher.SECTIONS), args.clip_model, args.clip_weights, args.vgg_weights)
     find_pairs(args.data)  # fail on a bad data folder before anything is written
+    check_output_folder(args.out, "run")
     weights = teacher.check_weights(recipe)
     return run_stage_command(args, recipe, lambda: teacher.build_teacher_stage(recipe, args.data, weights))
 
@@ -105,10 +107,12 @@ def run_student(args: argparse.Namespace) -> int:
     from edgefusion.optional import require
 
     require("torch", "train")
+    from edgefusion.io.outputs import check_output_folder
     from edgefusion.io.pairs import find_pairs
     from edgefusion.training import distill
 
     find_pairs(args.data)
+    check_output_folder(args.out, "run")
     return run_distributed(args, lambda place: distill.distill(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
 
 
@@ -119,10 +123,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not args.data or not args.out:
         raise UserError("edgefusion train needs a stage (teacher, student) or, for the whole pipeline, --data DIR and --out RUN_DIR")
     require("torch", "train")
+    from edgefusion.io.outputs import check_output_folder
     from edgefusion.io.pairs import find_pairs
     from edgefusion.training import pipeline
 
     find_pairs(args.data)
+    check_output_folder(args.out, "run")
     return run_distributed(args, lambda place: pipeline.run_pipeline(
         args.data, args.config, args.out, teacher_recipe=args.teacher_config, student_recipe=args.student_config, resume=args.resume, place=place,
         teacher_overrides={"clip_model": args.clip_model, "clip_weights": args.clip_weights, "vgg_weights": args.vgg_weights}))

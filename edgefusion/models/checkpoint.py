@@ -18,7 +18,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import torch
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.io.atomic import atomic_path
+from edgefusion.io.atomic import write_bytes
 from edgefusion.models import build_model
 
 FORMAT = "edgefusion-checkpoint/1"
@@ -40,9 +42,14 @@ def model_payload(model: torch.nn.Module, architecture: str, config: dict, metad
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write a checkpoint dict atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write a checkpoint dict atomically.
+
+    Serialized in memory first: torch reports a failed file write (disk
+    full) as an opaque RuntimeError, a plain file write as an ``OSError``.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -52,21 +59,69 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise  # reported with the path and the system's reason
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise UserError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise UserError(f"cannot read checkpoint {path}: {_load_failure(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not an edgefusion checkpoint (expected format {FORMAT})")
+    check_fields(payload, str(path))
     return payload
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why torch could not load a file, without torch's advice to load it unsafely."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        refused = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global.*)?$", text, re.MULTILINE)
+        detail = f" ({refused.group(1).strip()})" if refused else ""
+        return f"it holds Python objects that a safe (weights-only) load refuses{detail}; edgefusion checkpoints hold only tensors and plain values"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_fields(payload: dict[str, Any], source: str) -> None:
+    """UserError unless the checkpoint's fields have the types the format promises."""
+    expected = {"architecture": str, "config": dict, "state_dict": dict, "metadata": dict}
+    for key, kind in expected.items():
+        if key == "metadata" and key not in payload:
+            continue  # optional
+        if key not in payload:
+            raise UserError(f"{source}: checkpoint lacks {key!r}")
+        if not isinstance(payload[key], kind):
+            raise UserError(f"{source}: checkpoint field {key!r} must be a {kind.__name__}, got {type(payload[key]).__name__}")
+    bad = [k for k, v in payload["state_dict"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise UserError(f"{source}: state_dict entry {bad[0]!r} is not a named tensor")
+
+
 def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
-    """Rebuild the model of a checkpoint dict, weights loaded, in eval mode."""
-    model = build_model(payload["architecture"], payload["config"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise UserError(f"{source}: weights do not match architecture {payload['architecture']!r}: {str(exc).splitlines()[0]}") from None
+    """Rebuild the model of a checkpoint dict, weights loaded, in eval mode.
+
+    The model is first built on the ``meta`` device (no memory) and its
+    parameter names and shapes compared with the weights, so a config asking
+    for absurd sizes is refused before anything is allocated.
+    """
+    check_fields(payload, source)
+    architecture, state = payload["architecture"], payload["state_dict"]
+    with torch.device("meta"):
+        skeleton = build_model(architecture, payload["config"])
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        raise UserError(f"{source}: weights do not match architecture {architecture!r} with its config: {_first_difference(expected, found)}")
+    model = build_model(architecture, payload["config"])
+    model.load_state_dict(state)
     return model.eval()
+
+
+def _first_difference(expected: dict[str, tuple], found: dict[str, tuple]) -> str:
+    """The first missing, unexpected or differently shaped weight, in words."""
+    for key in expected:
+        if key not in found:
+            return f"missing {key}"
+        if expected[key] != found[key]:
+            return f"{key} is {list(found[key])}, the config makes it {list(expected[key])}"
+    return f"unexpected {next(k for k in found if k not in expected)}"
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

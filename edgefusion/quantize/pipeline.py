@@ -13,7 +13,6 @@ bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
 from edgefusion.quantize.calibration import Frame, dataset_pairs, load_frames, select
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
+from edgefusion.io.atomic import work_folder
 from edgefusion.io.digest import sha256_file
-from edgefusion.runtime.bundle import write_bundle
+from edgefusion.runtime.bundle import check_bundle_output, write_bundle
 from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
@@ -263,6 +263,7 @@ def run_quantize(
     """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report)."""
     if target.precision == "fp16":
         raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
+    check_bundle_output(out, as_zip)  # before minutes of work
     model_path = Path(model_path) if model_path else DEFAULT_MODEL
     if model_path == DEFAULT_MODEL and not model_path.is_file():
         raise UserError(f"the shipped student {DEFAULT_MODEL} is missing from this installation; pass --model CKPT")
@@ -276,8 +277,7 @@ def run_quantize(
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
     refs = torch_outputs(model, val)
-    with tempfile.TemporaryDirectory(prefix="edgefusion-quantize-") as tmp:
-        work = Path(tmp)
+    with work_folder("edgefusion-quantize-") as work:
         log(f"converting {model_path.name} for {target.backend} ({target.precision}, {'fixed ' + 'x'.join(map(str, target.shape)) if target.fixed_shape else 'dynamic shape'})")
         fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
         if target.precision == "int8":

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-from edgefusion.errors import UserError
+from edgefusion.errors import UserError, os_errors_named
 from edgefusion.io.digest import sha256_file
-from edgefusion.io.atomic import atomic_path
+from edgefusion.io.atomic import atomic_path, temp_beside
+from edgefusion.io.outputs import check_output_path
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -126,38 +127,37 @@ def write_bundle(
     added when missing). An existing bundle at ``out`` is replaced; any other
     existing file or non-empty folder is refused.
     """
-    out = Path(out)
-    if as_zip and out.suffix.lower() != ".zip":
-        out = out.with_name(out.name + ".zip")
-    _check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    out = check_bundle_output(out, as_zip)
+    with os_errors_named(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = temp_beside(out, folder=True)
     mode = _default_mode()
     try:
-        os.chmod(staging, mode)
-        layout: dict[str, str] = {}
-        for role, src in files.items():
-            layout[role] = Path(src).name
-        names = list(layout.values()) + list((extra or {}).keys())
-        if len(set(names)) != len(names):
-            raise UserError(f"bundle file names collide: {names}")
-        for rel, src in list(zip(layout.values(), files.values())) + list((extra or {}).items()):
-            dest = staging / _safe_relative(rel, "bundle")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-        full = dict(manifest)
-        full["files"] = layout
-        full["sha256"] = {rel: sha256_file(staging / rel) for rel in sorted(names)}
-        full.setdefault("schema", SCHEMA)
-        validate_manifest(full, "bundle")
-        (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        if as_zip:
-            with atomic_path(out) as tmp:
-                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                    for rel in [MANIFEST, *sorted(names)]:
-                        archive.write(staging / rel, rel)
-        else:
-            _replace_dir(staging, out)
+        with os_errors_named(out):
+            os.chmod(staging, mode)
+            layout: dict[str, str] = {}
+            for role, src in files.items():
+                layout[role] = Path(src).name
+            names = list(layout.values()) + list((extra or {}).keys())
+            if len(set(names)) != len(names):
+                raise UserError(f"bundle file names collide: {names}")
+            for rel, src in list(zip(layout.values(), files.values())) + list((extra or {}).items()):
+                dest = staging / _safe_relative(rel, "bundle")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+            full = dict(manifest)
+            full["files"] = layout
+            full["sha256"] = {rel: sha256_file(staging / rel) for rel in sorted(names)}
+            full.setdefault("schema", SCHEMA)
+            validate_manifest(full, "bundle")
+            (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            if as_zip:
+                with atomic_path(out) as tmp:
+                    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                        for rel in [MANIFEST, *sorted(names)]:
+                            archive.write(staging / rel, rel)
+            else:
+                _replace_dir(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -171,12 +171,22 @@ def _default_mode() -> int:
     return 0o777 & ~umask
 
 
-def _check_replaceable(out: Path) -> None:
+def check_bundle_output(out: str | os.PathLike, as_zip: bool = False) -> Path:
+    """The path a bundle will take (``.zip`` added for ``as_zip``); UserError unless it can be written there.
+
+    Accepted: a new path, or an old bundle (replaced). Called by :func:`write_bundle`
+    and, before any long work, by the commands that build bundles.
+    """
+    out = Path(out)
+    if as_zip and out.suffix.lower() != ".zip":
+        out = out.with_name(out.name + ".zip")
+    check_output_path(out, "bundle", "file" if as_zip else "folder")
     if out.is_dir():
         if any(out.iterdir()) and not (out / MANIFEST).is_file():
             raise UserError(f"{out} exists and is not a bundle; refusing to replace it")
     elif out.exists() and not (out.suffix.lower() == ".zip" and zipfile.is_zipfile(out)):
         raise UserError(f"{out} exists and is not a bundle; refusing to replace it")
+    return out
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

@@ -41,6 +41,10 @@ def handles(ir: str | os.PathLike, vis: str | os.PathLike, output: str | os.Path
 
 
 def _cv2():
+    # FFmpeg inside OpenCV logs its own lines to stderr (e.g. "moov atom not found") before the one-line
+    # error below; quiet it (AV_LOG_QUIET), unless the user set a level. Read when cv2 is first imported.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         import cv2
     except ImportError:
@@ -59,7 +63,7 @@ class _VideoFrames:
         cv2 = _cv2()
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
-            raise UserError(f"cannot open {role} video {path}")
+            raise UserError(f"cannot open {role} video {path} (corrupt, truncated or an unsupported codec)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and fps > 0 else None
         self.count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
@@ -105,7 +109,10 @@ def fuse_streams(fuser: PlaneFuser, ir: str | os.PathLike, vis: str | os.PathLik
 
     ``stretch`` defaults to the fuser's own (a bundle's manifest) or the standard one.
     """
+    from edgefusion.io.outputs import check_output_path
+
     ir, vis, output = Path(ir), Path(vis), Path(output)
+    check_output_path(output, "fused video" if is_video(output) else "fused frames", "file" if is_video(output) else "folder")
     stretch = stretch or getattr(fuser, "stretch", preprocess.DEFAULT_STRETCH)
     frames, count, source_fps = _frame_pairs(ir, vis)
     progress = progress_bar(total=count, desc=f"fuse ({getattr(fuser, 'name', 'fuse')})", unit="frame")
@@ -150,8 +157,6 @@ def _write_frames(output: Path, fused: Iterator[np.ndarray], progress) -> int:
     from edgefusion.io.atomic import staged_folder
     from edgefusion.io.images import write_image
 
-    if output.exists() and not output.is_dir():
-        raise UserError(f"output {output} exists and is not a folder")
     n = 0
     with staged_folder(output) as stage:
         for frame in fused:

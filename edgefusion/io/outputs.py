@@ -1,0 +1,47 @@
+"""Output paths checked before a command starts its work (long runs must not fail at the end).
+
+:func:`check_output_path` refuses, as a one-line UserError: a folder where a
+file goes, a file where a folder goes, a path under a regular file, and a
+path whose nearest existing folder is not writable. Nothing is created.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgefusion.errors import UserError
+
+KINDS = ("file", "folder")
+
+
+def check_output_path(path: str | os.PathLike | None, what: str, kind: str = "file") -> None:
+    """UserError when ``path`` cannot become an output ``kind`` ("file" or "folder"); None is accepted."""
+    if path is None:
+        return
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise UserError(f"{what} output {path} is a folder, expected a file path")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise UserError(f"{what} output {path} is a file, expected a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{what} output {path}: permission denied (not writable)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} output {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{what} output {path}: cannot create anything in {parent} (permission denied)")
+            return
+
+
+def check_output_file(path: str | os.PathLike | None, what: str) -> None:
+    """:func:`check_output_path` for a file."""
+    check_output_path(path, what, "file")
+
+
+def check_output_folder(path: str | os.PathLike | None, what: str) -> None:
+    """:func:`check_output_path` for a folder."""
+    check_output_path(path, what, "folder")
