@@ -10,9 +10,12 @@ backend call, plus ``compose_ms`` for analyze-only bundles) and
 ``overhead_ms`` (pre/post-processing: normalization, color, padding, tiling).
 ``peak_rss_mb`` is the process's peak resident memory after the size ran.
 
-On-target checks: ``EDGEFUSION_ON_DEVICE`` names the target(s) this machine
-is (comma-separated, e.g. ``jetson`` or ``x86,onnx``; ``*`` for any); a
-``--check`` on another machine is skipped with that reason.
+On-target checks (:func:`check_plan`): a machine is a target when
+``EDGEFUSION_ON_DEVICE`` names it (comma-separated, e.g. ``jetson`` or
+``x86,onnx``; ``*`` for any) or when the host is the target's platform
+(:data:`HOST_PLATFORMS`: an x86-64 Linux host is the ``x86`` and ``onnx``
+targets). Elsewhere a ``--check`` measures nothing and says so: exit code 5
+(:class:`~edgefusion.errors.SkippedError`) unless skips are accepted.
 """
 
 from __future__ import annotations
@@ -244,17 +247,57 @@ def plot_latency(results: list[BundleResult], path: str | os.PathLike) -> None:
     write_bytes(path, latency_png(results))
 
 
-def on_device(target_name: str) -> bool:
+#: Targets a host runs natively: target base name -> (operating system, machine names of ``platform.machine()``).
+#: The Jetson target needs the Jetson (TensorRT): only ``EDGEFUSION_ON_DEVICE`` declares it.
+HOST_PLATFORMS: dict[str, tuple[str, frozenset[str]]] = {
+    "x86": ("Linux", frozenset({"x86_64", "amd64"})),
+    "onnx": ("Linux", frozenset({"x86_64", "amd64", "aarch64", "arm64"})),
+    "arm": ("Linux", frozenset({"aarch64", "arm64"})),
+}
+
+
+def on_device(target_name: str, environ: dict | None = None) -> bool:
     """Whether ``EDGEFUSION_ON_DEVICE`` says this machine is ``target_name`` (its base name matches variants)."""
-    declared = {v.strip() for v in os.environ.get(ON_DEVICE_ENV, "").split(",") if v.strip()}
+    value = (os.environ if environ is None else environ).get(ON_DEVICE_ENV, "")
+    declared = {v.strip() for v in value.split(",") if v.strip()}
     return "*" in declared or target_name in declared or target_name.partition(":")[0] in declared
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """Whether a latency check of a target can measure here, and why (one line)."""
+
+    measure: bool
+    reason: str
+
+
+def check_plan(target_name: str, environ: dict | None = None, system: str | None = None, machine: str | None = None) -> CheckPlan:
+    """Measure when ``EDGEFUSION_ON_DEVICE`` declares the target or the host is its platform; else a skip with the reason."""
+    base = target_name.partition(":")[0]
+    if on_device(target_name, environ):
+        return CheckPlan(True, f"{ON_DEVICE_ENV} declares this machine as {base}")
+    system = system or platform.system()
+    machine = (machine or platform.machine()).lower()
+    wanted = HOST_PLATFORMS.get(base)
+    if wanted is not None and system == wanted[0] and machine in wanted[1]:
+        return CheckPlan(True, f"this host ({system} {machine}) is the {base} target's platform")
+    return CheckPlan(False, f"this machine ({system} {machine}) is not the {target_name} target and {ON_DEVICE_ENV} does not declare it "
+                            f"(on the device: {ON_DEVICE_ENV}={base})")
+
+
+def budget_verdict(target, result: SizeResult) -> tuple[bool, str]:
+    """(p90 within the target's budget, the verdict line)."""
+    ok = result.p90_ms <= target.latency_p90_ms
+    line = (f"{target.name}: p90 {result.p90_ms:.2f} ms at {result.size} (WxH) vs budget {target.latency_p90_ms:g} ms"
+            f" -- {'within budget' if ok else 'over budget'}")
+    return ok, line
 
 
 def check_budget(target, result: SizeResult) -> str:
     """Compare p90 with the target's budget; returns the verdict line or raises BudgetError (exit code 4)."""
     from edgefusion.errors import BudgetError
 
-    line = f"{target.name}: p90 {result.p90_ms:.2f} ms at {result.size} (WxH) vs budget {target.latency_p90_ms:g} ms"
-    if result.p90_ms > target.latency_p90_ms:
-        raise BudgetError(line + " -- over budget")
-    return line + " -- within budget"
+    ok, line = budget_verdict(target, result)
+    if not ok:
+        raise BudgetError(line)
+    return line

@@ -1,4 +1,7 @@
-"""``edgefusion train STAGE``: train a fusion network from a TOML recipe.
+"""``edgefusion train [STAGE]``: train the fusion networks from TOML recipes.
+
+Bare ``edgefusion train --data DIR --out RUN_DIR`` runs the whole pipeline
+(:mod:`edgefusion.training.pipeline`); a STAGE runs one stage.
 
 ``edgefusion train teacher --data DIR --config train/teacher.toml --out RUN_DIR``
 trains the language-driven teacher (:mod:`edgefusion.training.teacher`).
@@ -22,11 +25,22 @@ def add_run_arguments(parser: argparse.ArgumentParser, default_config: str) -> N
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
 
 
+USAGE = """edgefusion train --data DIR --out RUN_DIR [--teacher-config TOML] [--student-config TOML] [--resume] [options]
+       edgefusion train {teacher,student} ...    (one stage; edgefusion train STAGE --help)"""
+
+DESCRIPTION = ("Without STAGE: the whole pipeline, teacher then student (train/pipeline.toml), in RUN_DIR/teacher "
+               "and RUN_DIR/student, skipping finished stages. With STAGE: that stage only.")
+
+EPILOG = ("First run (both stages, tiny, about a minute on a CPU; checks the machinery, not quality): "
+          "edgefusion train --data edgefusion/assets/samples --out RUN --teacher-config teacher-smoke "
+          "--student-config student-smoke --device cpu")
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train the teacher (or student) network",
-                                   description=__doc__.splitlines()[0].replace("``", ""))
+    parser = subparsers.add_parser("train", help="train the teacher and student (whole pipeline) or one stage",
+                                   usage=USAGE, description=DESCRIPTION, epilog=EPILOG)
     # Stages: `teacher` here; `student` and the bare `edgefusion train` pipeline are registered next to it.
-    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", title="stages (optional)")
     teacher = stages.add_parser("teacher", help="train the language-driven teacher (CLIP loss)")
     add_run_arguments(teacher, "train/teacher.toml")
     add_weight_arguments(teacher)
@@ -91,7 +105,6 @@ def register_student(stages) -> None:
 
 def register_pipeline(parser: argparse.ArgumentParser, stages) -> None:
     """Bare ``edgefusion train``: teacher then student (train/pipeline.toml), skipping completed stages."""
-    stages.required = False
     parser.add_argument("--data", metavar="DIR", help="(pipeline) training pairs: a folder with ir/ and vi/")
     parser.add_argument("--config", default="train/pipeline.toml", metavar="TOML", help="(pipeline) stage recipes (default train/pipeline.toml)")
     parser.add_argument("--teacher-config", metavar="TOML", help="(pipeline) teacher recipe instead of the pipeline's")

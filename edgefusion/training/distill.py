@@ -21,15 +21,21 @@ dB) is logged as a metric. The teacher runs on every crop itself: its output
 depends on whole-input statistics (instance norms, style codes), so a crop of
 its whole-frame output is not what it gives for that crop. For phase 2, with
 ``teacher_cache = true`` the teacher fuses every whole training frame once
-(``RUN_DIR/teacher-cache/``, uint16 ``.npy``); otherwise on every step.
+(``RUN_DIR/teacher-cache/``, :mod:`edgefusion.training.target_cache`: one
+file per frame, written as it is computed, so ``--resume`` after an
+interrupted pass reuses the frames already done); otherwise on every step.
+
+Logs: phase 1 writes ``RUN_DIR/crops/log.csv``, phase 2 ``RUN_DIR/log.csv``
+(same columns; ``step`` restarts at 1 in phase 2). Both paths are printed
+when the run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,6 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from edgefusion.errors import UserError
-from edgefusion.io.atomic import atomic_path, write_text
 from edgefusion.io.digest import sha256_file
 from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
 from edgefusion.models.student import SIZES, Student
@@ -51,6 +56,7 @@ from edgefusion.training.dataset import PairCrops, augment_crop
 from edgefusion.training.loop import Stage, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
+from edgefusion.training.target_cache import TargetCache, frame_key
 from edgefusion.training import pixel
 
 CROPS_DIR = "crops"
@@ -112,28 +118,32 @@ def load_teacher(path: str | os.PathLike, device: torch.device) -> tuple[nn.Modu
 
 
 class TeacherTargets:
-    """Whole-frame teacher outputs of every training pair, computed once and kept on disk and in memory."""
+    """Whole-frame teacher outputs of every training pair, kept on disk (:mod:`.target_cache`) and in memory.
+
+    Each frame's output is stored as soon as it is computed, keyed by the
+    teacher's digest and the frame's files, so an interrupted pass resumes
+    where it stopped and a rerun with the same teacher computes nothing.
+    """
 
     def __init__(self, folder: Path, pairs: PairCrops, teacher: nn.Module, teacher_digest: str, place: ddp.Dist, progress: bool = True):
-        self.folder = folder
-        self.planes: list[np.ndarray] = []
-        manifest = folder / "manifest.json"
-        expected = {"teacher_sha256": teacher_digest, "pairs": [p.name for p in pairs.pairs]}
+        self.cache = TargetCache(folder, teacher_digest)
+        keys = [frame_key(p.name, p.ir, p.vis) for p in pairs.pairs]
         if place.main:
-            current = json.loads(manifest.read_text()) if manifest.is_file() else None
-            if current != expected:
-                self._compute(pairs, teacher, place.device, progress)
-                write_text(manifest, json.dumps(expected, indent=1))
+            self._fill(keys, pairs, teacher, place.device, progress)
         ddp.barrier(place)
-        self.planes = [np.load(folder / f"{i:05d}.npy").astype(np.float32) / 65535.0 for i in range(len(pairs))]
+        self.planes: list[np.ndarray] = [self.cache.get(key) for key in keys]
+        if any(plane is None for plane in self.planes):
+            raise UserError(f"teacher cache {folder} lost entries while the run was reading it")
 
-    def _compute(self, pairs: PairCrops, teacher: nn.Module, device: torch.device, progress: bool) -> None:
+    def _fill(self, keys: list[str], pairs: PairCrops, teacher: nn.Module, device: torch.device, progress: bool) -> None:
+        missing = [i for i, key in enumerate(keys) if self.cache.get(key) is None]
+        if not missing:
+            return
         fuser = TorchFuser(teacher, "teacher", device)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for i in tqdm(range(len(pairs)), desc="teacher targets", disable=not progress, dynamic_ncols=True):
-            fused = fuser.fuse_planes(*pairs.planes(i))
-            with atomic_path(self.folder / f"{i:05d}.npy") as tmp:
-                np.save(tmp, np.rint(fused * 65535.0).astype(np.uint16))
+        reused = len(keys) - len(missing)
+        desc = f"teacher targets ({reused} cached)" if reused else "teacher targets"
+        for i in tqdm(missing, desc=desc, disable=not progress, dynamic_ncols=True):
+            self.cache.put(keys[i], "", fuser.fuse_planes(*pairs.planes(i)))
 
 
 def _stack(pairs: PairCrops, targets: TeacherTargets | None, index: int) -> torch.Tensor:
@@ -265,6 +275,8 @@ def distill(
     crops_dir = out / CROPS_DIR
     if not resume and place.main and (crops_dir.exists() or (out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if place.main and progress:
+        print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     pairs = PairCrops(data_dir, recipe["data"])
     cfg: DistillConfig = recipe["distill"]
