@@ -301,3 +301,22 @@ def check_budget(target, result: SizeResult) -> str:
     if not ok:
         raise BudgetError(line)
     return line
+
+
+def budget_summary(rows: list[dict]) -> str:
+    """A table of latency checks: rows ``{target, size, budget_ms, p90_ms (None when skipped), note}``.
+
+    The verdict column says ``within``, ``OVER`` or ``skipped`` (nothing was
+    measured); ``note`` says where it ran or why it was skipped.
+    """
+    head = ("target", "size (WxH)", "p90 ms", "budget ms", "verdict", "note")
+    table = [head]
+    for row in rows:
+        p90 = row.get("p90_ms")
+        verdict = "skipped" if p90 is None else ("within" if p90 <= row["budget_ms"] else "OVER")
+        table.append((row["target"], row["size"], "-" if p90 is None else f"{p90:.2f}", f"{row['budget_ms']:g}", verdict, row.get("note", "")))
+    widths = [max(len(r[i]) for r in table) for i in range(len(head) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(head[-1]))
+    measured = sum(r.get("p90_ms") is not None for r in rows)
+    return "\n".join([*lines, f"{measured} of {len(rows)} target(s) measured"])

@@ -37,3 +37,32 @@ def _torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# --- on-device latency tests (marker ``device``): opt-in, with a summary table -----------------
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``device`` tests unless the run selects them (``-m device``): their verdict depends on the machine."""
+    if "device" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="on-device latency check: run with pytest -m device (on the target)")
+    for item in items:
+        if "device" in item.keywords:
+            item.add_marker(skip)
+
+
+_LATENCY_ROWS: list[dict] = []
+
+
+@pytest.fixture
+def latency_rows() -> list[dict]:
+    """Rows for :func:`edgefusion.bench.budget_summary`, printed at the end of the session."""
+    return _LATENCY_ROWS
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _LATENCY_ROWS:
+        from edgefusion.bench import budget_summary
+
+        terminalreporter.section("on-device latency budgets (p90 at each target's latency shape)")
+        terminalreporter.write_line(budget_summary(_LATENCY_ROWS))

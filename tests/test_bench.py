@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from edgefusion import bench
 from edgefusion.cli import main
-from edgefusion.errors import BudgetError, UserError
+from edgefusion.errors import BudgetError, SkippedError, UserError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
 
@@ -86,12 +85,74 @@ def test_cli_bad_bundle_is_one_line_error(tmp_path, capsys):
     assert err.startswith("edgefusion: bundle not found") and err.count("\n") == 1
 
 
-def test_check_is_skipped_off_device(max_bundle, tmp_path, monkeypatch, capsys):
+def test_check_off_device_measures_nothing_and_says_so(max_bundle, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(bench.ON_DEVICE_ENV, raising=False)
     profile = tmp_path / "dev.toml"
     profile.write_text(PROFILE.format(budget=0.000001))
-    assert main(["bench", "--target", str(profile), "--check", "--model", str(max_bundle)]) == 0
-    assert "skipped latency check for dev" in capsys.readouterr().err
+    argv = ["bench", "--target", str(profile), "--check", "--model", str(max_bundle)]
+    assert main(argv) == SkippedError.exit_code == 5  # a release gate that measured nothing must not pass
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "skipped latency check for dev, nothing was measured" in captured.err and "--skip-ok" in captured.err
+    assert main([*argv, "--skip-ok"]) == 0  # skip-as-success only when asked
+    captured = capsys.readouterr()
+    assert captured.out == "" and "(accepted: --skip-ok)" in captured.err
+
+
+@pytest.mark.parametrize("name, environ, system, machine, measure", [
+    ("x86", {}, "Linux", "x86_64", True),          # the host is the target's platform
+    ("x86", {}, "Linux", "aarch64", False),
+    ("x86", {}, "Darwin", "x86_64", False),
+    ("onnx", {}, "Linux", "aarch64", True),
+    ("arm:720p", {}, "Linux", "aarch64", True),    # variants share their base target's platform
+    ("arm", {}, "Linux", "x86_64", False),
+    ("jetson", {}, "Linux", "aarch64", False),     # a Jetson is declared, never guessed
+    ("jetson:480p", {bench.ON_DEVICE_ENV: "jetson"}, "Linux", "aarch64", True),
+    ("arm", {bench.ON_DEVICE_ENV: "*"}, "Linux", "x86_64", True),
+    ("dev", {bench.ON_DEVICE_ENV: "other"}, "Linux", "x86_64", False),
+])
+def test_check_plan_decides_where_to_measure(name, environ, system, machine, measure):
+    plan = bench.check_plan(name, environ, system, machine)
+    assert plan.measure is measure
+    assert (name.partition(":")[0] in plan.reason) and (bench.ON_DEVICE_ENV in plan.reason or machine in plan.reason)
+
+
+def _size_result(p90: float) -> bench.SizeResult:
+    return bench.SizeResult(width=640, height=480, init_ms=1, first_inference_ms=1, median_ms=p90 / 2, p90_ms=p90, p99_ms=p90,
+                            mean_ms=p90 / 2, min_ms=0.1, max_ms=p90, fps=2000 / p90, model_ms=1, compose_ms=0, overhead_ms=0,
+                            peak_rss_mb=1, runs=10)
+
+
+@pytest.mark.parametrize("p90, ok", [(14.99, True), (15.0, True), (15.01, False)])
+def test_budget_verdict_on_injected_measurements(p90, ok):
+    from edgefusion.targets import load_target
+
+    target = load_target("x86")  # budget: p90 15 ms at 480x640
+    verdict, line = bench.budget_verdict(target, _size_result(p90))
+    assert verdict is ok
+    assert line == f"x86: p90 {p90:.2f} ms at 640x480 (WxH) vs budget 15 ms -- {'within' if ok else 'over'} budget"
+    if ok:
+        assert bench.check_budget(target, _size_result(p90)) == line
+    else:
+        with pytest.raises(BudgetError, match="over budget"):
+            bench.check_budget(target, _size_result(p90))
+
+
+def test_check_on_the_targets_platform_builds_a_bundle_when_none_is_given(max_bundle, tmp_path, monkeypatch, capsys):
+    import edgefusion.commands.bench as command
+
+    built = []
+
+    def fake_build(target, stack):
+        built.append(target.name)
+        return str(max_bundle)
+
+    monkeypatch.setattr(command, "build_check_bundle", fake_build)
+    monkeypatch.setattr(bench, "check_plan", lambda name: bench.CheckPlan(True, "injected"))
+    profile = tmp_path / "dev.toml"
+    profile.write_text(PROFILE.format(budget=10000.0))
+    assert main(["bench", "--target", str(profile), "--check", "--runs", "3", "--warmup", "0", "--threads", "1"]) == 0
+    assert built == ["dev"] and "within budget" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("budget, code", [(10000.0, 0), (0.000001, BudgetError.exit_code)])
@@ -110,16 +171,6 @@ def test_on_device_matches_variants(monkeypatch):
     assert bench.on_device("jetson") and bench.on_device("jetson:480p") and not bench.on_device("arm")
     monkeypatch.setenv(bench.ON_DEVICE_ENV, "*")
     assert bench.on_device("arm")
-
-
-@pytest.mark.device
-def test_shipped_bundle_meets_its_targets_budget():
-    """On the device: EDGEFUSION_ON_DEVICE=<target> EDGEFUSION_BUNDLE=<bundle> pytest -m device tests/test_bench.py."""
-    target = os.environ.get(bench.ON_DEVICE_ENV, "").split(",")[0].strip()
-    bundle = os.environ.get("EDGEFUSION_BUNDLE")
-    if not target or target == "*" or not bundle:
-        pytest.skip(f"not on a target device: set {bench.ON_DEVICE_ENV}=<target> and EDGEFUSION_BUNDLE=<bundle> on the device")
-    assert main(["bench", "--target", target, "--check", "--model", bundle, "--runs", "100", "--warmup", "10"]) == 0
 
 
 def test_html_report_is_self_contained_and_round_trips_images(max_bundle, tmp_path):
@@ -144,3 +195,17 @@ def test_html_report_is_self_contained_and_round_trips_images(max_bundle, tmp_pa
     assert len(uris) == (2 if importlib.util.find_spec("matplotlib") else 1)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(uris[0])))), fused)
     assert "32x24" in text and "CPUExecutionProvider" in text
+
+
+def test_budget_summary_of_injected_measurements():
+    rows = [
+        {"target": "x86", "size": "640x480", "budget_ms": 15.0, "p90_ms": 10.894, "note": "this host"},
+        {"target": "jetson", "size": "1920x1080", "budget_ms": 25.0, "p90_ms": None, "note": "not the jetson target"},
+        {"target": "onnx", "size": "640x480", "budget_ms": 30.0, "p90_ms": 31.0},
+    ]
+    lines = bench.budget_summary(rows).splitlines()
+    assert lines[0].split() == ["target", "size", "(WxH)", "p90", "ms", "budget", "ms", "verdict", "note"]
+    assert lines[2].split() == ["x86", "640x480", "10.89", "15", "within", "this", "host"]
+    assert lines[3].split()[:5] == ["jetson", "1920x1080", "-", "25", "skipped"]
+    assert lines[4].split() == ["onnx", "640x480", "31.00", "30", "OVER"]
+    assert lines[-1] == "2 of 3 target(s) measured"

@@ -184,19 +184,17 @@ def test_atomic_path_error_keeps_the_previous_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
-def test_crash_inside_torch_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+def test_crash_inside_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     target = tmp_path / "last.pt"
     save_checkpoint(target, {"training": {"step": 2}, "w": torch.arange(6.0)})
     before = target.read_bytes()
-    real_save = torch.save
+    real_write = Path.write_bytes
 
-    def save_half_then_die(obj, path, *args, **kwargs):
-        real_save(obj, path, *args, **kwargs)
-        with open(path, "r+b") as f:  # leave a truncated file behind, as a kill mid-write would
-            f.truncate(os.path.getsize(path) // 2)
+    def write_half_then_die(path, data):  # save_checkpoint serializes in memory, then writes the bytes
+        real_write(path, data[: len(data) // 2])  # leave a truncated file behind, as a kill mid-write would
         raise _Crash
 
-    monkeypatch.setattr(torch, "save", save_half_then_die)
+    monkeypatch.setattr(Path, "write_bytes", write_half_then_die)
     with pytest.raises(_Crash):
         save_checkpoint(target, {"training": {"step": 4}, "w": torch.zeros(6)})
     assert target.read_bytes() == before
@@ -216,24 +214,23 @@ def test_training_crash_during_checkpoint_write_resumes(tmp_path, data, recipe, 
         return teacher.build_teacher_stage(loaded, data, teacher.check_weights(loaded)), loaded
 
     run = tmp_path / "run"
-    real_save, calls = torch.save, []
+    real_write, calls = Path.write_bytes, []
 
-    def die_on_second_checkpoint(obj, path, *args, **kwargs):
+    def die_on_second_checkpoint(path, data):
         calls.append(path)
         if len(calls) == 2:
-            with open(path, "wb") as f:
-                f.write(b"PK\x03\x04 truncated")
+            real_write(path, b"PK\x03\x04 truncated")
             raise _Crash
-        real_save(obj, path, *args, **kwargs)
+        real_write(path, data)
 
-    monkeypatch.setattr(torch, "save", die_on_second_checkpoint)
+    monkeypatch.setattr(Path, "write_bytes", die_on_second_checkpoint)
     stage, loaded = stage_and_recipe()
     with pytest.raises(_Crash):
         run_stage(stage, loaded, run, progress=False)
     assert _step(run / "last.pt") == 2
     assert _temporaries(run) == [] and not (run / "teacher.pt").exists()
 
-    monkeypatch.setattr(torch, "save", real_save)
+    monkeypatch.setattr(Path, "write_bytes", real_write)
     stage, loaded = stage_and_recipe()
     run_stage(stage, loaded, run, resume=True, progress=False)
     assert _step(run / "last.pt") == 6 and (run / "teacher.pt").is_file()

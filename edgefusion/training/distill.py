@@ -275,9 +275,9 @@ def distill(
     crops_dir = out / CROPS_DIR
     if not resume and place.main and (crops_dir.exists() or (out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    teacher, teacher_payload = load_teacher(teacher_path, place.device)
     if place.main and progress:
         print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)
-    teacher, teacher_payload = load_teacher(teacher_path, place.device)
     pairs = PairCrops(data_dir, recipe["data"])
     cfg: DistillConfig = recipe["distill"]
     teacher_digest = sha256_file(teacher_path)
