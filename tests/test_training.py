@@ -148,6 +148,40 @@ def test_smoke_run_writes_checkpoints_and_log(tmp_path, monkeypatch):
     assert (run / "teacher.pt").read_bytes() == before
 
 
+def test_whole_smoke_pipeline_runs_both_stages(tmp_path, monkeypatch, capsys):
+    """The README's first training command: teacher-smoke then student-smoke, on the package samples."""
+    pytest.importorskip("open_clip")
+    from edgefusion.io.digest import sha256_file
+    from edgefusion.resources import SAMPLES
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(SAMPLES), "--out", str(run), "--teacher-config", "teacher-smoke", "--student-config", "student-smoke", "--device", "cpu"]
+    assert main(argv, monkeypatch) == 0
+    student = torch.load(run / "student" / "student.pt", weights_only=True)
+    assert student["architecture"] == "student"
+    assert student["metadata"]["teacher"]["sha256"] == sha256_file(run / "teacher" / "teacher.pt")
+    recipe = student["metadata"]["student_recipe"]
+    assert recipe["train"]["steps"] == 6 and recipe["finetune"]["steps"] == 4  # train/student-smoke.toml, not the 15-min recipe
+    assert [int(r["step"]) for r in _read_log(run / "student" / "crops" / "log.csv")] == list(range(1, 7))
+    assert [int(r["step"]) for r in _read_log(run / "student" / "log.csv")] == list(range(1, 5))
+    err = capsys.readouterr().err
+    assert f"phase 1 (crops) {run / 'student' / 'crops' / 'log.csv'}" in err  # where the logs are is said
+
+
+def test_train_usage_does_not_require_a_stage(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("train",))
+    parser = cli.build_parser()
+    args = parser.parse_args(["train", "--data", "d", "--out", "o"])
+    assert args.stage is None and args.func.__name__ == "run_pipeline"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    usage = text.split("\n\n")[0]
+    assert usage.startswith("usage: edgefusion train --data DIR --out RUN_DIR")
+    assert "edgefusion train {teacher,student}" in usage and "STAGE ..." not in usage.splitlines()[0]
+    assert "student-smoke" in text  # the first run to try
+
+
 def _teacher_run(recipe_path: Path, run_dir: Path, resume: bool = False, stop_at: int | None = None):
     from edgefusion.training import teacher
     from edgefusion.training.loop import Interrupted, run_stage

@@ -140,6 +140,14 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def new_work_folder(prefix: str) -> Path:
+    """Create ``<prefix><pid>-XXXXXXXX`` in the system temp folder, first removing those of dead processes."""
+    base = Path(tempfile.gettempdir())
+    remove_stale(base, prefix)
+    with os_errors_named(base, "cannot create a work folder in"):
+        return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+
+
 @contextlib.contextmanager
 def work_folder(prefix: str) -> Iterator[Path]:
     """A private work folder ``<prefix><pid>-XXXXXXXX`` in the system temp folder, removed afterwards.
@@ -148,10 +156,7 @@ def work_folder(prefix: str) -> Iterator[Path]:
     ``OSError`` about a file in it (or naming no file) becomes a UserError that
     names the folder and points at ``TMPDIR``.
     """
-    base = Path(tempfile.gettempdir())
-    remove_stale(base, prefix)
-    with os_errors_named(base, "cannot create a work folder in"):
-        work = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+    work = new_work_folder(prefix)
     try:
         yield work
     except OSError as exc:

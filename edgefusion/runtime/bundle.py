@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import weakref
 import zipfile
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any, Mapping
 
 from edgefusion.errors import UserError, os_errors_named
 from edgefusion.io.digest import sha256_file
-from edgefusion.io.atomic import atomic_path, temp_beside
+from edgefusion.io.atomic import atomic_path, new_work_folder, temp_beside
 from edgefusion.io.outputs import check_output_path
 
 SCHEMA = 1
@@ -260,7 +259,7 @@ def _load_zip(path: Path) -> Bundle:
             unknown = sorted(set(names) - set(manifest["sha256"]) - {MANIFEST})
             if unknown:
                 raise UserError(f"{where}: file {unknown[0]} is not listed in the manifest (tampered bundle?)")
-            root = Path(tempfile.mkdtemp(prefix="edgefusion-bundle-"))
+            root = new_work_folder("edgefusion-bundle-")  # removed when the Bundle is; a killed process's by the next one
             try:
                 for rel, expected in manifest["sha256"].items():
                     if rel not in names:
