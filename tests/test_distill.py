@@ -169,6 +169,44 @@ def test_killed_run_resumes_to_the_same_student(tmp_path, data, teacher_ckpt):
         torch.testing.assert_close(b["state_dict"][key], value, atol=0, rtol=0)
 
 
+def test_interrupted_teacher_pass_resumes_where_it_stopped(tmp_path, data, teacher_ckpt, monkeypatch):
+    """Issue 9.5: --resume after an interrupt in the teacher-target pass computes only the missing frames."""
+    from edgefusion.training.target_cache import SCALE, TargetCache, frame_key
+
+    recipe = _recipe(tmp_path, steps=2, finetune=2)
+    real, calls = TorchFuser.fuse_planes, []
+
+    def interrupted_after_two(self, ir, vis):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C (or a kill) during the third frame
+        calls.append(1)
+        return real(self, ir, vis)
+
+    monkeypatch.setattr(TorchFuser, "fuse_planes", interrupted_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        D.distill(teacher_ckpt, data, recipe, tmp_path / "run", progress=False)
+    assert len(list((tmp_path / "run" / D.CACHE_DIR).rglob("*.npy"))) == 2
+
+    resumed = []
+
+    def counting(self, ir, vis):
+        resumed.append(1)
+        return real(self, ir, vis)
+
+    monkeypatch.setattr(TorchFuser, "fuse_planes", counting)
+    assert D.distill(teacher_ckpt, data, recipe, tmp_path / "run", resume=True, progress=False).is_file()
+    pairs = PairCrops(data, DataConfig(cache=False))
+    assert len(resumed) == len(pairs) - 2  # only the frames the interrupted pass had not stored
+
+    # the cache holds the teacher's own whole-frame outputs (computed here independently)
+    monkeypatch.setattr(TorchFuser, "fuse_planes", real)
+    teacher, _ = load_model(teacher_ckpt)
+    cache = TargetCache(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))
+    for i, pair in enumerate(pairs.pairs):
+        expected = TorchFuser(teacher, "t").fuse_planes(*pairs.planes(i))
+        np.testing.assert_allclose(cache.get(frame_key(pair.name, pair.ir, pair.vis)), expected, atol=0.5 / SCALE + 1e-6)
+
+
 TINY_PIXEL_TEACHER = """
 [train]
 steps = 3

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgefusion.io.digest import sha256_file
-from edgefusion.io.images import read_image, write_image
-from edgefusion.resources import SAMPLES
+from edgefusion.io.images import write_image
 from edgefusion.training.target_cache import SCALE, TargetCache, frame_key
 
 DIGEST_A, DIGEST_B = "a" * 64, "b" * 64
@@ -64,82 +62,3 @@ def test_torn_or_foreign_file_is_a_miss_and_get_or_compute_fills_it(tmp_path):
     assert hit and calls == [1]
     np.save(path, np.zeros((2, 2), np.float64))  # not what put() writes
     assert cache.get("f") is None
-
-
-# --- the distillation teacher pass resumes (issue 9.5) -----------------------------------------------
-
-torch = pytest.importorskip("torch")
-
-from edgefusion.models import build_model  # noqa: E402
-from edgefusion.models.checkpoint import TorchFuser, model_payload, save_checkpoint  # noqa: E402
-from edgefusion.training import distill as D  # noqa: E402
-from edgefusion.training.dataset import PairCrops  # noqa: E402
-
-NAMES = ("tno_07", "tno_08", "tno_19", "tno_20")
-RECIPE = """
-[distill]
-teacher_cache = true
-[data]
-crop = 32
-[train]
-steps = 2
-batch_size = 2
-[finetune]
-steps = 2
-batch_size = 1
-"""
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pairs")
-    for name in NAMES:
-        for sub in ("ir", "vi"):
-            write_image(root / sub / f"{name}.png", read_image(SAMPLES / sub / f"{name}.png")[:40, :48])
-    return root
-
-
-@pytest.fixture(scope="module")
-def teacher_ckpt(tmp_path_factory):
-    torch.manual_seed(5)
-    config = {"width": 4, "downsamples": 1, "res_blocks": 1, "style_dim": 2, "mlp_width": 8}
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    save_checkpoint(path, model_payload(build_model("teacher", config), "teacher", config, {"objective": "test"}))
-    return path
-
-
-def test_interrupted_teacher_pass_resumes_where_it_stopped(tmp_path, data, teacher_ckpt, monkeypatch):
-    recipe = tmp_path / "student.toml"
-    recipe.write_text(RECIPE)
-    real, calls = TorchFuser.fuse_planes, []
-
-    def interrupted_after_two(self, ir, vis):
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C (or a kill) during the third frame
-        calls.append(1)
-        return real(self, ir, vis)
-
-    monkeypatch.setattr(TorchFuser, "fuse_planes", interrupted_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        D.distill(teacher_ckpt, data, recipe, tmp_path / "run", progress=False)
-    assert len(list((tmp_path / "run" / D.CACHE_DIR).rglob("*.npy"))) == 2
-
-    resumed = []
-
-    def counting(self, ir, vis):
-        resumed.append(1)
-        return real(self, ir, vis)
-
-    monkeypatch.setattr(TorchFuser, "fuse_planes", counting)
-    final = D.distill(teacher_ckpt, data, recipe, tmp_path / "run", resume=True, progress=False)
-    assert final.is_file()
-    assert len(resumed) == len(NAMES) - 2  # only the frames the interrupted pass had not stored
-
-    # the cache holds the teacher's own whole-frame outputs (computed here independently)
-    teacher, _ = D.load_teacher(teacher_ckpt, torch.device("cpu"))
-    pairs = PairCrops(data, D.load_student_recipe(recipe)["data"])
-    cache = TargetCache(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))
-    monkeypatch.setattr(TorchFuser, "fuse_planes", real)
-    for i, pair in enumerate(pairs.pairs):
-        expected = TorchFuser(teacher, "t").fuse_planes(*pairs.planes(i))
-        np.testing.assert_allclose(cache.get(frame_key(pair.name, pair.ir, pair.vis)), expected, atol=0.5 / SCALE + 1e-6)
