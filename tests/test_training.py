@@ -180,6 +180,9 @@ def test_train_usage_does_not_require_a_stage(monkeypatch, capsys):
     assert usage.startswith("usage: edgefusion train --data DIR --out RUN_DIR")
     assert "edgefusion train {teacher,student}" in usage and "STAGE ..." not in usage.splitlines()[0]
     assert "student-smoke" in text  # the first run to try
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "student", "--help"])
+    assert capsys.readouterr().out.startswith("usage: edgefusion train student [-h] --teacher CKPT")
 
 
 def _teacher_run(recipe_path: Path, run_dir: Path, resume: bool = False, stop_at: int | None = None):

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train the teacher and student (whole pipeline) or one stage",
                                    usage=USAGE, description=DESCRIPTION, epilog=EPILOG)
     # Stages: `teacher` here; `student` and the bare `edgefusion train` pipeline are registered next to it.
-    stages = parser.add_subparsers(dest="stage", metavar="STAGE", title="stages (optional)")
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", title="stages (optional)", prog=parser.prog)
     teacher = stages.add_parser("teacher", help="train the language-driven teacher (CLIP loss)")
     add_run_arguments(teacher, "train/teacher.toml")
     add_weight_arguments(teacher)
