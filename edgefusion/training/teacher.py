@@ -105,7 +105,7 @@ class ObjectiveConfig:
 SECTIONS = {"train": TrainConfig, "data": DataConfig, "model": TeacherConfig, "objective": ObjectiveConfig, "clip": ClipConfig, "prompts": PromptConfig}
 
 
-def noisy(x: torch.Tensor, sigma: float, clamp: bool) -> torch.Tensor:
+def _noisy(x: torch.Tensor, sigma: float, clamp: bool) -> torch.Tensor:
     """``x`` plus Gaussian noise of std ``sigma``, clamped to [0, 1] when ``clamp``."""
     if sigma <= 0:
         return x
@@ -136,7 +136,7 @@ class LanguageObjective(nn.Module):
         for role, emb in encode_prompts(clip.model, clip.tokenizer, prompts).items():
             self.register_buffer(f"text_{role}", emb, persistent=False)
 
-    def encode(self, gray: torch.Tensor) -> torch.Tensor:
+    def embed(self, gray: torch.Tensor) -> torch.Tensor:
         """CLIP image embeddings (float32) of N×1×H×W luma in [0, 1], at ``clip_precision``."""
         dtype = clip_dtype(gray.device.type, self.cfg.clip_precision)
         if dtype is None:
@@ -164,7 +164,7 @@ class LanguageObjective(nn.Module):
         losses = fused.new_zeros(len(keep), dtype=torch.float32)
         if bool(keep.any()):
             kept = maps[keep]
-            patch_emb = self.encode(L.apply_patches(fused, kept, self.size, cfg.patch_fill))
+            patch_emb = self.embed(L.apply_patches(fused, kept, self.size, cfg.patch_fill))
             losses = losses.index_put((keep.nonzero()[:, 0],), self.directions(patch_emb, ir_emb[kept.image], vis_emb[kept.image]))
         else:
             losses = losses + fused.sum() * 0.0  # keeps the graph connected for DDP
@@ -173,10 +173,10 @@ class LanguageObjective(nn.Module):
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         ir, vis = batch["ir"], batch["vis"]
-        fused = model(noisy(ir, cfg.input_noise, cfg.input_noise_clamp), noisy(vis, cfg.input_noise, cfg.input_noise_clamp))
+        fused = model(_noisy(ir, cfg.input_noise, cfg.input_noise_clamp), _noisy(vis, cfg.input_noise, cfg.input_noise_clamp))
         with torch.no_grad():
-            ir_emb, vis_emb = self.encode(torch.cat([ir, vis])).chunk(2)
-        fused_emb = self.encode(fused)
+            ir_emb, vis_emb = self.embed(torch.cat([ir, vis])).chunk(2)
+        fused_emb = self.embed(fused)
         similarity = L.similarity_loss(fused_emb, [ir_emb, vis_emb]).mean()
         global_direction = self.directions(fused_emb, ir_emb, vis_emb).mean()
         patch_direction, keep = self.patch_direction(fused, ir, vis, ir_emb, vis_emb)
@@ -207,7 +207,7 @@ class PixelObjective(nn.Module):
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         ir, vis = batch["ir"], batch["vis"]
-        fused = model(noisy(ir, cfg.input_noise, cfg.input_noise_clamp), noisy(vis, cfg.input_noise, cfg.input_noise_clamp)).float()
+        fused = model(_noisy(ir, cfg.input_noise, cfg.input_noise_clamp), _noisy(vis, cfg.input_noise, cfg.input_noise_clamp)).float()
         intensity = pixel.intensity_max_l1(fused, ir, vis)
         gradient = pixel.gradient_max_l1(fused, ir, vis)
         ssim = pixel.ssim_loss(fused, ir, vis)
