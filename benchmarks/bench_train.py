@@ -5,9 +5,9 @@ Cases (each in its own subprocess so peak RSS is per case):
 * ``smoke``: ``train/teacher-smoke.toml`` as shipped (tiny CLIP, 64-px crops, batch 2);
 * ``unet-b4``: ``train/teacher-unet.toml`` (edgefusion's U-Net variant), CLIP
   ViT-B-32 with RANDOM weights, 224-px crops, batch 4, CLIP-tower regularizer;
-* ``paper-b1``, ``paper-b16``: ``train/teacher.toml`` exactly (the paper's
-  network and objective, 32 patch crops per image) at batch 1 and at the
-  recipe's batch 16, CLIP ViT-B-32 and VGG19 with RANDOM weights (same cost
+* ``paper-b1``, ``paper-b16`` (any ``paper-bN``): ``train/teacher.toml`` exactly
+  (the paper's network and objective, 32 patch crops per image) at batch 1 and
+  at the recipe's batch 16, CLIP ViT-B-32 and VGG19 with RANDOM weights (same cost
   as the real ones; VGG19 from a temporary random state dict). Only crops that
   pass the entropy filter go through CLIP, so the cost depends on the data:
   ``patch_kept`` is reported; a ``-worst`` suffix (``paper-b1-worst``) sets
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def _recipe(case: str, folder: str):
         recipe = load_recipe(resource_dir("train") / "teacher-unet.toml", teacher.SECTIONS)
         recipe["objective"].regularizer = "clip"
         recipe["train"].batch_size = 4
-    elif name == "paper" and variant.split("-")[0] in ("b1", "b16"):
+    elif name == "paper" and re.fullmatch(r"b\d+(-worst)?", variant):
         recipe = load_recipe(resource_dir("train") / "teacher.toml", teacher.SECTIONS)
         recipe["objective"].vgg_weights = _random_vgg19(folder)
         recipe["train"].batch_size = int(variant.split("-")[0][1:])

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgefusion.models.blocks import AdaINResBlock, conv_block, mlp
 from edgefusion.config import bounded
+from edgefusion.models.blocks import AdaINResBlock, conv_block, mlp
 
 
 @dataclass
