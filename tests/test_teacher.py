@@ -373,6 +373,20 @@ def test_min_std_redraws_flat_crops(tmp_path):
     assert min(stds[0.05]) >= 0.05
 
 
+def test_paper_recipe_objective_trains_the_paper_network():
+    from edgefusion.training import teacher
+    from edgefusion.training.recipe import load_recipe
+
+    recipe = load_recipe(resource_dir("train") / "teacher.toml", teacher.SECTIONS)
+    recipe["clip"].model, recipe["clip"].weights, recipe["objective"].regularizer = "edgefusion-tiny-clip", "random", "clip"
+    objective, _ = teacher.build_objective(recipe, teacher.check_weights(recipe))
+    model = build_model("teacher", vars(recipe["model"]))
+    terms = objective(model, {"ir": torch.rand(2, 1, 32, 32), "vis": torch.rand(2, 1, 32, 32)})
+    assert all(torch.isfinite(v) for v in terms.values()) and 0.0 < terms["patch_kept"].item() <= 1.0
+    terms["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_pixel_objective_terms():
     from edgefusion.training.teacher import PIXEL_OBJECTIVE_NOTE, ObjectiveConfig, PixelObjective, build_objective
 

@@ -16,10 +16,17 @@ With ``w = width``, ``n = downsamples``, ``r = res_blocks``, ``s = style_dim``:
   a 7×7 conv to one channel, ``clamp(tanh(.), 0, 1)``; no skip connections;
 * conv and linear weights drawn from N(0, 0.02), biases 0.
 
+Details the issue leaves open, chosen here: reflect padding for the convs, AdaIN
+scales applied as ``1 + γ`` (:class:`~edgefusion.models.blocks.AdaINResBlock`),
+layer norm as ``GroupNorm(1, C)`` (per-sample statistics over C×H×W,
+per-channel scale 1 and shift 0 at init). The 5×5 transposed-conv kernel is
+the one for which this layout has exactly the issue's parameter count.
+
 Paper configuration (``train/teacher.toml``): w = 16, n = 3, r = 2, s = 8,
 mlp_width = 256: 128 channels at 1/8 per content encoder, MLP 16 -> 256 -> 256
 -> 2048, 5,776,977 parameters, 6.07 GMAC at 224×224 (conv-transpose MACs
-counted per input position, as ``torch.utils.flop_counter`` does).
+counted per input position, as ``torch.utils.flop_counter`` does; the issue
+quotes 6.3), 37.1 GMAC at 640×480.
 """
 
 from __future__ import annotations
