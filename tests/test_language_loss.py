@@ -74,6 +74,8 @@ def test_feature_max_loss_hand_value_and_zero():
     assert L.feature_max_loss(f, a, b).item() == pytest.approx(0.5)
     maxed = [torch.maximum(x, y) for x, y in zip(a, b)]
     assert L.feature_max_loss(maxed, a, b).item() == 0.0
+    # the paper sums the depths: 1 + 0
+    assert L.feature_max_loss(f, a, b, reduce="sum").item() == pytest.approx(1.0)
 
 
 # --- entropy and patch filtering ----------------------------------------------------------------
@@ -115,23 +117,74 @@ def test_clip_input_normalizes_gray_to_three_channels():
     assert x[:, 2].mean() == pytest.approx(0.25, abs=1e-6)
 
 
-def test_identity_crop_reproduces_image_and_geometry_scale():
-    img = torch.rand(1, 1, 16, 16)
-    identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    assert torch.allclose(L.apply_crops(img, identity, 16), img, atol=1e-5)
-    theta = L.random_crop_geometry(200, (0.5, 0.8), 10.0, 5.0, 0.05)
-    det = torch.linalg.det(theta[:, :, :2])  # rotation and shear have det 1 -> det = scale^2
-    assert det.min() >= 0.25 - 1e-5 and det.max() <= 0.64 + 1e-5
+def test_patch_average_one_of_eight_crops_kept():
+    losses = torch.tensor([0.3, 0.8, 0.5, 0.1, 0.9, 0.2, 0.4, 0.6])
+    keep = torch.tensor([False, True, False, False, False, False, False, False])
+    # paper: per-crop loss x mask averaged over ALL crops -> 0.8 / 8; edgefusion's variant: over the kept crop -> 0.8
+    assert L.patch_average(losses, keep, "all").item() == pytest.approx(0.1)
+    assert L.patch_average(losses, keep, "kept").item() == pytest.approx(0.8)
+    none = torch.zeros(8, dtype=torch.bool)
+    assert L.patch_average(losses, none, "all").item() == 0.0 and L.patch_average(losses, none, "kept").item() == 0.0
+    two = keep.clone()
+    two[4] = True
+    assert L.patch_average(losses, two, "all").item() == pytest.approx(1.7 / 8)
+    assert L.patch_average(losses, two, "kept").item() == pytest.approx(1.7 / 2)
 
 
-def test_crops_share_geometry_across_images_in_order():
+def _maps(window, warp):
+    return L.PatchMaps(torch.zeros(1, dtype=torch.long), torch.tensor([window]), torch.tensor([warp]))
+
+
+IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+
+
+def test_patch_window_cuts_the_quadrant_exactly():
+    img = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
+    for fill in ("zeros", "reflection"):
+        assert torch.allclose(L.apply_patches(img, _maps([0.0, 0.0, 1.0, 1.0], IDENTITY), 8, fill), img, atol=1e-4)
+        top_left = L.apply_patches(img, _maps([-0.5, -0.5, 0.5, 0.5], IDENTITY), 4, fill)
+        assert torch.allclose(top_left, img[..., :4, :4], atol=1e-4)
+
+
+def test_patch_fill_black_outside_the_window_or_image_around_it():
+    img = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
+    # bottom-left quadrant, content shifted down by a quarter of the window (t_y = 0.5 normalized):
+    # output row 0 reads window row -0.5 (outside), rows 1..3 read window rows 0..2 (image rows 4..6)
+    shifted = [[1.0, 0.0, 0.0], [0.0, 1.0, -0.5]]
+    black = L.apply_patches(img, _maps([-0.5, 0.5, 0.5, 0.5], shifted), 4, "zeros")[0, 0]
+    around = L.apply_patches(img, _maps([-0.5, 0.5, 0.5, 0.5], shifted), 4, "reflection")[0, 0]
+    assert torch.equal(black[0], torch.zeros(4))
+    assert torch.allclose(black[1:], img[0, 0, 4:7, :4], atol=1e-4)
+    assert torch.allclose(around[0], img[0, 0, 3, :4], atol=1e-4)  # the image row just above the window
+    assert torch.allclose(around[1:], black[1:])
+
+
+def test_patch_maps_paper_geometry():
+    torch.manual_seed(1)
+    maps = L.random_patch_maps(4, 32, (224, 224), (0.5, 0.8), True, 5.0, 5.0, (0.0, 0.1), (1.0, 1.5))
+    assert maps.image.tolist() == [i for i in range(4) for _ in range(32)]
+    cx, cy, hx, hy = maps.window.unbind(1)
+    assert torch.all(hx == hx[0]) and torch.all(hy == hx[0]) and 0.5 <= hx[0].item() <= 0.8  # one side per step
+    assert torch.all(cx.abs() + hx <= 1 + 1e-6) and torch.all(cy.abs() + hy <= 1 + 1e-6)  # window inside the image
+    a, b = maps.warp[:, :, :2], maps.warp[:, :, 2]
+    zoom = torch.linalg.det(a).rsqrt()  # rotation and shear have det 1: det(warp) = 1 / zoom^2
+    assert zoom.min() >= 1 - 1e-5 and zoom.max() <= 1.5 + 1e-5 and zoom.max() - zoom.min() > 0.3
+    shift = -torch.linalg.solve(a, b)  # the forward shift t (normalized window units: 0.1 of the side = 0.2)
+    assert shift[:, 0].abs().max() < 1e-5 and shift[:, 1].abs().max() <= 0.2 + 1e-5 and shift[:, 1].abs().max() > 0.1
+    linear = a * zoom[:, None, None]  # Shear(-s) R(-r): its (1, 0) entry is -sin(r)
+    angle = torch.asin(-linear[:, 1, 0]).rad2deg()
+    assert angle.abs().max() <= 5 + 1e-4 and angle.abs().max() > 3
+    per_crop = L.random_patch_maps(2, 16, (224, 224), (0.5, 0.8), False, 5.0, 5.0, (0.0, 0.1), (1.0, 1.5))
+    assert len(set(per_crop.window[:, 2].tolist())) == 32
+
+
+def test_patches_share_geometry_across_channels_in_image_major_order():
     a = torch.rand(2, 1, 24, 24)
-    theta = L.random_crop_geometry(6, (0.5, 0.8), 8.0, 5.0, 0.05)
-    together = L.apply_crops(torch.cat([a, 1 - a], dim=1), theta, 12)
+    maps = L.random_patch_maps(2, 3, (24, 24), (0.5, 0.8), False, 8.0, 5.0, (0.05, 0.05), (1.0, 1.2))
+    together = L.apply_patches(torch.cat([a, 1 - a], dim=1), maps, 12, "reflection")
     assert together.shape == (6, 2, 12, 12)
     assert torch.allclose(together[:, 1], 1 - together[:, 0], atol=1e-5)
-    # image-major order: crops 3..5 come from image 1
-    assert torch.allclose(L.apply_crops(a[1:], theta[3:], 12), together[3:, :1], atol=1e-6)
+    assert torch.allclose(L.apply_patches(a, maps[torch.tensor([3, 4, 5])], 12, "reflection"), together[3:, :1], atol=1e-6)
 
 
 # --- optimization with a synthetic embedding in place of CLIP -----------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -38,6 +40,93 @@ def test_teacher_style_codes_drive_the_decoder():
     with torch.no_grad():
         model.style_mlp[-1].bias.add_(1.0)  # changes every AdaIN scale/shift, nothing else
     assert not torch.allclose(model(ir, vis), base)
+
+
+# --- the paper's layout -------------------------------------------------------------------------
+
+PAPER = {"layout": "paper", "width": 16, "downsamples": 3, "res_blocks": 2, "style_dim": 8, "mlp_width": 256, "skips": False}
+
+
+def _conv(cout, cin, k):
+    return [(cout, cin, k, k), (cout,)]
+
+
+def _paper_parameter_shapes():
+    """Every parameter shape of the paper's teacher, written from the issue's layout (ConvTranspose: Cin, Cout, k, k)."""
+    content = _conv(16, 1, 7) + _conv(32, 16, 4) + _conv(64, 32, 4) + _conv(128, 64, 4) + 4 * _conv(128, 128, 3)
+    style = _conv(16, 1, 7) + _conv(32, 16, 4) + _conv(64, 32, 4) + _conv(64, 64, 4) + _conv(8, 64, 1)
+    decoder = 4 * _conv(256, 256, 3) + [(256, 16), (256,), (256, 256), (256,), (2048, 256), (2048,)]
+    decoder += [(256, 128, 5, 5), (128,), (128,), (128,), (128, 64, 5, 5), (64,), (64,), (64,), (64, 32, 5, 5), (32,), (32,), (32,)]
+    decoder += _conv(1, 32, 7)
+    return sorted(2 * content + 2 * style + decoder)
+
+
+def test_paper_teacher_parameters_and_layer_shapes():
+    from edgefusion.training import teacher
+    from edgefusion.training.recipe import load_recipe
+
+    assert vars(load_recipe(resource_dir("train") / "teacher.toml", teacher.SECTIONS)["model"]) == PAPER
+    model = build_model("teacher", PAPER)
+    assert sum(p.numel() for p in model.parameters()) == 5_776_977
+    assert sorted(tuple(p.shape) for p in model.parameters()) == _paper_parameter_shapes()
+    assert model.stride == 8
+
+
+def test_paper_teacher_feature_shapes_and_bottleneck():
+    model = build_model("teacher", PAPER).eval()
+    seen = {}
+    for name in ("content_ir", "content_vis", "style_ir", "style_mlp", "blocks.1", "up.0", "up.1", "up.2"):
+        model.get_submodule(name).register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape)))
+    with torch.no_grad():
+        model(torch.rand(2, 1, 32, 48), torch.rand(2, 1, 32, 48))
+    assert seen == {"content_ir": (2, 128, 4, 6), "content_vis": (2, 128, 4, 6), "style_ir": (2, 8), "style_mlp": (2, 2048),
+                    "blocks.1": (2, 256, 4, 6), "up.0": (2, 128, 8, 12), "up.1": (2, 64, 16, 24), "up.2": (2, 32, 32, 48)}
+
+
+def test_paper_teacher_output_is_clamped_tanh_and_init_is_normal_002():
+    model = build_model("teacher", PAPER).eval()
+    ir, vis = torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        out = model(ir, vis)
+        assert out.shape == (1, 1, 32, 32) and out.min() >= 0.0 and out.max() <= 1.0
+        last = model.out[0]
+        last.weight.zero_()
+        last.bias.fill_(0.5)
+        assert torch.allclose(model(ir, vis), torch.full_like(out, math.tanh(0.5)))  # tanh, not a sigmoid (0.62)
+        last.bias.fill_(-0.5)
+        assert torch.equal(model(ir, vis), torch.zeros_like(out))  # tanh < 0 clamped to 0
+    fresh = build_model("teacher", PAPER)
+    big = fresh.blocks[0].conv1
+    assert big.weight.std().item() == pytest.approx(0.02, rel=0.01) and abs(big.weight.mean().item()) < 1e-3
+    assert all(torch.count_nonzero(m.bias) == 0 for m in fresh.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)))
+
+
+def _paper_macs_224() -> int:
+    """Multiply-accumulates at 224x224 by hand: Cin*Cout*k*k per output position (conv) or input position (transposed)."""
+    content = 1 * 16 * 49 * 224**2 + 16 * 32 * 16 * 112**2 + 32 * 64 * 16 * 56**2 + 64 * 128 * 16 * 28**2 + 4 * 128 * 128 * 9 * 28**2
+    style = 1 * 16 * 49 * 224**2 + 16 * 32 * 16 * 112**2 + 32 * 64 * 16 * 56**2 + 64 * 64 * 16 * 28**2 + 64 * 8
+    decoder = 4 * 256 * 256 * 9 * 28**2 + 256 * 128 * 25 * 28**2 + 128 * 64 * 25 * 56**2 + 64 * 32 * 25 * 112**2 + 32 * 49 * 224**2
+    mlp = 16 * 256 + 256 * 256 + 256 * 2048
+    return 2 * content + 2 * style + decoder + mlp
+
+
+def test_paper_teacher_macs_at_224():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model("teacher", PAPER)
+        x = torch.empty(1, 1, 224, 224)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x, x)
+    macs = counter.get_total_flops() // 2
+    assert macs == _paper_macs_224()
+    assert macs / 1e9 == pytest.approx(6.3, rel=0.05)  # the issue's 6.3 GMAC (6.07 counted this way)
+
+
+def test_paper_layout_has_no_skips():
+    with pytest.raises(UserError, match="no skip connections"):
+        build_model("teacher", {**PAPER, "skips": True})
 
 
 def test_unknown_architecture_and_bad_config_are_user_errors():
@@ -107,18 +196,27 @@ def test_bad_checkpoints_are_user_errors(tmp_path):
         TorchFuser.load(wrong)
 
 
-@pytest.mark.parametrize("name", ["teacher", "teacher-smoke", "teacher-pixel"])
+@pytest.mark.parametrize("name", ["teacher", "teacher-unet", "teacher-smoke", "teacher-pixel"])
 def test_packaged_recipes_parse(name):
     from edgefusion.training import teacher
     from edgefusion.training.recipe import load_recipe
 
     recipe = load_recipe(resource_dir("train") / f"{name}.toml", teacher.SECTIONS)
     build_model("teacher", vars(recipe["model"]))
-    if name == "teacher":  # the paper's defaults
+    o = recipe["objective"]
+    if name in ("teacher", "teacher-unet"):  # the paper's loss weights
         assert recipe["data"].crop == 224 and recipe["train"].batch_size == 16 and recipe["clip"].model == "ViT-B-32"
-        o = recipe["objective"]
         assert (o.weight_similarity, o.weight_global, o.weight_patch, o.weight_regularizer) == (6.0, 2.0, 10.0, 10.0)
         assert (o.input_noise, o.entropy_threshold, o.regularizer) == (0.03, 6.0, "vgg19")
+    if name == "teacher":  # every other point of issue 12
+        t, d = recipe["train"], recipe["data"]
+        assert (t.lr, t.betas, t.milestones, t.amp) == (5e-4, [0.9, 0.999], [], "off")
+        assert (d.hflip, d.vflip, d.rotate_deg, d.shear_deg, d.scale_jitter, d.translate, d.min_std) == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.05)
+        assert (o.patch_crops, o.patch_average, o.patch_scale, o.patch_scale_per) == (32, "all", [0.5, 0.8], "step")
+        assert (o.patch_rotate_deg, o.patch_shear_deg, o.patch_translate, o.patch_zoom, o.patch_fill) == (5.0, 5.0, [0.0, 0.1], [1.0, 1.5], "zeros")
+        assert (o.regularizer_reduce, o.vgg_imagenet_norm, o.input_noise_clamp, o.clip_precision) == ("sum", False, False, "fp16")
+    if name == "teacher-unet":  # edgefusion's variant
+        assert recipe["model"].layout == "unet" and recipe["model"].skips and (o.patch_crops, o.patch_average) == (8, "kept")
     if name == "teacher-pixel":
         assert recipe["objective"].kind == "pixel"
 
@@ -182,6 +280,113 @@ def test_language_objective_drops_flat_patches(tiny_objective):
     assert terms["patch_kept"].item() == 0.0 and terms["patch_direction"].item() == 0.0
 
 
+def _objective_with(tiny_objective, **changes):
+    """The tiny-CLIP objective with ``[objective]`` options changed (shares the CLIP, prompts and features)."""
+    import copy
+    import dataclasses
+
+    base, _ = tiny_objective
+    objective = copy.copy(base)
+    objective.cfg = dataclasses.replace(base.cfg, **changes)
+    return objective
+
+
+def _half_textured(n=2, size=64):
+    """Top half uniform noise (~8 bits), bottom half flat: some crops pass the entropy filter, some not."""
+    x = torch.rand(n, 1, size, size)
+    x[..., size // 2:, :] = 0.5
+    return x
+
+
+@pytest.mark.parametrize("fill", ["zeros", "reflection"])
+def test_patch_average_all_is_kept_mean_times_kept_fraction(tiny_objective, fill):
+    ir, vis = _half_textured(), _half_textured()
+    model = build_model("teacher", TINY)
+    terms = {}
+    for over in ("all", "kept"):
+        objective = _objective_with(tiny_objective, patch_crops=8, patch_average=over, patch_fill=fill, patch_scale_per="step", patch_zoom=[1.0, 1.5])
+        torch.manual_seed(3)  # same crops for both
+        terms[over] = objective(model, {"ir": ir, "vis": vis})
+    kept = terms["all"]["patch_kept"].item()
+    assert kept == terms["kept"]["patch_kept"].item() and 0.0 < kept < 1.0
+    assert terms["all"]["patch_direction"].item() == pytest.approx(terms["kept"]["patch_direction"].item() * kept, rel=1e-5)
+    terms["all"]["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_regularizer_reduce_sum_is_depths_times_mean(tiny_objective):
+    ir, vis = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
+    model = build_model("teacher", TINY)
+    depths = len(tiny_objective[0].features(ir))
+    values = {}
+    for reduce in ("mean", "sum"):
+        torch.manual_seed(0)
+        values[reduce] = _objective_with(tiny_objective, regularizer_reduce=reduce)(model, {"ir": ir, "vis": vis})["regularizer"].item()
+    assert depths >= 2 and values["sum"] == pytest.approx(depths * values["mean"], rel=1e-5)
+
+
+class _Record(torch.nn.Module):
+    def forward(self, ir, vis):
+        self.seen = ir
+        return torch.maximum(ir, vis).clamp(0, 1)
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_input_noise_clamp_option(clamp):
+    from edgefusion.training.teacher import ObjectiveConfig, PixelObjective
+
+    model = _Record()
+    zeros = torch.zeros(1, 1, 32, 32)
+    torch.manual_seed(0)
+    PixelObjective(ObjectiveConfig(kind="pixel", input_noise=0.5, input_noise_clamp=clamp))(model, {"ir": zeros, "vis": zeros})
+    if clamp:
+        assert model.seen.min() == 0.0 and (model.seen == 0).float().mean() > 0.4  # about half the noise is negative
+    else:
+        assert model.seen.min() < -0.5 and model.seen.std().item() == pytest.approx(0.5, rel=0.1)
+
+
+def test_clip_precision_is_fp16_on_cuda_only():
+    from edgefusion.training.teacher import clip_dtype
+
+    assert clip_dtype("cuda", "fp16") == torch.float16 and clip_dtype("cuda", "bf16") == torch.bfloat16
+    assert clip_dtype("cuda", "fp32") == torch.float32 and clip_dtype("cuda", "amp") is None
+    assert clip_dtype("cpu", "fp16") is None  # CPU: the loop's fp32
+
+
+def test_min_std_redraws_flat_crops(tmp_path):
+    from PIL import Image
+
+    from edgefusion.training.dataset import PairCrops
+    from edgefusion.training.recipe import DataConfig
+
+    rng = np.random.default_rng(0)
+    plane = np.full((64, 64), 128, np.uint8)
+    plane[32:] = rng.integers(0, 256, (32, 64))  # bottom half textured, top half flat
+    for folder in ("ir", "vi"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(plane).save(tmp_path / folder / "a.png")
+    stds = {}
+    for min_std in (0.0, 0.05):
+        data = PairCrops(tmp_path, DataConfig(crop=16, hflip=0.0, rotate_deg=0.0, shear_deg=0.0, scale_jitter=0.0, translate=0.0, min_std=min_std))
+        stds[min_std] = [min(float(v.std()) for v in data[(0, seed)].values()) for seed in range(40)]
+    assert min(stds[0.0]) < 0.01  # some crops fall in the flat half
+    assert min(stds[0.05]) >= 0.05
+
+
+def test_paper_recipe_objective_trains_the_paper_network():
+    from edgefusion.training import teacher
+    from edgefusion.training.recipe import load_recipe
+
+    recipe = load_recipe(resource_dir("train") / "teacher.toml", teacher.SECTIONS)
+    recipe["clip"].model, recipe["clip"].weights, recipe["objective"].regularizer = "edgefusion-tiny-clip", "random", "clip"
+    objective, _ = teacher.build_objective(recipe, teacher.check_weights(recipe))
+    model = build_model("teacher", vars(recipe["model"]))
+    terms = objective(model, {"ir": torch.rand(2, 1, 32, 32), "vis": torch.rand(2, 1, 32, 32)})
+    assert all(torch.isfinite(v) for v in terms.values()) and 0.0 < terms["patch_kept"].item() <= 1.0
+    terms["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_pixel_objective_terms():
     from edgefusion.training.teacher import PIXEL_OBJECTIVE_NOTE, ObjectiveConfig, PixelObjective, build_objective
 
@@ -213,6 +418,8 @@ def test_vgg_regularizer_loads_local_weights_and_taps_three_depths(tmp_path):
     x = (gray.expand(-1, 3, -1, -1) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(out[-1], reference(x), atol=1e-5)  # relu4_2 is the last layer kept
+        raw = VGGFeatures(resolve_vgg_weights(path), imagenet_norm=False)(gray)[-1]
+        assert torch.allclose(raw, reference(gray.expand(-1, 3, -1, -1)), atol=1e-5)  # the paper: [0, 1] gray, unnormalized
     assert not any(p.requires_grad for p in features.parameters())
     broken = tmp_path / "broken.pth"
     torch.save({"features.0.weight": torch.zeros(1)}, broken)

@@ -9,6 +9,7 @@ terms return shape (N,); callers average.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -36,10 +37,10 @@ def similarity_loss(fused_emb: torch.Tensor, source_embs: Sequence[torch.Tensor]
     return torch.stack([1.0 - F.cosine_similarity(fused_emb, s, dim=-1, eps=1e-8) for s in source_embs]).mean(dim=0)
 
 
-def feature_max_loss(fused_feats: Sequence[torch.Tensor], ir_feats: Sequence[torch.Tensor], vis_feats: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Regularizer: mean over depths of ``MSE(f_F, max(f_ir, f_vis))`` (element-wise max; scalar)."""
-    terms = [F.mse_loss(f, torch.maximum(a, b)) for f, a, b in zip(fused_feats, ir_feats, vis_feats, strict=True)]
-    return torch.stack(terms).mean()
+def feature_max_loss(fused_feats: Sequence[torch.Tensor], ir_feats: Sequence[torch.Tensor], vis_feats: Sequence[torch.Tensor], reduce: str = "mean") -> torch.Tensor:
+    """Regularizer: ``MSE(f_F, max(f_ir, f_vis))`` per depth (element-wise max), summed or averaged over depths (scalar)."""
+    terms = torch.stack([F.mse_loss(f, torch.maximum(a, b)) for f, a, b in zip(fused_feats, ir_feats, vis_feats, strict=True)])
+    return {"sum": terms.sum, "mean": terms.mean}[reduce]()
 
 
 def entropy_bits(images: torch.Tensor, bins: int = 256) -> torch.Tensor:
@@ -64,36 +65,71 @@ def clip_input(gray: torch.Tensor, size: int, mean: Sequence[float], std: Sequen
     return (x.expand(-1, 3, -1, -1) - mean_t) / std_t
 
 
-def random_crop_geometry(count: int, scale: tuple[float, float], rotate_deg: float, shear_deg: float, translate: float, device=None) -> torch.Tensor:
-    """``count`` random affine crop maps as (count, 2, 3) thetas for :func:`torch.nn.functional.affine_grid`.
+def patch_average(losses: torch.Tensor, keep: torch.Tensor, over: str) -> torch.Tensor:
+    """Mean of per-crop ``losses`` where ``keep``: over ``"all"`` crops (rejected ones count as 0) or the ``"kept"`` ones only (0 if none)."""
+    kept = (losses * keep).sum()
+    return kept / keep.numel() if over == "all" else kept / keep.sum().clamp_min(1)
 
-    Each crop covers ``scale`` (side fraction, uniform in the range) of the
-    image, rotated by ±``rotate_deg``, sheared by ±``shear_deg``, centred at a
-    uniform position that keeps the unrotated window inside, plus
-    ±``translate`` (fraction of the image side). Uses torch's global RNG.
+
+@dataclass(frozen=True)
+class PatchMaps:
+    """Random patch crops (:func:`random_patch_maps`); coordinates are normalized ([-1, 1] across an image, ``align_corners=False``).
+
+    ``image``: (K,) source image of each crop; ``window``: (K, 4) crop window
+    ``(cx, cy, hx, hy)``, centre and half-sides; ``warp``: (K, 2, 3) affine map
+    from output coordinates to window coordinates (inside the window: [-1, 1]).
     """
-    u = torch.rand(count, 7, device=device)
+
+    image: torch.Tensor
+    window: torch.Tensor
+    warp: torch.Tensor
+
+    def __getitem__(self, select: torch.Tensor) -> "PatchMaps":
+        return PatchMaps(self.image[select], self.window[select], self.warp[select])
+
+
+def random_patch_maps(images: int, per_image: int, size_hw: tuple[int, int], scale: tuple[float, float], scale_per_step: bool,
+                      rotate_deg: float, shear_deg: float, translate: tuple[float, float], zoom: tuple[float, float], device=None) -> PatchMaps:
+    """``per_image`` random crops of each of ``images`` images of size ``size_hw`` (image-major: image i, crop j at i·per_image + j).
+
+    A square window of side ``U(scale)·min(H, W)`` (one side for all crops when
+    ``scale_per_step``, else one per crop) at a uniform position inside the
+    image, then an affine augmentation of the window's content about its
+    centre: rotation U(±``rotate_deg``), x-shear U(±``shear_deg``), zoom
+    U(``zoom``) (> 1 magnifies), shift U(±``translate``) (x, y; fractions of the
+    window side). Uses torch's global RNG.
+    """
+    count = images * per_image
+    u = torch.rand(count, 8, device=device)
+    if scale_per_step:
+        u[:, 0] = u[0, 0]
     s = scale[0] + (scale[1] - scale[0]) * u[:, 0]
-    angle = math.radians(rotate_deg) * (2 * u[:, 1] - 1)
-    shear = math.radians(shear_deg) * (2 * u[:, 2] - 1)
-    cx = (1 - s) * (2 * u[:, 3] - 1) + translate * 2 * (2 * u[:, 5] - 1)
-    cy = (1 - s) * (2 * u[:, 4] - 1) + translate * 2 * (2 * u[:, 6] - 1)
+    h, w = size_hw
+    hx, hy = s * min(h, w) / w, s * min(h, w) / h
+    cx, cy = (1 - hx) * (2 * u[:, 1] - 1), (1 - hy) * (2 * u[:, 2] - 1)
+    angle = math.radians(rotate_deg) * (2 * u[:, 3] - 1)
+    shear = math.radians(shear_deg) * (2 * u[:, 4] - 1)
+    z = zoom[0] + (zoom[1] - zoom[0]) * u[:, 5]
+    tx, ty = 2 * translate[0] * (2 * u[:, 6] - 1), 2 * translate[1] * (2 * u[:, 7] - 1)
+    # forward map of the content: p = z·R(angle)·Shear(shear)·q + t; the warp is its inverse q = Shear(-shear)·R(-angle)·(p - t) / z
     cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
-    return torch.stack(
-        [
-            torch.stack([s * cos, s * (cos * tan - sin), cx], dim=1),
-            torch.stack([s * sin, s * (sin * tan + cos), cy], dim=1),
-        ],
-        dim=1,
-    )
+    a = torch.stack([torch.stack([cos + tan * sin, sin - tan * cos], 1), torch.stack([-sin, cos], 1)], 1) / z[:, None, None]
+    b = -(a @ torch.stack([tx, ty], 1)[:, :, None])
+    image = torch.arange(images, device=device).repeat_interleave(per_image)
+    return PatchMaps(image, torch.stack([cx, cy, hx, hy], 1), torch.cat([a, b], 2))
 
 
-def apply_crops(images: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    """Resample N images through N·k crop maps -> (N·k)×C×size×size (image-major: image i, crop j at i·k + j).
+def apply_patches(images: torch.Tensor, maps: PatchMaps, size: int, fill: str) -> torch.Tensor:
+    """Resample the crops ``maps`` of N×C×H×W ``images`` -> K×C×size×size (bilinear, differentiable w.r.t. ``images``).
 
-    Bilinear, reflection at the borders, differentiable w.r.t. ``images``.
+    ``fill``: ``"zeros"``: outside the window is black (the window is cut out
+    first, then augmented); ``"reflection"``: the image around the window shows
+    through, reflected at the image borders.
     """
-    per_image = theta.shape[0] // images.shape[0]
-    src = images.repeat_interleave(per_image, dim=0)
-    grid = F.affine_grid(theta.to(src.dtype), [src.shape[0], src.shape[1], size, size], align_corners=False)
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    src = images[maps.image]
+    local = F.affine_grid(maps.warp.to(src.dtype), [src.shape[0], src.shape[1], size, size], align_corners=False)
+    grid = maps.window[:, None, None, :2].to(src.dtype) + maps.window[:, None, None, 2:].to(src.dtype) * local
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros" if fill == "zeros" else "reflection", align_corners=False)
+    if fill == "zeros":
+        out = out * (local.abs() <= 1).all(dim=-1)[:, None].to(out.dtype)
+    return out

@@ -1,4 +1,4 @@
-"""Small building blocks of the fusion networks (export-friendly: conv, norm, ReLU, nearest upsampling)."""
+"""Small building blocks of the fusion networks (export-friendly: conv, norm, ReLU, upsampling)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,45 @@ def conv_block(cin: int, cout: int, stride: int = 1, norm: bool = True) -> nn.Se
         layers.append(nn.InstanceNorm2d(cout, affine=True))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def conv_layer(cin: int, cout: int, kernel: int, stride: int = 1, norm: str = "none", relu: bool = True) -> nn.Sequential:
+    """``kernel``×``kernel`` conv (reflect padding ``(kernel - 1) // 2``) + norm + optional ReLU.
+
+    ``norm``: ``"none"``, ``"instance"`` (no affine: per-sample, per-channel statistics) or
+    ``"layer"`` (per-sample statistics over C×H×W, per-channel scale and shift).
+    """
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2, padding_mode="reflect")]
+    return _norm_act(layers, cout, norm, relu)
+
+
+def up_layer(cin: int, cout: int, kernel: int, norm: str = "layer") -> nn.Sequential:
+    """×2 transposed conv (odd ``kernel``, zero padding, output exactly twice the input) + norm + ReLU."""
+    layers: list[nn.Module] = [nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=(kernel - 1) // 2, output_padding=1)]
+    return _norm_act(layers, cout, norm, True)
+
+
+def _norm_act(layers: list[nn.Module], channels: int, norm: str, relu: bool) -> nn.Sequential:
+    if norm == "instance":
+        layers.append(nn.InstanceNorm2d(channels, affine=False))
+    elif norm == "layer":
+        layers.append(nn.GroupNorm(1, channels))
+    elif norm != "none":
+        raise ValueError(f"unknown norm {norm!r}")
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class ResBlock(nn.Module):
+    """Residual block ``x + conv-IN-ReLU-conv-IN(x)`` (3×3 convs, instance norm without affine)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_layer(channels, channels, 3, norm="instance"), conv_layer(channels, channels, 3, norm="instance", relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class AdaIN(nn.Module):

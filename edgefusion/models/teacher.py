@@ -1,6 +1,9 @@
 """The teacher fusion network: per-modality content and style encoders, AdaIN decoder.
 
-Structure (LDFusion-style, our own implementation):
+Two layouts share :class:`TeacherConfig` (the recipe's ``[model]`` section):
+``layout = "paper"`` is the paper's network (:mod:`edgefusion.models.teacher_paper`,
+``train/teacher.toml``); ``layout = "unet"`` (the default, so configs stored
+before layouts existed rebuild unchanged) is this module's :class:`TeacherNet`:
 
 * content encoder per modality: 3×3 conv, then ``downsamples`` stride-2 convs
   (instance norm, ReLU), each doubling the width -> spatial content features;
@@ -28,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgefusion.config import bounded
 from edgefusion.models.blocks import AdaINResBlock, conv_block, mlp
-from edgefusion.training.recipe import bounded
 
 
 @dataclass
@@ -41,7 +44,12 @@ class TeacherConfig:
     res_blocks: int = bounded(4, min=1)
     style_dim: int = bounded(8, min=1)  # per-modality style code length
     mlp_width: int = bounded(128, min=8)
-    skips: bool = True  # encoder features and inputs fed to the decoder at every scale
+    skips: bool = True  # encoder features and inputs fed to the decoder at every scale ("unet" only)
+    layout: str = bounded("unet", choices=("unet", "paper"))
+
+    def __post_init__(self) -> None:
+        if self.layout == "paper" and self.skips:
+            raise ValueError("layout 'paper' has no skip connections; set model.skips = false")
 
 
 class _ContentEncoder(nn.Module):
@@ -103,10 +111,15 @@ class TeacherNet(nn.Module):
         return torch.sigmoid(self.out(torch.cat([x, ir, vis], dim=1) if self.config.skips else x))
 
 
-def build(config: dict) -> TeacherNet:
-    """Registry builder: a TeacherNet from a plain config dict (unknown keys are an error)."""
+def build(config: dict) -> nn.Module:
+    """Registry builder: the teacher of ``config["layout"]`` from a plain config dict (unknown keys are an error)."""
     known = {f.name for f in dataclasses.fields(TeacherConfig)}
     unknown = sorted(set(config) - known)
     if unknown:
         raise ValueError(f"unknown teacher config key {unknown[0]!r}")
-    return TeacherNet(TeacherConfig(**config))
+    cfg = TeacherConfig(**config)
+    if cfg.layout == "paper":
+        from edgefusion.models.teacher_paper import PaperTeacherNet
+
+        return PaperTeacherNet(cfg)
+    return TeacherNet(cfg)

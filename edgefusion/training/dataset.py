@@ -4,7 +4,9 @@ Pairs come from :func:`edgefusion.io.pairs.find_pairs` and are normalized by
 :func:`edgefusion.preprocess.prepare_pair` (the same planes the deployed model
 sees). Each item is a dict ``{"ir", "vis"}`` of float32 tensors (1, crop, crop)
 in [0, 1]: a random square crop with mild affine jitter (zoom, rotation,
-shear, translation) and flips, the same geometry for both planes.
+shear, translation) and flips, the same geometry for both planes; with
+``min_std`` a crop where either plane's standard deviation is below it is
+re-drawn (at most :data:`MAX_REDRAWS` draws).
 
 Randomness never comes from global state: an item is requested as
 ``(pair_index, item_seed)`` and all its augmentation draws from a generator
@@ -28,6 +30,10 @@ from edgefusion.errors import UserError
 from edgefusion.io.images import read_image
 from edgefusion.io.pairs import Pair, find_pairs
 from edgefusion.training.recipe import DataConfig
+
+
+#: Crops drawn at most per item when ``min_std`` rejects them; the last one is used (flat images never loop forever).
+MAX_REDRAWS = 20
 
 
 class PairCrops(Dataset):
@@ -59,7 +65,10 @@ class PairCrops(Dataset):
         ir, vis = self.planes(index)
         gen = torch.Generator().manual_seed(int(seed))
         stack = torch.from_numpy(np.stack([ir, vis]))  # (2, H, W)
-        crop = augment_crop(stack, self.config, gen)
+        for _ in range(MAX_REDRAWS):
+            crop = augment_crop(stack, self.config, gen)
+            if float(crop.std(dim=(1, 2)).min()) >= self.config.min_std:
+                break
         return {"ir": crop[0:1].contiguous(), "vis": crop[1:2].contiguous()}
 
 

@@ -1,8 +1,9 @@
 """Frozen feature networks for the teacher's regularizer (features at several depths).
 
 * :class:`VGGFeatures`: torchvision VGG19 ``relu2_1``, ``relu3_1``, ``relu4_2``
-  (the ReLU outputs of conv2_1, conv3_1, conv4_2), ImageNet normalization,
-  weights from a LOCAL file only (:func:`resolve_vgg_weights`).
+  (the ReLU outputs of conv2_1, conv3_1, conv4_2), with or without ImageNet
+  normalization of the input, weights from a LOCAL file only
+  (:func:`resolve_vgg_weights`).
 * :class:`ClipFeatures`: intermediate token maps of CLIP's visual tower at
   1/4, 1/2 and 3/4 of its depth; needs no extra weights.
 
@@ -54,9 +55,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 class VGGFeatures(nn.Module):
-    """Frozen VGG19 features at relu2_1, relu3_1, relu4_2."""
+    """Frozen VGG19 features at relu2_1, relu3_1, relu4_2 (``imagenet_norm``: ImageNet mean/std on the input)."""
 
-    def __init__(self, weights: Path | None):
+    def __init__(self, weights: Path | None, imagenet_norm: bool = True):
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
 
@@ -68,11 +69,14 @@ class VGGFeatures(nn.Module):
             except RuntimeError as exc:
                 raise UserError(f"{weights} is not a torchvision VGG19 state dict: {str(exc).splitlines()[0]}") from None
         self.features = features.eval().requires_grad_(False)
+        self.imagenet_norm = imagenet_norm
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, gray: torch.Tensor) -> list[torch.Tensor]:
-        x = (gray.expand(-1, 3, -1, -1) - self.mean) / self.std
+        x = gray.expand(-1, 3, -1, -1)
+        if self.imagenet_norm:
+            x = (x - self.mean) / self.std
         out = []
         taps = set(VGG19_LAYERS.values())
         for index, layer in enumerate(self.features):

@@ -2,9 +2,7 @@
 
 A recipe is a TOML file whose top-level tables are *sections*. Each section
 is described by a dataclass; every field has a default, so a recipe names only
-what it changes. Field constraints live in the field metadata:
-``choices`` (allowed values), ``min`` / ``max`` (inclusive bounds, also applied
-to every element of a list).
+what it changes. Field constraints and their checks: :mod:`edgefusion.config`.
 
 Unknown sections, unknown keys, wrong types and out-of-range values raise
 :class:`~edgefusion.errors.UserError` naming the file, the key and the rule.
@@ -17,21 +15,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgefusion.config import bounded, parse_section
 from edgefusion.errors import UserError
 from edgefusion.resources import resource_dir
-
-
-def bounded(default: Any, *, min: float | None = None, max: float | None = None, choices: tuple | None = None) -> Any:
-    """A dataclass field with a default and validation bounds (lists get a copied default)."""
-    meta = {k: v for k, v in (("min", min), ("max", max), ("choices", choices)) if v is not None}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -65,66 +55,8 @@ class DataConfig:
     translate: float = bounded(0.02, min=0.0, max=0.5)  # fraction of the crop side
     hflip: float = bounded(0.5, min=0.0, max=1.0)  # probability
     vflip: float = bounded(0.0, min=0.0, max=1.0)  # probability
+    min_std: float = bounded(0.0, min=0.0, max=0.5)  # re-draw a crop where either plane's std is below (paper: 0.05)
     cache: bool = True  # keep decoded, prepared planes in memory
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_scalar(value: Any, tp: type, where: str) -> Any:
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, tp)
-    if not ok:
-        raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
-    return value
-
-
-def _check_bounds(value: Any, meta: typing.Mapping, where: str) -> None:
-    if "choices" in meta and value not in meta["choices"]:
-        raise UserError(f"{where} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
-    if "min" in meta and value < meta["min"]:
-        raise UserError(f"{where} must be >= {meta['min']}, got {value!r}")
-    if "max" in meta and value > meta["max"]:
-        raise UserError(f"{where} must be <= {meta['max']}, got {value!r}")
-
-
-def parse_section(cls: type, table: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a TOML table, checking keys, types and bounds."""
-    if not isinstance(table, dict):
-        raise UserError(f"{where} must be a table")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(table) - set(fields))
-    if unknown:
-        raise UserError(f"unknown key {where}.{unknown[0]} (known: {', '.join(fields)})")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in table.items():
-        key = f"{where}.{name}"
-        tp = hints[name]
-        meta = fields[name].metadata
-        if typing.get_origin(tp) is list:
-            (item_tp,) = typing.get_args(tp)
-            if not isinstance(value, list):
-                raise UserError(f"{key} must be a list of {_type_name(item_tp)}, got {value!r}")
-            value = [_check_scalar(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-            for i, v in enumerate(value):
-                _check_bounds(v, meta, f"{key}[{i}]")
-        else:
-            value = _check_scalar(value, tp, key)
-            _check_bounds(value, meta, key)
-        values[name] = value
-    try:
-        return cls(**values)
-    except ValueError as exc:  # __post_init__ cross-field checks
-        raise UserError(f"{where}: {exc}") from None
 
 
 def find_recipe(spec: str | os.PathLike) -> Path:
