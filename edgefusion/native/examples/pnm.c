@@ -86,11 +86,15 @@ int pnm_read(const char *path, pnm_image *image, char *err, size_t err_len) {
 }
 
 int pnm_write(const char *path, const unsigned char *pixels, int width, int height, int channels, size_t stride) {
-    FILE *f = fopen(path, "wb");
+    char tmp[4096];
+    FILE *f;
     int y, ok;
-    if (!f) return -1;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp || !(f = fopen(tmp, "wb"))) return -1;
     ok = fprintf(f, "P%c\n%d %d\n255\n", channels == 1 ? '5' : '6', width, height) > 0;
     for (y = 0; ok && y < height; y++)
         ok = fwrite(pixels + (size_t)y * stride, (size_t)width * (size_t)channels, 1, f) == 1;
-    return fclose(f) == 0 && ok ? 0 : -1;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return 0; /* atomic: no half-written output */
+    remove(tmp);
+    return -1;
 }

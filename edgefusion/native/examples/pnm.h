@@ -17,7 +17,8 @@ typedef struct {
 int pnm_parse(const unsigned char *buf, size_t size, pnm_image *image, char *err, size_t err_len);
 /* Read a file; 0, or -1 with a reason in err. */
 int pnm_read(const char *path, pnm_image *image, char *err, size_t err_len);
-/* Write 8-bit gray (channels 1) or RGB (channels 3) pixels with a row stride in bytes; 0 or -1. */
+/* Write 8-bit gray (channels 1) or RGB (channels 3) pixels with a row stride in bytes, atomically
+   (PATH.tmp renamed onto PATH); 0 or -1. */
 int pnm_write(const char *path, const unsigned char *pixels, int width, int height, int channels, size_t stride);
 
 #endif

@@ -121,6 +121,9 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
 const char *ef_last_error(const ef_context *ctx);
 /* A static description of a status code. */
 const char *ef_status_name(ef_status status);
+/* A built-in backend by bundle backend name ("openvino"), or NULL when this build has none
+ * (e.g. to wrap it in a custom backend that measures or logs). */
+const ef_backend *ef_builtin_backend(const char *name);
 /* Release everything (NULL is allowed). */
 void ef_close(ef_context *ctx);
 
