@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "export",
     "quantize",
     "build_engine",
+    "native",
     "targets",
     "bench",
     "demo",
