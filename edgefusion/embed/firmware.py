@@ -3,7 +3,8 @@
 Layout of the folder (the C runtime's own layout, plus the bundle)::
 
     CMakeLists.txt  README.md  bundle_data.c  bundle_data.h
-    include/edgefusion.h   src/*.c *.h   examples/fuse_frames.c pnm.c pnm.h
+    include/edgefusion.h   src/ (frame-path kernels)   runtime/ (API, bundle, backends)
+    examples/fuse_frames.c pnm.c pnm.h
 
 ``cmake -S DIR -B DIR/build -DEF_OPENVINO_ROOT=...`` builds the library and
 ``fuse_frames``, whose default bundle is the compiled-in one (no file system
@@ -24,7 +25,7 @@ from edgefusion.errors import UserError
 from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
-COPIED = ("CMakeLists.txt", "README.md", "include", "src", "examples")
+COPIED = ("CMakeLists.txt", "README.md", "include", "src", "runtime", "examples")
 
 
 def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str]:
