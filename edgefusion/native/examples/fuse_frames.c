@@ -47,6 +47,10 @@ static double now_ms(void) {
 static int timed_create(void *user, const ef_model_info *info, void **state, char *err, size_t n) {
     timing_t *t = (timing_t *)user;
     *state = t;
+    if (!(t->inner = ef_builtin_backend(info->backend))) {
+        snprintf(err, n, "no built-in C backend for %s bundles in this build (the runtime takes a custom ef_backend)", info->backend);
+        return 1;
+    }
     return t->inner->create(t->inner->user, info, &t->state, err, n);
 }
 
@@ -61,7 +65,7 @@ static int timed_run(void *state, const float *ir, const float *vis, const float
 
 static void timed_destroy(void *state) {
     timing_t *t = (timing_t *)state;
-    if (t->inner->destroy && t->state) t->inner->destroy(t->state);
+    if (t->inner && t->inner->destroy && t->state) t->inner->destroy(t->state);
 }
 
 static int die(const char *message) {
@@ -219,20 +223,14 @@ int main(int argc, char **argv) {
     opts.device = a.device;
     opts.threads = a.threads;
     start = now_ms();
+    timed.user = &timing;
+    opts.backend = &timed; /* the built-in backend of the bundle, timed */
 #ifdef EF_EMBEDDED_BUNDLE
-    if (!a.model) {
-        timing.inner = ef_builtin_backend(edgefusion_bundle_backend);
-        timed.user = &timing;
-        opts.backend = timing.inner ? &timed : NULL;
+    if (!a.model)
         st = ef_open_memory(edgefusion_bundle_files, edgefusion_bundle_n_files, &opts, &ctx);
-    } else
+    else
 #endif
-    {
-        timing.inner = ef_builtin_backend("openvino");
-        timed.user = &timing;
-        opts.backend = timing.inner ? &timed : NULL;
         st = ef_open_dir(a.model, &opts, &ctx);
-    }
     if (st != EF_OK) {
         rc = die(ef_last_error(ctx));
         goto done;
