@@ -1,6 +1,6 @@
 """The C runtime (edgefusion/native): SHA-256, manifest reader, ef_fuse against the Python runtime, custom backends.
 
-Binaries are compiled once per session with the system compiler (tests/native_build.py).
+Binaries are compiled once per session with the system compiler (tests/native/native_build.py, fixtures in tests/native/conftest.py).
 OpenVINO tests use small hand-made analysis networks (ONNX -> OpenVINO IR, no torch),
 so they check the C runtime and its OpenVINO adapter, not a particular model.
 """
@@ -12,150 +12,19 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
-from native_build import CORE, DRIVERS, NATIVE, WRAP, cc, driver_json, frame_stats_reference, openvino_flags, openvino_root, run
+from native_build import BASE_MANIFEST, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
 
 from edgefusion import preprocess
 from edgefusion.cli import main
 from edgefusion.embed.c_arrays import bundle_c_arrays
-from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import load_bundle, write_bundle
 from edgefusion.runtime.compose import Composer
-
-SAMPLE_NAMES = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
-BASE_MANIFEST = {
-    "schema": 1, "edgefusion_version": "0.2.0", "backend": "openvino", "target": "x86", "precision": "fp32",
-    "inputs": [{"name": "ir", "shape": [1, 1, -1, -1], "dtype": "float32"}, {"name": "vis", "shape": [1, 1, -1, -1], "dtype": "float32"}],
-    "outputs": [{"name": "maps", "shape": [1, 4, -1, -1], "dtype": "float32"}], "layout": "NCHW", "io_dtype": "float32",
-    "value_range": [0.0, 1.0], "stride": 8, "fixed_shape": None, "compose": "runtime",
-    "preprocessing": {"thermal_stretch": [0.5, 99.5]},
-}
-
-
-# ---- builds and bundles (once per session) -------------------------------------------------
-
-@pytest.fixture(scope="session")
-def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("native")
-
-
-@pytest.fixture(scope="session")
-def reader_lib(work):
-    """SHA-256, JSON and manifest reader as a shared library for ctypes."""
-    sources = [NATIVE / "runtime" / n for n in ("ef_sha256.c", "ef_json.c", "ef_manifest.c")]
-    lib = ctypes.CDLL(str(cc(work / "libef_readers.so", sources, "-O1", "-fPIC", "-shared")))
-    lib.ef_sha256_hex.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p]
-    lib.ef_manifest_parse.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-    return lib
-
-
-@pytest.fixture(scope="session")
-def trivial(work):
-    """The runtime with the trivial C backend of tests/native/trivial_backend.c (no inference engine)."""
-    return cc(work / "trivial_backend", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
-
-
-@pytest.fixture(scope="session")
-def fuse_frames(work):
-    """The example program with the built-in OpenVINO backend."""
-    return cc(work / "fuse_frames", [*CORE, NATIVE / "examples" / "pnm.c", NATIVE / "examples" / "fuse_frames.c"], "-O2", *openvino_flags())
-
-
-@pytest.fixture(scope="session")
-def pairs(work):
-    """PGM/PPM files of the samples plus color, 16-bit and odd-size variants: name -> (ir path, vis path)."""
-    rng = np.random.default_rng(0)
-    out = {}
-    for name in SAMPLE_NAMES:
-        ir = np.asarray(Image.open(SAMPLES / "ir" / f"{name}.png"))
-        vis = np.asarray(Image.open(SAMPLES / "vi" / f"{name}.png"))
-        out[name] = (ir, vis)
-    ir, vis = out[SAMPLE_NAMES[0]]
-    color = np.clip(vis[..., None].astype(int) + rng.integers(-60, 60, (1, 1, 3)) + rng.integers(-20, 20, vis.shape + (3,)), 0, 255).astype(np.uint8)
-    out["rgb"] = (ir, color)
-    out["ir16"] = ((ir.astype(np.uint16) * 180 + rng.integers(0, 300, ir.shape)).astype(np.uint16), color)
-    out["odd13x9"] = (ir[:9, :13], color[:9, :13])
-    out["odd7x5"] = (ir[:5, :7], vis[:5, :7])
-    out["one1x1"] = (ir[:1, :1], color[:1, :1])
-    files = {}
-    for name, (ir, vis) in out.items():
-        ir_path = work / f"{name}-ir.pgm"
-        vis_path = work / (f"{name}-vis.ppm" if vis.ndim == 3 else f"{name}-vis.pgm")
-        write_pnm(ir_path, ir)
-        write_pnm(vis_path, vis)
-        files[name] = (ir_path, vis_path)
-    return files
-
-
-def write_pnm(path, image: np.ndarray) -> None:
-    """Binary PGM/PPM written by hand (16-bit big-endian), independent of the C reader."""
-    maxval = 65535 if image.dtype == np.uint16 else 255
-    magic = b"P6" if image.ndim == 3 else b"P5"
-    data = image.astype(">u2").tobytes() if maxval > 255 else image.tobytes()
-    path.write_bytes(magic + f"\n{image.shape[1]} {image.shape[0]}\n{maxval}\n".encode() + data)
-
-
-def read_image(path) -> np.ndarray:
-    image = Image.open(path)
-    return np.asarray(image).astype(np.uint16) if image.mode.startswith("I") else np.asarray(image)
-
-
-def analyze_model(path, with_stats: bool):
-    """A small analysis network (ONNX -> OpenVINO IR): maps = conv1x1(avgpool4([ir, vis])) (+ stats @ U)."""
-    import onnx
-    import openvino as ov
-    from onnx import TensorProto, helper
-
-    rng = np.random.default_rng(3)
-    weight = rng.uniform(-0.8, 0.8, (4, 2, 1, 1)).astype(np.float32)
-    bias = np.array([0.1, 0.6, 0.5, 0.3], np.float32)
-    inits = [helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()), helper.make_tensor("b", TensorProto.FLOAT, [4], bias)]
-    nodes = [helper.make_node("Concat", ["ir", "vis"], ["x"], axis=1),
-             helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
-             helper.make_node("Conv", ["p", "w", "b"], ["m" if with_stats else "maps"])]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "h", "w"]) for n in ("ir", "vis")]
-    if with_stats:
-        u = rng.uniform(-1, 1, (6, 4)).astype(np.float32)
-        inits += [helper.make_tensor("u", TensorProto.FLOAT, u.shape, u.ravel()), helper.make_tensor("shape", TensorProto.INT64, [4], [1, 4, 1, 1])]
-        nodes += [helper.make_node("MatMul", ["stats", "u"], ["s4"]), helper.make_node("Reshape", ["s4", "shape"], ["s"]),
-                  helper.make_node("Add", ["m", "s"], ["maps"])]
-        inputs.append(helper.make_tensor_value_info("stats", TensorProto.FLOAT, [1, 6]))
-    output = helper.make_tensor_value_info("maps", TensorProto.FLOAT, [1, 4, "h4", "w4"])
-    model = helper.make_model(helper.make_graph(nodes, "analyze", inputs, [output], initializer=inits), opset_imports=[helper.make_opsetid("", 17)])
-    onnx.save(model, str(path.with_suffix(".onnx")))
-    ov.save_model(ov.convert_model(str(path.with_suffix(".onnx"))), str(path), compress_to_fp16=False)
-    return path, path.with_suffix(".bin")
-
-
-@pytest.fixture(scope="session")
-def ov_bundles(work):
-    """OpenVINO bundles with compose = runtime: v1 (ir, vis) and v2 (ir, vis, stats)."""
-    openvino_root()
-    pytest.importorskip("onnx")
-    bundles = {}
-    for version, with_stats in (("v1", False), ("v2", True)):
-        xml, weights = analyze_model(work / f"analyze-{version}.xml", with_stats)
-        manifest = dict(BASE_MANIFEST, inputs=["ir", "vis", "stats"] if with_stats else BASE_MANIFEST["inputs"])
-        bundles[version] = write_bundle(work / f"ov-{version}", {"model": xml, "weights": weights}, manifest)
-    return bundles
-
-
-@pytest.fixture(scope="session")
-def fake_bundles(work):
-    """Bundles for the trivial C backend: backend tensorrt (no built-in C backend), v1 and v2."""
-    plan = work / "model.plan"
-    plan.write_bytes(b"a trivial engine")
-    return {
-        "v1": write_bundle(work / "fake-v1", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt")),
-        "v2": write_bundle(work / "fake-v2", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", inputs=["ir", "vis", "stats"])),
-    }
 
 
 # ---- SHA-256 and manifest reader -----------------------------------------------------------

@@ -14,15 +14,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import edgefusion
+from edgefusion.resources import SAMPLES
 
 NATIVE = Path(edgefusion.__file__).resolve().parent / "native"
-DRIVERS = Path(__file__).resolve().parent / "native"
+DRIVERS = Path(__file__).resolve().parent
 RUNTIME = sorted((NATIVE / "runtime").glob("ef_*.c"))
 CORE = [p for p in RUNTIME if p.name != "ef_backend_openvino.c"] + [NATIVE / "src" / "ef_kernels.c"]
 INCLUDES = [f"-I{NATIVE / d}" for d in ("include", "src", "runtime", "examples")]
 WRAP = "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc"
+SAMPLE_NAMES = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
+BASE_MANIFEST = {
+    "schema": 1, "edgefusion_version": "0.2.0", "backend": "openvino", "target": "x86", "precision": "fp32",
+    "inputs": [{"name": "ir", "shape": [1, 1, -1, -1], "dtype": "float32"}, {"name": "vis", "shape": [1, 1, -1, -1], "dtype": "float32"}],
+    "outputs": [{"name": "maps", "shape": [1, 4, -1, -1], "dtype": "float32"}], "layout": "NCHW", "io_dtype": "float32",
+    "value_range": [0.0, 1.0], "stride": 8, "fixed_shape": None, "compose": "runtime",
+    "preprocessing": {"thermal_stretch": [0.5, 99.5]},
+}
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
@@ -79,3 +89,43 @@ def frame_stats_reference(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
 
     ir, vis = ir.astype(np.float64), vis.astype(np.float64)
     return np.array([ir.mean(), ir.std(), vis.mean(), vis.std(), grad(ir), grad(vis)], np.float32)
+
+
+def write_pnm(path, image: np.ndarray) -> None:
+    """Binary PGM/PPM written by hand (16-bit big-endian), independent of the C reader."""
+    maxval = 65535 if image.dtype == np.uint16 else 255
+    magic = b"P6" if image.ndim == 3 else b"P5"
+    data = image.astype(">u2").tobytes() if maxval > 255 else image.tobytes()
+    path.write_bytes(magic + f"\n{image.shape[1]} {image.shape[0]}\n{maxval}\n".encode() + data)
+
+
+def read_image(path) -> np.ndarray:
+    image = Image.open(path)
+    return np.asarray(image).astype(np.uint16) if image.mode.startswith("I") else np.asarray(image)
+
+
+def analyze_model(path, with_stats: bool):
+    """A small analysis network (ONNX -> OpenVINO IR): maps = conv1x1(avgpool4([ir, vis])) (+ stats @ U)."""
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    weight = rng.uniform(-0.8, 0.8, (4, 2, 1, 1)).astype(np.float32)
+    bias = np.array([0.1, 0.6, 0.5, 0.3], np.float32)
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()), helper.make_tensor("b", TensorProto.FLOAT, [4], bias)]
+    nodes = [helper.make_node("Concat", ["ir", "vis"], ["x"], axis=1),
+             helper.make_node("AveragePool", ["x"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+             helper.make_node("Conv", ["p", "w", "b"], ["m" if with_stats else "maps"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "h", "w"]) for n in ("ir", "vis")]
+    if with_stats:
+        u = rng.uniform(-1, 1, (6, 4)).astype(np.float32)
+        inits += [helper.make_tensor("u", TensorProto.FLOAT, u.shape, u.ravel()), helper.make_tensor("shape", TensorProto.INT64, [4], [1, 4, 1, 1])]
+        nodes += [helper.make_node("MatMul", ["stats", "u"], ["s4"]), helper.make_node("Reshape", ["s4", "shape"], ["s"]),
+                  helper.make_node("Add", ["m", "s"], ["maps"])]
+        inputs.append(helper.make_tensor_value_info("stats", TensorProto.FLOAT, [1, 6]))
+    output = helper.make_tensor_value_info("maps", TensorProto.FLOAT, [1, 4, "h4", "w4"])
+    model = helper.make_model(helper.make_graph(nodes, "analyze", inputs, [output], initializer=inits), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path.with_suffix(".onnx")))
+    ov.save_model(ov.convert_model(str(path.with_suffix(".onnx"))), str(path), compress_to_fp16=False)
+    return path, path.with_suffix(".bin")
