@@ -7,12 +7,16 @@
  *     M1 = M2 = 0.5, M3 = 0: fused = stats[0] + (ir + vis) / 2 (clipped); prints JSON:
  *     {"stats": [...6 or empty], "allocs_after_first": N, "peak_heap": BYTES, "n_runs": N}
  *   trivial_backend --bad-args BUNDLE   prints one status per invalid call, one line each
+ *   trivial_backend --bench BUNDLE WxH N   times N fuses of a synthetic uint8 IR + RGB frame (after 3 warm-up
+ *     frames); prints the median milliseconds of ef_fuse without the backend call (the C frame path)
  *   trivial_backend --synthetic BUNDLE WxH   fuses a synthetic uint8 IR + RGB frame 3 times; prints the
  *     runtime's peak heap, the input+output bytes and the allocations of the third call
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "edgefusion.h"
 #include "pnm.h"
@@ -61,7 +65,14 @@ void *__wrap_realloc(void *q, size_t n) {
 typedef struct {
     int n_inputs, output_maps, runs;
     float stats[6];
+    double run_ms; /* wall time of the last run */
 } trivial;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
 
 static trivial T; /* the driver opens one context at a time */
 
@@ -82,6 +93,7 @@ static int t_run(void *state, const float *ir, const float *vis, const float *st
     trivial *t = (trivial *)state;
     size_t plane = (size_t)(h / 4) * (size_t)(w / 4), i;
     float m0 = stats ? stats[0] : 0.0f;
+    double start = now_ms();
     (void)ir;
     (void)vis;
     if ((t->n_inputs == 3) != (stats != NULL) || !t->output_maps || h % 4 || w % 4) {
@@ -96,6 +108,7 @@ static int t_run(void *state, const float *ir, const float *vis, const float *st
         out[3 * plane + i] = 0.0f;
     }
     t->runs++;
+    t->run_ms = now_ms() - start;
     return 0;
 }
 
@@ -138,7 +151,12 @@ static int bad_args(const char *bundle) {
     return 0;
 }
 
-static int synthetic(const char *bundle, const char *size) {
+static int compare(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int synthetic(const char *bundle, const char *size, int bench) {
     ef_context *ctx;
     int w, h, k;
     size_t i, n;
@@ -152,7 +170,20 @@ static int synthetic(const char *bundle, const char *size) {
     for (i = 0; i < n; i++) ir[i] = (uint8_t)(i * 7);
     for (i = 0; i < 3 * n; i++) vis[i] = (uint8_t)(i * 13 + 5);
     if (open_trivial(bundle, &ctx)) return fail(ctx, "open");
-    {
+    if (bench > 0) {
+        double *ms = (double *)malloc((size_t)bench * sizeof *ms);
+        if (!ms) return 2;
+        for (k = -3; k < bench; k++) {
+            double start = now_ms(), total;
+            if (ef_fuse(ctx, ir, EF_U8, (size_t)w, vis, EF_RGB, 3 * (size_t)w, w, h, out, EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
+            total = now_ms() - start;
+            if (k >= 0) ms[k] = total - T.run_ms;
+        }
+        qsort(ms, (size_t)bench, sizeof *ms, compare);
+        printf("{\"size\": \"%dx%d\", \"frame_path_median_ms\": %.4f, \"frame_path_min_ms\": %.4f, \"runs\": %d}\n", w, h,
+               bench % 2 ? ms[bench / 2] : 0.5 * (ms[bench / 2 - 1] + ms[bench / 2]), ms[0], bench);
+        free(ms);
+    } else {
         size_t base = peak, io = 7 * n, before; /* uint8 IR + RGB visible + RGB output */
         for (k = 0; k < 2; k++)
             if (ef_fuse(ctx, ir, EF_U8, (size_t)w, vis, EF_RGB, 3 * (size_t)w, w, h, out, EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
@@ -176,7 +207,8 @@ int main(int argc, char **argv) {
     int repeat, i, out_channels;
     size_t before;
     if (argc == 3 && strcmp(argv[1], "--bad-args") == 0) return bad_args(argv[2]);
-    if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0);
+    if (argc == 5 && strcmp(argv[1], "--bench") == 0) return synthetic(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
     if (argc < 5) {
         fprintf(stderr, "usage: trivial_backend BUNDLE IR VIS OUT [REPEAT]\n");
         return 2;
