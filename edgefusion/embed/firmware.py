@@ -22,6 +22,7 @@ from pathlib import Path
 from edgefusion.embed import NATIVE_DIR
 from edgefusion.embed.c_arrays import SOURCE, bundle_c_arrays, bundle_files
 from edgefusion.errors import UserError
+from edgefusion.io.atomic import replace_folder
 from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
@@ -52,22 +53,7 @@ def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tu
         for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
             (stage / name).write_bytes(data)
         os.chmod(stage, 0o755)
-        _swap(stage, out)
+        replace_folder(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out, bundle.manifest["backend"]
-
-
-def _swap(stage: Path, out: Path) -> None:
-    """Rename ``stage`` onto ``out``; a previous folder is moved aside first and removed after."""
-    old = out.with_name(f".{out.name}.old.{os.getpid()}") if out.exists() else None
-    if old is not None:
-        os.replace(out, old)
-    try:
-        os.replace(stage, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

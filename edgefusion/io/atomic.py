@@ -70,3 +70,19 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
             os.replace(item, target / item.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Rename the finished folder ``staging`` onto ``out``; an old ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

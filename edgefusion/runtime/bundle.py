@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
-from edgefusion.io.atomic import atomic_path
+from edgefusion.io.atomic import atomic_path, replace_folder
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -169,7 +169,7 @@ def write_bundle(
                     for rel in [MANIFEST, *sorted(names)]:
                         archive.write(staging / rel, rel)
         else:
-            _replace_dir(staging, out)
+            replace_folder(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -189,22 +189,6 @@ def _check_replaceable(out: Path) -> None:
             raise UserError(f"{out} exists and is not a bundle; refusing to replace it")
     elif out.exists() and not (out.suffix.lower() == ".zip" and zipfile.is_zipfile(out)):
         raise UserError(f"{out} exists and is not a bundle; refusing to replace it")
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Rename ``staging`` onto ``out``; an old bundle is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:

@@ -143,6 +143,18 @@ static double median(double *v, int n) {
     return percentile(v, n, 50.0);
 }
 
+/* s as a JSON string literal. */
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static double peak_rss_mb(void) {
     struct rusage usage;
     return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss / 1024.0 : 0.0;
@@ -161,6 +173,7 @@ static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_i
     double *total = (double *)malloc(n * sizeof(double)), *model = (double *)malloc(n * sizeof(double));
     double *compose = (double *)malloc(n * sizeof(double)), *rest = (double *)malloc(n * sizeof(double));
     double start, first_ms, sum = 0, med;
+    char tmp[4096];
     FILE *f = stdout;
     if (!total || !model || !compose || !rest) return die("out of memory");
     start = now_ms();
@@ -179,16 +192,22 @@ static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_i
         rest[i] = total[i] - model[i] - compose[i];
         sum += total[i];
     }
-    if (a->json && !(f = fopen(a->json, "w"))) return die("cannot write the --json file");
+    if (a->json && (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp || !(f = fopen(tmp, "w"))))
+        return die("cannot write the --json file");
     med = median(total, n);
-    fprintf(f, "{\"bundle\": \"%s\", \"runtime\": \"edgefusion C %s\", \"sizes\": [{\"size\": \"%dx%d\", \"width\": %d, \"height\": %d, "
+    fprintf(f, "{\"bundle\": ");
+    json_string(f, a->model ? a->model : "(embedded)");
+    fprintf(f, ", \"runtime\": \"edgefusion C %s\", \"sizes\": [{\"size\": \"%dx%d\", \"width\": %d, \"height\": %d, "
                "\"init_ms\": %.4f, \"first_inference_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
                "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"fps\": %.3f, ",
-            a->model ? a->model : "(embedded)", EF_VERSION, ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
+            EF_VERSION, ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
             percentile(total, n, 90), percentile(total, n, 99), sum / n, total[0], total[n - 1], med > 0 ? 1000.0 / med : 0.0);
     fprintf(f, "\"model_ms\": %.4f, \"compose_ms\": %.4f, \"overhead_ms\": %.4f, \"peak_rss_mb\": %.2f, \"runs\": %d}]}\n",
             median(model, n), median(compose, n), median(rest, n), peak_rss_mb(), n);
-    if (f != stdout && fclose(f)) return die("cannot write the --json file");
+    if (f != stdout && (fclose(f) || rename(tmp, a->json))) { /* atomic: no half-written file */
+        remove(tmp);
+        return die("cannot write the --json file");
+    }
     free(total); free(model); free(compose); free(rest);
     return 0;
 }
