@@ -1,6 +1,6 @@
 """Speed, instruction counts and heap of the C runtime, as ratios to the memory floor measured in the same run.
 
-    python benchmarks/bench_native.py [--bundle BUNDLE] [--runs 30] [--callgrind] [--massif] [--json F]
+    python benchmarks/bench_c_runtime.py [--bundle BUNDLE] [--runs 30] [--callgrind] [--massif] [--json F]
 
 * floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread);
 * C frame path without the network (normalize, BT.601, padding, composition, color,
@@ -40,7 +40,7 @@ CFLAGS = ["-std=c99", "-O3", "-march=x86-64-v2"]
 def sh(cmd, **kw) -> str:
     done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if done.returncode:
-        sys.exit(f"bench_native: {' '.join(map(str, cmd))} failed:\n{done.stderr[-2000:]}")
+        sys.exit(f"bench_c_runtime: {' '.join(map(str, cmd))} failed:\n{done.stderr[-2000:]}")
     return done.stdout
 
 
