@@ -42,8 +42,7 @@ int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *
     for (int y = 0; y < h; y++) {
         const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
-        /* float64 product then rounding equals numpy's float32 division v / 255 for all 256 codes */
-        for (int x = 0; x < w; x++) d[x] = (float)((double)s[x] * (1.0 / 255.0));
+        for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
     }
     return EF_K_OK;
 }
@@ -173,72 +172,64 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
 /* ---- frame statistics ------------------------------------------------------------- */
 
 /*
- * Sums in float64 with vectorizable inner loops: 8 float32 lanes hold partial sums of
- * 4 values each (BLOCK values per flush), then the block total is added in float64.
- * The sums of x and x^2 are taken about the block's first value c (deviations are exact
- * or relatively accurate), so the variance E[x^2] - mean^2 keeps full float32 precision.
+ * Column accumulators: the plane is walked in strips of STRIP rows and chunks of COLS
+ * columns. Per column, float32 sums over the strip's rows of the deviation d = x - c (c: the
+ * column's value in the strip's first row), d^2, |x - right neighbour| and |x - upper
+ * neighbour| are added in float64 once per strip. The loops are elementwise over columns, so
+ * they vectorize without reassociating a reduction; deviations from a nearby value keep
+ * the variance E[x^2] - mean^2 at the precision of the deviations.
  */
-#define LANES 8
-#define BLOCK 32
+#define STRIP 16
+#define COLS 128
 
-static double sum_abs_diff(const float *a, const float *b, int n)
+typedef struct {
+    double s1, s2, gx, gy; /* sums of x, x^2, |horizontal differences|, |vertical differences| */
+} moments;
+
+/* Columns x0 .. x0 + n - 1 of rows y0 .. y0 + rows - 1 of plane p (w columns), added into m. */
+static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0, int rows, moments *m)
 {
-    double total = 0.0;
-    int i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        float acc[LANES] = {0};
-        for (int k = 0; k < BLOCK; k += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += fabsf(a[i + k + l] - b[i + k + l]);
-        double block = 0.0;
-        for (int l = 0; l < LANES; l++) block += acc[l];
-        total += block;
+    float c[COLS], s[COLS], q[COLS], gx[COLS], gy[COLS];
+    const float *first = p + (size_t)y0 * ld + x0;
+    const int pairs = x0 + n < w ? n : n - 1; /* (x, x + 1) inside the row */
+    for (int i = 0; i < n; i++) {
+        c[i] = first[i];
+        s[i] = q[i] = gx[i] = gy[i] = 0.0f;
     }
-    for (; i < n; i++) total += fabs((double)a[i] - (double)b[i]);
-    return total;
-}
-
-static void sum_moments(const float *x, int n, double *s1, double *s2)
-{
-    int i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        const float c = x[i];
-        float s[LANES] = {0}, q[LANES] = {0};
-        for (int k = 0; k < BLOCK; k += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = x[i + k + l] - c;
-                s[l] += d;
-                q[l] += d * d;
-            }
-        double ss = 0.0, qq = 0.0;
-        for (int l = 0; l < LANES; l++) {
-            ss += s[l];
-            qq += q[l];
+    for (int y = y0; y < y0 + rows; y++) {
+        const float *restrict r = p + (size_t)y * ld + x0;
+        for (int i = 0; i < n; i++) {
+            float d = r[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
         }
-        *s1 += ss + BLOCK * (double)c;
-        *s2 += qq + 2.0 * (double)c * ss + BLOCK * (double)c * (double)c;
+        for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
+        if (y > 0) {
+            const float *restrict u = r - ld;
+            for (int i = 0; i < n; i++) gy[i] += fabsf(r[i] - u[i]);
+        }
     }
-    for (; i < n; i++) {
-        double v = x[i];
-        *s1 += v;
-        *s2 += v * v;
+    for (int i = 0; i < n; i++) {
+        double ci = c[i], si = s[i];
+        m->s1 += si + rows * ci;
+        m->s2 += (double)q[i] + 2.0 * ci * si + rows * ci * ci;
+        m->gx += gx[i];
+        m->gy += gy[i];
     }
 }
 
 /* (mean, population std, grad) of one plane. */
 static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
 {
-    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
-    for (int y = 0; y < h; y++) {
-        const float *row = p + (size_t)y * ld;
-        sum_moments(row, w, &s1, &s2);
-        if (w > 1) gx += sum_abs_diff(row + 1, row, w - 1);
-        if (y > 0) gy += sum_abs_diff(row, row - ld, w);
-    }
+    moments m = {0.0, 0.0, 0.0, 0.0};
+    for (int y0 = 0; y0 < h; y0 += STRIP)
+        for (int x0 = 0; x0 < w; x0 += COLS)
+            stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
     double n = (double)w * (double)h;
-    double m = s1 / n, var = s2 / n - m * m;
-    *mean = (float)m;
+    double mu = m.s1 / n, var = m.s2 / n - mu * mu;
+    *mean = (float)mu;
     *std = (float)sqrt(var > 0.0 ? var : 0.0);
-    double g = (w > 1 ? gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? gy / ((double)(h - 1) * w) : 0.0);
+    double g = (w > 1 ? m.gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? m.gy / ((double)(h - 1) * w) : 0.0);
     *grad = (float)g;
 }
 
@@ -267,26 +258,17 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /* ---- color restore + uint8 ------------------------------------------------------- */
 
-/* Write R, G, B of one row; bgr swaps the outer channels. Y = v, chroma minus its 0.5 offset. */
-static void store_rgb_row(const float *restrict v, const float *restrict cb, const float *restrict cr, int w, int bgr,
-                          uint8_t *restrict out)
-{
-    const int i0 = bgr ? 2 : 0, i2 = 2 - i0;
-    for (int x = 0; x < w; x++) {
-        out[3 * x + i0] = to_u8(cr[x] * 1.403f + v[x]);
-        out[3 * x + 1] = to_u8(v[x] - 0.714f * cr[x] - 0.344f * cb[x]);
-        out[3 * x + i2] = to_u8(cb[x] * 1.773f + v[x]);
-    }
-}
+/* Pixels per chunk of restore_row (its temporaries live on the stack: 4 * CHUNK floats). */
+#define CHUNK 128
 
-/* Pixels per chunk of restore_row (its temporaries live on the stack: 3 * CHUNK floats). */
-#define CHUNK 256
-
-/* Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (already offset to x0). */
+/*
+ * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (already offset to x0):
+ * Y clipped, chroma minus its 0.5 offset, R, G, B, each rounded and clamped to uint8.
+ */
 static void restore_chunk(const float *restrict y, int n, const ef_chroma *chroma, int r, int x0,
                           uint8_t *restrict out, int format)
 {
-    float v[CHUNK], cb[CHUNK], cr[CHUNK];
+    float v[CHUNK], cb[CHUNK], cr[CHUNK], g[CHUNK];
     for (int x = 0; x < n; x++) v[x] = clip01(y[x]);
     if (format == EF_K_GRAY) {
         for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
@@ -314,7 +296,17 @@ static void restore_chunk(const float *restrict y, int n, const ef_chroma *chrom
             cr[x] = crr[x] - 0.5f;
         }
     }
-    store_rgb_row(v, cb, cr, n, format == EF_K_BGR, out);
+    for (int x = 0; x < n; x++) { /* in place: cr becomes R, cb becomes B */
+        g[x] = v[x] - 0.714f * cr[x] - 0.344f * cb[x];
+        cr[x] = cr[x] * 1.403f + v[x];
+        cb[x] = cb[x] * 1.773f + v[x];
+    }
+    const float *first = format == EF_K_BGR ? cb : cr, *third = format == EF_K_BGR ? cr : cb;
+    for (int x = 0; x < n; x++) {
+        out[3 * x] = to_u8(first[x]);
+        out[3 * x + 1] = to_u8(g[x]);
+        out[3 * x + 2] = to_u8(third[x]);
+    }
 }
 
 /* One output row (w pixels) from the fused luma row y and row r of the chroma. */
