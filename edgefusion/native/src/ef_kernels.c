@@ -31,7 +31,8 @@ static uint8_t to_u8(float v)
     memcpy(&k, &t, sizeof k);
     k -= 0x4B400000;
     k = k < 0 ? 0 : k;
-    return (uint8_t)(k > 255 ? 255 : k);
+    k = k > 255 ? 255 : k;
+    return (uint8_t)k;
 }
 
 /* ---- input normalization ---------------------------------------------------------- */
@@ -258,17 +259,27 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /* ---- color restore + uint8 ------------------------------------------------------- */
 
-/* Pixels per chunk of restore_row (its temporaries live on the stack: 4 * CHUNK floats). */
+/* Pixels per chunk of restore_row (its temporaries live on the stack: 5 * CHUNK floats). */
 #define CHUNK 128
 
 /*
- * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (already offset to x0):
- * Y clipped, chroma minus its 0.5 offset, R, G, B, each rounded and clamped to uint8.
+ * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
+ * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py); with
+ * an 8-bit source dr = R_s - Y_s, db = B_s - Y_s (0..1 scale) and the chroma factors 0.713 and
+ * 0.564 folded into k: the same formula without computing Cb and Cr.
  */
-static void restore_chunk(const float *restrict y, int n, const ef_chroma *chroma, int r, int x0,
+typedef struct {
+    float kr, kgr, kgb, kb;
+} restore_gains;
+
+/*
+ * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y and, for an 8-bit chroma
+ * source, its luma ys (both already offset to x0; ys NULL: computed here).
+ */
+static void restore_chunk(const float *restrict y, const float *ys, int n, const ef_chroma *chroma, int r, int x0,
                           uint8_t *restrict out, int format)
 {
-    float v[CHUNK], cb[CHUNK], cr[CHUNK], g[CHUNK];
+    float v[CHUNK], dr[CHUNK], db[CHUNK], g[CHUNK], tmp[CHUNK];
     for (int x = 0; x < n; x++) v[x] = clip01(y[x]);
     if (format == EF_K_GRAY) {
         for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
@@ -278,30 +289,39 @@ static void restore_chunk(const float *restrict y, int n, const ef_chroma *chrom
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
         return;
     }
+    restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
     if (chroma->src) {
         const uint8_t *restrict s = ROW(const uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const ycc_matrix c = ycc_u8(chroma->order);
-        const float m10 = c.m[1][0], m11 = c.m[1][1], m12 = c.m[1][2];
-        const float m20 = c.m[2][0], m21 = c.m[2][1], m22 = c.m[2][2];
-        for (int x = 0; x < n; x++) {
-            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
-            cb[x] = ((m10 * p0 + m11 * p1 + m12 * p2) + 0.5f) - 0.5f;
-            cr[x] = ((m20 * p0 + m21 * p1 + m22 * p2) + 0.5f) - 0.5f;
+        const int bgr = chroma->order == EF_K_BGR;
+        /* R and B of a pixel as e.p (one coefficient 1/255, the others 0) */
+        const float r0 = bgr ? 0.0f : 1.0f / 255.0f, r2 = bgr ? 1.0f / 255.0f : 0.0f, b0 = r2, b2 = r0;
+        if (!ys) {
+            for (int x = 0; x < n; x++)
+                tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
+            ys = tmp;
         }
+        for (int x = 0; x < n; x++) {
+            float p0 = s[3 * x], p2 = s[3 * x + 2];
+            dr[x] = (r0 * p0 + r2 * p2) - ys[x];
+            db[x] = (b0 * p0 + b2 * p2) - ys[x];
+        }
+        k = (restore_gains){(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                            (float)(1.773 * 0.564)};
     } else {
         const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
         const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
         for (int x = 0; x < n; x++) {
-            cb[x] = cbr[x] - 0.5f;
-            cr[x] = crr[x] - 0.5f;
+            dr[x] = crr[x] - 0.5f;
+            db[x] = cbr[x] - 0.5f;
         }
     }
-    for (int x = 0; x < n; x++) { /* in place: cr becomes R, cb becomes B */
-        g[x] = v[x] - 0.714f * cr[x] - 0.344f * cb[x];
-        cr[x] = cr[x] * 1.403f + v[x];
-        cb[x] = cb[x] * 1.773f + v[x];
+    for (int x = 0; x < n; x++) { /* in place: dr becomes R, db becomes B */
+        g[x] = v[x] - k.kgr * dr[x] - k.kgb * db[x];
+        dr[x] = dr[x] * k.kr + v[x];
+        db[x] = db[x] * k.kb + v[x];
     }
-    const float *first = format == EF_K_BGR ? cb : cr, *third = format == EF_K_BGR ? cr : cb;
+    const float *first = format == EF_K_BGR ? db : dr, *third = format == EF_K_BGR ? dr : db;
     for (int x = 0; x < n; x++) {
         out[3 * x] = to_u8(first[x]);
         out[3 * x + 1] = to_u8(g[x]);
@@ -309,13 +329,14 @@ static void restore_chunk(const float *restrict y, int n, const ef_chroma *chrom
     }
 }
 
-/* One output row (w pixels) from the fused luma row y and row r of the chroma. */
-static void restore_row(const float *y, int w, const ef_chroma *chroma, int r, uint8_t *out, int format)
+/* One output row (w pixels) from the fused luma row y, the source luma row ys (or NULL) and row r of the chroma. */
+static void restore_row(const float *y, const float *ys, int w, const ef_chroma *chroma, int r, uint8_t *out,
+                        int format)
 {
     const int channels = format == EF_K_GRAY ? 1 : 3;
     for (int x0 = 0; x0 < w; x0 += CHUNK) {
         int n = w - x0 < CHUNK ? w - x0 : CHUNK;
-        restore_chunk(y + x0, n, chroma, r, x0, out + (size_t)x0 * channels, format);
+        restore_chunk(y + x0, ys ? ys + x0 : NULL, n, chroma, r, x0, out + (size_t)x0 * channels, format);
     }
 }
 
@@ -336,7 +357,7 @@ int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *ch
     if (!y || bad_size(w, h) || ld_y < (size_t)w || bad_output(w, chroma, out, out_stride, out_format))
         return EF_K_EARG;
     for (int r = 0; r < h; r++)
-        restore_row(y + (size_t)r * ld_y, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
+        restore_row(y + (size_t)r * ld_y, NULL, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
     return EF_K_OK;
 }
 
@@ -463,7 +484,7 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 compose_row(xr, vr, rows, p, w, wide, out_f + (size_t)y * ld_out);
             } else {
                 compose_row(xr, vr, rows, p, w, wide, s.fused);
-                restore_row(s.fused, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
+                restore_row(s.fused, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
             }
         }
     }
