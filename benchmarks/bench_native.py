@@ -33,32 +33,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_runtime import floor_ms, median_ms  # the same timing and floor as the runtime benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "native_frame_path.c"
 KERNELS = ("ef_normalize_u8", "ef_ycbcr_u8", "ef_frame_stats", "ef_pad_edge", "ef_compose_u8")
-
-
-def median_ms(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
-
-
-def floor_ms(width: int, height: int, runs: int) -> float:
-    rng = np.random.default_rng(0)
-    a, b = rng.random((height, width), dtype=np.float32), rng.random((height, width), dtype=np.float32)
-    c = np.empty_like(a)
-    return median_ms(lambda: np.maximum(a, b, out=c), max(runs, 50), warmup=5)
 
 
 def build_driver(out: Path) -> tuple[Path, list[str]]:
