@@ -199,15 +199,19 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
     }
     for (int y = y0; y < y0 + rows; y++) {
         const float *restrict r = p + (size_t)y * ld + x0;
-        for (int i = 0; i < n; i++) {
+        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
+        for (int i = 0; i < pairs; i++) {
             float d = r[i] - c[i];
             s[i] += d;
             q[i] += d * d;
+            gx[i] += fabsf(r[i + 1] - r[i]);
+            gy[i] += fabsf(r[i] - u[i]);
         }
-        for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
-        if (y > 0) {
-            const float *restrict u = r - ld;
-            for (int i = 0; i < n; i++) gy[i] += fabsf(r[i] - u[i]);
+        if (pairs < n) { /* the frame's last column has no right neighbour */
+            float d = r[pairs] - c[pairs];
+            s[pairs] += d;
+            q[pairs] += d * d;
+            gy[pairs] += fabsf(r[pairs] - u[pairs]);
         }
     }
     for (int i = 0; i < n; i++) {
@@ -272,30 +276,41 @@ typedef struct {
     float kr, kgr, kgb, kb;
 } restore_gains;
 
-/*
- * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y and, for an 8-bit chroma
- * source, its luma ys (both already offset to x0; ys NULL: computed here).
- */
-static void restore_chunk(const float *restrict y, const float *ys, int n, const ef_chroma *chroma, int r, int x0,
-                          uint8_t *restrict out, int format)
+/* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
+static void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
 {
-    float v[CHUNK], dr[CHUNK], db[CHUNK], g[CHUNK], tmp[CHUNK];
-    for (int x = 0; x < n; x++) v[x] = clip01(y[x]);
+    float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
+    o[0] = to_u8(bgr ? blue : red);
+    o[1] = to_u8(green);
+    o[2] = to_u8(bgr ? red : blue);
+}
+
+/*
+ * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (clipped to [0, 1] here unless
+ * clipped is set) and, for an 8-bit chroma source, its luma ys (both already offset to x0;
+ * ys NULL: computed here).
+ */
+static void restore_chunk(const float *y, int clipped, const float *ys, int n, const ef_chroma *chroma, int r,
+                          int x0, uint8_t *restrict out, int format)
+{
+    float vbuf[CHUNK], tmp[CHUNK];
+    const float *restrict v = y;
+    const int bgr = format == EF_K_BGR;
+    if (!clipped) {
+        for (int x = 0; x < n; x++) vbuf[x] = clip01(y[x]);
+        v = vbuf;
+    }
     if (format == EF_K_GRAY) {
         for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
-        return;
-    }
-    if (!chroma || (!chroma->src && !chroma->cb)) {
+    } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
-        return;
-    }
-    restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-    if (chroma->src) {
+    } else if (chroma->src) {
         const uint8_t *restrict s = ROW(const uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const ycc_matrix c = ycc_u8(chroma->order);
-        const int bgr = chroma->order == EF_K_BGR;
-        /* R and B of a pixel as e.p (one coefficient 1/255, the others 0) */
-        const float r0 = bgr ? 0.0f : 1.0f / 255.0f, r2 = bgr ? 1.0f / 255.0f : 0.0f, b0 = r2, b2 = r0;
+        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                                 (float)(1.773 * 0.564)};
+        /* R and B of a source pixel as e.p (one coefficient 1/255, the others 0) */
+        const float r0 = chroma->order == EF_K_BGR ? 0.0f : 1.0f / 255.0f, r2 = 1.0f / 255.0f - r0;
         if (!ys) {
             for (int x = 0; x < n; x++)
                 tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
@@ -303,40 +318,24 @@ static void restore_chunk(const float *restrict y, const float *ys, int n, const
         }
         for (int x = 0; x < n; x++) {
             float p0 = s[3 * x], p2 = s[3 * x + 2];
-            dr[x] = (r0 * p0 + r2 * p2) - ys[x];
-            db[x] = (b0 * p0 + b2 * p2) - ys[x];
+            put_rgb(out + 3 * x, bgr, v[x], (r0 * p0 + r2 * p2) - ys[x], (r2 * p0 + r0 * p2) - ys[x], k);
         }
-        k = (restore_gains){(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
-                            (float)(1.773 * 0.564)};
     } else {
         const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
         const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
-        for (int x = 0; x < n; x++) {
-            dr[x] = crr[x] - 0.5f;
-            db[x] = cbr[x] - 0.5f;
-        }
-    }
-    for (int x = 0; x < n; x++) { /* in place: dr becomes R, db becomes B */
-        g[x] = v[x] - k.kgr * dr[x] - k.kgb * db[x];
-        dr[x] = dr[x] * k.kr + v[x];
-        db[x] = db[x] * k.kb + v[x];
-    }
-    const float *first = format == EF_K_BGR ? db : dr, *third = format == EF_K_BGR ? dr : db;
-    for (int x = 0; x < n; x++) {
-        out[3 * x] = to_u8(first[x]);
-        out[3 * x + 1] = to_u8(g[x]);
-        out[3 * x + 2] = to_u8(third[x]);
+        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+        for (int x = 0; x < n; x++) put_rgb(out + 3 * x, bgr, v[x], crr[x] - 0.5f, cbr[x] - 0.5f, k);
     }
 }
 
 /* One output row (w pixels) from the fused luma row y, the source luma row ys (or NULL) and row r of the chroma. */
-static void restore_row(const float *y, const float *ys, int w, const ef_chroma *chroma, int r, uint8_t *out,
-                        int format)
+static void restore_row(const float *y, int clipped, const float *ys, int w, const ef_chroma *chroma, int r,
+                        uint8_t *out, int format)
 {
     const int channels = format == EF_K_GRAY ? 1 : 3;
     for (int x0 = 0; x0 < w; x0 += CHUNK) {
         int n = w - x0 < CHUNK ? w - x0 : CHUNK;
-        restore_chunk(y + x0, ys ? ys + x0 : NULL, n, chroma, r, x0, out + (size_t)x0 * channels, format);
+        restore_chunk(y + x0, clipped, ys ? ys + x0 : NULL, n, chroma, r, x0, out + (size_t)x0 * channels, format);
     }
 }
 
@@ -357,7 +356,7 @@ int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *ch
     if (!y || bad_size(w, h) || ld_y < (size_t)w || bad_output(w, chroma, out, out_stride, out_format))
         return EF_K_EARG;
     for (int r = 0; r < h; r++)
-        restore_row(y + (size_t)r * ld_y, NULL, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
+        restore_row(y + (size_t)r * ld_y, 0, NULL, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
     return EF_K_OK;
 }
 
@@ -484,7 +483,7 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 compose_row(xr, vr, rows, p, w, wide, out_f + (size_t)y * ld_out);
             } else {
                 compose_row(xr, vr, rows, p, w, wide, s.fused);
-                restore_row(s.fused, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
+                restore_row(s.fused, 1, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
             }
         }
     }
