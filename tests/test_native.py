@@ -358,3 +358,24 @@ def test_no_compiler_falls_back_to_numpy(monkeypatch, tmp_path):
     assert native.kernels() is None
     ir = np.full((3, 4), 51, np.uint8)
     assert frame.prepare_pair(ir, ir).ir.dtype == np.float32  # numpy path still works
+
+
+# ---------------------------------------------------------------- sanitizers
+
+
+def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    exe = tmp_path / "kernels_check"
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    built = subprocess.run([compiler, *flags, f"-I{native.SOURCES}", str(Path(__file__).parent / "native_kernels_check.c"),
+                            str(native.SOURCES / "ef_kernels.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
+    if built.returncode:
+        pytest.skip(f"cannot build with sanitizers here: {built.stderr.strip().splitlines()[-1:]}")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
