@@ -156,7 +156,8 @@ def _rows(a: np.ndarray, dtype, channels: int = 1) -> tuple[int, int]:
     """(pointer, row stride in bytes) of a 2-D (or (H, W, channels)) array with contiguous rows."""
     if a.dtype != dtype or a.strides[-1] != a.itemsize or (a.ndim == 3 and a.strides[1] != channels * a.itemsize):
         raise ValueError(f"native kernels need {np.dtype(dtype)} arrays with contiguous rows")
-    return a.ctypes.data, a.strides[0]
+    row = a.itemsize * int(np.prod(a.shape[1:]))
+    return a.ctypes.data, a.strides[0] if a.shape[0] > 1 else row  # numpy may give a single row any stride
 
 
 def _ld(a: np.ndarray) -> tuple[int, int]:
@@ -236,11 +237,14 @@ def chroma(src: np.ndarray | None = None, order: int = RGB, cbcr: np.ndarray | N
     """Chroma for the restore kernels: the 8-bit color source, or planar float CbCr (2, H, W), or None."""
     if src is not None:
         ptr, stride = _rows(src, np.uint8, 3)
-        return Chroma(ptr, stride, order, None, None, 0)
-    if cbcr is not None:
+        color = Chroma(ptr, stride, order, None, None, 0)
+    elif cbcr is not None:
         (cb, ld), (cr, _) = _ld(cbcr[0]), _ld(cbcr[1])
-        return Chroma(None, 0, 0, cb, cr, ld)
-    return None
+        color = Chroma(None, 0, 0, cb, cr, ld)
+    else:
+        return None
+    color.keep = (src, cbcr)  # the struct holds raw pointers: keep the arrays alive with it
+    return color
 
 
 def _out_format(out: np.ndarray, order: int) -> int:

@@ -31,7 +31,8 @@ static uint8_t to_u8(float v)
     memcpy(&k, &t, sizeof k);
     k -= 0x4B400000;
     k = k < 0 ? 0 : k;
-    return (uint8_t)(k > 255 ? 255 : k);
+    k = k > 255 ? 255 : k;
+    return (uint8_t)k;
 }
 
 /* ---- input normalization ---------------------------------------------------------- */
@@ -42,8 +43,7 @@ int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *
     for (int y = 0; y < h; y++) {
         const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
-        /* float64 product then rounding equals numpy's float32 division v / 255 for all 256 codes */
-        for (int x = 0; x < w; x++) d[x] = (float)((double)s[x] * (1.0 / 255.0));
+        for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
     }
     return EF_K_OK;
 }
@@ -173,72 +173,68 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
 /* ---- frame statistics ------------------------------------------------------------- */
 
 /*
- * Sums in float64 with vectorizable inner loops: 8 float32 lanes hold partial sums of
- * 4 values each (BLOCK values per flush), then the block total is added in float64.
- * The sums of x and x^2 are taken about the block's first value c (deviations are exact
- * or relatively accurate), so the variance E[x^2] - mean^2 keeps full float32 precision.
+ * Column accumulators: the plane is walked in strips of STRIP rows and chunks of COLS
+ * columns. Per column, float32 sums over the strip's rows of the deviation d = x - c (c: the
+ * column's value in the strip's first row), d^2, |x - right neighbour| and |x - upper
+ * neighbour| are added in float64 once per strip. The loops are elementwise over columns, so
+ * they vectorize without reassociating a reduction; deviations from a nearby value keep
+ * the variance E[x^2] - mean^2 at the precision of the deviations.
  */
-#define LANES 8
-#define BLOCK 32
+#define STRIP 16
+#define COLS 128
 
-static double sum_abs_diff(const float *a, const float *b, int n)
+typedef struct {
+    double s1, s2, gx, gy; /* sums of x, x^2, |horizontal differences|, |vertical differences| */
+} moments;
+
+/* Columns x0 .. x0 + n - 1 of rows y0 .. y0 + rows - 1 of plane p (w columns), added into m. */
+static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0, int rows, moments *m)
 {
-    double total = 0.0;
-    int i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        float acc[LANES] = {0};
-        for (int k = 0; k < BLOCK; k += LANES)
-            for (int l = 0; l < LANES; l++) acc[l] += fabsf(a[i + k + l] - b[i + k + l]);
-        double block = 0.0;
-        for (int l = 0; l < LANES; l++) block += acc[l];
-        total += block;
+    float c[COLS], s[COLS], q[COLS], gx[COLS], gy[COLS];
+    const float *first = p + (size_t)y0 * ld + x0;
+    const int pairs = x0 + n < w ? n : n - 1; /* (x, x + 1) inside the row */
+    for (int i = 0; i < n; i++) {
+        c[i] = first[i];
+        s[i] = q[i] = gx[i] = gy[i] = 0.0f;
     }
-    for (; i < n; i++) total += fabs((double)a[i] - (double)b[i]);
-    return total;
-}
-
-static void sum_moments(const float *x, int n, double *s1, double *s2)
-{
-    int i = 0;
-    for (; i + BLOCK <= n; i += BLOCK) {
-        const float c = x[i];
-        float s[LANES] = {0}, q[LANES] = {0};
-        for (int k = 0; k < BLOCK; k += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float d = x[i + k + l] - c;
-                s[l] += d;
-                q[l] += d * d;
-            }
-        double ss = 0.0, qq = 0.0;
-        for (int l = 0; l < LANES; l++) {
-            ss += s[l];
-            qq += q[l];
+    for (int y = y0; y < y0 + rows; y++) {
+        const float *restrict r = p + (size_t)y * ld + x0;
+        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
+        for (int i = 0; i < pairs; i++) {
+            float d = r[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
+            gx[i] += fabsf(r[i + 1] - r[i]);
+            gy[i] += fabsf(r[i] - u[i]);
         }
-        *s1 += ss + BLOCK * (double)c;
-        *s2 += qq + 2.0 * (double)c * ss + BLOCK * (double)c * (double)c;
+        if (pairs < n) { /* the frame's last column has no right neighbour */
+            float d = r[pairs] - c[pairs];
+            s[pairs] += d;
+            q[pairs] += d * d;
+            gy[pairs] += fabsf(r[pairs] - u[pairs]);
+        }
     }
-    for (; i < n; i++) {
-        double v = x[i];
-        *s1 += v;
-        *s2 += v * v;
+    for (int i = 0; i < n; i++) {
+        double ci = c[i], si = s[i];
+        m->s1 += si + rows * ci;
+        m->s2 += (double)q[i] + 2.0 * ci * si + rows * ci * ci;
+        m->gx += gx[i];
+        m->gy += gy[i];
     }
 }
 
 /* (mean, population std, grad) of one plane. */
 static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
 {
-    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
-    for (int y = 0; y < h; y++) {
-        const float *row = p + (size_t)y * ld;
-        sum_moments(row, w, &s1, &s2);
-        if (w > 1) gx += sum_abs_diff(row + 1, row, w - 1);
-        if (y > 0) gy += sum_abs_diff(row, row - ld, w);
-    }
+    moments m = {0.0, 0.0, 0.0, 0.0};
+    for (int y0 = 0; y0 < h; y0 += STRIP)
+        for (int x0 = 0; x0 < w; x0 += COLS)
+            stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
     double n = (double)w * (double)h;
-    double m = s1 / n, var = s2 / n - m * m;
-    *mean = (float)m;
+    double mu = m.s1 / n, var = m.s2 / n - mu * mu;
+    *mean = (float)mu;
     *std = (float)sqrt(var > 0.0 ? var : 0.0);
-    double g = (w > 1 ? gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? gy / ((double)(h - 1) * w) : 0.0);
+    double g = (w > 1 ? m.gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? m.gy / ((double)(h - 1) * w) : 0.0);
     *grad = (float)g;
 }
 
@@ -267,63 +263,79 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /* ---- color restore + uint8 ------------------------------------------------------- */
 
-/* Write R, G, B of one row; bgr swaps the outer channels. Y = v, chroma minus its 0.5 offset. */
-static void store_rgb_row(const float *restrict v, const float *restrict cb, const float *restrict cr, int w, int bgr,
-                          uint8_t *restrict out)
+/* Pixels per chunk of restore_row (its temporaries live on the stack: 5 * CHUNK floats). */
+#define CHUNK 128
+
+/*
+ * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
+ * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py); with
+ * an 8-bit source dr = R_s - Y_s, db = B_s - Y_s (0..1 scale) and the chroma factors 0.713 and
+ * 0.564 folded into k: the same formula without computing Cb and Cr.
+ */
+typedef struct {
+    float kr, kgr, kgb, kb;
+} restore_gains;
+
+/* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
+static void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
 {
-    const int i0 = bgr ? 2 : 0, i2 = 2 - i0;
-    for (int x = 0; x < w; x++) {
-        out[3 * x + i0] = to_u8(cr[x] * 1.403f + v[x]);
-        out[3 * x + 1] = to_u8(v[x] - 0.714f * cr[x] - 0.344f * cb[x]);
-        out[3 * x + i2] = to_u8(cb[x] * 1.773f + v[x]);
-    }
+    float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
+    o[0] = to_u8(bgr ? blue : red);
+    o[1] = to_u8(green);
+    o[2] = to_u8(bgr ? red : blue);
 }
 
-/* Pixels per chunk of restore_row (its temporaries live on the stack: 3 * CHUNK floats). */
-#define CHUNK 256
-
-/* Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (already offset to x0). */
-static void restore_chunk(const float *restrict y, int n, const ef_chroma *chroma, int r, int x0,
-                          uint8_t *restrict out, int format)
+/*
+ * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (clipped to [0, 1] here unless
+ * clipped is set) and, for an 8-bit chroma source, its luma ys (both already offset to x0;
+ * ys NULL: computed here).
+ */
+static void restore_chunk(const float *y, int clipped, const float *ys, int n, const ef_chroma *chroma, int r,
+                          int x0, uint8_t *restrict out, int format)
 {
-    float v[CHUNK], cb[CHUNK], cr[CHUNK];
-    for (int x = 0; x < n; x++) v[x] = clip01(y[x]);
+    float vbuf[CHUNK], tmp[CHUNK];
+    const float *restrict v = y;
+    const int bgr = format == EF_K_BGR;
+    if (!clipped) {
+        for (int x = 0; x < n; x++) vbuf[x] = clip01(y[x]);
+        v = vbuf;
+    }
     if (format == EF_K_GRAY) {
         for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
-        return;
-    }
-    if (!chroma || (!chroma->src && !chroma->cb)) {
+    } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
-        return;
-    }
-    if (chroma->src) {
+    } else if (chroma->src) {
         const uint8_t *restrict s = ROW(const uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const ycc_matrix c = ycc_u8(chroma->order);
-        const float m10 = c.m[1][0], m11 = c.m[1][1], m12 = c.m[1][2];
-        const float m20 = c.m[2][0], m21 = c.m[2][1], m22 = c.m[2][2];
+        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                                 (float)(1.773 * 0.564)};
+        /* R and B of a source pixel as e.p (one coefficient 1/255, the others 0) */
+        const float r0 = chroma->order == EF_K_BGR ? 0.0f : 1.0f / 255.0f, r2 = 1.0f / 255.0f - r0;
+        if (!ys) {
+            for (int x = 0; x < n; x++)
+                tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
+            ys = tmp;
+        }
         for (int x = 0; x < n; x++) {
-            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
-            cb[x] = ((m10 * p0 + m11 * p1 + m12 * p2) + 0.5f) - 0.5f;
-            cr[x] = ((m20 * p0 + m21 * p1 + m22 * p2) + 0.5f) - 0.5f;
+            float p0 = s[3 * x], p2 = s[3 * x + 2];
+            put_rgb(out + 3 * x, bgr, v[x], (r0 * p0 + r2 * p2) - ys[x], (r2 * p0 + r0 * p2) - ys[x], k);
         }
     } else {
         const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
         const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
-        for (int x = 0; x < n; x++) {
-            cb[x] = cbr[x] - 0.5f;
-            cr[x] = crr[x] - 0.5f;
-        }
+        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+        for (int x = 0; x < n; x++) put_rgb(out + 3 * x, bgr, v[x], crr[x] - 0.5f, cbr[x] - 0.5f, k);
     }
-    store_rgb_row(v, cb, cr, n, format == EF_K_BGR, out);
 }
 
-/* One output row (w pixels) from the fused luma row y and row r of the chroma. */
-static void restore_row(const float *y, int w, const ef_chroma *chroma, int r, uint8_t *out, int format)
+/* One output row (w pixels) from the fused luma row y, the source luma row ys (or NULL) and row r of the chroma. */
+static void restore_row(const float *y, int clipped, const float *ys, int w, const ef_chroma *chroma, int r,
+                        uint8_t *out, int format)
 {
     const int channels = format == EF_K_GRAY ? 1 : 3;
     for (int x0 = 0; x0 < w; x0 += CHUNK) {
         int n = w - x0 < CHUNK ? w - x0 : CHUNK;
-        restore_chunk(y + x0, n, chroma, r, x0, out + (size_t)x0 * channels, format);
+        restore_chunk(y + x0, clipped, ys ? ys + x0 : NULL, n, chroma, r, x0, out + (size_t)x0 * channels, format);
     }
 }
 
@@ -344,7 +356,7 @@ int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *ch
     if (!y || bad_size(w, h) || ld_y < (size_t)w || bad_output(w, chroma, out, out_stride, out_format))
         return EF_K_EARG;
     for (int r = 0; r < h; r++)
-        restore_row(y + (size_t)r * ld_y, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
+        restore_row(y + (size_t)r * ld_y, 0, NULL, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
     return EF_K_OK;
 }
 
@@ -471,7 +483,7 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 compose_row(xr, vr, rows, p, w, wide, out_f + (size_t)y * ld_out);
             } else {
                 compose_row(xr, vr, rows, p, w, wide, s.fused);
-                restore_row(s.fused, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
+                restore_row(s.fused, 1, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
             }
         }
     }

@@ -100,8 +100,9 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph);
 
 /*
  * Chroma for color restore. Exactly one source or none:
- *   - src != NULL: recompute Cb/Cr on the fly from the 8-bit visible frame (order EF_K_RGB
- *     or EF_K_BGR, stride src_stride in bytes), the fastest path (no chroma planes);
+ *   - src != NULL: the 8-bit visible frame (order EF_K_RGB or EF_K_BGR, stride src_stride in
+ *     bytes), the fastest path: no chroma planes, the color difference is taken from the
+ *     source pixels and the source luma (see ef_restore_u8);
  *   - cb, cr != NULL: planar float chroma (offset 0.5) with stride ld;
  *   - all NULL: gray (fused luma copied to every output channel).
  */
@@ -115,9 +116,11 @@ typedef struct {
 } ef_chroma;
 
 /*
- * Color restore and uint8 conversion of a fused luma plane y (w x h, stride ld_y):
- * R = Y + 1.403 (Cr - 0.5), G = Y - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5), B = Y + 1.773 (Cb - 0.5),
- * Y and each channel clipped to [0, 1], out = rint(255 v) (round half to even).
+ * Color restore and uint8 conversion of a fused luma plane y (w x h, stride ld_y), as
+ * io/color.py ycbcr_to_rgb: R = Y + 1.403 (Cr - 0.5), G = Y - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5),
+ * B = Y + 1.773 (Cb - 0.5), Y and each channel clipped to [0, 1], out = rint(255 v) (round half
+ * to even). With an 8-bit source, Cr - 0.5 = 0.713 (R_s - Y_s) and Cb - 0.5 = 0.564 (B_s - Y_s)
+ * are folded into the gains (same formula, float rounding may differ by one level at ties).
  * out_format EF_K_GRAY writes the clipped luma only. chroma may be NULL (gray).
  */
 int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *chroma, uint8_t *out,
@@ -138,7 +141,8 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
 /*
  * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: composes each row into
  * scratch and writes the w x h uint8 frame (gray, RGB or BGR) into out. The chroma source,
- * if any, is the UNPADDED w x h visible frame or chroma planes.
+ * if any, is the UNPADDED w x h visible frame or chroma planes; with chroma->src, vis must be
+ * the BT.601 luma of that frame (as ef_ycbcr_u8 writes it), which the restore reuses as Y_s.
  */
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                   const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch);
