@@ -316,3 +316,20 @@ def test_firmware_folder_refuses_other_folders(ov_bundles, tmp_path, capsys):
     assert main(["native", "--model", str(ov_bundles["v1"]), "--out", str(tmp_path / "mine")]) == 2
     assert "refusing" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_shipped_student_x86_int8_bundle(fuse_frames, pairs, work, numpy_runtime):
+    """The product path: the shipped student quantized for x86 (OpenVINO INT8, analyze-only), C against Python."""
+    from edgefusion.runtime import Fuser
+
+    bundle = work / "x86-int8"
+    assert main(["quantize", "--target", "x86", "--out", str(bundle)]) == 0
+    fuser = Fuser.open(bundle, threads=1)
+    for name in SAMPLE_NAMES + ["rgb", "ir16"]:
+        ir_path, vis_path = pairs[name]
+        out = work / f"x86-{name}.pnm"
+        done = run([fuse_frames, "--model", bundle, "--ir", ir_path, "--vis", vis_path, "-o", out, "--threads", "1"])
+        assert done.returncode == 0, done.stderr
+        expected = fuser.fuse(read_image(ir_path), read_image(vis_path))
+        assert np.abs(read_image(out).astype(int) - expected).max() <= 1, name
