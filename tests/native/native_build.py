@@ -62,6 +62,15 @@ def openvino_flags() -> list[str]:
             f"-Wl,-rpath,{root / 'libs'}"]
 
 
+def require_sanitizers(work: Path) -> None:
+    """Skip when the compiler cannot link -fsanitize=address,undefined programs (no libasan/libubsan)."""
+    probe = work / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    done = subprocess.run([compiler(), *SANITIZE, str(probe), "-o", str(work / "probe")], capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        pytest.skip(f"the C compiler cannot build sanitized programs: {done.stderr.strip()[:200]}")
+
+
 def cc(out: Path, sources: list[Path], *flags: str) -> Path:
     """Compile and link C99 ``sources`` into the executable or library ``out``; fails the test with the compiler output."""
     cmd = [compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", *INCLUDES, *map(str, sources), *flags, "-lm", "-o", str(out)]

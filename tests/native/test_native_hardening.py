@@ -12,13 +12,14 @@ import shutil
 
 import pytest
 
-from native_build import CORE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, openvino_flags, run
+from native_build import CORE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, openvino_flags, require_sanitizers, run
 
 ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86", "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
 
 
 @pytest.fixture(scope="session")
 def trivial_asan(work):
+    require_sanitizers(work)
     return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
 
 
@@ -46,6 +47,7 @@ def test_asan_ubsan_4000x3000(trivial_asan, fake_bundles):
 
 
 def test_ubsan_openvino_example(work, ov_bundles, pairs, tmp_path):
+    require_sanitizers(work)
     exe = cc(work / "fuse_frames_ubsan", [*CORE, NATIVE / "examples" / "pnm.c", NATIVE / "examples" / "fuse_frames.c"],
              "-O1", "-g", "-fsanitize=undefined", "-fno-sanitize-recover=all", *openvino_flags())
     for name in ("rgb", "odd7x5", "one1x1"):
@@ -72,6 +74,7 @@ def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
 ])
 def test_fuzz_harness_on_seed_corpus(work, tmp_path, harness, sources):
     """Each libFuzzer harness, linked with a plain main, on its seed corpus plus hostile inputs, under ASan + UBSan."""
+    require_sanitizers(work)
     exe = cc(work / f"fuzz_{harness}_corpus", [NATIVE / "fuzz" / f"fuzz_{harness}.c", NATIVE / "fuzz" / "run_corpus.c",
                                               *(NATIVE / s for s in sources)], "-O1", "-g", *SANITIZE)
     hostile = {
