@@ -195,6 +195,11 @@ ef_status ef_open_dir(const char *path, const ef_options *opts, ef_context **ctx
     }
     st = open_bundle(*ctx, files, n, opts);
     free(list); /* after open_bundle: the file names point into it */
+    for (i = 0; i <= EF_MAX_FILES; i++) /* keep only the model files (e.g. not bundle_data.c) */
+        if ((*ctx)->owned[i] && (*ctx)->owned[i] != (*ctx)->model.data && (*ctx)->owned[i] != (*ctx)->weights.data) {
+            free((*ctx)->owned[i]);
+            (*ctx)->owned[i] = NULL;
+        }
     if (st != EF_OK) {
         char inner[EF_ERR_LEN];
         snprintf(inner, sizeof inner, "%s", (*ctx)->error);
