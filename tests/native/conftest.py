@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from native_build import BASE_MANIFEST, CORE, DRIVERS, NATIVE, SAMPLE_NAMES, WRAP, analyze_model, cc, openvino_flags, openvino_root, write_pnm
+from native_build import BASE_MANIFEST, CORE, DRIVERS, NATIVE, SAMPLE_NAMES, WRAP, analyze_model, cc, fusing_model, openvino_flags, openvino_root, write_pnm
 
 from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import write_bundle
@@ -70,7 +70,7 @@ def pairs(work):
 
 @pytest.fixture(scope="session")
 def ov_bundles(work):
-    """OpenVINO bundles with compose = runtime: v1 (ir, vis) and v2 (ir, vis, stats)."""
+    """OpenVINO bundles: compose = runtime v1 (ir, vis) and v2 (ir, vis, stats); compose = model ("fused")."""
     openvino_root()
     pytest.importorskip("onnx")
     bundles = {}
@@ -78,6 +78,9 @@ def ov_bundles(work):
         xml, weights = analyze_model(work / f"analyze-{version}.xml", with_stats)
         manifest = dict(BASE_MANIFEST, inputs=["ir", "vis", "stats"] if with_stats else BASE_MANIFEST["inputs"])
         bundles[version] = write_bundle(work / f"ov-{version}", {"model": xml, "weights": weights}, manifest)
+    xml, weights = fusing_model(work / "fusing.xml")
+    outputs = [{"name": "fused", "shape": [1, 1, -1, -1], "dtype": "float32"}]
+    bundles["fused"] = write_bundle(work / "ov-fused", {"model": xml, "weights": weights}, dict(BASE_MANIFEST, compose="model", outputs=outputs))
     return bundles
 
 
@@ -89,6 +92,7 @@ def fake_bundles(work):
     return {
         "v1": write_bundle(work / "fake-v1", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt")),
         "v2": write_bundle(work / "fake-v2", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", inputs=["ir", "vis", "stats"])),
+        "fixed": write_bundle(work / "fake-fixed", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", fixed_shape=[16, 24])),
     }
 
 

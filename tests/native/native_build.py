@@ -138,3 +138,20 @@ def analyze_model(path, with_stats: bool):
     onnx.save(model, str(path.with_suffix(".onnx")))
     ov.save_model(ov.convert_model(str(path.with_suffix(".onnx"))), str(path), compress_to_fp16=False)
     return path, path.with_suffix(".bin")
+
+
+def fusing_model(path):
+    """A full model (compose = model): fused = sigmoid(conv3x3([ir, vis])), ONNX -> OpenVINO IR."""
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper
+
+    weight = np.random.default_rng(5).uniform(-1, 1, (1, 2, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Concat", ["ir", "vis"], ["x"], axis=1),
+             helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Sigmoid", ["c"], ["fused"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 1, "h", "w"]) for n in ("ir", "vis")]
+    output = helper.make_tensor_value_info("fused", TensorProto.FLOAT, [1, 1, "h", "w"])
+    graph = helper.make_graph(nodes, "fuse", inputs, [output], initializer=[helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel())])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path.with_suffix(".onnx")))
+    ov.save_model(ov.convert_model(str(path.with_suffix(".onnx"))), str(path), compress_to_fp16=False)
+    return path, path.with_suffix(".bin")

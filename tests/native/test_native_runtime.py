@@ -172,6 +172,19 @@ def test_fuse_frames_equals_python_runtime(fuse_frames, ov_bundles, pairs, tmp_p
     assert expected.std() > 1  # a real picture, not a constant
 
 
+@pytest.mark.parametrize("name", [SAMPLE_NAMES[2], "rgb", "odd7x5"])
+def test_full_model_bundle_equals_python_runtime(fuse_frames, ov_bundles, pairs, tmp_path, numpy_runtime, name):
+    """compose = model: the network outputs the fused luma; the C runtime only restores color and rounds."""
+    from edgefusion.runtime import Fuser
+
+    ir_path, vis_path = pairs[name]
+    out = tmp_path / "out.pnm"
+    done = run([fuse_frames, "--model", ov_bundles["fused"], "--ir", ir_path, "--vis", vis_path, "-o", out])
+    assert done.returncode == 0, done.stderr
+    expected = Fuser.open(ov_bundles["fused"]).fuse(read_image(ir_path), read_image(vis_path))
+    assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
 def python_v2_reference(bundle, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
     """v2 frame path from the Python pieces: planes, contract stats, OpenVINO maps, numpy composition, color."""
     import openvino as ov
@@ -227,6 +240,15 @@ def test_custom_backend_and_stats(trivial, fake_bundles, pairs, tmp_path, versio
     fused_y = np.clip(m0 + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1)
     expected = preprocess.to_uint8(preprocess.restore_color(fused_y, pair.vis_cbcr))
     assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
+def test_fixed_shape_bundle(trivial, fake_bundles, pairs, tmp_path):
+    """Frames up to the fixed shape are padded to it; larger ones are refused (the C runtime does not tile)."""
+    ir_path, vis_path = pairs["odd13x9"]
+    assert driver_json(run([trivial, fake_bundles["fixed"], ir_path, vis_path, tmp_path / "o.ppm"]))["runs"] == 2
+    ir_path, vis_path = pairs[SAMPLE_NAMES[0]]
+    done = run([trivial, fake_bundles["fixed"], ir_path, vis_path, tmp_path / "o.pgm"])
+    assert done.returncode == 2 and "larger than the bundle's fixed shape 24x16" in done.stderr
 
 
 def test_bad_arguments_return_codes(trivial, fake_bundles):
