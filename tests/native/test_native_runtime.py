@@ -230,6 +230,8 @@ def test_custom_backend_and_stats(trivial, fake_bundles, pairs, tmp_path, versio
     out = tmp_path / "out.pnm"
     report = driver_json(run([trivial, fake_bundles[version], ir_path, vis_path, out, 3]))
     assert report["runs"] == 3 and report["allocs_after_first"] == 0  # no allocation per frame
+    # BGR in and out (padded rows) = RGB with channels swapped, within the 1-level tolerance of luma rounding
+    assert report["bgr_difference"] in ((0, 1) if read_image(vis_path).ndim == 3 else (-1,))
     pair = preprocess.prepare_pair(read_image(ir_path), read_image(vis_path))
     stats = frame_stats_reference(pair.ir, pair.vis_y)
     if version == "v2":

@@ -5,7 +5,9 @@
  *   trivial_backend BUNDLE IR.pgm VIS.pgm|ppm OUT.pgm|ppm [REPEAT]
  *     fuses REPEAT times (default 2) with maps M0 = stats[0] (v2 bundles) or 0,
  *     M1 = M2 = 0.5, M3 = 0: fused = stats[0] + (ir + vis) / 2 (clipped); prints JSON:
- *     {"stats": [...6 or empty], "allocs_after_first": N, "peak_heap": BYTES, "n_runs": N}
+ *     {"allocs_after_first": N, "peak_heap": BYTES, "runs": N, "stats": [6 or none], "bgr_difference": N}
+ *     (bgr_difference: largest difference between the RGB result and the result of the same
+ *     frame given as BGR into a BGR output with padded rows, channels swapped back; -1 for gray)
  *   trivial_backend --bad-args BUNDLE   prints one status per invalid call, one line each
  *   trivial_backend --bench BUNDLE WxH N   times N fuses of a synthetic uint8 IR + RGB frame (after 3 warm-up
  *     frames); prints the median milliseconds of ef_fuse without the backend call (the C frame path)
@@ -199,12 +201,39 @@ static int synthetic(const char *bundle, const char *size, int bench) {
     return 0;
 }
 
+/* Fuse again with the visible frame as BGR into a BGR output (rows padded to a larger stride):
+   the largest difference to the RGB result with channels swapped, -2 on error. */
+static int bgr_difference(ef_context *ctx, const pnm_image *ir, const pnm_image *vis, const unsigned char *rgb_out) {
+    size_t w = (size_t)ir->width, h = (size_t)ir->height, stride = 3 * w + 5, x, y;
+    unsigned char *bgr = (unsigned char *)malloc(stride * h), *out = (unsigned char *)malloc(stride * h);
+    int diff = 0;
+    if (!bgr || !out) return -2;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++) {
+            const unsigned char *p = vis->data + (y * w + x) * 3;
+            bgr[y * stride + 3 * x] = p[2];
+            bgr[y * stride + 3 * x + 1] = p[1];
+            bgr[y * stride + 3 * x + 2] = p[0];
+        }
+    if (ef_fuse(ctx, ir->data, ir->bits == 16 ? EF_U16 : EF_U8, w * (size_t)(ir->bits / 8), bgr, EF_BGR, stride, (int)w, (int)h,
+                out, EF_BGR, stride) != EF_OK)
+        diff = -2;
+    for (y = 0; diff >= 0 && y < h; y++)
+        for (x = 0; x < 3 * w; x++) {
+            int d = abs((int)rgb_out[y * 3 * w + x] - (int)out[y * stride + x / 3 * 3 + 2 - x % 3]);
+            if (d > diff) diff = d;
+        }
+    free(bgr);
+    free(out);
+    return diff;
+}
+
 int main(int argc, char **argv) {
     pnm_image ir, vis;
     char err[300];
     ef_context *ctx;
     unsigned char *out;
-    int repeat, i, out_channels;
+    int repeat, i, out_channels, bgr, runs;
     size_t before;
     if (argc == 3 && strcmp(argv[1], "--bad-args") == 0) return bad_args(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0);
@@ -230,10 +259,13 @@ int main(int argc, char **argv) {
             return fail(ctx, "fuse");
     }
     if (pnm_write(argv[4], out, ir.width, ir.height, out_channels, (size_t)ir.width * out_channels)) return fail(ctx, "write");
-    printf("{\"allocs_after_first\": %lu, \"peak_heap\": %lu, \"runs\": %d, \"stats\": [", (unsigned long)(allocs - before),
-           (unsigned long)peak, T.runs);
+    runs = T.runs;
+    before = allocs - before; /* allocations of the frames after the first */
+    bgr = out_channels == 3 ? bgr_difference(ctx, &ir, &vis, out) : -1;
+    printf("{\"allocs_after_first\": %lu, \"peak_heap\": %lu, \"runs\": %d, \"stats\": [", (unsigned long)before,
+           (unsigned long)peak, runs);
     for (i = 0; T.n_inputs == 3 && i < 6; i++) printf("%s%.9g", i ? ", " : "", T.stats[i]);
-    printf("]}\n");
+    printf("], \"bgr_difference\": %d}\n", bgr);
     ef_close(ctx);
     free(out);
     free(ir.data);
