@@ -243,7 +243,11 @@ def pairs(request):
 class _Analyze:
     """A fixed analysis 'network' in numpy: maps from 4x4 means of the planes (deterministic, input dependent)."""
 
-    def __call__(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def __init__(self) -> None:
+        self.stats = []
+
+    def __call__(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        self.stats.append(stats)
         h, w = ir.shape[2:]
         pool = lambda a: a[0, 0].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))  # noqa: E731
         i, v = pool(ir), pool(vis)
@@ -268,6 +272,19 @@ def test_one_pass_frame_path_matches_numpy_within_one_level(lib, pairs):
         got = frames.fuse(ir_c, vis_c, preprocess.DEFAULT_STRETCH, analyze)
         assert got.shape == expected.shape and got.dtype == np.uint8
         assert np.abs(got.astype(int) - expected).max() <= 1, ir.shape
+
+
+def test_one_pass_frame_path_gives_the_unpadded_frames_stats(lib):
+    rng = _rng(11)
+    ir, vis = rng.integers(0, 256, (13, 21), dtype=np.uint8), rng.integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    analyze = _Analyze()
+    frame.NativeFrame(lib, 8).fuse(ir, vis, preprocess.DEFAULT_STRETCH, analyze, with_stats=True)
+    pair = preprocess.prepare_pair(ir, vis)  # 13x21, not the 16x24 padded planes
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(pair.ir), _stats64(pair.vis_y)
+    assert analyze.stats[-1].shape == (1, 6)
+    np.testing.assert_allclose(analyze.stats[-1][0], [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+    frame.NativeFrame(lib, 8).fuse(ir, vis, preprocess.DEFAULT_STRETCH, analyze)
+    assert analyze.stats[-1] is None
 
 
 def test_prepare_and_finish_agree_with_numpy(lib, pairs, monkeypatch):
