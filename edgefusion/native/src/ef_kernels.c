@@ -373,8 +373,8 @@ size_t ef_compose_scratch_bytes(int pw, int ph)
     (void)ph;
     if (pw < 1) return 0;
     size_t wide = align4((size_t)pw), low = align4((size_t)pw / EF_K_SCALE + 1u);
-    /* 3 rows x 4 maps of column-upsampled maps, one low-res row, one fused row */
-    return (3u * EF_K_N_MAPS * wide + low + wide) * sizeof(float);
+    /* 3 rows x 4 maps of column-upsampled maps, one low-res row */
+    return (3u * EF_K_N_MAPS * wide + low) * sizeof(float);
 }
 
 /* Samples 4 i .. 4 i + 3 of the x4 upsampled row v (n samples), edge clamped. */
@@ -404,7 +404,6 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 typedef struct {
     float *rows[3]; /* column-upsampled maps (4 x pw) of low-res rows j - 1, j, j + 1 (clamped) */
     float *low;     /* M2 - M3 of one low-res row */
-    float *fused;   /* one fused row */
 } compose_scratch;
 
 static compose_scratch split_scratch(void *scratch, int pw)
@@ -414,7 +413,6 @@ static compose_scratch split_scratch(void *scratch, int pw)
     float *f = (float *)scratch;
     for (int k = 0; k < 3; k++) s.rows[k] = f + (size_t)k * EF_K_N_MAPS * wide;
     s.low = f + 3u * EF_K_N_MAPS * wide;
-    s.fused = s.low + align4((size_t)pw / EF_K_SCALE + 1u);
     return s;
 }
 
@@ -433,11 +431,11 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
     }
 }
 
-/* One fused output row of phase p from the upsampled rows (prev, cur, next). */
-static void compose_row(const float *ir, const float *vis, float *const rows[3], int p, int w, size_t wide,
+/* Fused pixels x0 .. x0 + w - 1 of an output row of phase p (ir, vis, out offset to x0) from the upsampled rows. */
+static void compose_row(const float *ir, const float *vis, float *const rows[3], int x0, int p, int w, size_t wide,
                         float *out)
 {
-    const float *r0 = rows[OFF[p]], *r1 = rows[OFF[p] + 1];
+    const float *r0 = rows[OFF[p]] + x0, *r1 = rows[OFF[p] + 1] + x0;
     const float wt = WT[p];
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
@@ -455,12 +453,12 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     }
 }
 
-/* Drives the strip-wise composition; each fused row goes to out_f (stride ld_out) or through restore_row. */
+/* Drives the strip-wise composition; each fused row goes to out_f (stride ld_out) or, chunk by chunk, through restore_chunk. */
 static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                    float *out_f, size_t ld_out, const ef_chroma *chroma, uint8_t *out_u8, size_t out_stride,
                    int out_format, void *scratch)
 {
-    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE;
+    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, channels = out_format == EF_K_GRAY ? 1 : 3;
     const size_t wide = align4((size_t)pw);
     compose_scratch s = split_scratch(scratch, pw);
     float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
@@ -480,10 +478,15 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             if (y >= h) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
             if (out_f) {
-                compose_row(xr, vr, rows, p, w, wide, out_f + (size_t)y * ld_out);
-            } else {
-                compose_row(xr, vr, rows, p, w, wide, s.fused);
-                restore_row(s.fused, 1, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
+                compose_row(xr, vr, rows, 0, p, w, wide, out_f + (size_t)y * ld_out);
+                continue;
+            }
+            uint8_t *o = ROW(uint8_t, out_u8, out_stride, y);
+            for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
+                float fused[CHUNK];
+                int n = w - x0 < CHUNK ? w - x0 : CHUNK;
+                compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
+                restore_chunk(fused, 1, vr + x0, n, chroma, y, x0, o + (size_t)x0 * channels, out_format);
             }
         }
     }
