@@ -81,6 +81,7 @@ int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, dou
 {
     if (!src || !scratch || !lo || !hi || bad_size(w, h) || src_stride < (size_t)w * 2u) return EF_K_EARG;
     if (!(low >= 0.0 && low < high && high <= 100.0)) return EF_K_EARG;
+    if ((uint64_t)w * (uint64_t)h > UINT32_MAX) return EF_K_EARG; /* the histogram counts in uint32 */
     uint32_t *hist = (uint32_t *)scratch;
     memset(hist, 0, ef_percentiles_scratch_bytes());
     for (int y = 0; y < h; y++) {

@@ -52,7 +52,7 @@ size_t ef_percentiles_scratch_bytes(void);
  * The low-th and high-th percentiles (0 <= low < high <= 100) of the w x h uint16
  * samples, equal to numpy.percentile(..., method="linear"): a histogram pass, then
  * linear interpolation between order statistics (no sort). w counts samples per row
- * (3 * width for interleaved RGB). Results in *lo, *hi (float64).
+ * (3 * width for interleaved RGB), w * h < 2^32. Results in *lo, *hi (float64).
  */
 int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, double low, double high,
                        void *scratch, double *lo, double *hi);
