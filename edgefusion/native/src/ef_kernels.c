@@ -2,18 +2,21 @@
  * edgefusion frame-path kernels: see ef_kernels.h for the conventions.
  *
  * Every loop body is written so that GCC/Clang vectorize it at -O2/-O3 without
- * -ffast-math: no reductions over floats in the hot loops except through explicit
- * lane arrays, branch-free clamps, and rounding by the 1.5 * 2^23 trick (exact
- * round-half-to-even for 0 <= v < 2^22 in the default rounding mode). The float
- * operations follow the numpy code operation by operation, so the two agree to
- * the last bit in most pixels and within one gray level everywhere.
+ * -ffast-math: elementwise loops over a row (sums over rows are kept per column,
+ * never reassociated), branch-free clamps, and rounding by the 1.5 * 2^23 trick
+ * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
+ * processed in chunks that stay in the L1 cache. The float operations follow the
+ * numpy code operation by operation (the color restore folds two constants), so the
+ * two agree to the last bit in most pixels and within one gray level everywhere.
  */
 #include "ef_kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-#define ROW(type, base, stride, y) ((type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
+/* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
+#define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
+#define ROW(type, base, stride, y) ((type *)((uint8_t *)(base) + (size_t)(y) * (stride)))
 
 static int bad_size(int w, int h) { return w < 1 || h < 1; }
 
@@ -41,7 +44,7 @@ int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *
 {
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
         for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
     }
@@ -85,7 +88,7 @@ int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, dou
     uint32_t *hist = (uint32_t *)scratch;
     memset(hist, 0, ef_percentiles_scratch_bytes());
     for (int y = 0; y < h; y++) {
-        const uint16_t *s = ROW(const uint16_t, src, src_stride, y);
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
         for (int x = 0; x < w; x++) hist[s[x]]++;
     }
     uint64_t n = (uint64_t)w * (uint64_t)h;
@@ -100,7 +103,7 @@ int ef_stretch_u16(const uint16_t *src, size_t src_stride, int w, int h, double 
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w * 2u || ld < (size_t)w) return EF_K_EARG;
     const float flo = (float)lo, range = (float)(hi - lo);
     for (int y = 0; y < h; y++) {
-        const uint16_t *s = ROW(const uint16_t, src, src_stride, y);
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
         if (!(hi > lo)) {
             memset(d, 0, (size_t)w * sizeof(float));
@@ -117,7 +120,7 @@ int ef_channels_identical_u8(const uint8_t *src, size_t src_stride, int w, int h
 {
     if (!src || bad_size(w, h) || src_stride < (size_t)w * 3u) return 0;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
         int differ = 0;
         for (int x = 0; x < w; x++) differ |= (s[3 * x] ^ s[3 * x + 1]) | (s[3 * x] ^ s[3 * x + 2]);
         if (differ) return 0;
@@ -138,7 +141,7 @@ static ycc_matrix ycc_u8(int order)
         {-0.299 * kb, -0.587 * kb, (1.0 - 0.114) * kb},
         {(1.0 - 0.299) * kr, -0.587 * kr, -0.114 * kr},
     };
-    ycc_matrix c;
+    ycc_matrix c = {{{0.0f}}};
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) c.m[i][order == EF_K_BGR ? 2 - j : j] = (float)(rows[i][j] * s);
     return c;
@@ -154,7 +157,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     if ((cb == NULL) != (cr == NULL) || (cb && ld_c < (size_t)w)) return EF_K_EARG;
     const ycc_matrix c = ycc_u8(order);
     for (int r = 0; r < h; r++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, r);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, r);
         float *yr = y + (size_t)r * ld_y;
         for (int x = 0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
@@ -306,7 +309,7 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
     } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
     } else if (chroma->src) {
-        const uint8_t *restrict s = ROW(const uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
+        const uint8_t *restrict s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const ycc_matrix c = ycc_u8(chroma->order);
         const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
                                  (float)(1.773 * 0.564)};
