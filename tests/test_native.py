@@ -178,6 +178,21 @@ def test_composition_matches_numpy_composer(lib, h, w):
     assert (out[h:] == -1).all() and (out[:, w:] == -1).all()  # nothing written outside the crop
 
 
+@pytest.mark.parametrize("h,w,workers", [(37, 53, 2), (37, 53, 3), (9, 13, 2), (64, 24, 4)])
+def test_composition_in_bands_on_threads_equals_one_pass(lib, h, w, workers):
+    ph, pw = _pad(h, w)
+    rng = _rng(workers)
+    ir, vis = rng.random((ph, pw), dtype=np.float32), rng.random((ph, pw), dtype=np.float32)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    maps = _maps(ph, pw, w)
+    one, many = native.Composer(lib, ph, pw), native.Composer(lib, ph, pw, workers=workers)
+    np.testing.assert_array_equal(many(ir, vis, maps, np.empty((h, w), np.float32)), one(ir, vis, maps, np.empty((h, w), np.float32)))
+    color = native.chroma(src=rgb)
+    np.testing.assert_array_equal(many.to_u8(ir, vis, maps, color, np.empty((h, w, 3), np.uint8)),
+                                  one.to_u8(ir, vis, maps, color, np.empty((h, w, 3), np.uint8)))
+    many.close()
+
+
 def test_uint8_rounding_is_half_to_even(lib):
     values = np.arange(511, dtype=np.float32) / np.float32(510)  # every half step of 1/255
     y = np.concatenate([values, [-0.5, 1.5, 0.0]]).astype(np.float32)[None]
@@ -330,7 +345,8 @@ def _analyze_onnx(path: Path) -> Path:
     return path
 
 
-def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch, threads):
     pytest.importorskip("onnxruntime")
     from runtime_models import make_bundle
 
@@ -339,7 +355,7 @@ def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch)
     bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
                          outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
     assert json.loads((bundle / "manifest.json").read_text())["compose"] == "runtime"
-    fast = Fuser.open(bundle, threads=1)
+    fast = Fuser.open(bundle, threads=threads)
     monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
     slow = Fuser.open(bundle, threads=1)
     for ir, vis in pairs[:4] + pairs[-4:]:

@@ -124,12 +124,14 @@ class NativeFrame:
     """One-pass C frame path of an analyze-only bundle with model stride ``stride`` (a multiple of 4).
 
     Buffers (padded planes, composition scratch) are allocated once per frame
-    size. Not thread-safe: the owning Fuser serializes calls.
+    size; the composition runs in bands on ``workers`` threads. Not
+    thread-safe: the owning Fuser serializes calls.
     """
 
-    def __init__(self, lib, stride: int) -> None:
+    def __init__(self, lib, stride: int, workers: int = 1) -> None:
         self.lib = lib
         self.stride = stride
+        self.workers = workers
         self._size: tuple[int, int] | None = None
 
     def _resize(self, h: int, w: int) -> None:
@@ -137,7 +139,7 @@ class NativeFrame:
             return
         ph, pw = -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
         self.inputs = np.empty((2, 1, 1, ph, pw), np.float32)
-        self.composer = native.Composer(self.lib, ph, pw)
+        self.composer = native.Composer(self.lib, ph, pw, workers=self.workers)
         self._size = (h, w)
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch, analyze: Analyze,

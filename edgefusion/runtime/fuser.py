@@ -131,7 +131,7 @@ class Fuser:
             if not self.tile or (padded[0] <= self.tile[0] and padded[1] <= self.tile[1] and not self.fixed_shape):
                 with self._lock:
                     self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
-                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride))
+                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
                     start = time.perf_counter()
                     out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
                     self.timings["compose_ms"] = (time.perf_counter() - start) * 1e3 - self.timings["backend_ms"]
@@ -206,9 +206,9 @@ class Fuser:
 
 
 def _composer(h: int, w: int, threads: int | None):
-    """The C composition when the kernels are available, else numpy's (threaded when ``threads`` > 1)."""
+    """The C composition when the kernels are available, else numpy's; bands on ``threads`` threads when > 1."""
     lib = native.kernels()
-    return native.Composer(lib, h, w) if lib is not None else Composer(h, w, workers=threads or 1)
+    return native.Composer(lib, h, w, workers=threads or 1) if lib is not None else Composer(h, w, workers=threads or 1)
 
 
 def _compose_in_runtime(manifest: dict, source) -> bool:

@@ -457,20 +457,30 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     }
 }
 
-/* Drives the strip-wise composition; each fused row goes to out_f (stride ld_out) or, chunk by chunk, through restore_chunk. */
-static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                   float *out_f, size_t ld_out, const ef_chroma *chroma, uint8_t *out_u8, size_t out_stride,
-                   int out_format, void *scratch)
+/* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
+typedef struct {
+    float *f;
+    size_t ld_f;
+    const ef_chroma *chroma;
+    uint8_t *u8;
+    size_t stride;
+    int format;
+} compose_out;
+
+/* Drives the strip-wise composition of output rows y0 .. y1 - 1 (y0 a multiple of 4). */
+static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int y0,
+                   int y1, const compose_out *o, void *scratch)
 {
-    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, channels = out_format == EF_K_GRAY ? 1 : 3;
+    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, j0 = y0 / EF_K_SCALE;
+    const int channels = o->format == EF_K_GRAY ? 1 : 3;
     const size_t wide = align4((size_t)pw);
     compose_scratch s = split_scratch(scratch, pw);
     float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
-    upsample_maps(maps, lw, lh, 0, wide, s.low, rows[0]);
-    memcpy(rows[1], rows[0], EF_K_N_MAPS * wide * sizeof(float));
-    upsample_maps(maps, lw, lh, lh > 1 ? 1 : 0, wide, s.low, rows[2]);
-    for (int j = 0; j < lh && j * EF_K_SCALE < h; j++) {
-        if (j > 0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
+    upsample_maps(maps, lw, lh, j0 > 0 ? j0 - 1 : 0, wide, s.low, rows[0]);
+    upsample_maps(maps, lw, lh, j0, wide, s.low, rows[1]);
+    upsample_maps(maps, lw, lh, j0 + 1 < lh ? j0 + 1 : lh - 1, wide, s.low, rows[2]);
+    for (int j = j0; j < lh && j * EF_K_SCALE < y1; j++) {
+        if (j > j0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
             float *t = rows[0];
             rows[0] = rows[1];
             rows[1] = rows[2];
@@ -479,18 +489,18 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
         }
         for (int p = 0; p < EF_K_SCALE; p++) {
             int y = j * EF_K_SCALE + p;
-            if (y >= h) break;
+            if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
-            if (out_f) {
-                compose_row(xr, vr, rows, 0, p, w, wide, out_f + (size_t)y * ld_out);
+            if (o->f) {
+                compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
                 continue;
             }
-            uint8_t *o = ROW(uint8_t, out_u8, out_stride, y);
+            uint8_t *row = ROW(uint8_t, o->u8, o->stride, y);
             for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
                 float fused[CHUNK];
                 int n = w - x0 < CHUNK ? w - x0 : CHUNK;
                 compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
-                restore_chunk(fused, 1, vr + x0, n, chroma, y, x0, o + (size_t)x0 * channels, out_format);
+                restore_chunk(fused, 1, vr + x0, n, o->chroma, y, x0, row + (size_t)x0 * channels, o->format);
             }
         }
     }
@@ -498,23 +508,39 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
 }
 
 static int bad_compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, const void *scratch)
+                       int h, int y0, int y1, const void *scratch)
 {
     return !ir || !vis || !maps || !scratch || bad_size(w, h) || pw % EF_K_SCALE || ph % EF_K_SCALE || pw < w ||
-           ph < h || ld < (size_t)pw;
+           ph < h || ld < (size_t)pw || y0 < 0 || y0 % EF_K_SCALE || y1 <= y0 || y1 > h;
+}
+
+int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                        int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
+    const compose_out o = {out, ld_out, NULL, NULL, 0, EF_K_GRAY};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
                    int h, float *out, size_t ld_out, void *scratch)
 {
-    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
-    return compose(ir, vis, ld, pw, ph, maps, w, h, out, ld_out, NULL, NULL, 0, 0, scratch);
+    return ef_compose_f32_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, out, ld_out, scratch);
+}
+
+int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
+        bad_output(w, chroma, out, out_stride, out_format))
+        return EF_K_EARG;
+    const compose_out o = {NULL, 0, chroma, out, out_stride, out_format};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                   const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch)
 {
-    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, scratch) || bad_output(w, chroma, out, out_stride, out_format))
-        return EF_K_EARG;
-    return compose(ir, vis, ld, pw, ph, maps, w, h, NULL, 0, chroma, out, out_stride, out_format, scratch);
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
 }
