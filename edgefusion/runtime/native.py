@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefusion.runtime.backends.base import log
+from edgefusion.runtime.compose import BandWorkers
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared")
@@ -260,7 +261,7 @@ def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order:
     return out
 
 
-class Composer:
+class Composer(BandWorkers):
     """C composition for padded planes of one shape (PH, PW), multiples of 4.
 
     ``workers`` > 1 composes that many bands of rows on threads (ctypes
@@ -273,11 +274,7 @@ class Composer:
         self.shape = (height, width)
         self.workers = max(1, min(workers, height // 4))
         self._scratch = [np.empty(lib.ef_compose_scratch_bytes(width, height), np.uint8) for _ in range(self.workers)]
-        self._pool = None
-        if self.workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="edgefusion-compose")
+        super().__init__(self.workers)
 
     def __call__(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fused luma into ``out`` (h, w) <= (PH, PW) from padded ``ir``, ``vis`` and maps (4, PH/4, PW/4)."""
@@ -321,12 +318,3 @@ class Composer:
             raise ValueError(f"maps of shape {maps.shape} for planes {self.shape}")
         ptr_i, ld = _ld(ir)
         return ptr_i, ld, _ld(vis)[0], pw, ph, maps
-
-    def close(self) -> None:
-        """Stop the worker threads (also done when the Composer is garbage-collected)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-
-    def __del__(self) -> None:
-        self.close()
