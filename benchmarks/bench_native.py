@@ -15,7 +15,10 @@ Three measurements, each next to the floor measured in the same run (median of
    the C kernels and with ``EDGEFUSION_NATIVE=0`` (numpy); targets
    <= 20x floor at 1920x1080 and >= 300 FPS at 640x480.
 
-    python benchmarks/bench_native.py [--bundle DIR] [--sizes 640x480,1920x1080] [--runs 30] [--json FILE]
+    python benchmarks/bench_native.py [--bundle DIR] [--sizes 640x480,1920x1080] [--runs 30] [--threads 1] [--json FILE]
+
+``EDGEFUSION_NATIVE_CFLAGS`` (e.g. ``-march=x86-64-v3``) applies to the driver and to the
+runtime's kernels alike.
 
 ``--bundle`` defaults to building the x86 INT8 analyze-only bundle from the
 shipped student into a temporary folder (needs the ``quantize`` extra);
@@ -86,7 +89,7 @@ def x86_int8_bundle(work: Path) -> Path:
     return out
 
 
-def fuser_rows(bundle: Path, sizes, runs: int, floors: dict) -> list[dict]:
+def fuser_rows(bundle: Path, sizes, runs: int, floors: dict, threads: int) -> list[dict]:
     """Fuser.fuse per size with the C kernels and with numpy: median and minimum ms (the machine is shared)."""
     import time
 
@@ -97,7 +100,7 @@ def fuser_rows(bundle: Path, sizes, runs: int, floors: dict) -> list[dict]:
     for mode in ("C kernels", "numpy"):
         if mode == "numpy":
             os.environ["EDGEFUSION_NATIVE"] = "0"
-        fuser = Fuser.open(bundle, threads=1)
+        fuser = Fuser.open(bundle, threads=threads)
         for w, h in sizes:
             ir, vis = bench.synthetic_pair(w, h)
             totals, backend = [], []
@@ -122,13 +125,14 @@ def main() -> int:
     parser.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     parser.add_argument("--sizes", default="640x480,1920x1080", help="WxH sizes for Fuser.fuse")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1, help="Fuser threads (backend and composition bands)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     from edgefusion import bench
 
     sizes = bench.parse_sizes(args.sizes)
-    result: dict = {"cpu": bench.cpu_model(), "load": os.getloadavg()[0]}
+    result: dict = {"cpu": bench.cpu_model(), "load": os.getloadavg()[0], "fuser_threads": args.threads}
     with tempfile.TemporaryDirectory(prefix="bench-native-") as tmp:
         work = Path(tmp)
         driver, flags = build_driver(work / "frame_path")
@@ -149,7 +153,7 @@ def main() -> int:
                   + f" = {counts['total'] / (1920 * 1080):.1f} per pixel")
         if not args.no_bundle:
             bundle = args.bundle or x86_int8_bundle(work)
-            rows = fuser_rows(bundle, sizes, args.runs, floors)
+            rows = fuser_rows(bundle, sizes, args.runs, floors, args.threads)
             result["fuser"] = rows
             print("\n| frame path | size (WxH) | Fuser.fuse ms (min) | backend ms (min) | rest ms | FPS | x floor |\n"
                   "|---|---|---:|---:|---:|---:|---:|")
@@ -157,7 +161,8 @@ def main() -> int:
                 print(f"| {r['frame_path']} | {r['size']} | {r['fuse_ms']:.2f} ({r['min_fuse_ms']:.2f}) | {r['backend_ms']:.2f} "
                       f"({r['min_backend_ms']:.2f}) | {r['frame_path_ms']:.2f} | {r['fps']:.0f} | {r['x_floor']:.0f} |")
     result["load_after"] = os.getloadavg()[0]
-    print(f"\nCPU: {result['cpu']}; load average {result['load']:.1f} before, {result['load_after']:.1f} after")
+    print(f"\nCPU: {result['cpu']}; Fuser threads {args.threads}; load average {result['load']:.1f} before, "
+          f"{result['load_after']:.1f} after")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
