@@ -68,7 +68,7 @@ def callgrind(driver: Path, width: int, height: int, work: Path) -> dict[str, in
     out = work / "callgrind.out"
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(driver), str(width), str(height), "1"],
                    check=True, capture_output=True)
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True, capture_output=True, text=True).stdout
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)], check=True, capture_output=True, text=True).stdout
     counts = {}
     for line in text.splitlines():
         match = re.match(r"\s*([\d,]+)\s.*:(ef_\w+) \[", line)
