@@ -64,7 +64,17 @@ static void check_size(int w, int h)
                                  scratch) == EF_K_OK);
         }
 
+    for (int y0 = 0; y0 < h; y0 += 8) { /* bands of 8 rows, as threads would compose them */
+        int y1 = y0 + 8 < h ? y0 + 8 : h;
+        EXPECT(ef_compose_f32_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, y0, y1, fused, (size_t)w, scratch) == EF_K_OK);
+        EXPECT(ef_compose_u8_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, y0, y1, &from_src, out3, (size_t)w * 3,
+                                  EF_K_BGR, scratch) == EF_K_OK);
+    }
+
     /* invalid arguments: rejected, nothing written */
+    EXPECT(ef_compose_f32_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, 2, h, fused, (size_t)w, scratch) == EF_K_EARG);
+    EXPECT(ef_compose_u8_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, 0, h + 1, NULL, out1, (size_t)w, EF_K_GRAY,
+                              scratch) == EF_K_EARG);
     EXPECT(ef_normalize_u8(gray, (size_t)w - 1, w, h, ir, (size_t)pw) == EF_K_EARG);
     EXPECT(ef_percentiles_u16(u16, (size_t)w * 2, w, h, 60.0, 50.0, hist, &lo, &hi) == EF_K_EARG);
     EXPECT(ef_compose_f32(ir, vis, (size_t)pw, pw - 1, ph, maps, w, h, fused, (size_t)w, scratch) == EF_K_EARG);

@@ -115,20 +115,23 @@ def finish(fused_y: np.ndarray, vis_cbcr: np.ndarray | None) -> np.ndarray:
     return native.restore_u8(lib, fused_y, native.chroma(cbcr=cbcr), np.empty((h, w, 3), np.uint8))
 
 
-#: ``analyze(ir, vis)``: NCHW (1, 1, PH, PW) padded planes -> maps (1, 4, PH/4, PW/4).
-Analyze = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``analyze(ir, vis, stats)``: NCHW (1, 1, PH, PW) padded planes and the frame's (1, 6)
+#: statistics (None unless asked for) -> maps (1, 4, PH/4, PW/4).
+Analyze = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
 class NativeFrame:
     """One-pass C frame path of an analyze-only bundle with model stride ``stride`` (a multiple of 4).
 
     Buffers (padded planes, composition scratch) are allocated once per frame
-    size. Not thread-safe: the owning Fuser serializes calls.
+    size; the composition runs in bands on ``workers`` threads. Not
+    thread-safe: the owning Fuser serializes calls.
     """
 
-    def __init__(self, lib, stride: int) -> None:
+    def __init__(self, lib, stride: int, workers: int = 1) -> None:
         self.lib = lib
         self.stride = stride
+        self.workers = workers
         self._size: tuple[int, int] | None = None
 
     def _resize(self, h: int, w: int) -> None:
@@ -136,18 +139,24 @@ class NativeFrame:
             return
         ph, pw = -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
         self.inputs = np.empty((2, 1, 1, ph, pw), np.float32)
-        self.composer = native.Composer(self.lib, ph, pw)
+        self.composer = native.Composer(self.lib, ph, pw, workers=self.workers)
         self._size = (h, w)
 
-    def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch, analyze: Analyze) -> np.ndarray:
-        """uint8 fused frame (gray, or RGB like ``vis``) of a pair accepted by :func:`native_frame`."""
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch, analyze: Analyze,
+             with_stats: bool = False) -> np.ndarray:
+        """uint8 fused frame (gray, or RGB like ``vis``) of a pair accepted by :func:`native_frame`.
+
+        ``with_stats``: also compute the student-v2 frame statistics of the unpadded planes
+        (C twin of ``edgefusion.runtime.frame_stats``) and pass them to ``analyze``.
+        """
         h, w = ir.shape
         self._resize(h, w)
         ir_p, vis_p = self.inputs[0, 0, 0], self.inputs[1, 0, 0]
         color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
+        stats = native.frame_stats(self.lib, ir_p[:h, :w], vis_p[:h, :w])[None] if with_stats else None
         native.pad_edge(self.lib, ir_p, w, h)
         native.pad_edge(self.lib, vis_p, w, h)
-        maps = analyze(self.inputs[0], self.inputs[1])
+        maps = analyze(self.inputs[0], self.inputs[1], stats)
         out = np.empty((h, w) if color is None else (h, w, 3), np.uint8)
         chroma = native.chroma(src=color) if color is not None else None
         return self.composer.to_u8(ir_p, vis_p, maps[0], chroma, out)

@@ -5,8 +5,10 @@
 manifest's backend and implements :class:`edgefusion.runtime.frame.PlaneFuser`:
 
 * :meth:`Fuser.fuse` takes raw pixels (uint8/uint16 gray IR, gray or RGB
-  visible, any size) and returns a uint8 image, using only the shared
-  preprocessing of :mod:`edgefusion.preprocess` with the bundle's thermal stretch.
+  visible, any size) and returns a uint8 image through the runtime's frame
+  path (:mod:`edgefusion.runtime.frame`: the C kernels of
+  :mod:`edgefusion.runtime.native`, or the numpy preprocessing of
+  :mod:`edgefusion.preprocess`) with the bundle's thermal stretch.
 * :meth:`Fuser.fuse_planes` maps float32 (H, W) planes in [0, 1] to the fused
   luma. Frames are padded to the model's ``stride`` (edge replication) and
   cropped back. Bundles with a ``fixed_shape`` (and frames larger than
@@ -14,13 +16,15 @@ manifest's backend and implements :class:`edgefusion.runtime.frame.PlaneFuser`:
   (:mod:`edgefusion.runtime.tiling`).
 * Bundles with ``"compose": "runtime"`` hold only the student's low-resolution
   ``analyze`` network (output ``maps``, N x 4 x H/4 x W/4); the
-  full-resolution composition runs here in numpy (:mod:`edgefusion.runtime.compose`).
+  full-resolution composition runs here, in C when the kernels are available
+  (untiled frames: normalization into the padded model planes, then
+  composition, color restore and uint8 in one pass), else in numpy
+  (:mod:`edgefusion.runtime.compose`).
 
-Model outputs, integer-I/O scratch, tiling accumulators and composition
-temporaries are allocated once per frame shape and reused, so a video loop at
-a fixed size does not reallocate them (the shared preprocessing, i.e.
-normalization, color conversion and stride padding, still allocates its
-per-frame planes). Threads: a Fuser
+Model outputs, integer-I/O scratch, tiling accumulators, padded planes of the
+one-pass C path and composition temporaries are allocated once per frame shape
+and reused, so a video loop at a fixed size does not reallocate them (the
+numpy preprocessing still allocates its per-frame planes). Threads: a Fuser
 serializes its calls with a lock, so sharing one between threads is safe
 but not parallel; open one Fuser per thread for parallel throughput.
 """
@@ -127,9 +131,9 @@ class Fuser:
             if not self.tile or (padded[0] <= self.tile[0] and padded[1] <= self.tile[1] and not self.fixed_shape):
                 with self._lock:
                     self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
-                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride))
+                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
                     start = time.perf_counter()
-                    out = frames.fuse(ir, vis, self.stretch, self._analyze)
+                    out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
                     self.timings["compose_ms"] = (time.perf_counter() - start) * 1e3 - self.timings["backend_ms"]
                     return out
         return fuse_arrays(self, ir, vis, self.stretch)
@@ -202,9 +206,9 @@ class Fuser:
 
 
 def _composer(h: int, w: int, threads: int | None):
-    """The C composition when the kernels are available, else numpy's (threaded when ``threads`` > 1)."""
+    """The C composition when the kernels are available, else numpy's; bands on ``threads`` threads when > 1."""
     lib = native.kernels()
-    return native.Composer(lib, h, w) if lib is not None else Composer(h, w, workers=threads or 1)
+    return native.Composer(lib, h, w, workers=threads or 1) if lib is not None else Composer(h, w, workers=threads or 1)
 
 
 def _compose_in_runtime(manifest: dict, source) -> bool:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgefusion.runtime.backends.base import log
+from edgefusion.runtime.compose import BandWorkers
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
 BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared")
@@ -136,8 +137,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ef_pad_edge": (_P, _Z, _I, _I, _I, _I),
         "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
         "ef_compose_scratch_bytes": (_I, _I),
-        "ef_compose_f32": (_P, _P, _Z, _I, _I, _P, _I, _I, _P, _Z, _P),
-        "ef_compose_u8": (_P, _P, _Z, _I, _I, _P, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I, _P),
+        "ef_compose_f32_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, _P, _Z, _P),
+        "ef_compose_u8_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I, _P),
     }
     for name, args in signatures.items():
         fn = getattr(lib, name)
@@ -260,20 +261,28 @@ def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order:
     return out
 
 
-class Composer:
-    """C composition for padded planes of one shape (PH, PW), multiples of 4; owns its scratch."""
+class Composer(BandWorkers):
+    """C composition for padded planes of one shape (PH, PW), multiples of 4.
 
-    def __init__(self, lib, height: int, width: int) -> None:
+    ``workers`` > 1 composes that many bands of rows on threads (ctypes
+    releases the GIL during the calls), each with its own scratch. One
+    Composer must not be called from two threads at once.
+    """
+
+    def __init__(self, lib, height: int, width: int, workers: int = 1) -> None:
         self.lib = lib
         self.shape = (height, width)
-        self._scratch = np.empty(lib.ef_compose_scratch_bytes(width, height), np.uint8)
+        self.workers = max(1, min(workers, height // 4))
+        self._scratch = [np.empty(lib.ef_compose_scratch_bytes(width, height), np.uint8) for _ in range(self.workers)]
+        super().__init__(self.workers)
 
     def __call__(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fused luma into ``out`` (h, w) <= (PH, PW) from padded ``ir``, ``vis`` and maps (4, PH/4, PW/4)."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape
-        _check(self.lib.ef_compose_f32(ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, *_ld(out),
-                                       self._scratch.ctypes.data), "ef_compose_f32")
+        ptr_o, ld_o = _ld(out)
+        self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_f32_rows(
+            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ptr_o, ld_o, scratch), "ef_compose_f32_rows")
         return out
 
     def to_u8(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, color: Chroma | None, out: np.ndarray,
@@ -282,10 +291,23 @@ class Composer:
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape[:2]
         ref = ctypes.byref(color) if color is not None else None
-        _check(self.lib.ef_compose_u8(ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, ref,
-                                      *_rows(out, np.uint8, 3), _out_format(out, order), self._scratch.ctypes.data),
-               "ef_compose_u8")
+        ptr_o, stride = _rows(out, np.uint8, 3)
+        fmt = _out_format(out, order)
+        self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(
+            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ref, ptr_o, stride, fmt, scratch),
+            "ef_compose_u8_rows")
         return out
+
+    def _bands(self, h: int, run, name: str) -> None:
+        """``run(y0, y1, scratch)`` over bands of rows (starts at multiples of 4), on the pool when there is one."""
+        per_worker = -(-h // self.workers)
+        step = -(-per_worker // 4) * 4  # band starts must be multiples of 4
+        bands = [(y0, min(y0 + step, h), s.ctypes.data) for y0, s in zip(range(0, h, step), self._scratch)]
+        if self._pool is None or len(bands) == 1:
+            codes = [run(*band) for band in bands]
+        else:
+            codes = [job.result() for job in [self._pool.submit(run, *band) for band in bands]]
+        _check(max(codes, key=abs), name)
 
     def _inputs(self, ir, vis, maps):
         if ir.shape != self.shape or vis.shape != self.shape or ir.strides != vis.strides:

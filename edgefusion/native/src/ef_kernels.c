@@ -2,18 +2,21 @@
  * edgefusion frame-path kernels: see ef_kernels.h for the conventions.
  *
  * Every loop body is written so that GCC/Clang vectorize it at -O2/-O3 without
- * -ffast-math: no reductions over floats in the hot loops except through explicit
- * lane arrays, branch-free clamps, and rounding by the 1.5 * 2^23 trick (exact
- * round-half-to-even for 0 <= v < 2^22 in the default rounding mode). The float
- * operations follow the numpy code operation by operation, so the two agree to
- * the last bit in most pixels and within one gray level everywhere.
+ * -ffast-math: elementwise loops over a row (sums over rows are kept per column,
+ * never reassociated), branch-free clamps, and rounding by the 1.5 * 2^23 trick
+ * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
+ * processed in chunks that stay in the L1 cache. The float operations follow the
+ * numpy code operation by operation (the color restore folds two constants), so the
+ * two agree to the last bit in most pixels and within one gray level everywhere.
  */
 #include "ef_kernels.h"
 
 #include <math.h>
 #include <string.h>
 
-#define ROW(type, base, stride, y) ((type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
+/* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
+#define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
+#define ROW(type, base, stride, y) ((type *)((uint8_t *)(base) + (size_t)(y) * (stride)))
 
 static int bad_size(int w, int h) { return w < 1 || h < 1; }
 
@@ -41,7 +44,7 @@ int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *
 {
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
         for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
     }
@@ -81,10 +84,11 @@ int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, dou
 {
     if (!src || !scratch || !lo || !hi || bad_size(w, h) || src_stride < (size_t)w * 2u) return EF_K_EARG;
     if (!(low >= 0.0 && low < high && high <= 100.0)) return EF_K_EARG;
+    if ((uint64_t)w * (uint64_t)h > UINT32_MAX) return EF_K_EARG; /* the histogram counts in uint32 */
     uint32_t *hist = (uint32_t *)scratch;
     memset(hist, 0, ef_percentiles_scratch_bytes());
     for (int y = 0; y < h; y++) {
-        const uint16_t *s = ROW(const uint16_t, src, src_stride, y);
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
         for (int x = 0; x < w; x++) hist[s[x]]++;
     }
     uint64_t n = (uint64_t)w * (uint64_t)h;
@@ -99,7 +103,7 @@ int ef_stretch_u16(const uint16_t *src, size_t src_stride, int w, int h, double 
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w * 2u || ld < (size_t)w) return EF_K_EARG;
     const float flo = (float)lo, range = (float)(hi - lo);
     for (int y = 0; y < h; y++) {
-        const uint16_t *s = ROW(const uint16_t, src, src_stride, y);
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
         float *d = dst + (size_t)y * ld;
         if (!(hi > lo)) {
             memset(d, 0, (size_t)w * sizeof(float));
@@ -116,7 +120,7 @@ int ef_channels_identical_u8(const uint8_t *src, size_t src_stride, int w, int h
 {
     if (!src || bad_size(w, h) || src_stride < (size_t)w * 3u) return 0;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, y);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
         int differ = 0;
         for (int x = 0; x < w; x++) differ |= (s[3 * x] ^ s[3 * x + 1]) | (s[3 * x] ^ s[3 * x + 2]);
         if (differ) return 0;
@@ -137,7 +141,7 @@ static ycc_matrix ycc_u8(int order)
         {-0.299 * kb, -0.587 * kb, (1.0 - 0.114) * kb},
         {(1.0 - 0.299) * kr, -0.587 * kr, -0.114 * kr},
     };
-    ycc_matrix c;
+    ycc_matrix c = {{{0.0f}}};
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) c.m[i][order == EF_K_BGR ? 2 - j : j] = (float)(rows[i][j] * s);
     return c;
@@ -153,7 +157,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     if ((cb == NULL) != (cr == NULL) || (cb && ld_c < (size_t)w)) return EF_K_EARG;
     const ycc_matrix c = ycc_u8(order);
     for (int r = 0; r < h; r++) {
-        const uint8_t *s = ROW(const uint8_t, src, src_stride, r);
+        const uint8_t *s = CROW(uint8_t, src, src_stride, r);
         float *yr = y + (size_t)r * ld_y;
         for (int x = 0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
@@ -305,7 +309,7 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
     } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
     } else if (chroma->src) {
-        const uint8_t *restrict s = ROW(const uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
+        const uint8_t *restrict s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const ycc_matrix c = ycc_u8(chroma->order);
         const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
                                  (float)(1.773 * 0.564)};
@@ -373,8 +377,8 @@ size_t ef_compose_scratch_bytes(int pw, int ph)
     (void)ph;
     if (pw < 1) return 0;
     size_t wide = align4((size_t)pw), low = align4((size_t)pw / EF_K_SCALE + 1u);
-    /* 3 rows x 4 maps of column-upsampled maps, one low-res row, one fused row */
-    return (3u * EF_K_N_MAPS * wide + low + wide) * sizeof(float);
+    /* 3 rows x 4 maps of column-upsampled maps, one low-res row */
+    return (3u * EF_K_N_MAPS * wide + low) * sizeof(float);
 }
 
 /* Samples 4 i .. 4 i + 3 of the x4 upsampled row v (n samples), edge clamped. */
@@ -404,7 +408,6 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 typedef struct {
     float *rows[3]; /* column-upsampled maps (4 x pw) of low-res rows j - 1, j, j + 1 (clamped) */
     float *low;     /* M2 - M3 of one low-res row */
-    float *fused;   /* one fused row */
 } compose_scratch;
 
 static compose_scratch split_scratch(void *scratch, int pw)
@@ -414,7 +417,6 @@ static compose_scratch split_scratch(void *scratch, int pw)
     float *f = (float *)scratch;
     for (int k = 0; k < 3; k++) s.rows[k] = f + (size_t)k * EF_K_N_MAPS * wide;
     s.low = f + 3u * EF_K_N_MAPS * wide;
-    s.fused = s.low + align4((size_t)pw / EF_K_SCALE + 1u);
     return s;
 }
 
@@ -433,11 +435,11 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
     }
 }
 
-/* One fused output row of phase p from the upsampled rows (prev, cur, next). */
-static void compose_row(const float *ir, const float *vis, float *const rows[3], int p, int w, size_t wide,
+/* Fused pixels x0 .. x0 + w - 1 of an output row of phase p (ir, vis, out offset to x0) from the upsampled rows. */
+static void compose_row(const float *ir, const float *vis, float *const rows[3], int x0, int p, int w, size_t wide,
                         float *out)
 {
-    const float *r0 = rows[OFF[p]], *r1 = rows[OFF[p] + 1];
+    const float *r0 = rows[OFF[p]] + x0, *r1 = rows[OFF[p] + 1] + x0;
     const float wt = WT[p];
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
@@ -455,20 +457,30 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     }
 }
 
-/* Drives the strip-wise composition; each fused row goes to out_f (stride ld_out) or through restore_row. */
-static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                   float *out_f, size_t ld_out, const ef_chroma *chroma, uint8_t *out_u8, size_t out_stride,
-                   int out_format, void *scratch)
+/* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
+typedef struct {
+    float *f;
+    size_t ld_f;
+    const ef_chroma *chroma;
+    uint8_t *u8;
+    size_t stride;
+    int format;
+} compose_out;
+
+/* Drives the strip-wise composition of output rows y0 .. y1 - 1 (y0 a multiple of 4). */
+static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int y0,
+                   int y1, const compose_out *o, void *scratch)
 {
-    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE;
+    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, j0 = y0 / EF_K_SCALE;
+    const int channels = o->format == EF_K_GRAY ? 1 : 3;
     const size_t wide = align4((size_t)pw);
     compose_scratch s = split_scratch(scratch, pw);
     float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
-    upsample_maps(maps, lw, lh, 0, wide, s.low, rows[0]);
-    memcpy(rows[1], rows[0], EF_K_N_MAPS * wide * sizeof(float));
-    upsample_maps(maps, lw, lh, lh > 1 ? 1 : 0, wide, s.low, rows[2]);
-    for (int j = 0; j < lh && j * EF_K_SCALE < h; j++) {
-        if (j > 0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
+    upsample_maps(maps, lw, lh, j0 > 0 ? j0 - 1 : 0, wide, s.low, rows[0]);
+    upsample_maps(maps, lw, lh, j0, wide, s.low, rows[1]);
+    upsample_maps(maps, lw, lh, j0 + 1 < lh ? j0 + 1 : lh - 1, wide, s.low, rows[2]);
+    for (int j = j0; j < lh && j * EF_K_SCALE < y1; j++) {
+        if (j > j0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
             float *t = rows[0];
             rows[0] = rows[1];
             rows[1] = rows[2];
@@ -477,13 +489,18 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
         }
         for (int p = 0; p < EF_K_SCALE; p++) {
             int y = j * EF_K_SCALE + p;
-            if (y >= h) break;
+            if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
-            if (out_f) {
-                compose_row(xr, vr, rows, p, w, wide, out_f + (size_t)y * ld_out);
-            } else {
-                compose_row(xr, vr, rows, p, w, wide, s.fused);
-                restore_row(s.fused, 1, vr, w, chroma, y, ROW(uint8_t, out_u8, out_stride, y), out_format);
+            if (o->f) {
+                compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
+                continue;
+            }
+            uint8_t *row = ROW(uint8_t, o->u8, o->stride, y);
+            for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
+                float fused[CHUNK];
+                int n = w - x0 < CHUNK ? w - x0 : CHUNK;
+                compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
+                restore_chunk(fused, 1, vr + x0, n, o->chroma, y, x0, row + (size_t)x0 * channels, o->format);
             }
         }
     }
@@ -491,23 +508,39 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
 }
 
 static int bad_compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, const void *scratch)
+                       int h, int y0, int y1, const void *scratch)
 {
     return !ir || !vis || !maps || !scratch || bad_size(w, h) || pw % EF_K_SCALE || ph % EF_K_SCALE || pw < w ||
-           ph < h || ld < (size_t)pw;
+           ph < h || ld < (size_t)pw || y0 < 0 || y0 % EF_K_SCALE || y1 <= y0 || y1 > h;
+}
+
+int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                        int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
+    const compose_out o = {out, ld_out, NULL, NULL, 0, EF_K_GRAY};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
                    int h, float *out, size_t ld_out, void *scratch)
 {
-    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
-    return compose(ir, vis, ld, pw, ph, maps, w, h, out, ld_out, NULL, NULL, 0, 0, scratch);
+    return ef_compose_f32_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, out, ld_out, scratch);
+}
+
+int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
+        bad_output(w, chroma, out, out_stride, out_format))
+        return EF_K_EARG;
+    const compose_out o = {NULL, 0, chroma, out, out_stride, out_format};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                   const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch)
 {
-    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, scratch) || bad_output(w, chroma, out, out_stride, out_format))
-        return EF_K_EARG;
-    return compose(ir, vis, ld, pw, ph, maps, w, h, NULL, 0, chroma, out, out_stride, out_format, scratch);
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
 }

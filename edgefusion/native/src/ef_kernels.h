@@ -52,7 +52,7 @@ size_t ef_percentiles_scratch_bytes(void);
  * The low-th and high-th percentiles (0 <= low < high <= 100) of the w x h uint16
  * samples, equal to numpy.percentile(..., method="linear"): a histogram pass, then
  * linear interpolation between order statistics (no sort). w counts samples per row
- * (3 * width for interleaved RGB). Results in *lo, *hi (float64).
+ * (3 * width for interleaved RGB), w * h < 2^32. Results in *lo, *hi (float64).
  */
 int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, double low, double high,
                        void *scratch, double *lo, double *hi);
@@ -146,6 +146,17 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
  */
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                   const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch);
+
+/*
+ * Output rows y0 .. y1 - 1 only (0 <= y0 < y1 <= h, y0 a multiple of 4) of ef_compose_f32 /
+ * ef_compose_u8 (ir, vis, maps and out are the whole frame's): threads may compose
+ * disjoint bands of one frame at once, each with its own scratch.
+ */
+int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                        int h, int y0, int y1, float *out, size_t ld_out, void *scratch);
+int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch);
 
 #ifdef __cplusplus
 }
