@@ -64,7 +64,7 @@ def parse_manifest(lib, text: bytes) -> tuple[int, Manifest, str]:
     m = Manifest()
     err = ctypes.create_string_buffer(256)
     rc = lib.ef_manifest_parse(text, len(text), ctypes.byref(m), err, len(err))
-    return rc, m, err.value.decode()
+    return rc, m, err.value.decode("utf-8", errors="replace")  # messages quote names from the input
 
 
 def test_manifest_reader_reads_python_bundles(reader_lib, fake_bundles, tmp_path):
