@@ -23,7 +23,7 @@ import numpy as np
 
 from edgefusion import metrics
 from edgefusion.evaluate import fuse_pair, read_pair, score
-from edgefusion.fusion import open_fuser
+from edgefusion.fusers import open_fuser
 from edgefusion.io.pairs import find_pairs
 from edgefusion.preprocess import DEFAULT_STRETCH
 

@@ -9,7 +9,7 @@
   expand zero-fills to the finer level's exact size and blurs with 4x the
   kernel, so any H x W (odd sizes included) reconstructs exactly.
 
-:class:`MethodFuser` wraps a method as a :class:`edgefusion.fusion.PlaneFuser`.
+:class:`MethodFuser` wraps a method as a :class:`edgefusion.runtime.frame.PlaneFuser`.
 All methods need numpy only.
 """
 
@@ -97,7 +97,7 @@ _FUNCTIONS = {"max": fuse_max, "mean": fuse_mean, "laplacian": fuse_laplacian}
 
 
 class MethodFuser:
-    """A classical method as a :class:`~edgefusion.fusion.PlaneFuser`."""
+    """A classical method as a :class:`~edgefusion.runtime.frame.PlaneFuser`."""
 
     def __init__(self, name: str) -> None:
         if name not in _FUNCTIONS:

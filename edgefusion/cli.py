@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "export",
     "quantize",
     "build_engine",
+    "native",
     "targets",
     "bench",
     "demo",

@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 
 from edgefusion import evaluate
-from edgefusion.fusion import fuse_arrays, open_fuser
+from edgefusion.fusers import open_fuser
+from edgefusion.runtime.frame import fuse_arrays
 from edgefusion.io.atomic import write_text
 from edgefusion.io.images import read_image, write_image
 from edgefusion.io.pairs import find_pairs

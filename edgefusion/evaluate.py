@@ -22,7 +22,7 @@ import numpy as np
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.fusion import PlaneFuser, fuse_arrays
+from edgefusion.runtime.frame import PlaneFuser, fuse_arrays
 from edgefusion.io.atomic import staged_folder, write_text
 from edgefusion.io.images import read_image, write_image
 from edgefusion.io.pairs import Pair

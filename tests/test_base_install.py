@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edgefusion.evaluate import evaluate
-from edgefusion.fusion import fuse_arrays, open_fuser
+from edgefusion.fusers import open_fuser
+from edgefusion.runtime.frame import fuse_arrays
 from edgefusion.io.images import write_image
 from edgefusion.io.pairs import find_pairs
 from edgefusion.metrics import METRIC_NAMES

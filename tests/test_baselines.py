@@ -7,7 +7,8 @@ import pytest
 
 from edgefusion import baselines
 from edgefusion.errors import UserError
-from edgefusion.fusion import fuse_arrays, open_fuser
+from edgefusion.fusers import open_fuser
+from edgefusion.runtime.frame import fuse_arrays
 
 RNG = np.random.default_rng(7)
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.fusion import fuse_arrays
+from edgefusion.runtime.frame import fuse_arrays
 from edgefusion.io import atomic, color, images, pairs
 
 RNG = np.random.default_rng(3)

@@ -8,7 +8,9 @@ squared error against the PyTorch output, the Q/DQ structure from the ONNX graph
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -211,13 +213,18 @@ def test_impossible_gate_exits_3_without_bundle_and_force_writes_it(tmp_path, st
 def test_zip_and_c_array(tmp_path, student, splits):
     out = tmp_path / "fw"
     assert _quantize(student, splits, out, "arm", "--zip", "--c-array") == 0
-    bundle = load_bundle(tmp_path / "fw.zip")
-    model_bytes = bundle.files["model"].read_bytes()
-    source = (bundle.root / "model_data.c").read_text()
-    body = source[source.index("{") + 1 : source.index("}")]
-    assert bytes(int(tok, 16) for tok in body.replace("\n", "").split(",")) == model_bytes
-    assert f"edgefusion_model_data_len = {len(model_bytes)}u" in source and "aligned(16)" in source
-    assert "extern const unsigned char edgefusion_model_data[]" in (bundle.root / "model_data.h").read_text()
+    bundle = load_bundle(tmp_path / "fw.zip")  # the array sources are hashed by the manifest like every file
+    source = (bundle.root / "bundle_data.c").read_text()
+    arrays = {m.group(1): bytes(int(v) for v in m.group(2).split(","))
+              for m in re.finditer(r"unsigned char EF_ALIGNED (file\d+)\[\] = \{([\d,\s]+)\};", source)}
+    table = {name: arrays[var][: int(size)] for name, var, size in re.findall(r'\{"([^"]+)", (file\d+), (\d+)u\}', source)}
+    model = bundle.manifest["files"]["model"]
+    assert set(table) == {"manifest.json", model}
+    assert table[model] == bundle.files["model"].read_bytes()
+    embedded = json.loads(table["manifest.json"])  # the bundle's manifest, hashing the model files only
+    assert embedded["sha256"] == {model: bundle.manifest["sha256"][model]}
+    assert {k: v for k, v in embedded.items() if k != "sha256"} == {k: v for k, v in bundle.manifest.items() if k != "sha256"}
+    assert "extern const ef_file edgefusion_bundle_files[];" in (bundle.root / "bundle_data.h").read_text()
 
 
 @pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape"])

@@ -264,8 +264,9 @@ def test_broken_bundles_are_one_line_errors(max_bundle, tmp_path, damage, messag
 
 
 @needs_ort
-def test_fuse_and_open_fuser_via_fusion_module(max_bundle):
-    from edgefusion.fusion import fuse_arrays, open_fuser
+def test_fuse_and_open_fuser_via_frame_and_fusers_modules(max_bundle):
+    from edgefusion.fusers import open_fuser
+    from edgefusion.runtime.frame import fuse_arrays
 
     fuser = open_fuser(max_bundle)
     ir = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20

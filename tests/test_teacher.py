@@ -154,7 +154,7 @@ def test_checkpoint_round_trip_and_fuser_pads_and_crops(tmp_path):
 
 
 def test_open_fuser_accepts_checkpoint(tmp_path):
-    from edgefusion.fusion import open_fuser
+    from edgefusion.fusers import open_fuser
 
     path = tmp_path / "teacher.pt"
     save_checkpoint(path, model_payload(build_model("teacher", TINY), "teacher", TINY))

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             return fused
     else:
-        from edgefusion.fusion import open_fuser
+        from edgefusion.fusers import open_fuser
 
         fuser = open_fuser(args.model or args.method)
 

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
     from edgefusion.evaluate import fuse_pair, read_pair
     from edgefusion.io.outputs import check_output_file, check_output_folder
-    from edgefusion.fusion import open_fuser
+    from edgefusion.fusers import open_fuser
     from edgefusion.io.atomic import staged_folder
     from edgefusion.io.images import IMAGE_SUFFIXES, write_image
     from edgefusion.io.pairs import resolve_pairs

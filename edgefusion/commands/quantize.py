@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--shape", help="HxW frame shape overriding the profile's (fixed input shape for litert/tensorrt)")
     parser.add_argument("--force", action="store_true", help="write the bundle even when the accuracy gate fails")
     parser.add_argument("--zip", action="store_true", help="write BUNDLE.zip instead of a folder")
-    parser.add_argument("--c-array", action="store_true", help="also write model_data.c/.h (the model as a const byte array)")
+    parser.add_argument("--c-array", action="store_true", help="also write bundle_data.c/.h: the manifest and every model file as C arrays for the C runtime (ef_open_memory)")
     parser.set_defaults(func=run)
 
 

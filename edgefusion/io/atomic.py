@@ -165,3 +165,19 @@ def work_folder(prefix: str) -> Iterator[Path]:
         raise UserError(describe_os_error(exc, work, "cannot write work folder") + " (set TMPDIR to a folder with space)") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Rename the finished folder ``staging`` onto ``out``; an old ``out`` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

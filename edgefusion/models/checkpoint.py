@@ -13,7 +13,7 @@ A checkpoint is a plain dict saved with ``torch.save`` and read with
                   (written by :mod:`edgefusion.training.state`)
 
 :class:`TorchFuser` runs such a checkpoint as a
-:class:`edgefusion.fusion.PlaneFuser`.
+:class:`edgefusion.runtime.frame.PlaneFuser`.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 
 
 class TorchFuser:
-    """A checkpoint as a :class:`~edgefusion.fusion.PlaneFuser` (PyTorch, float32)."""
+    """A checkpoint as a :class:`~edgefusion.runtime.frame.PlaneFuser` (PyTorch, float32)."""
 
     def __init__(self, model: torch.nn.Module, name: str, device: str | torch.device = "cpu", metadata: dict | None = None):
         self.model = model.eval().to(device)

@@ -28,11 +28,11 @@ import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from edgefusion.errors import UserError, os_errors_named
 from edgefusion.io.digest import sha256_file
-from edgefusion.io.atomic import atomic_path, new_work_folder, temp_beside
+from edgefusion.io.atomic import atomic_path, new_work_folder, replace_folder, temp_beside
 from edgefusion.io.outputs import check_output_path
 
 SCHEMA = 1
@@ -116,13 +116,17 @@ def write_bundle(
     manifest: Mapping[str, Any],
     extra: Mapping[str, str | os.PathLike] | None = None,
     as_zip: bool = False,
+    derive: Callable[[dict[str, Any], dict[str, bytes]], Mapping[str, bytes]] | None = None,
 ) -> Path:
     """Write a bundle atomically and return its path.
 
     ``files`` maps roles to source files (copied under their own names);
-    ``extra`` maps further relative names to source files (e.g. ``model_data.c``).
+    ``extra`` maps further relative names to source files.
     ``manifest`` holds every key but ``files`` and ``sha256``, which are filled
-    in here. ``out`` is a folder, or with ``as_zip`` a ``.zip`` file (suffix
+    in here. ``derive(manifest, {name: bytes})`` may add files computed from
+    the finished bundle (e.g. the bundle as C arrays, which embed the manifest
+    and so cannot be hashed by it before they exist): they are written and
+    hashed last. ``out`` is a folder, or with ``as_zip`` a ``.zip`` file (suffix
     added when missing). An existing bundle at ``out`` is replaced; any other
     existing file or non-empty folder is refused.
     """
@@ -149,6 +153,14 @@ def write_bundle(
             full["sha256"] = {rel: sha256_file(staging / rel) for rel in sorted(names)}
             full.setdefault("schema", SCHEMA)
             validate_manifest(full, "bundle")
+            if derive is not None:
+                derived = derive(dict(full), {rel: (staging / rel).read_bytes() for rel in names})
+                for rel, data in derived.items():
+                    if rel in names:
+                        raise UserError(f"bundle file names collide: {rel}")
+                    (staging / _safe_relative(rel, "bundle")).write_bytes(data)
+                    full["sha256"][rel] = hashlib.sha256(data).hexdigest()
+                names += list(derived)
             (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
             if as_zip:
                 with atomic_path(out) as tmp:
@@ -156,7 +168,7 @@ def write_bundle(
                         for rel in [MANIFEST, *sorted(names)]:
                             archive.write(staging / rel, rel)
             else:
-                _replace_dir(staging, out)
+                replace_folder(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -186,22 +198,6 @@ def check_bundle_output(out: str | os.PathLike, as_zip: bool = False) -> Path:
     elif out.exists() and not (out.suffix.lower() == ".zip" and zipfile.is_zipfile(out)):
         raise UserError(f"{out} exists and is not a bundle; refusing to replace it")
     return out
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Rename ``staging`` onto ``out``; an old bundle is moved aside first and removed after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:

@@ -40,7 +40,27 @@ class _Scratch:
         self.d = np.empty((rows, width), np.float32)
 
 
-class Composer:
+class BandWorkers:
+    """Threads that compose bands of one frame (numpy and ctypes calls release the GIL); none for one worker."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="edgefusion-compose")
+
+    def close(self) -> None:
+        """Stop the worker threads (also done when the object is garbage-collected)."""
+        pool, self._pool = getattr(self, "_pool", None), None  # also safe after a failed __init__
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Composer(BandWorkers):
     """Reusable numpy composition for one frame shape ``(H, W)`` (multiples of 4).
 
     ``workers`` > 1 splits the strips over that many threads (numpy releases
@@ -59,11 +79,7 @@ class Composer:
         workers = max(1, min(workers, len(starts)))
         self._bands = [starts[i::workers] for i in range(workers)]
         self._scratch = [_Scratch(self.strip, width) for _ in range(workers)]
-        self._pool = None
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="edgefusion-compose")
+        super().__init__(workers)
 
     def __call__(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Compose ``out`` (H, W) from planes ``ir``, ``vis`` (H, W) and ``maps`` (4, H/4, W/4).
@@ -122,12 +138,3 @@ class Composer:
         for q, (o, weight) in enumerate(_PHASES):
             np.multiply(dx[:, :, o : o + self.w], np.float32(weight), out=wide4[..., q])
             wide4[..., q] += p[:, :, o : o + self.w]
-
-    def close(self) -> None:
-        """Stop the worker threads (also done when the Composer is garbage-collected)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-
-    def __del__(self) -> None:
-        self.close()

@@ -2,11 +2,13 @@
 
 :class:`Fuser` opens a bundle (folder or ``.zip``, verified by
 :func:`edgefusion.runtime.bundle.load_bundle`), loads its model on the
-manifest's backend and implements :class:`edgefusion.fusion.PlaneFuser`:
+manifest's backend and implements :class:`edgefusion.runtime.frame.PlaneFuser`:
 
 * :meth:`Fuser.fuse` takes raw pixels (uint8/uint16 gray IR, gray or RGB
-  visible, any size) and returns a uint8 image, using only the shared
-  preprocessing of :mod:`edgefusion.preprocess` with the bundle's thermal stretch.
+  visible, any size) and returns a uint8 image through the runtime's frame
+  path (:mod:`edgefusion.runtime.frame`: the C kernels of
+  :mod:`edgefusion.runtime.native`, or the numpy preprocessing of
+  :mod:`edgefusion.preprocess`) with the bundle's thermal stretch.
 * :meth:`Fuser.fuse_planes` maps float32 (H, W) planes in [0, 1] to the fused
   luma. Frames are padded to the model's ``stride`` (edge replication) and
   cropped back. Bundles with a ``fixed_shape`` (and frames larger than
@@ -14,13 +16,15 @@ manifest's backend and implements :class:`edgefusion.fusion.PlaneFuser`:
   (:mod:`edgefusion.runtime.tiling`).
 * Bundles with ``"compose": "runtime"`` hold only the student's low-resolution
   ``analyze`` network (output ``maps``, N x 4 x H/4 x W/4); the
-  full-resolution composition runs here in numpy (:mod:`edgefusion.runtime.compose`).
+  full-resolution composition runs here, in C when the kernels are available
+  (untiled frames: normalization into the padded model planes, then
+  composition, color restore and uint8 in one pass), else in numpy
+  (:mod:`edgefusion.runtime.compose`).
 
-Model outputs, integer-I/O scratch, tiling accumulators and composition
-temporaries are allocated once per frame shape and reused, so a video loop at
-a fixed size does not reallocate them (the shared preprocessing, i.e.
-normalization, color conversion and stride padding, still allocates its
-per-frame planes). Threads: a Fuser
+Model outputs, integer-I/O scratch, tiling accumulators, padded planes of the
+one-pass C path and composition temporaries are allocated once per frame shape
+and reused, so a video loop at a fixed size does not reallocate them (the
+numpy preprocessing still allocates its per-frame planes). Threads: a Fuser
 serializes its calls with a lock, so sharing one between threads is safe
 but not parallel; open one Fuser per thread for parallel throughput.
 """
@@ -36,11 +40,12 @@ import numpy as np
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.fusion import fuse_arrays
+from edgefusion.runtime import native
 from edgefusion.runtime.backends import Backend, open_backend
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.bundle import Bundle, load_bundle
 from edgefusion.runtime.compose import SCALE, Composer
+from edgefusion.runtime.frame import NativeFrame, fuse_arrays, native_frame
 from edgefusion.runtime.tiling import Tiler
 
 #: Default overlap between tiles, in pixels (a multiple of every stride in use).
@@ -114,7 +119,23 @@ class Fuser:
         return self.backend.provider
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Fuse raw pixel arrays (uint8/uint16 IR, gray or RGB visible); uint8 gray or RGB result."""
+        """Fuse raw pixel arrays (uint8/uint16 IR, gray or RGB visible); uint8 gray or RGB result.
+
+        Analyze-only bundles run untiled frames through the one-pass C frame
+        path (:class:`edgefusion.runtime.frame.NativeFrame`) when the kernels are available.
+        """
+        found = native_frame(ir, vis) if self.compose_in_runtime else None
+        if found is not None:
+            lib, ir, vis = found
+            padded = [-(-n // self.stride) * self.stride for n in ir.shape]
+            if not self.tile or (padded[0] <= self.tile[0] and padded[1] <= self.tile[1] and not self.fixed_shape):
+                with self._lock:
+                    self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
+                    start = time.perf_counter()
+                    out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
+                    self.timings["compose_ms"] = (time.perf_counter() - start) * 1e3 - self.timings["backend_ms"]
+                    return out
         return fuse_arrays(self, ir, vis, self.stretch)
 
     def fuse_planes(self, ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
@@ -166,15 +187,28 @@ class Fuser:
             self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
             return out
         h, w = ir.shape[2:]
-        maps = self.backend.run_raw(ir, vis)
+        maps = self._analyze(ir, vis)
         middle = time.perf_counter()
-        if maps.shape != (1, 4, h // SCALE, w // SCALE):
-            raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
-        composer = self._buffer(("composer", h, w), lambda: Composer(h, w, workers=self.threads or 1))
+        composer = self._buffer(("composer", h, w), lambda: _composer(h, w, self.threads))
         composer(ir[0, 0], vis[0, 0], maps[0], out[0, 0])
-        self.timings["backend_ms"] += (middle - start) * 1e3
         self.timings["compose_ms"] += (time.perf_counter() - middle) * 1e3
         return out
+
+    def _analyze(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """The analyze-only model on NCHW (1, 1, H, W) planes: maps (1, 4, H/4, W/4), shape checked."""
+        h, w = ir.shape[2:]
+        start = time.perf_counter()
+        maps = self.backend.run_raw(ir, vis)
+        self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
+        if maps.shape != (1, 4, h // SCALE, w // SCALE):
+            raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
+        return maps
+
+
+def _composer(h: int, w: int, threads: int | None):
+    """The C composition when the kernels are available, else numpy's; bands on ``threads`` threads when > 1."""
+    lib = native.kernels()
+    return native.Composer(lib, h, w, workers=threads or 1) if lib is not None else Composer(h, w, workers=threads or 1)
 
 
 def _compose_in_runtime(manifest: dict, source) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.fusion import PlaneFuser, fuse_arrays
+from edgefusion.runtime.frame import PlaneFuser, fuse_arrays
 from edgefusion.progress import progress_bar
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")

@@ -1,0 +1,167 @@
+"""Speed, instruction counts and heap of the C runtime, as ratios to the memory floor measured in the same run.
+
+    python benchmarks/bench_c_runtime.py [--bundle BUNDLE] [--runs 30] [--callgrind] [--massif] [--json F]
+
+* floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread);
+* C frame path without the network (normalize, BT.601, padding, composition, color,
+  uint8; uint8 IR + RGB visible -> RGB) at 1080p: the runtime with the trivial C backend
+  of tests/native/trivial_backend.c, backend time excluded;
+* whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
+  the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480, 1 thread
+  and the engine's default;
+* Python ``Fuser.fuse`` on the same bundle at 1080p;
+* ``--callgrind``: instructions of one 1080p ef_fuse without the backend (valgrind callgrind),
+  stable where seconds are not; ``--massif``: peak heap of fuse_frames at 1080p with OpenVINO;
+* heap of the runtime itself at 1080p (counting allocator) against input + output buffers.
+
+Builds go to a temporary folder; needs a C compiler, cmake and the openvino package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+NATIVE = ROOT / "edgefusion" / "native"
+DRIVER = ROOT / "tests" / "native" / "trivial_backend.c"
+CFLAGS = ["-std=c99", "-O3", "-march=x86-64-v2"]
+
+
+def sh(cmd, **kw) -> str:
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if done.returncode:
+        sys.exit(f"bench_c_runtime: {' '.join(map(str, cmd))} failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def floor_ms(runs: int = 50) -> float:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((2, 1080, 1920), dtype=np.float32)
+    out = np.empty_like(a)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        np.maximum(a, b, out=out)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def build(work: Path) -> tuple[Path, Path]:
+    import openvino
+
+    ov = Path(openvino.__file__).parent
+    sh(["cmake", "-S", NATIVE, "-B", work / "build", f"-DEF_OPENVINO_ROOT={ov}", f"-DCMAKE_C_FLAGS={' '.join(CFLAGS[2:])}"])
+    sh(["cmake", "--build", work / "build", "-j2"])
+    sources = [*sorted((NATIVE / "runtime").glob("ef_*.c")), NATIVE / "src" / "ef_kernels.c", NATIVE / "examples" / "pnm.c", DRIVER]
+    sources = [s for s in sources if s.name != "ef_backend_openvino.c"]
+    includes = [f"-I{NATIVE / d}" for d in ("include", "src", "runtime", "examples")]
+    trivial = work / "trivial_backend"
+    sh(["cc", *CFLAGS, "-g", *includes, *sources, "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc", "-lm", "-o", trivial])
+    return work / "build" / "fuse_frames", trivial
+
+
+def fake_bundle(work: Path) -> Path:
+    from edgefusion.runtime.bundle import write_bundle
+
+    plan = work / "model.plan"
+    plan.write_bytes(b"trivial")
+    manifest = {"schema": 1, "edgefusion_version": "bench", "backend": "tensorrt", "target": "bench", "precision": "fp32",
+                "inputs": ["ir", "vis"], "outputs": [], "layout": "NCHW", "io_dtype": "float32", "value_range": [0.0, 1.0],
+                "stride": 8, "fixed_shape": None, "compose": "runtime"}
+    return write_bundle(work / "fake", {"model": plan}, manifest)
+
+
+def callgrind_instructions(trivial: Path, fake: Path, work: Path) -> dict:
+    """Instructions per 1080p ef_fuse call (4 calls: 3 warm-up + 1), with and without the trivial backend's run."""
+    counts = {}
+    for function in ("ef_fuse", "t_run"):
+        out = work / f"callgrind.{function}"
+        sh(["valgrind", "--tool=callgrind", f"--toggle-collect={function}", f"--callgrind-out-file={out}",
+            trivial, "--bench", fake, "1920x1080", "1"], timeout=1800)
+        counts[function] = int(re.search(r"^summary:\s+(\d+)", out.read_text(), re.M).group(1)) / 4
+    return {"ef_fuse_instructions": counts["ef_fuse"], "backend_instructions": counts["t_run"],
+            "frame_path_instructions": counts["ef_fuse"] - counts["t_run"],
+            "instructions_per_pixel": (counts["ef_fuse"] - counts["t_run"]) / (1920 * 1080)}
+
+
+def massif_peak(fuse_frames: Path, bundle: Path, work: Path) -> float:
+    out = work / "massif.out"
+    sh(["valgrind", "--tool=massif", f"--massif-out-file={out}", fuse_frames, "--model", bundle, "--size", "1920x1080",
+        "--bench", "1", "--warmup", "0", "--threads", "1"], timeout=1800)
+    peaks = [int(m) + int(e) for m, e in re.findall(r"mem_heap_B=(\d+)\nmem_heap_extra_B=(\d+)", out.read_text())]
+    return max(peaks) / 2**20
+
+
+def python_fuser_ms(bundle: Path, runs: int) -> float:
+    from edgefusion.bench import synthetic_pair
+    from edgefusion.runtime import Fuser
+
+    ir, vis = synthetic_pair(1920, 1080)
+    fuser = Fuser.open(bundle, threads=1)
+    for _ in range(3):
+        fuser.fuse(ir, vis)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fuser.fuse(ir, vis)
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", help="x86 OpenVINO bundle (default: built with edgefusion quantize --target x86)")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--massif", action="store_true")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-native-") as tmp:
+        work = Path(tmp)
+        bundle = Path(args.bundle) if args.bundle else work / "x86"
+        if not args.bundle:
+            sh([sys.executable, "-m", "edgefusion", "quantize", "--target", "x86", "--out", bundle])
+        fuse_frames, trivial = build(work)
+        fake = fake_bundle(work)
+        result = {"load_before": os.getloadavg(), "floor_ms": floor_ms(), "cflags": " ".join(CFLAGS)}
+        path = json.loads(sh([trivial, "--bench", fake, "1920x1080", args.runs]))
+        result["frame_path_ms"] = path["frame_path_median_ms"]
+        result["frame_path_min_ms"] = path["frame_path_min_ms"]
+        for label, size, threads in (("c_1080p_1t", "1920x1080", ["--threads", "1"]), ("c_1080p", "1920x1080", []),
+                                     ("c_480p_1t", "640x480", ["--threads", "1"]), ("c_480p", "640x480", [])):
+            stats = json.loads(sh([fuse_frames, "--model", bundle, "--size", size, "--bench", args.runs, *threads]))["sizes"][0]
+            result[label] = {k: stats[k] for k in ("median_ms", "min_ms", "fps", "model_ms", "compose_ms", "overhead_ms", "peak_rss_mb")}
+        result["python_fuser_1080p_ms"] = python_fuser_ms(bundle, args.runs)
+        heap = json.loads(sh([trivial, "--synthetic", fake, "1920x1080"]))
+        result["runtime_heap_1080p_mb"] = heap["peak_heap"] / 2**20
+        result["io_buffers_1080p_mb"] = heap["io_bytes"] / 2**20
+        result["allocs_per_frame"] = heap["allocs_after_first"]
+        if args.callgrind:
+            result.update(callgrind_instructions(trivial, fake, work))
+        if args.massif:
+            result["massif_peak_heap_1080p_mb"] = massif_peak(fuse_frames, bundle, work)
+        result["load_after"] = os.getloadavg()
+    floor = result["floor_ms"]
+    result["ratios_to_floor"] = {
+        "frame_path": result["frame_path_ms"] / floor, "c_1080p_1t": result["c_1080p_1t"]["median_ms"] / floor,
+        "c_1080p": result["c_1080p"]["median_ms"] / floor, "python_fuser_1080p": result["python_fuser_1080p_ms"] / floor,
+        "runtime_heap_to_io": result["runtime_heap_1080p_mb"] / result["io_buffers_1080p_mb"],
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

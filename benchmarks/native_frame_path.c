@@ -1,0 +1,115 @@
+/*
+ * The C frame path without the network, timed per stage (a benchmark driver, not shipped).
+ *
+ * One uint8 IR frame and one RGB visible frame of W x H (deterministic patterns) go
+ * through: IR / 255, BT.601 luma, the 6 frame statistics, stride padding (8), and the
+ * composition with color restore and uint8 RGB output (fixed synthetic maps stand in
+ * for the network). Prints one JSON line: median and minimum milliseconds per stage and in
+ * total (on a shared machine the minimum is the run least disturbed by other processes).
+ *
+ *   cc -O3 -std=c99 -march=x86-64-v2 -I edgefusion/native/src benchmarks/native_frame_path.c \
+ *      edgefusion/native/src/ef_kernels.c -lm -o /tmp/frame_path && /tmp/frame_path 1920 1080 50
+ *
+ * With RUNS = 1 and no warm-up it is the program valgrind --tool=callgrind counts.
+ */
+#define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ef_kernels.h"
+
+#define N_STAGES 5
+static const char *STAGES[N_STAGES] = {"normalize_ms", "luma_ms", "stats_ms", "pad_ms", "compose_u8_ms"};
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s WIDTH HEIGHT RUNS\n", argv[0]);
+        return 2;
+    }
+    const int w = atoi(argv[1]), h = atoi(argv[2]), runs = atoi(argv[3]);
+    if (w < 1 || h < 1 || runs < 1 || w > 16384 || h > 16384) {
+        fprintf(stderr, "bad size or run count\n");
+        return 2;
+    }
+    const int pw = (w + 7) / 8 * 8, ph = (h + 7) / 8 * 8;
+    const size_t n = (size_t)w * h, pn = (size_t)pw * ph, ln = (size_t)(pw / 4) * (ph / 4);
+    uint8_t *ir = malloc(n), *vis = malloc(3 * n), *out = malloc(3 * n);
+    float *ir_p = malloc(pn * sizeof(float)), *vis_p = malloc(pn * sizeof(float));
+    float *maps = malloc(4 * ln * sizeof(float));
+    void *scratch = malloc(ef_compose_scratch_bytes(pw, ph));
+    double *times = malloc((size_t)runs * (N_STAGES + 1) * sizeof(double));
+    if (!ir || !vis || !out || !ir_p || !vis_p || !maps || !scratch || !times) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    uint32_t s = 12345u;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        ir[i] = (uint8_t)((i % (size_t)w) * 255 / (size_t)w ^ (s >> 28));
+        vis[3 * i] = (uint8_t)(s >> 24);
+        vis[3 * i + 1] = (uint8_t)((i / (size_t)w) * 255 / (size_t)h);
+        vis[3 * i + 2] = (uint8_t)(s >> 16);
+    }
+    for (size_t i = 0; i < 4 * ln; i++) maps[i] = (float)((i * 2654435761u) % 1000u) / 1000.0f - 0.25f;
+    float stats[EF_K_N_STATS];
+    int warmup = runs > 1 ? 3 : 0, status = 0;
+    for (int r = -warmup; r < runs; r++) {
+        double t[N_STAGES + 1];
+        t[0] = now_ms();
+        status |= ef_normalize_u8(ir, (size_t)w, w, h, ir_p, (size_t)pw);
+        t[1] = now_ms();
+        status |= ef_ycbcr_u8(vis, 3u * (size_t)w, EF_K_RGB, w, h, vis_p, (size_t)pw, NULL, NULL, 0);
+        t[2] = now_ms();
+        status |= ef_frame_stats(ir_p, vis_p, (size_t)pw, w, h, stats);
+        t[3] = now_ms();
+        status |= ef_pad_edge(ir_p, (size_t)pw, w, h, pw, ph) | ef_pad_edge(vis_p, (size_t)pw, w, h, pw, ph);
+        t[4] = now_ms();
+        ef_chroma chroma = {vis, 3u * (size_t)w, EF_K_RGB, NULL, NULL, 0};
+        status |= ef_compose_u8(ir_p, vis_p, (size_t)pw, pw, ph, maps, w, h, &chroma, out, 3u * (size_t)w, EF_K_RGB,
+                                scratch);
+        t[5] = now_ms();
+        if (r < 0) continue;
+        for (int k = 0; k < N_STAGES; k++) times[(size_t)k * runs + r] = t[k + 1] - t[k];
+        times[(size_t)N_STAGES * runs + r] = t[N_STAGES] - t[0];
+    }
+    if (status) {
+        fprintf(stderr, "a kernel rejected its arguments\n");
+        return 1;
+    }
+    unsigned checksum = 0;
+    for (size_t i = 0; i < 3 * n; i++) checksum = checksum * 31u + out[i];
+    printf("{\"width\": %d, \"height\": %d, \"runs\": %d", w, h, runs);
+    for (int k = 0; k <= N_STAGES; k++) {
+        double *t = times + (size_t)k * runs;
+        double mid = median(t, runs); /* sorts t */
+        const char *name = k < N_STAGES ? STAGES[k] : "total_ms";
+        printf(", \"%s\": %.4f, \"min_%s\": %.4f", name, mid, name, t[0]);
+    }
+    printf(", \"stats\": [%.6f, %.6f, %.6f, %.6f, %.6f, %.6f], \"checksum\": %u}\n", stats[0], stats[1], stats[2],
+           stats[3], stats[4], stats[5], checksum);
+    free(ir), free(vis), free(out), free(ir_p), free(vis_p), free(maps), free(scratch), free(times);
+    return 0;
+}

@@ -1,0 +1,59 @@
+"""``edgefusion native``: a ready firmware folder for the C runtime, with a bundle compiled in.
+
+Layout of the folder (the C runtime's own layout, plus the bundle)::
+
+    CMakeLists.txt  README.md  bundle_data.c  bundle_data.h
+    include/edgefusion.h   src/ (frame-path kernels)   runtime/ (API, bundle, backends)
+    examples/fuse_frames.c pnm.c pnm.h
+
+``cmake -S DIR -B DIR/build -DEF_OPENVINO_ROOT=...`` builds the library and
+``fuse_frames``, whose default bundle is the compiled-in one (no file system
+needed to open it). The folder is written atomically; an existing firmware
+folder at the destination is replaced, any other non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgefusion.embed import NATIVE_DIR
+from edgefusion.embed.c_arrays import SOURCE, bundle_c_arrays, bundle_files
+from edgefusion.errors import UserError
+from edgefusion.io.atomic import replace_folder
+from edgefusion.runtime.bundle import load_bundle
+
+#: Files and folders of NATIVE_DIR copied into a firmware folder.
+COPIED = ("CMakeLists.txt", "README.md", "include", "src", "runtime", "examples")
+
+
+def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str]:
+    """Write the firmware folder of ``bundle_path`` (a verified bundle folder or .zip) at ``out``.
+
+    Returns the folder and the bundle's backend name.
+    """
+    bundle = load_bundle(bundle_path)
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / SOURCE).is_file())):
+        raise UserError(f"{out} exists and is not a firmware folder written by edgefusion native; refusing to replace it")
+    missing = [name for name in COPIED if not (NATIVE_DIR / name).exists()]
+    if missing:
+        raise UserError(f"this installation lacks the C runtime sources ({NATIVE_DIR / missing[0]})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for name in COPIED:
+            src = NATIVE_DIR / name
+            if src.is_dir():
+                shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.o", "*.so", "build*"))
+            else:
+                shutil.copyfile(src, stage / name)
+        for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
+            (stage / name).write_bytes(data)
+        os.chmod(stage, 0o755)
+        replace_folder(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out, bundle.manifest["backend"]

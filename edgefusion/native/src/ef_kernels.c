@@ -1,0 +1,546 @@
+/*
+ * edgefusion frame-path kernels: see ef_kernels.h for the conventions.
+ *
+ * Every loop body is written so that GCC/Clang vectorize it at -O2/-O3 without
+ * -ffast-math: elementwise loops over a row (sums over rows are kept per column,
+ * never reassociated), branch-free clamps, and rounding by the 1.5 * 2^23 trick
+ * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
+ * processed in chunks that stay in the L1 cache. The float operations follow the
+ * numpy code operation by operation (the color restore folds two constants), so the
+ * two agree to the last bit in most pixels and within one gray level everywhere.
+ */
+#include "ef_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
+#define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
+#define ROW(type, base, stride, y) ((type *)((uint8_t *)(base) + (size_t)(y) * (stride)))
+
+static int bad_size(int w, int h) { return w < 1 || h < 1; }
+
+static float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+/*
+ * clip(rint(255 v), 0, 255) as numpy's to_uint8 of clip(v, 0, 1): float32 product, round half
+ * to even by adding 1.5 * 2^23 (the integer lands in the low mantissa bits), clamp as integer.
+ * Valid for |255 v| < 2^22; written without float-to-int conversion so that it vectorizes.
+ */
+static uint8_t to_u8(float v)
+{
+    float t = v * 255.0f + 12582912.0f;
+    int32_t k;
+    memcpy(&k, &t, sizeof k);
+    k -= 0x4B400000;
+    k = k < 0 ? 0 : k;
+    k = k > 255 ? 255 : k;
+    return (uint8_t)k;
+}
+
+/* ---- input normalization ---------------------------------------------------------- */
+
+int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *dst, size_t ld)
+{
+    if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
+        float *d = dst + (size_t)y * ld;
+        for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
+    }
+    return EF_K_OK;
+}
+
+size_t ef_percentiles_scratch_bytes(void) { return 65536u * sizeof(uint32_t); }
+
+/* Sample of rank k (0-based) from a histogram walked from bin *bin with *below samples under it. */
+static double rank_value(const uint32_t *hist, uint64_t k, int *bin, uint64_t *below)
+{
+    while (*below + hist[*bin] <= k) {
+        *below += hist[*bin];
+        (*bin)++;
+    }
+    return (double)*bin;
+}
+
+/* numpy.percentile's "linear" method for one percentile p, given a histogram of n samples. */
+static double percentile(const uint32_t *hist, uint64_t n, double p)
+{
+    double q = p / 100.0;
+    double vi = (double)(n - 1) * q;
+    int bin = 0;
+    uint64_t below = 0;
+    if (vi >= (double)(n - 1)) return rank_value(hist, n - 1, &bin, &below);
+    double fl = floor(vi);
+    uint64_t k = (uint64_t)fl;
+    double a = rank_value(hist, k, &bin, &below);
+    double b = rank_value(hist, k + 1, &bin, &below);
+    double t = vi - fl, diff = b - a;
+    return t >= 0.5 ? b - diff * (1.0 - t) : a + diff * t; /* numpy's _lerp */
+}
+
+int ef_percentiles_u16(const uint16_t *src, size_t src_stride, int w, int h, double low, double high,
+                       void *scratch, double *lo, double *hi)
+{
+    if (!src || !scratch || !lo || !hi || bad_size(w, h) || src_stride < (size_t)w * 2u) return EF_K_EARG;
+    if (!(low >= 0.0 && low < high && high <= 100.0)) return EF_K_EARG;
+    if ((uint64_t)w * (uint64_t)h > UINT32_MAX) return EF_K_EARG; /* the histogram counts in uint32 */
+    uint32_t *hist = (uint32_t *)scratch;
+    memset(hist, 0, ef_percentiles_scratch_bytes());
+    for (int y = 0; y < h; y++) {
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
+        for (int x = 0; x < w; x++) hist[s[x]]++;
+    }
+    uint64_t n = (uint64_t)w * (uint64_t)h;
+    *lo = percentile(hist, n, low);
+    *hi = percentile(hist, n, high);
+    return EF_K_OK;
+}
+
+int ef_stretch_u16(const uint16_t *src, size_t src_stride, int w, int h, double lo, double hi, float *dst,
+                   size_t ld)
+{
+    if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w * 2u || ld < (size_t)w) return EF_K_EARG;
+    const float flo = (float)lo, range = (float)(hi - lo);
+    for (int y = 0; y < h; y++) {
+        const uint16_t *s = CROW(uint16_t, src, src_stride, y);
+        float *d = dst + (size_t)y * ld;
+        if (!(hi > lo)) {
+            memset(d, 0, (size_t)w * sizeof(float));
+            continue;
+        }
+        for (int x = 0; x < w; x++) d[x] = clip01(((float)s[x] - flo) / range);
+    }
+    return EF_K_OK;
+}
+
+/* ---- color ------------------------------------------------------------------------ */
+
+int ef_channels_identical_u8(const uint8_t *src, size_t src_stride, int w, int h)
+{
+    if (!src || bad_size(w, h) || src_stride < (size_t)w * 3u) return 0;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
+        int differ = 0;
+        for (int x = 0; x < w; x++) differ |= (s[3 * x] ^ s[3 * x + 1]) | (s[3 * x] ^ s[3 * x + 2]);
+        if (differ) return 0;
+    }
+    return 1;
+}
+
+/* Rows Y, Cb - 0.5, Cr - 0.5 of the RGB -> YCbCr matrix on the 0..1 scale (io/color.py, times 1/255). */
+typedef struct {
+    float m[3][3];
+} ycc_matrix;
+
+static ycc_matrix ycc_u8(int order)
+{
+    const double s = 1.0 / 255.0, kb = 0.564, kr = 0.713;
+    const double rows[3][3] = {
+        {0.299, 0.587, 0.114},
+        {-0.299 * kb, -0.587 * kb, (1.0 - 0.114) * kb},
+        {(1.0 - 0.299) * kr, -0.587 * kr, -0.114 * kr},
+    };
+    ycc_matrix c = {{{0.0f}}};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) c.m[i][order == EF_K_BGR ? 2 - j : j] = (float)(rows[i][j] * s);
+    return c;
+}
+
+static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
+
+int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, float *y, size_t ld_y,
+                float *cb, float *cr, size_t ld_c)
+{
+    if (!src || !y || bad_size(w, h) || !color_order(order) || src_stride < (size_t)w * 3u || ld_y < (size_t)w)
+        return EF_K_EARG;
+    if ((cb == NULL) != (cr == NULL) || (cb && ld_c < (size_t)w)) return EF_K_EARG;
+    const ycc_matrix c = ycc_u8(order);
+    for (int r = 0; r < h; r++) {
+        const uint8_t *s = CROW(uint8_t, src, src_stride, r);
+        float *yr = y + (size_t)r * ld_y;
+        for (int x = 0; x < w; x++) {
+            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
+            yr[x] = c.m[0][0] * p0 + c.m[0][1] * p1 + c.m[0][2] * p2;
+        }
+        if (!cb) continue;
+        float *cbr = cb + (size_t)r * ld_c, *crr = cr + (size_t)r * ld_c;
+        for (int x = 0; x < w; x++) {
+            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
+            cbr[x] = (c.m[1][0] * p0 + c.m[1][1] * p1 + c.m[1][2] * p2) + 0.5f;
+            crr[x] = (c.m[2][0] * p0 + c.m[2][1] * p1 + c.m[2][2] * p2) + 0.5f;
+        }
+    }
+    return EF_K_OK;
+}
+
+/* ---- frame statistics ------------------------------------------------------------- */
+
+/*
+ * Column accumulators: the plane is walked in strips of STRIP rows and chunks of COLS
+ * columns. Per column, float32 sums over the strip's rows of the deviation d = x - c (c: the
+ * column's value in the strip's first row), d^2, |x - right neighbour| and |x - upper
+ * neighbour| are added in float64 once per strip. The loops are elementwise over columns, so
+ * they vectorize without reassociating a reduction; deviations from a nearby value keep
+ * the variance E[x^2] - mean^2 at the precision of the deviations.
+ */
+#define STRIP 16
+#define COLS 128
+
+typedef struct {
+    double s1, s2, gx, gy; /* sums of x, x^2, |horizontal differences|, |vertical differences| */
+} moments;
+
+/* Columns x0 .. x0 + n - 1 of rows y0 .. y0 + rows - 1 of plane p (w columns), added into m. */
+static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0, int rows, moments *m)
+{
+    float c[COLS], s[COLS], q[COLS], gx[COLS], gy[COLS];
+    const float *first = p + (size_t)y0 * ld + x0;
+    const int pairs = x0 + n < w ? n : n - 1; /* (x, x + 1) inside the row */
+    for (int i = 0; i < n; i++) {
+        c[i] = first[i];
+        s[i] = q[i] = gx[i] = gy[i] = 0.0f;
+    }
+    for (int y = y0; y < y0 + rows; y++) {
+        const float *restrict r = p + (size_t)y * ld + x0;
+        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
+        for (int i = 0; i < pairs; i++) {
+            float d = r[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
+            gx[i] += fabsf(r[i + 1] - r[i]);
+            gy[i] += fabsf(r[i] - u[i]);
+        }
+        if (pairs < n) { /* the frame's last column has no right neighbour */
+            float d = r[pairs] - c[pairs];
+            s[pairs] += d;
+            q[pairs] += d * d;
+            gy[pairs] += fabsf(r[pairs] - u[pairs]);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        double ci = c[i], si = s[i];
+        m->s1 += si + rows * ci;
+        m->s2 += (double)q[i] + 2.0 * ci * si + rows * ci * ci;
+        m->gx += gx[i];
+        m->gy += gy[i];
+    }
+}
+
+/* (mean, population std, grad) of one plane. */
+static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
+{
+    moments m = {0.0, 0.0, 0.0, 0.0};
+    for (int y0 = 0; y0 < h; y0 += STRIP)
+        for (int x0 = 0; x0 < w; x0 += COLS)
+            stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    double n = (double)w * (double)h;
+    double mu = m.s1 / n, var = m.s2 / n - mu * mu;
+    *mean = (float)mu;
+    *std = (float)sqrt(var > 0.0 ? var : 0.0);
+    double g = (w > 1 ? m.gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? m.gy / ((double)(h - 1) * w) : 0.0);
+    *grad = (float)g;
+}
+
+int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS])
+{
+    if (!ir || !vis || !out || bad_size(w, h) || ld < (size_t)w) return EF_K_EARG;
+    plane_stats(ir, ld, w, h, &out[0], &out[1], &out[4]);
+    plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
+    return EF_K_OK;
+}
+
+/* ---- stride padding --------------------------------------------------------------- */
+
+int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
+{
+    if (!plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
+    for (int y = 0; y < h; y++) {
+        float *row = plane + (size_t)y * ld;
+        const float edge = row[w - 1];
+        for (int x = w; x < pw; x++) row[x] = edge;
+    }
+    const float *last = plane + (size_t)(h - 1) * ld;
+    for (int y = h; y < ph; y++) memcpy(plane + (size_t)y * ld, last, (size_t)pw * sizeof(float));
+    return EF_K_OK;
+}
+
+/* ---- color restore + uint8 ------------------------------------------------------- */
+
+/* Pixels per chunk of restore_row (its temporaries live on the stack: 5 * CHUNK floats). */
+#define CHUNK 128
+
+/*
+ * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
+ * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py); with
+ * an 8-bit source dr = R_s - Y_s, db = B_s - Y_s (0..1 scale) and the chroma factors 0.713 and
+ * 0.564 folded into k: the same formula without computing Cb and Cr.
+ */
+typedef struct {
+    float kr, kgr, kgb, kb;
+} restore_gains;
+
+/* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
+static void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
+{
+    float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
+    o[0] = to_u8(bgr ? blue : red);
+    o[1] = to_u8(green);
+    o[2] = to_u8(bgr ? red : blue);
+}
+
+/*
+ * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (clipped to [0, 1] here unless
+ * clipped is set) and, for an 8-bit chroma source, its luma ys (both already offset to x0;
+ * ys NULL: computed here).
+ */
+static void restore_chunk(const float *y, int clipped, const float *ys, int n, const ef_chroma *chroma, int r,
+                          int x0, uint8_t *restrict out, int format)
+{
+    float vbuf[CHUNK], tmp[CHUNK];
+    const float *restrict v = y;
+    const int bgr = format == EF_K_BGR;
+    if (!clipped) {
+        for (int x = 0; x < n; x++) vbuf[x] = clip01(y[x]);
+        v = vbuf;
+    }
+    if (format == EF_K_GRAY) {
+        for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
+    } else if (!chroma || (!chroma->src && !chroma->cb)) {
+        for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
+    } else if (chroma->src) {
+        const uint8_t *restrict s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
+        const ycc_matrix c = ycc_u8(chroma->order);
+        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                                 (float)(1.773 * 0.564)};
+        /* R and B of a source pixel as e.p (one coefficient 1/255, the others 0) */
+        const float r0 = chroma->order == EF_K_BGR ? 0.0f : 1.0f / 255.0f, r2 = 1.0f / 255.0f - r0;
+        if (!ys) {
+            for (int x = 0; x < n; x++)
+                tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
+            ys = tmp;
+        }
+        for (int x = 0; x < n; x++) {
+            float p0 = s[3 * x], p2 = s[3 * x + 2];
+            put_rgb(out + 3 * x, bgr, v[x], (r0 * p0 + r2 * p2) - ys[x], (r2 * p0 + r0 * p2) - ys[x], k);
+        }
+    } else {
+        const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
+        const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
+        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+        for (int x = 0; x < n; x++) put_rgb(out + 3 * x, bgr, v[x], crr[x] - 0.5f, cbr[x] - 0.5f, k);
+    }
+}
+
+/* One output row (w pixels) from the fused luma row y, the source luma row ys (or NULL) and row r of the chroma. */
+static void restore_row(const float *y, int clipped, const float *ys, int w, const ef_chroma *chroma, int r,
+                        uint8_t *out, int format)
+{
+    const int channels = format == EF_K_GRAY ? 1 : 3;
+    for (int x0 = 0; x0 < w; x0 += CHUNK) {
+        int n = w - x0 < CHUNK ? w - x0 : CHUNK;
+        restore_chunk(y + x0, clipped, ys ? ys + x0 : NULL, n, chroma, r, x0, out + (size_t)x0 * channels, format);
+    }
+}
+
+/* Checks shared by ef_restore_u8 and ef_compose_u8. */
+static int bad_output(int w, const ef_chroma *chroma, const uint8_t *out, size_t out_stride, int format)
+{
+    if (!out || (format != EF_K_GRAY && !color_order(format))) return 1;
+    if (out_stride < (size_t)w * (format == EF_K_GRAY ? 1u : 3u)) return 1;
+    if (!chroma) return 0;
+    if (chroma->src) return !color_order(chroma->order) || chroma->src_stride < (size_t)w * 3u;
+    if ((chroma->cb == NULL) != (chroma->cr == NULL)) return 1;
+    return chroma->cb && chroma->ld < (size_t)w;
+}
+
+int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *chroma, uint8_t *out,
+                  size_t out_stride, int out_format)
+{
+    if (!y || bad_size(w, h) || ld_y < (size_t)w || bad_output(w, chroma, out, out_stride, out_format))
+        return EF_K_EARG;
+    for (int r = 0; r < h; r++)
+        restore_row(y + (size_t)r * ld_y, 0, NULL, w, chroma, r, ROW(uint8_t, out, out_stride, r), out_format);
+    return EF_K_OK;
+}
+
+/* ---- composition ------------------------------------------------------------------ */
+
+/* Phase p of x4 upsampling blends clamped low-res samples (i + OFF[p] - 1, i + OFF[p]) with weight WT[p]. */
+static const int OFF[EF_K_SCALE] = {0, 0, 1, 1};
+static const float WT[EF_K_SCALE] = {0.625f, 0.875f, 0.125f, 0.375f};
+
+static size_t align4(size_t n) { return (n + 3u) & ~(size_t)3u; }
+
+size_t ef_compose_scratch_bytes(int pw, int ph)
+{
+    (void)ph;
+    if (pw < 1) return 0;
+    size_t wide = align4((size_t)pw), low = align4((size_t)pw / EF_K_SCALE + 1u);
+    /* 3 rows x 4 maps of column-upsampled maps, one low-res row */
+    return (3u * EF_K_N_MAPS * wide + low) * sizeof(float);
+}
+
+/* Samples 4 i .. 4 i + 3 of the x4 upsampled row v (n samples), edge clamped. */
+static void upsample_at(const float *v, int n, int i, float *wide)
+{
+    for (int q = 0; q < EF_K_SCALE; q++) {
+        int i0 = i + OFF[q] - 1, i1 = i + OFF[q];
+        float a = v[i0 < 0 ? 0 : i0], b = v[i1 > n - 1 ? n - 1 : i1];
+        wide[EF_K_SCALE * i + q] = a + WT[q] * (b - a);
+    }
+}
+
+/* x4 along a low-res row v of n samples into wide (4 n samples); the interior loop vectorizes. */
+static void upsample_row(const float *restrict v, int n, float *restrict wide)
+{
+    upsample_at(v, n, 0, wide);
+    for (int i = 1; i < n - 1; i++) {
+        float a = v[i - 1], b = v[i], c = v[i + 1];
+        wide[4 * i] = a + 0.625f * (b - a);
+        wide[4 * i + 1] = a + 0.875f * (b - a);
+        wide[4 * i + 2] = b + 0.125f * (c - b);
+        wide[4 * i + 3] = b + 0.375f * (c - b);
+    }
+    if (n > 1) upsample_at(v, n, n - 1, wide);
+}
+
+typedef struct {
+    float *rows[3]; /* column-upsampled maps (4 x pw) of low-res rows j - 1, j, j + 1 (clamped) */
+    float *low;     /* M2 - M3 of one low-res row */
+} compose_scratch;
+
+static compose_scratch split_scratch(void *scratch, int pw)
+{
+    compose_scratch s;
+    size_t wide = align4((size_t)pw);
+    float *f = (float *)scratch;
+    for (int k = 0; k < 3; k++) s.rows[k] = f + (size_t)k * EF_K_N_MAPS * wide;
+    s.low = f + 3u * EF_K_N_MAPS * wide;
+    return s;
+}
+
+/* Upsample the four maps of low-res row j into dst (4 x pw), folding map 2 into M2 - M3. */
+static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide, float *low, float *dst)
+{
+    size_t plane = (size_t)lw * lh;
+    const float *m = maps + (size_t)j * lw;
+    for (int k = 0; k < EF_K_N_MAPS; k++) {
+        const float *v = m + k * plane;
+        if (k == 2) {
+            for (int i = 0; i < lw; i++) low[i] = m[2 * plane + i] - m[3 * plane + i];
+            v = low;
+        }
+        upsample_row(v, lw, dst + k * wide);
+    }
+}
+
+/* Fused pixels x0 .. x0 + w - 1 of an output row of phase p (ir, vis, out offset to x0) from the upsampled rows. */
+static void compose_row(const float *ir, const float *vis, float *const rows[3], int x0, int p, int w, size_t wide,
+                        float *out)
+{
+    const float *r0 = rows[OFF[p]] + x0, *r1 = rows[OFF[p] + 1] + x0;
+    const float wt = WT[p];
+    const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
+    const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
+    for (int x = 0; x < w; x++) {
+        float a0 = (n0[x] - p0[x]) * wt + p0[x];
+        float a1 = (n1[x] - p1[x]) * wt + p1[x];
+        float a2 = (n2[x] - p2[x]) * wt + p2[x];
+        float a3 = (n3[x] - p3[x]) * wt + p3[x];
+        float xi = ir[x], v = vis[x];
+        float d = (xi > v ? xi : v) * a3;
+        d = d + xi * a1;
+        d = d + v * a2;
+        d = d + a0;
+        out[x] = clip01(d);
+    }
+}
+
+/* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
+typedef struct {
+    float *f;
+    size_t ld_f;
+    const ef_chroma *chroma;
+    uint8_t *u8;
+    size_t stride;
+    int format;
+} compose_out;
+
+/* Drives the strip-wise composition of output rows y0 .. y1 - 1 (y0 a multiple of 4). */
+static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int y0,
+                   int y1, const compose_out *o, void *scratch)
+{
+    const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, j0 = y0 / EF_K_SCALE;
+    const int channels = o->format == EF_K_GRAY ? 1 : 3;
+    const size_t wide = align4((size_t)pw);
+    compose_scratch s = split_scratch(scratch, pw);
+    float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
+    upsample_maps(maps, lw, lh, j0 > 0 ? j0 - 1 : 0, wide, s.low, rows[0]);
+    upsample_maps(maps, lw, lh, j0, wide, s.low, rows[1]);
+    upsample_maps(maps, lw, lh, j0 + 1 < lh ? j0 + 1 : lh - 1, wide, s.low, rows[2]);
+    for (int j = j0; j < lh && j * EF_K_SCALE < y1; j++) {
+        if (j > j0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
+            float *t = rows[0];
+            rows[0] = rows[1];
+            rows[1] = rows[2];
+            rows[2] = t;
+            upsample_maps(maps, lw, lh, j + 1 < lh ? j + 1 : lh - 1, wide, s.low, rows[2]);
+        }
+        for (int p = 0; p < EF_K_SCALE; p++) {
+            int y = j * EF_K_SCALE + p;
+            if (y >= y1) break;
+            const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
+            if (o->f) {
+                compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
+                continue;
+            }
+            uint8_t *row = ROW(uint8_t, o->u8, o->stride, y);
+            for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
+                float fused[CHUNK];
+                int n = w - x0 < CHUNK ? w - x0 : CHUNK;
+                compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
+                restore_chunk(fused, 1, vr + x0, n, o->chroma, y, x0, row + (size_t)x0 * channels, o->format);
+            }
+        }
+    }
+    return EF_K_OK;
+}
+
+static int bad_compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                       int h, int y0, int y1, const void *scratch)
+{
+    return !ir || !vis || !maps || !scratch || bad_size(w, h) || pw % EF_K_SCALE || ph % EF_K_SCALE || pw < w ||
+           ph < h || ld < (size_t)pw || y0 < 0 || y0 % EF_K_SCALE || y1 <= y0 || y1 > h;
+}
+
+int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                        int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
+    const compose_out o = {out, ld_out, NULL, NULL, 0, EF_K_GRAY};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
+}
+
+int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                   int h, float *out, size_t ld_out, void *scratch)
+{
+    return ef_compose_f32_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, out, ld_out, scratch);
+}
+
+int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch)
+{
+    if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
+        bad_output(w, chroma, out, out_stride, out_format))
+        return EF_K_EARG;
+    const compose_out o = {NULL, 0, chroma, out, out_stride, out_format};
+    return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
+}
+
+int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
+                  const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch)
+{
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
+}

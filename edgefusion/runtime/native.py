@@ -1,0 +1,320 @@
+"""The C frame-path kernels (``edgefusion/native/src``) for the Python runtime, through ctypes.
+
+On first use the sources are compiled with the system C compiler (``$CC`` or
+``cc``; ``-O3 -std=c99``, plus ``-march=x86-64-v2`` on x86-64 CPUs with
+SSE4.2) into a shared library in a per-user cache folder
+(``$EDGEFUSION_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/edgefusion/native`` or
+``~/.cache/edgefusion/native``), named by the hash of the sources and flags and
+written by atomic rename, so concurrent first uses are safe.
+``EDGEFUSION_NATIVE=0`` disables the kernels; ``EDGEFUSION_NATIVE_CFLAGS``
+adds compiler flags (e.g. ``-march=native``, opt-in). Without a compiler the
+callers use their numpy path (one debug log line says why).
+
+The wrappers take numpy arrays whose rows are contiguous (any row stride) and
+write into caller-owned outputs; see ``ef_kernels.h`` for the math.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from edgefusion.runtime.backends.base import log
+from edgefusion.runtime.compose import BandWorkers
+
+SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
+BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared")
+GRAY, RGB, BGR = 1, 3, 4
+N_STATS = 6
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def enabled() -> bool:
+    """True unless ``EDGEFUSION_NATIVE=0``."""
+    return os.environ.get("EDGEFUSION_NATIVE", "1").strip() != "0"
+
+
+def kernels() -> ctypes.CDLL | None:
+    """The loaded kernel library, building it on first use; None when disabled or not buildable."""
+    if not enabled():
+        return None
+    with _lock:
+        if "lib" not in _state:
+            _state["lib"] = _load()
+        return _state["lib"]  # type: ignore[return-value]
+
+
+def _flags() -> list[str]:
+    flags = list(BASE_FLAGS)
+    if platform.machine().lower() in ("x86_64", "amd64") and _cpu_has("sse4_2"):
+        flags.append("-march=x86-64-v2")
+    return flags + shlex.split(os.environ.get("EDGEFUSION_NATIVE_CFLAGS", ""))
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("EDGEFUSION_NATIVE_CACHE"):
+        return Path(os.environ["EDGEFUSION_NATIVE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgefusion" / "native"
+
+
+def _load() -> ctypes.CDLL | None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    sources = sorted(SOURCES.glob("*.c"))
+    if sys.platform == "win32" or not compiler or not sources:
+        log.debug("native kernels unavailable (no C compiler or sources); using numpy")
+        return None
+    flags = _flags()
+    digest = hashlib.sha256("\0".join([compiler, platform.machine(), *flags]).encode())
+    for path in sorted(SOURCES.glob("*.[ch]")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = _cache_dir() / f"libef_kernels-{digest.hexdigest()[:20]}.so"
+    try:
+        if not target.exists():
+            _build(compiler, flags, sources, target)
+        return _declare(ctypes.CDLL(str(target)))
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("native kernels unavailable (%s); using numpy", str(exc).splitlines()[0] if str(exc) else exc)
+        return None
+
+
+def _build(compiler: str, flags: list[str], sources: list[Path], target: Path) -> None:
+    """Compile into a temporary file beside ``target`` and rename it into place (atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        cmd = [compiler, *flags, "-o", tmp, *map(str, sources), "-lm"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode:
+            raise OSError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_P = ctypes.c_void_p
+_Z = ctypes.c_size_t
+_I = ctypes.c_int
+_D = ctypes.c_double
+
+
+class Chroma(ctypes.Structure):
+    """``ef_chroma``: an 8-bit RGB/BGR source, planar float Cb/Cr, or neither (gray)."""
+
+    _fields_ = [("src", _P), ("src_stride", _Z), ("order", _I), ("cb", _P), ("cr", _P), ("ld", _Z)]
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    signatures = {
+        "ef_normalize_u8": (_P, _Z, _I, _I, _P, _Z),
+        "ef_percentiles_u16": (_P, _Z, _I, _I, _D, _D, _P, ctypes.POINTER(_D), ctypes.POINTER(_D)),
+        "ef_stretch_u16": (_P, _Z, _I, _I, _D, _D, _P, _Z),
+        "ef_channels_identical_u8": (_P, _Z, _I, _I),
+        "ef_ycbcr_u8": (_P, _Z, _I, _I, _I, _P, _Z, _P, _P, _Z),
+        "ef_frame_stats": (_P, _P, _Z, _I, _I, _P),
+        "ef_pad_edge": (_P, _Z, _I, _I, _I, _I),
+        "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
+        "ef_compose_scratch_bytes": (_I, _I),
+        "ef_compose_f32_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, _P, _Z, _P),
+        "ef_compose_u8_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I, _P),
+    }
+    for name, args in signatures.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = _I
+    lib.ef_percentiles_scratch_bytes.argtypes = ()
+    lib.ef_percentiles_scratch_bytes.restype = _Z
+    lib.ef_compose_scratch_bytes.restype = _Z
+    return lib
+
+
+# ---- thin wrappers (arrays with contiguous rows; outputs preallocated by the caller) ----
+
+
+def _rows(a: np.ndarray, dtype, channels: int = 1) -> tuple[int, int]:
+    """(pointer, row stride in bytes) of a 2-D (or (H, W, channels)) array with contiguous rows."""
+    if a.dtype != dtype or a.strides[-1] != a.itemsize or (a.ndim == 3 and a.strides[1] != channels * a.itemsize):
+        raise ValueError(f"native kernels need {np.dtype(dtype)} arrays with contiguous rows")
+    row = a.itemsize * int(np.prod(a.shape[1:]))
+    return a.ctypes.data, a.strides[0] if a.shape[0] > 1 else row  # numpy may give a single row any stride
+
+
+def _ld(a: np.ndarray) -> tuple[int, int]:
+    """(pointer, row stride in floats) of a float32 plane."""
+    ptr, stride = _rows(a, np.float32)
+    return ptr, stride // 4
+
+
+def _check(code: int, name: str) -> None:
+    if code:
+        raise ValueError(f"{name}: invalid arguments")
+
+
+def unit_u8(lib, src: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = src / 255`` for a gray uint8 frame."""
+    h, w = src.shape
+    _check(lib.ef_normalize_u8(*_rows(src, np.uint8), w, h, *_ld(out)), "ef_normalize_u8")
+    return out
+
+
+def stretch_u16(lib, src: np.ndarray, low: float, high: float, out: np.ndarray) -> np.ndarray:
+    """Percentile stretch of a gray uint16 frame (preprocess.ThermalStretch ``low``/``high``)."""
+    lo, hi = percentiles_u16(lib, src, low, high)
+    h, w = src.shape
+    _check(lib.ef_stretch_u16(*_rows(src, np.uint16), w, h, lo, hi, *_ld(out)), "ef_stretch_u16")
+    return out
+
+
+def percentiles_u16(lib, src: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """``np.percentile(src, [low, high])`` of a uint16 (H, W) or (H, W, C) array, via a histogram."""
+    src = src.reshape(src.shape[0], -1) if src.ndim == 3 and src.flags.c_contiguous else src
+    h, w = src.shape
+    scratch = np.empty(lib.ef_percentiles_scratch_bytes(), np.uint8)
+    lo, hi = _D(), _D()
+    ptr, stride = _rows(src, np.uint16)
+    _check(lib.ef_percentiles_u16(ptr, stride, w, h, low, high, scratch.ctypes.data, ctypes.byref(lo),
+                                  ctypes.byref(hi)), "ef_percentiles_u16")
+    return lo.value, hi.value
+
+
+def channels_identical(lib, src: np.ndarray) -> bool:
+    """True when every pixel of an 8-bit (H, W, 3) frame has three equal channels."""
+    h, w, _ = src.shape
+    return bool(lib.ef_channels_identical_u8(*_rows(src, np.uint8, 3), w, h))
+
+
+def ycbcr_u8(lib, src: np.ndarray, order: int, y: np.ndarray, cbcr: np.ndarray | None = None) -> None:
+    """BT.601 Y (and planar CbCr (2, H, W) when given) of an 8-bit RGB/BGR frame, on the 0..1 scale."""
+    h, w, _ = src.shape
+    cb = cr = None
+    ld_c = 0
+    if cbcr is not None:
+        (cb, ld_c), (cr, _) = _ld(cbcr[0]), _ld(cbcr[1])
+    _check(lib.ef_ycbcr_u8(*_rows(src, np.uint8, 3), order, w, h, *_ld(y), cb, cr, ld_c), "ef_ycbcr_u8")
+
+
+def frame_stats(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """The 6 frame statistics of student v2 (edgefusion.runtime.frame_stats) of two planes of one shape."""
+    if ir.shape != vis.shape or ir.strides != vis.strides:
+        raise ValueError("frame_stats needs two planes of one shape and stride")
+    out = np.empty(N_STATS, np.float32)
+    h, w = ir.shape
+    ptr, ld = _ld(ir)
+    _check(lib.ef_frame_stats(ptr, _ld(vis)[0], ld, w, h, out.ctypes.data), "ef_frame_stats")
+    return out
+
+
+def pad_edge(lib, plane: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Fill ``plane`` (PH, PW) outside its top-left ``h`` x ``w`` by edge replication, in place."""
+    ph, pw = plane.shape
+    ptr, ld = _ld(plane)
+    _check(lib.ef_pad_edge(ptr, ld, w, h, pw, ph), "ef_pad_edge")
+    return plane
+
+
+def chroma(src: np.ndarray | None = None, order: int = RGB, cbcr: np.ndarray | None = None) -> Chroma | None:
+    """Chroma for the restore kernels: the 8-bit color source, or planar float CbCr (2, H, W), or None."""
+    if src is not None:
+        ptr, stride = _rows(src, np.uint8, 3)
+        color = Chroma(ptr, stride, order, None, None, 0)
+    elif cbcr is not None:
+        (cb, ld), (cr, _) = _ld(cbcr[0]), _ld(cbcr[1])
+        color = Chroma(None, 0, 0, cb, cr, ld)
+    else:
+        return None
+    color.keep = (src, cbcr)  # the struct holds raw pointers: keep the arrays alive with it
+    return color
+
+
+def _out_format(out: np.ndarray, order: int) -> int:
+    return GRAY if out.ndim == 2 else order
+
+
+def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order: int = RGB) -> np.ndarray:
+    """uint8 gray (H, W) or RGB/BGR (H, W, 3) ``out`` from the fused luma ``y`` and ``color``."""
+    h, w = out.shape[:2]
+    ref = ctypes.byref(color) if color is not None else None
+    _check(lib.ef_restore_u8(*_ld(y), w, h, ref, *_rows(out, np.uint8, 3), _out_format(out, order)),
+           "ef_restore_u8")
+    return out
+
+
+class Composer(BandWorkers):
+    """C composition for padded planes of one shape (PH, PW), multiples of 4.
+
+    ``workers`` > 1 composes that many bands of rows on threads (ctypes
+    releases the GIL during the calls), each with its own scratch. One
+    Composer must not be called from two threads at once.
+    """
+
+    def __init__(self, lib, height: int, width: int, workers: int = 1) -> None:
+        self.lib = lib
+        self.shape = (height, width)
+        self.workers = max(1, min(workers, height // 4))
+        self._scratch = [np.empty(lib.ef_compose_scratch_bytes(width, height), np.uint8) for _ in range(self.workers)]
+        super().__init__(self.workers)
+
+    def __call__(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fused luma into ``out`` (h, w) <= (PH, PW) from padded ``ir``, ``vis`` and maps (4, PH/4, PW/4)."""
+        ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
+        h, w = out.shape
+        ptr_o, ld_o = _ld(out)
+        self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_f32_rows(
+            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ptr_o, ld_o, scratch), "ef_compose_f32_rows")
+        return out
+
+    def to_u8(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, color: Chroma | None, out: np.ndarray,
+              order: int = RGB) -> np.ndarray:
+        """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3])."""
+        ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
+        h, w = out.shape[:2]
+        ref = ctypes.byref(color) if color is not None else None
+        ptr_o, stride = _rows(out, np.uint8, 3)
+        fmt = _out_format(out, order)
+        self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(
+            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ref, ptr_o, stride, fmt, scratch),
+            "ef_compose_u8_rows")
+        return out
+
+    def _bands(self, h: int, run, name: str) -> None:
+        """``run(y0, y1, scratch)`` over bands of rows (starts at multiples of 4), on the pool when there is one."""
+        per_worker = -(-h // self.workers)
+        step = -(-per_worker // 4) * 4  # band starts must be multiples of 4
+        bands = [(y0, min(y0 + step, h), s.ctypes.data) for y0, s in zip(range(0, h, step), self._scratch)]
+        if self._pool is None or len(bands) == 1:
+            codes = [run(*band) for band in bands]
+        else:
+            codes = [job.result() for job in [self._pool.submit(run, *band) for band in bands]]
+        _check(max(codes, key=abs), name)
+
+    def _inputs(self, ir, vis, maps):
+        if ir.shape != self.shape or vis.shape != self.shape or ir.strides != vis.strides:
+            raise ValueError(f"composer for {self.shape} got planes {ir.shape}, {vis.shape}")
+        ph, pw = self.shape
+        maps = np.ascontiguousarray(maps, dtype=np.float32)
+        if maps.shape != (4, ph // 4, pw // 4):
+            raise ValueError(f"maps of shape {maps.shape} for planes {self.shape}")
+        ptr_i, ld = _ld(ir)
+        return ptr_i, ld, _ld(vis)[0], pw, ph, maps

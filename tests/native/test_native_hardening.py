@@ -1,0 +1,91 @@
+"""The C runtime checked like firmware: AddressSanitizer + UBSan, valgrind memcheck, fuzz harnesses on their seed corpus.
+
+Sanitized builds use the trivial C backend (tests/native/trivial_backend.c): every
+line that runs is edgefusion's. OpenVINO cannot run under AddressSanitizer (its
+plugins are dlopen'ed with RTLD_DEEPBIND), so the OpenVINO example runs under UBSan
+only. The >= 60 s libFuzzer runs are benchmarks/fuzz_native.sh, not part of the suite.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from native_build import CORE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, openvino_flags, require_sanitizers, run
+
+ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86", "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
+
+
+@pytest.fixture(scope="session")
+def trivial_asan(work):
+    require_sanitizers(work)
+    return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
+
+
+@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v2", "rgb"), ("v2", "ir16"), ("v1", "odd7x5"), ("v2", "one1x1")])
+def test_asan_ubsan_on_frames(trivial_asan, fake_bundles, pairs, tmp_path, version, name):
+    ir_path, vis_path = pairs[name]
+    report = driver_json(run([trivial_asan, fake_bundles[version], ir_path, vis_path, tmp_path / "o.pnm", 2], env=ASAN_ENV))
+    assert report["runs"] == 2
+
+
+@pytest.mark.parametrize("size", ["1x1", "7x5", "9x17", "333x100"])
+def test_asan_ubsan_on_odd_sizes(trivial_asan, fake_bundles, size):
+    for version in ("v1", "v2"):
+        assert driver_json(run([trivial_asan, "--synthetic", fake_bundles[version], size], env=ASAN_ENV))["allocs_after_first"] == 0
+
+
+def test_asan_ubsan_bad_arguments(trivial_asan, fake_bundles):
+    done = run([trivial_asan, "--bad-args", fake_bundles["v2"]], env=ASAN_ENV)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1].strip() == "0", done.stderr
+
+
+@pytest.mark.slow
+def test_asan_ubsan_4000x3000(trivial_asan, fake_bundles):
+    assert driver_json(run([trivial_asan, "--synthetic", fake_bundles["v2"], "4000x3000"], env=ASAN_ENV, timeout=600))["allocs_after_first"] == 0
+
+
+def test_ubsan_openvino_example(work, ov_bundles, pairs, tmp_path):
+    require_sanitizers(work)
+    exe = cc(work / "fuse_frames_ubsan", [*CORE, NATIVE / "examples" / "pnm.c", NATIVE / "examples" / "fuse_frames.c"],
+             "-O1", "-g", "-fsanitize=undefined", "-fno-sanitize-recover=all", *openvino_flags())
+    for name in ("rgb", "odd7x5", "one1x1"):
+        ir_path, vis_path = pairs[name]
+        done = run([exe, "--model", ov_bundles["v2"], "--ir", ir_path, "--vis", vis_path, "-o", tmp_path / "o.pnm"], env=ASAN_ENV)
+        assert done.returncode == 0, done.stderr
+
+
+def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind not found")
+    exe = cc(work / "trivial_plain", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
+    memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
+    ir_path, vis_path = pairs["odd13x9"]
+    for args in (["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2],
+                 ["--bad-args", fake_bundles["v1"]]):
+        done = run(memcheck + [exe, *args])
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("harness,sources", [
+    ("manifest", ["runtime/ef_manifest.c", "runtime/ef_json.c"]),
+    ("pnm", ["examples/pnm.c"]),
+])
+def test_fuzz_harness_on_seed_corpus(work, tmp_path, harness, sources):
+    """Each libFuzzer harness, linked with a plain main, on its seed corpus plus hostile inputs, under ASan + UBSan."""
+    require_sanitizers(work)
+    exe = cc(work / f"fuzz_{harness}_corpus", [NATIVE / "fuzz" / f"fuzz_{harness}.c", NATIVE / "fuzz" / "run_corpus.c",
+                                              *(NATIVE / s for s in sources)], "-O1", "-g", *SANITIZE)
+    hostile = {
+        "manifest": [b"", b"{", b"[" * 5000, b'{"a":"\\u', b'{"a":"\\ud800\\u0041"}', b"-", b"1e999999999", b'"\xff\x00"'],
+        "pnm": [b"", b"P5", b"P5\n99999 99999\n255\n", b"P6\n2 2\n255\n\x00", b"P5\n1 1\n65535\n\x01", b"P5 -1 1 255 x",
+                b"P5\n#" + b"x" * 1000, b"P5\n1 1\n0\n\x00", b"P6\n16384 16385\n255\n"],
+    }[harness]
+    files = sorted((NATIVE / "fuzz" / "corpus" / harness).iterdir())
+    for i, data in enumerate(hostile):
+        path = tmp_path / f"hostile{i}"
+        path.write_bytes(data)
+        files.append(path)
+    done = run([exe, *files], env=ASAN_ENV)
+    assert done.returncode == 0 and f"{len(files)} inputs" in done.stdout, done.stderr

@@ -1,0 +1,359 @@
+"""The C runtime (edgefusion/native): SHA-256, manifest reader, ef_fuse against the Python runtime, custom backends.
+
+Binaries are compiled once per session with the system compiler (tests/native/native_build.py, fixtures in tests/native/conftest.py).
+OpenVINO tests use small hand-made analysis networks (ONNX -> OpenVINO IR, no torch),
+so they check the C runtime and its OpenVINO adapter, not a particular model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from native_build import BASE_MANIFEST, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
+
+from edgefusion import preprocess
+from edgefusion.cli import main
+from edgefusion.embed.c_arrays import bundle_c_arrays
+from edgefusion.runtime.bundle import load_bundle, write_bundle
+from edgefusion.runtime.compose import Composer
+
+
+# ---- SHA-256 and manifest reader -----------------------------------------------------------
+
+def c_sha256(lib, data: bytes) -> str:
+    out = ctypes.create_string_buffer(65)
+    lib.ef_sha256_hex(data, len(data), out)
+    return out.value.decode()
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 1 << 20])
+def test_sha256_matches_hashlib(reader_lib, size):
+    data = bytes((i * 131 + 7) & 255 for i in range(size))
+    assert c_sha256(reader_lib, data) == hashlib.sha256(data).hexdigest()
+
+
+def test_sha256_known_vectors(reader_lib):
+    assert c_sha256(reader_lib, b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert c_sha256(reader_lib, b"") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+class Hash(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * 256), ("sha256", ctypes.c_char * 65)]
+
+
+class Manifest(ctypes.Structure):
+    """Mirror of ef_manifest (edgefusion/native/runtime/ef_manifest.h)."""
+
+    _fields_ = [("backend", ctypes.c_char * 32), ("precision", ctypes.c_char * 16), ("layout", ctypes.c_char * 8),
+                ("io_dtype", ctypes.c_char * 16), ("stride", ctypes.c_int), ("compose_runtime", ctypes.c_int),
+                ("fixed_h", ctypes.c_int), ("fixed_w", ctypes.c_int), ("n_inputs", ctypes.c_int),
+                ("stretch_low", ctypes.c_double), ("stretch_high", ctypes.c_double), ("model", ctypes.c_char * 256),
+                ("weights", ctypes.c_char * 256), ("n_hashes", ctypes.c_int), ("hashes", Hash * 16)]
+
+
+def parse_manifest(lib, text: bytes) -> tuple[int, Manifest, str]:
+    m = Manifest()
+    err = ctypes.create_string_buffer(256)
+    rc = lib.ef_manifest_parse(text, len(text), ctypes.byref(m), err, len(err))
+    return rc, m, err.value.decode("utf-8", errors="replace")  # messages quote names from the input
+
+
+def test_manifest_reader_reads_python_bundles(reader_lib, fake_bundles, tmp_path):
+    model = tmp_path / "model.xml"
+    model.write_bytes(b"<xml/>")
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"\0\1")
+    manifest = dict(BASE_MANIFEST, stride=16, fixed_shape=[480, 640], compose="model", preprocessing={"thermal_stretch": [1, 98.25]})
+    bundle = write_bundle(tmp_path / "b", {"model": model, "weights": weights}, manifest)
+    rc, m, err = parse_manifest(reader_lib, (bundle / "manifest.json").read_bytes())
+    assert rc == 0, err
+    assert (m.backend, m.precision, m.layout, m.io_dtype) == (b"openvino", b"fp32", b"NCHW", b"float32")
+    assert (m.stride, m.compose_runtime, m.fixed_h, m.fixed_w, m.n_inputs) == (16, 0, 480, 640, 2)
+    assert (m.stretch_low, m.stretch_high) == (1.0, 98.25)
+    assert (m.model, m.weights) == (b"model.xml", b"model.bin")
+    hashes = {m.hashes[i].name.decode(): m.hashes[i].sha256.decode() for i in range(m.n_hashes)}
+    assert hashes == {n: hashlib.sha256((bundle / n).read_bytes()).hexdigest() for n in ("model.xml", "model.bin")}
+    rc, m, err = parse_manifest(reader_lib, (fake_bundles["v2"] / "manifest.json").read_bytes())
+    assert rc == 0 and m.n_inputs == 3 and m.compose_runtime == 1 and m.weights == b"" and m.fixed_h == 0
+
+
+def _good() -> dict:
+    return dict(BASE_MANIFEST, files={"model": "m.xml"}, sha256={"m.xml": "0" * 64})
+
+
+BAD = {
+    "not json": b"{\"schema\": 1,",
+    "not an object": b"[1, 2]",
+    "trailing garbage": json.dumps(_good()).encode() + b" x",
+    "deep nesting": b"[" * 100000 + b"]" * 100000,
+    "bad escape": json.dumps(_good()).replace('"m.xml"', '"m\\q.xml"', 1).encode(),
+    "lone surrogate": json.dumps(_good()).replace('"m.xml": "0', '"\\udc00m.xml": "0').encode(),
+    "missing key": json.dumps({k: v for k, v in _good().items() if k != "stride"}).encode(),
+    "schema 2": json.dumps(dict(_good(), schema=2)).encode(),
+    "unknown backend": json.dumps(dict(_good(), backend="coreml")).encode(),
+    "float stride": json.dumps(dict(_good(), stride=8.0)).encode(),
+    "huge stride": json.dumps(dict(_good(), stride=1 << 40)).encode(),
+    "fixed shape": json.dumps(dict(_good(), fixed_shape=[0, 5])).encode(),
+    "unsafe path": json.dumps(dict(_good(), files={"model": "../m.xml"}, sha256={"../m.xml": "0" * 64})).encode(),
+    "unhashed file": json.dumps(dict(_good(), files={"model": "m.xml", "weights": "m.bin"})).encode(),
+    "no model role": json.dumps(dict(_good(), files={"weights": "m.xml"})).encode(),
+    "short digest": json.dumps(dict(_good(), sha256={"m.xml": "abc"})).encode(),
+    "compose": json.dumps(dict(_good(), compose="gpu")).encode(),
+    "compose stride": json.dumps(dict(_good(), stride=6)).encode(),
+    "stretch": json.dumps(dict(_good(), preprocessing={"thermal_stretch": [99, 1]})).encode(),
+    "inputs": json.dumps(dict(_good(), inputs=["ir", "depth"])).encode(),
+    "inputs twice": json.dumps(dict(_good(), inputs=["ir", "vis", "vis"])).encode(),
+}
+
+
+def test_manifest_reader_accepts_the_good_one(reader_lib):
+    rc, m, err = parse_manifest(reader_lib, json.dumps(_good()).encode())
+    assert rc == 0 and m.model == b"m.xml", err
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_manifest_reader_refuses_malformed(reader_lib, case):
+    rc, _, err = parse_manifest(reader_lib, BAD[case])
+    assert rc == -1 and err and "\n" not in err
+
+
+def test_manifest_reader_unescapes_like_python(reader_lib):
+    text = json.dumps(dict(_good(), files={"model": "m\u00e9\U0001f600.xml"}, sha256={"m\u00e9\U0001f600.xml": "a" * 64}))
+    assert "\\ud83d\\ude00" in text  # ensure_ascii: a surrogate pair
+    rc, m, err = parse_manifest(reader_lib, text.encode())
+    assert rc == 0, err
+    assert m.model.decode("utf-8") == "m\u00e9\U0001f600.xml"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_manifest_reader_survives_mutations(reader_lib, data):
+    """Random byte edits of a valid manifest: the reader returns 0 or -1, never crashes; 0 only for JSON Python accepts."""
+    text = bytearray(json.dumps(_good()).encode())
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, len(text) - 1))
+        text[pos] = data.draw(st.integers(0, 255))
+    rc, _, _ = parse_manifest(reader_lib, bytes(text))
+    assert rc in (0, -1)
+    if rc == 0:
+        json.loads(bytes(text).decode("utf-8", errors="surrogateescape"))
+
+
+# ---- the frame path with the built-in OpenVINO backend, against the Python runtime ----------
+
+@pytest.fixture()
+def numpy_runtime(monkeypatch):
+    """The Python runtime on its numpy path (no C kernels): the independent reference."""
+    monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES + ["rgb", "ir16", "odd13x9", "odd7x5", "one1x1"])
+def test_fuse_frames_equals_python_runtime(fuse_frames, ov_bundles, pairs, tmp_path, numpy_runtime, name):
+    from edgefusion.runtime import Fuser
+
+    ir_path, vis_path = pairs[name]
+    out = tmp_path / ("out.ppm" if vis_path.suffix == ".ppm" else "out.pgm")
+    done = run([fuse_frames, "--model", ov_bundles["v1"], "--ir", ir_path, "--vis", vis_path, "-o", out, "--threads", "1"])
+    assert done.returncode == 0, done.stderr
+    ir, vis = read_image(ir_path), read_image(vis_path)
+    expected = Fuser.open(ov_bundles["v1"], threads=1).fuse(ir, vis)
+    got = read_image(out)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert expected.std() > 1  # a real picture, not a constant
+
+
+@pytest.mark.parametrize("name", [SAMPLE_NAMES[2], "rgb", "odd7x5"])
+def test_full_model_bundle_equals_python_runtime(fuse_frames, ov_bundles, pairs, tmp_path, numpy_runtime, name):
+    """compose = model: the network outputs the fused luma; the C runtime only restores color and rounds."""
+    from edgefusion.runtime import Fuser
+
+    ir_path, vis_path = pairs[name]
+    out = tmp_path / "out.pnm"
+    done = run([fuse_frames, "--model", ov_bundles["fused"], "--ir", ir_path, "--vis", vis_path, "-o", out])
+    assert done.returncode == 0, done.stderr
+    expected = Fuser.open(ov_bundles["fused"]).fuse(read_image(ir_path), read_image(vis_path))
+    assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
+def python_v2_reference(bundle, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """v2 frame path from the Python pieces: planes, contract stats, OpenVINO maps, numpy composition, color."""
+    import openvino as ov
+
+    pair = preprocess.prepare_pair(ir, vis)
+    h, w = pair.ir.shape
+    ir_p, vis_p = preprocess.model_inputs(pair, 8)
+    stats = frame_stats_reference(pair.ir, pair.vis_y)[None]
+    files = load_bundle(bundle).files
+    model = ov.Core().compile_model(str(files["model"]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    maps = model({"ir": ir_p, "vis": vis_p, "stats": stats})[0]
+    fused = np.empty(ir_p.shape[2:], np.float32)
+    Composer(*ir_p.shape[2:])(ir_p[0, 0], vis_p[0, 0], maps[0], fused)
+    return preprocess.to_uint8(preprocess.restore_color(fused[:h, :w], pair.vis_cbcr))
+
+
+@pytest.mark.parametrize("name", [SAMPLE_NAMES[1], "rgb", "odd7x5"])
+def test_v2_bundle_gets_frame_stats(fuse_frames, ov_bundles, pairs, tmp_path, name):
+    ir_path, vis_path = pairs[name]
+    out = tmp_path / "out.pnm"
+    done = run([fuse_frames, "--model", ov_bundles["v2"], "--ir", ir_path, "--vis", vis_path, "-o", out])
+    assert done.returncode == 0, done.stderr
+    expected = python_v2_reference(ov_bundles["v2"], read_image(ir_path), read_image(vis_path))
+    assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
+def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
+    done = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "64x48", "--bench", "3", "--warmup", "1", "--threads", "1"])
+    assert done.returncode == 0, done.stderr
+    size = json.loads(done.stdout)["sizes"][0]
+    from edgefusion.bench import SizeResult
+
+    assert set(SizeResult.__dataclass_fields__) | {"size"} == set(size)
+    assert size["size"] == "64x48" and size["runs"] == 3 and size["min_ms"] <= size["median_ms"] <= size["max_ms"]
+
+
+# ---- custom C backend, integrity, errors (no inference engine needed) ----------------------
+
+@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v1", "rgb"), ("v2", SAMPLE_NAMES[2]), ("v2", "ir16")])
+def test_custom_backend_and_stats(trivial, fake_bundles, pairs, tmp_path, version, name):
+    """The trivial backend sets M0 = stats[0] (v2) or 0, M1 = M2 = 1/2, M3 = 0: fused = M0 + (ir + vis) / 2."""
+    ir_path, vis_path = pairs[name]
+    out = tmp_path / "out.pnm"
+    report = driver_json(run([trivial, fake_bundles[version], ir_path, vis_path, out, 3]))
+    assert report["runs"] == 3 and report["allocs_after_first"] == 0  # no allocation per frame
+    # BGR in and out (padded rows) = RGB with channels swapped, within the 1-level tolerance of luma rounding
+    assert report["bgr_difference"] in ((0, 1) if read_image(vis_path).ndim == 3 else (-1,))
+    pair = preprocess.prepare_pair(read_image(ir_path), read_image(vis_path))
+    stats = frame_stats_reference(pair.ir, pair.vis_y)
+    if version == "v2":
+        np.testing.assert_allclose(report["stats"], stats, rtol=0, atol=1e-6)
+    else:
+        assert report["stats"] == []
+    m0 = stats[0] if version == "v2" else 0.0
+    fused_y = np.clip(m0 + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1)
+    expected = preprocess.to_uint8(preprocess.restore_color(fused_y, pair.vis_cbcr))
+    assert np.abs(read_image(out).astype(int) - expected).max() <= 1
+
+
+def test_fixed_shape_bundle(trivial, fake_bundles, pairs, tmp_path):
+    """Frames up to the fixed shape are padded to it; larger ones are refused (the C runtime does not tile)."""
+    ir_path, vis_path = pairs["odd13x9"]
+    assert driver_json(run([trivial, fake_bundles["fixed"], ir_path, vis_path, tmp_path / "o.ppm"]))["runs"] == 2
+    ir_path, vis_path = pairs[SAMPLE_NAMES[0]]
+    done = run([trivial, fake_bundles["fixed"], ir_path, vis_path, tmp_path / "o.pgm"])
+    assert done.returncode == 2 and "larger than the bundle's fixed shape 24x16" in done.stderr
+
+
+def test_bad_arguments_return_codes(trivial, fake_bundles):
+    done = run([trivial, "--bad-args", fake_bundles["v1"]])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:-1] == ["1"] * 10  # EF_ERR_ARGUMENT, no crash
+    assert lines[-1].strip() == "0"  # the context still works afterwards
+
+
+def test_peak_heap_and_no_per_frame_allocation(trivial, fake_bundles):
+    report = driver_json(run([trivial, "--synthetic", fake_bundles["v1"], "1920x1080"]))
+    assert report["allocs_after_first"] == 0
+    assert report["peak_heap"] <= 3 * report["io_bytes"]
+
+
+@pytest.mark.parametrize("damage", ["tamper", "missing", "manifest", "backend"])
+def test_refuses_damaged_bundles(trivial, fake_bundles, pairs, tmp_path, damage):
+    bundle = tmp_path / "b"
+    shutil.copytree(fake_bundles["v1"], bundle)
+    ir_path, vis_path = pairs[SAMPLE_NAMES[0]]
+    if damage == "tamper":
+        (bundle / "model.plan").write_bytes(b"a trivial engine!")
+    elif damage == "missing":
+        (bundle / "model.plan").unlink()
+    elif damage == "manifest":
+        (bundle / "manifest.json").write_text('{"schema": 1, "backend": ')
+    else:
+        text = (bundle / "manifest.json").read_text().replace('"tensorrt"', '"coreml"')
+        (bundle / "manifest.json").write_text(text)
+    done = run([trivial, bundle, ir_path, vis_path, tmp_path / "out.pgm"])
+    expected = {"tamper": "SHA-256 mismatch for model.plan", "missing": "missing file model.plan",
+                "manifest": "not valid JSON", "backend": "unknown backend"}[damage]
+    assert done.returncode == 2 and expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out.pgm").exists()
+
+
+def test_no_builtin_backend_for_other_engines(fuse_frames, fake_bundles, pairs, tmp_path):
+    ir_path, vis_path = pairs[SAMPLE_NAMES[0]]
+    done = run([fuse_frames, "--model", fake_bundles["v1"], "--ir", ir_path, "--vis", vis_path, "-o", tmp_path / "o.pgm"])
+    assert done.returncode == 2 and "no built-in C backend for tensorrt" in done.stderr and done.stderr.count("\n") == 1
+
+
+# ---- the bundle as C arrays and the firmware folder -----------------------------------------
+
+def decode_c_arrays(source: str) -> dict[str, bytes]:
+    """Parse bundle_data.c back into {name: bytes} (independent of the generator)."""
+    arrays = {m.group(1): bytes(int(v) for v in m.group(2).split(","))
+              for m in re.finditer(r"unsigned char EF_ALIGNED (file\d+)\[\] = \{([\d,\s]+)\};", source)}
+    table = re.findall(r'\{"([^"]+)", (file\d+), (\d+)u\}', source)
+    return {name: arrays[var][: int(size)] for name, var, size in table}
+
+
+def test_c_arrays_hold_manifest_and_every_model_file(ov_bundles):
+    bundle = load_bundle(ov_bundles["v1"])
+    files = {rel: (bundle.root / rel).read_bytes() for rel in bundle.manifest["sha256"]}
+    decoded = decode_c_arrays(bundle_c_arrays(bundle.manifest, files)["bundle_data.c"].decode())
+    assert set(decoded) == {"manifest.json", "analyze-v1.xml", "analyze-v1.bin"}
+    for rel in ("analyze-v1.xml", "analyze-v1.bin"):
+        assert decoded[rel] == files[rel]
+    embedded = json.loads(decoded["manifest.json"])
+    assert embedded["sha256"] == {rel: hashlib.sha256(files[rel]).hexdigest() for rel in ("analyze-v1.xml", "analyze-v1.bin")}
+
+
+def test_firmware_folder_builds_and_matches_edgefusion_fuse(ov_bundles, pairs, work, tmp_path, capsys, numpy_runtime):
+    if not shutil.which("cmake"):
+        pytest.skip("cmake not found")
+    fw = work / "firmware"
+    assert main(["native", "--model", str(ov_bundles["v1"]), "--out", str(fw)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    for cmd in (["cmake", "-S", fw, "-B", fw / "build", f"-DEF_OPENVINO_ROOT={openvino_root()}"], ["cmake", "--build", fw / "build", "-j2"]):
+        done = run(cmd, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    for name in (SAMPLE_NAMES[3], "rgb"):
+        ir_path, vis_path = pairs[name]
+        out = tmp_path / f"{name}.pnm"
+        done = run([fw / "build" / "fuse_frames", "--ir", ir_path, "--vis", vis_path, "-o", out])  # the compiled-in bundle
+        assert done.returncode == 0, done.stderr
+        reference = tmp_path / f"{name}.png"
+        assert main(["fuse", "--model", str(ov_bundles["v1"]), "--ir", str(ir_path), "--vis", str(vis_path), "-o", str(reference)]) == 0
+        assert np.abs(read_image(out).astype(int) - read_image(reference)).max() <= 1
+
+
+def test_firmware_folder_refuses_other_folders(ov_bundles, tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["native", "--model", str(ov_bundles["v1"]), "--out", str(tmp_path / "mine")]) == 2
+    assert "refusing" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_shipped_student_x86_int8_bundle(fuse_frames, pairs, work, numpy_runtime):
+    """The product path: the shipped student quantized for x86 (OpenVINO INT8, analyze-only), C against Python."""
+    from edgefusion.runtime import Fuser
+
+    bundle = work / "x86-int8"
+    assert main(["quantize", "--target", "x86", "--out", str(bundle)]) == 0
+    fuser = Fuser.open(bundle, threads=1)
+    for name in SAMPLE_NAMES + ["rgb", "ir16"]:
+        ir_path, vis_path = pairs[name]
+        out = work / f"x86-{name}.pnm"
+        done = run([fuse_frames, "--model", bundle, "--ir", ir_path, "--vis", vis_path, "-o", out, "--threads", "1"])
+        assert done.returncode == 0, done.stderr
+        expected = fuser.fuse(read_image(ir_path), read_image(vis_path))
+        assert np.abs(read_image(out).astype(int) - expected).max() <= 1, name

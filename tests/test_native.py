@@ -1,0 +1,414 @@
+"""C frame-path kernels (edgefusion/native/src/ef_kernels.c) against independent numpy expectations.
+
+Every kernel is checked against numpy's own functions (np.percentile, np.pad,
+np.rint), hand values, or the numpy runtime path it replaces
+(preprocess, io.color, runtime.compose), at odd sizes; the frame path is
+run with the kernels and with ``EDGEFUSION_NATIVE=0`` and must agree within
+one gray level.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgefusion import preprocess
+from edgefusion.io import images
+from edgefusion.io.color import rgb_to_ycbcr
+from edgefusion.runtime import frame, native
+from edgefusion.runtime.compose import Composer
+
+SAMPLES = Path(__file__).resolve().parents[1] / "edgefusion" / "assets" / "samples"
+ODD_SIZES = [(1, 1), (7, 5), (9, 13), (33, 18)]
+SLOW_OK = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="session")
+def lib():
+    found = native.kernels()
+    if found is None:
+        pytest.skip("native kernels unavailable (no C compiler, or EDGEFUSION_NATIVE=0)")
+    return found
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _pad(h: int, w: int, m: int = 8) -> tuple[int, int]:
+    return -(-h // m) * m, -(-w // m) * m
+
+
+# ---------------------------------------------------------------- normalization
+
+
+def test_u8_normalization_equals_numpy_division(lib):
+    src = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    out = native.unit_u8(lib, src, np.empty((16, 16), np.float32))
+    np.testing.assert_array_equal(out, src.astype(np.float32) / np.float32(255))
+
+
+@SLOW_OK
+@given(h=st.integers(1, 12), w=st.integers(1, 12), top=st.sampled_from([1, 7, 300, 65535]),
+       low=st.floats(0, 49), high=st.floats(50, 100), seed=st.integers(0, 2**16))
+def test_percentiles_equal_np_percentile(lib, h, w, top, low, high, seed):
+    src = _rng(seed).integers(0, top + 1, (h, w), dtype=np.uint16)
+    lo, hi = native.percentiles_u16(lib, src, low, high)
+    assert (lo, hi) == tuple(np.percentile(src, [low, high]))
+
+
+def test_percentiles_of_a_strided_view_and_rejected_bounds(lib):
+    base = _rng(1).integers(0, 4000, (20, 30), dtype=np.uint16)
+    view = base[3:17, 5:21]  # row stride 60 bytes, 16 samples per row
+    assert native.percentiles_u16(lib, view, 0.5, 99.5) == tuple(np.percentile(view, [0.5, 99.5]))
+    with pytest.raises(ValueError):
+        native.percentiles_u16(lib, view, 60.0, 50.0)
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES)
+def test_uint16_stretch_matches_numpy(lib, h, w):
+    src = _rng(h * w).integers(100, 16000, (h, w), dtype=np.uint16)
+    out = native.stretch_u16(lib, src, 0.5, 99.5, np.empty((h, w), np.float32))
+    np.testing.assert_allclose(out, preprocess.to_unit_float(src), atol=1e-7)
+
+
+def test_constant_uint16_frame_maps_to_zero(lib):
+    out = native.stretch_u16(lib, np.full((5, 4), 1234, np.uint16), 0.5, 99.5, np.ones((5, 4), np.float32))
+    np.testing.assert_array_equal(out, 0.0)
+
+
+# ---------------------------------------------------------------- color
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES)
+@pytest.mark.parametrize("order", [native.RGB, native.BGR])
+def test_ycbcr_matches_io_color(lib, h, w, order):
+    rgb = _rng(w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    y, cbcr = np.empty((h, w), np.float32), np.empty((2, h, w), np.float32)
+    native.ycbcr_u8(lib, rgb if order == native.RGB else rgb[..., ::-1].copy(), order, y, cbcr)
+    ref_y, ref_cbcr = rgb_to_ycbcr(rgb, scale=1.0 / 255.0)
+    np.testing.assert_allclose(y, ref_y, atol=2e-7)
+    np.testing.assert_allclose(cbcr, ref_cbcr, atol=2e-7)
+
+
+def test_identical_channels_are_detected(lib):
+    gray = _rng(2).integers(0, 256, (6, 7), dtype=np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    assert native.channels_identical(lib, rgb)
+    rgb[5, 6, 2] ^= 1  # one sample of the last pixel differs
+    assert not native.channels_identical(lib, rgb)
+
+
+# ---------------------------------------------------------------- frame statistics
+
+
+def test_frame_stats_hand_values(lib):
+    ir = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)  # mean 0.5, std 0.5, |dx| = |dy| = 1
+    vis = np.array([[0.25, 0.25], [0.75, 0.75]], np.float32)  # mean 0.5, std 0.25, dx 0, dy 0.5
+    np.testing.assert_allclose(native.frame_stats(lib, ir, vis), [0.5, 0.5, 0.5, 0.25, 2.0, 0.5], atol=1e-7)
+
+
+def test_frame_stats_axes_of_length_one(lib):
+    row = np.array([[0.0, 0.5, 1.0]], np.float32)  # no vertical term
+    np.testing.assert_allclose(native.frame_stats(lib, row, row)[4:], [0.5, 0.5], atol=1e-7)
+    one = np.array([[0.3]], np.float32)
+    np.testing.assert_allclose(native.frame_stats(lib, one, one), [0.3, 0.0, 0.3, 0.0, 0.0, 0.0], atol=1e-7)
+
+
+def _stats64(x: np.ndarray) -> list[float]:
+    x = x.astype(np.float64)
+    gx = np.abs(np.diff(x, axis=1)).mean() if x.shape[1] > 1 else 0.0
+    gy = np.abs(np.diff(x, axis=0)).mean() if x.shape[0] > 1 else 0.0
+    return [x.mean(), x.std(), gx + gy]
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES + [(64, 97), (5, 300)])
+def test_frame_stats_match_float64_numpy(lib, h, w):
+    rng = _rng(h + w)
+    ir = rng.random((h, w), dtype=np.float32)
+    vis = (0.5 + 1e-3 * rng.standard_normal((h, w))).astype(np.float32)  # small std: no cancellation allowed
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(ir), _stats64(vis)
+    np.testing.assert_allclose(native.frame_stats(lib, ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+
+
+def test_frame_stats_match_the_contract_module(lib):
+    contract = pytest.importorskip("edgefusion.runtime.frame_stats")
+    pair = preprocess.prepare_pair(images.read_image(SAMPLES / "ir" / "tno_08.png"),
+                                   images.read_image(SAMPLES / "vi" / "tno_08.png"))
+    expected = contract.frame_stats(pair.ir, pair.vis_y)
+    np.testing.assert_allclose(native.frame_stats(lib, pair.ir, pair.vis_y), expected, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- padding
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES)
+def test_pad_edge_equals_np_pad(lib, h, w):
+    ph, pw = _pad(h, w)
+    plane = _rng(3).random((h, w), dtype=np.float32)
+    buf = np.full((ph, pw), np.nan, np.float32)
+    buf[:h, :w] = plane
+    native.pad_edge(lib, buf, w, h)
+    np.testing.assert_array_equal(buf, np.pad(plane, ((0, ph - h), (0, pw - w)), mode="edge"))
+
+
+# ---------------------------------------------------------------- composition and color restore
+
+
+def _maps(ph: int, pw: int, seed: int) -> np.ndarray:
+    return (0.6 * _rng(seed).standard_normal((4, ph // 4, pw // 4))).astype(np.float32)
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES + [(40, 56)])
+def test_composition_matches_numpy_composer(lib, h, w):
+    ph, pw = _pad(h, w)
+    rng = _rng(h * 31 + w)
+    ir, vis = rng.random((ph, pw), dtype=np.float32), rng.random((ph, pw), dtype=np.float32)
+    maps = _maps(ph, pw, h)
+    expected = Composer(ph, pw)(ir, vis, maps, np.empty((ph, pw), np.float32))
+    out = np.full((ph + 2, pw + 3), -1.0, np.float32)  # a wider buffer: its row stride differs from the planes'
+    native.Composer(lib, ph, pw)(ir, vis, maps, out[:h, :w])
+    np.testing.assert_allclose(out[:h, :w], expected[:h, :w], atol=1e-6)
+    assert (out[h:] == -1).all() and (out[:, w:] == -1).all()  # nothing written outside the crop
+
+
+@pytest.mark.parametrize("h,w,workers", [(37, 53, 2), (37, 53, 3), (9, 13, 2), (64, 24, 4)])
+def test_composition_in_bands_on_threads_equals_one_pass(lib, h, w, workers):
+    ph, pw = _pad(h, w)
+    rng = _rng(workers)
+    ir, vis = rng.random((ph, pw), dtype=np.float32), rng.random((ph, pw), dtype=np.float32)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    maps = _maps(ph, pw, w)
+    one, many = native.Composer(lib, ph, pw), native.Composer(lib, ph, pw, workers=workers)
+    np.testing.assert_array_equal(many(ir, vis, maps, np.empty((h, w), np.float32)), one(ir, vis, maps, np.empty((h, w), np.float32)))
+    color = native.chroma(src=rgb)
+    np.testing.assert_array_equal(many.to_u8(ir, vis, maps, color, np.empty((h, w, 3), np.uint8)),
+                                  one.to_u8(ir, vis, maps, color, np.empty((h, w, 3), np.uint8)))
+    many.close()
+
+
+def test_uint8_rounding_is_half_to_even(lib):
+    values = np.arange(511, dtype=np.float32) / np.float32(510)  # every half step of 1/255
+    y = np.concatenate([values, [-0.5, 1.5, 0.0]]).astype(np.float32)[None]
+    out = native.restore_u8(lib, y, None, np.empty(y.shape, np.uint8))
+    np.testing.assert_array_equal(out, preprocess.to_uint8(np.clip(y, 0, 1)))
+
+
+@pytest.mark.parametrize("h,w", ODD_SIZES)
+def test_restore_from_planes_and_from_source_match_numpy(lib, h, w):
+    rng = _rng(h + 5 * w)
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    y = rng.random((h, w), dtype=np.float32)
+    _, cbcr = rgb_to_ycbcr(rgb, scale=1.0 / 255.0)
+    expected = preprocess.to_uint8(preprocess.restore_color(y, cbcr))
+    from_planes = native.restore_u8(lib, y, native.chroma(cbcr=cbcr), np.empty((h, w, 3), np.uint8))
+    from_source = native.restore_u8(lib, y, native.chroma(src=rgb), np.empty((h, w, 3), np.uint8))
+    bgr = native.restore_u8(lib, y, native.chroma(src=rgb[..., ::-1].copy(), order=native.BGR),
+                            np.empty((h, w, 3), np.uint8), order=native.BGR)
+    for got in (from_planes, from_source, bgr[..., ::-1]):
+        assert np.abs(got.astype(int) - expected).max() <= 1
+    np.testing.assert_array_equal(from_planes, expected)
+
+
+def test_gray_fused_copied_to_color_output(lib):
+    y = np.array([[0.0, 0.5, 1.0]], np.float32)
+    out = native.restore_u8(lib, y, None, np.zeros((1, 3, 3), np.uint8))
+    np.testing.assert_array_equal(out, [[[0, 0, 0], [128, 128, 128], [255, 255, 255]]])
+
+
+def test_invalid_arguments_are_errors_not_crashes(lib):
+    with pytest.raises(ValueError):
+        native.Composer(lib, 6, 8)(*(np.zeros((6, 8), np.float32),) * 2, np.zeros((4, 1, 2), np.float32),
+                                   np.zeros((6, 8), np.float32))  # 6 rows: not a multiple of 4
+    with pytest.raises(ValueError):
+        native.unit_u8(lib, np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float64))
+
+
+# ---------------------------------------------------------------- the frame path, C versus numpy
+
+
+def _pairs(shared: Path | None):
+    for name in ("tno_07.png", "tno_08.png"):
+        yield images.read_image(SAMPLES / "ir" / name), images.read_image(SAMPLES / "vi" / name)
+    if shared is not None:
+        for folder in ("RoadScene", "MSRS"):
+            for ir_path in sorted((shared / folder / "ir").iterdir())[:2]:
+                yield images.read_image(ir_path), images.read_image(shared / folder / "vi" / ir_path.name)
+    rng = _rng(7)
+    for h, w in ODD_SIZES:
+        yield rng.integers(0, 60000, (h, w), dtype=np.uint16), rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        yield rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(0, 4096, (h, w), dtype=np.uint16)
+
+
+@pytest.fixture(scope="module")
+def pairs(request):
+    try:
+        shared = request.getfixturevalue("shared_data")
+    except pytest.skip.Exception:
+        shared = None
+    return list(_pairs(shared))
+
+
+class _Analyze:
+    """A fixed analysis 'network' in numpy: maps from 4x4 means of the planes (deterministic, input dependent)."""
+
+    def __init__(self) -> None:
+        self.stats = []
+
+    def __call__(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        self.stats.append(stats)
+        h, w = ir.shape[2:]
+        pool = lambda a: a[0, 0].reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))  # noqa: E731
+        i, v = pool(ir), pool(vis)
+        return np.stack([0.1 * (i - v), 0.4 + i, 0.3 - 0.2 * i, 0.5 * v])[None].astype(np.float32)
+
+
+def _numpy_reference(ir, vis, analyze, stride=8):
+    pair = preprocess.prepare_pair(ir, vis)
+    h, w = pair.ir.shape
+    ir_p, vis_p = preprocess.model_inputs(pair, stride)
+    ph, pw = ir_p.shape[2:]
+    fused = Composer(ph, pw)(ir_p[0, 0], vis_p[0, 0], analyze(ir_p, vis_p)[0], np.empty((ph, pw), np.float32))
+    return preprocess.to_uint8(preprocess.restore_color(fused[:h, :w], pair.vis_cbcr))
+
+
+def test_one_pass_frame_path_matches_numpy_within_one_level(lib, pairs):
+    analyze = _Analyze()
+    frames = frame.NativeFrame(lib, 8)
+    for ir, vis in pairs:
+        expected = _numpy_reference(ir, vis, analyze)
+        _, ir_c, vis_c = frame.native_frame(ir, vis)
+        got = frames.fuse(ir_c, vis_c, preprocess.DEFAULT_STRETCH, analyze)
+        assert got.shape == expected.shape and got.dtype == np.uint8
+        assert np.abs(got.astype(int) - expected).max() <= 1, ir.shape
+
+
+def test_one_pass_frame_path_gives_the_unpadded_frames_stats(lib):
+    rng = _rng(11)
+    ir, vis = rng.integers(0, 256, (13, 21), dtype=np.uint8), rng.integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    analyze = _Analyze()
+    frame.NativeFrame(lib, 8).fuse(ir, vis, preprocess.DEFAULT_STRETCH, analyze, with_stats=True)
+    pair = preprocess.prepare_pair(ir, vis)  # 13x21, not the 16x24 padded planes
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(pair.ir), _stats64(pair.vis_y)
+    assert analyze.stats[-1].shape == (1, 6)
+    np.testing.assert_allclose(analyze.stats[-1][0], [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+    frame.NativeFrame(lib, 8).fuse(ir, vis, preprocess.DEFAULT_STRETCH, analyze)
+    assert analyze.stats[-1] is None
+
+
+def test_prepare_and_finish_agree_with_numpy(lib, pairs, monkeypatch):
+    for ir, vis in pairs:
+        c = frame.prepare_pair(ir, vis)
+        n = preprocess.prepare_pair(ir, vis)
+        np.testing.assert_allclose(c.ir, n.ir, atol=1e-6)
+        np.testing.assert_allclose(c.vis_y, n.vis_y, atol=1e-6)
+        assert (c.vis_cbcr is None) == (n.vis_cbcr is None)
+        with_c = frame.finish(n.vis_y, n.vis_cbcr)
+        monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+        assert native.kernels() is None
+        with_numpy = frame.finish(n.vis_y, n.vis_cbcr)
+        monkeypatch.delenv("EDGEFUSION_NATIVE")
+        assert np.abs(with_c.astype(int) - with_numpy).max() <= 1
+
+
+def test_identical_channel_rgb_is_fused_as_gray(lib):
+    gray = _rng(4).integers(0, 256, (9, 13), dtype=np.uint8)
+    pair = frame.prepare_pair(gray, np.repeat(gray[..., None], 3, axis=2))
+    assert pair.vis_cbcr is None
+    np.testing.assert_array_equal(pair.vis_y, gray.astype(np.float32) / np.float32(255))
+
+
+# ---------------------------------------------------------------- a bundle through Fuser.fuse
+
+
+def _analyze_onnx(path: Path) -> Path:
+    """ONNX analyze-only model: maps = 4x4 average pools of (ir, vis, ir, vis) scaled per map."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    dims = [1, 1, "h", "w"]
+    scale = helper.make_tensor("k", TensorProto.FLOAT, [1, 4, 1, 1], [0.05, 0.5, 0.4, 0.3])
+    nodes = [
+        helper.make_node("Concat", ["ir", "vis", "ir", "vis"], ["c"], axis=1),
+        helper.make_node("AveragePool", ["c"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Mul", ["p", "k"], ["maps"]),
+    ]
+    graph = helper.make_graph(nodes, "analyze", [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("ir", "vis")],
+                              [helper.make_tensor_value_info("maps", TensorProto.FLOAT, [1, 4, "h4", "w4"])], initializer=[scale])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch, threads):
+    pytest.importorskip("onnxruntime")
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime import Fuser
+
+    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
+                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    assert json.loads((bundle / "manifest.json").read_text())["compose"] == "runtime"
+    fast = Fuser.open(bundle, threads=threads)
+    monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+    slow = Fuser.open(bundle, threads=1)
+    for ir, vis in pairs[:4] + pairs[-4:]:
+        monkeypatch.delenv("EDGEFUSION_NATIVE", raising=False)
+        a = fast.fuse(ir, vis)
+        monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+        b = slow.fuse(ir, vis)
+        assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1, ir.shape
+
+
+# ---------------------------------------------------------------- building the library
+
+
+def test_build_is_cached_by_hash_and_race_safe(monkeypatch, tmp_path):
+    if native.kernels() is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("EDGEFUSION_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(native._load())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r is not None for r in results)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("libef_kernels-")] and not list(tmp_path.glob(".build-*"))
+
+
+def test_no_compiler_falls_back_to_numpy(monkeypatch, tmp_path):
+    monkeypatch.setenv("EDGEFUSION_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(native, "_state", {})
+    assert native.kernels() is None
+    ir = np.full((3, 4), 51, np.uint8)
+    assert frame.prepare_pair(ir, ir).ir.dtype == np.float32  # numpy path still works
+
+
+# ---------------------------------------------------------------- sanitizers
+
+
+def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    exe = tmp_path / "kernels_check"
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    built = subprocess.run([compiler, *flags, f"-I{native.SOURCES}", str(Path(__file__).parent / "native_kernels_check.c"),
+                            str(native.SOURCES / "ef_kernels.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
+    if built.returncode:
+        pytest.skip(f"cannot build with sanitizers here: {built.stderr.strip().splitlines()[-1:]}")
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
