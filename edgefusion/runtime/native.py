@@ -93,7 +93,7 @@ def _load() -> ctypes.CDLL | None:
         if not target.exists():
             _build(compiler, flags, sources, target)
         return _declare(ctypes.CDLL(str(target)))
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, AttributeError, subprocess.SubprocessError) as exc:  # AttributeError: a symbol is missing
         log.debug("native kernels unavailable (%s); using numpy", str(exc).splitlines()[0] if str(exc) else exc)
         return None
 
