@@ -201,22 +201,36 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
         c[i] = first[i];
         s[i] = q[i] = gx[i] = gy[i] = 0.0f;
     }
-    for (int y = y0; y < y0 + rows; y++) {
-        const float *restrict r = p + (size_t)y * ld + x0;
-        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
-        for (int i = 0; i < pairs; i++) {
-            float d = r[i] - c[i];
-            s[i] += d;
-            q[i] += d * d;
-            gx[i] += fabsf(r[i + 1] - r[i]);
-            gy[i] += fabsf(r[i] - u[i]);
+    int y = y0;
+    for (; y + 4 <= y0 + rows; y += 4) { /* four rows per pass: the accumulators are loaded and stored once */
+        const float *restrict r0 = p + (size_t)y * ld + x0, *restrict r1 = r0 + ld, *restrict r2 = r1 + ld;
+        const float *restrict r3 = r2 + ld, *restrict u = y > 0 ? r0 - ld : r0;
+        for (int i = 0; i < pairs; i++) { /* sums in row order, as one row at a time */
+            float d0 = r0[i] - c[i], d1 = r1[i] - c[i], d2 = r2[i] - c[i], d3 = r3[i] - c[i];
+            s[i] = s[i] + d0 + d1 + d2 + d3;
+            q[i] = q[i] + d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+            gx[i] = gx[i] + fabsf(r0[i + 1] - r0[i]) + fabsf(r1[i + 1] - r1[i]) + fabsf(r2[i + 1] - r2[i]) +
+                    fabsf(r3[i + 1] - r3[i]);
+            gy[i] = gy[i] + fabsf(r0[i] - u[i]) + fabsf(r1[i] - r0[i]) + fabsf(r2[i] - r1[i]) + fabsf(r3[i] - r2[i]);
         }
-        if (pairs < n) { /* the frame's last column has no right neighbour */
+        for (int k = 0; k < 4 && pairs < n; k++) { /* the frame's last column has no right neighbour */
+            const float *r = r0 + (size_t)k * ld, *up = k ? r - ld : u;
             float d = r[pairs] - c[pairs];
             s[pairs] += d;
             q[pairs] += d * d;
-            gy[pairs] += fabsf(r[pairs] - u[pairs]);
+            gy[pairs] += fabsf(r[pairs] - up[pairs]);
         }
+    }
+    for (; y < y0 + rows; y++) {
+        const float *restrict r = p + (size_t)y * ld + x0;
+        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
+        for (int i = 0; i < n; i++) {
+            float d = r[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
+            gy[i] += fabsf(r[i] - u[i]);
+        }
+        for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
     }
     for (int i = 0; i < n; i++) {
         double ci = c[i], si = s[i];
