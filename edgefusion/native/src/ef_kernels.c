@@ -295,12 +295,35 @@ typedef struct {
 } restore_gains;
 
 /* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
-static void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
+static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
 {
     float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
     o[0] = to_u8(bgr ? blue : red);
     o[1] = to_u8(green);
     o[2] = to_u8(bgr ? red : blue);
+}
+
+/*
+ * n pixels from luma v, an 8-bit source s and its luma ys. src_bgr and out_bgr are constants at
+ * every call site, so the compiler emits one loop per channel order without selects.
+ */
+static inline void restore_from_source(const uint8_t *restrict s, const float *restrict v, const float *restrict ys,
+                                       int n, int src_bgr, int out_bgr, uint8_t *restrict out)
+{
+    const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                             (float)(1.773 * 0.564)};
+    for (int x = 0; x < n; x++) {
+        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
+        put_rgb(out + 3 * x, out_bgr, v[x], red * (1.0f / 255.0f) - ys[x], blue * (1.0f / 255.0f) - ys[x], k);
+    }
+}
+
+/* n pixels from luma v and planar chroma (offset 0.5); out_bgr constant at every call site. */
+static inline void restore_from_planes(const float *restrict cb, const float *restrict cr, const float *restrict v,
+                                       int n, int out_bgr, uint8_t *restrict out)
+{
+    const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k);
 }
 
 /*
@@ -323,26 +346,21 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
     } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
     } else if (chroma->src) {
-        const uint8_t *restrict s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
-        const ycc_matrix c = ycc_u8(chroma->order);
-        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
-                                 (float)(1.773 * 0.564)};
-        /* R and B of a source pixel as e.p (one coefficient 1/255, the others 0) */
-        const float r0 = chroma->order == EF_K_BGR ? 0.0f : 1.0f / 255.0f, r2 = 1.0f / 255.0f - r0;
+        const uint8_t *s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
+        const int src_bgr = chroma->order == EF_K_BGR;
         if (!ys) {
+            const ycc_matrix c = ycc_u8(chroma->order);
             for (int x = 0; x < n; x++)
                 tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
             ys = tmp;
         }
-        for (int x = 0; x < n; x++) {
-            float p0 = s[3 * x], p2 = s[3 * x + 2];
-            put_rgb(out + 3 * x, bgr, v[x], (r0 * p0 + r2 * p2) - ys[x], (r2 * p0 + r0 * p2) - ys[x], k);
-        }
+        if (src_bgr)
+            bgr ? restore_from_source(s, v, ys, n, 1, 1, out) : restore_from_source(s, v, ys, n, 1, 0, out);
+        else
+            bgr ? restore_from_source(s, v, ys, n, 0, 1, out) : restore_from_source(s, v, ys, n, 0, 0, out);
     } else {
-        const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
-        const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
-        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-        for (int x = 0; x < n; x++) put_rgb(out + 3 * x, bgr, v[x], crr[x] - 0.5f, cbr[x] - 0.5f, k);
+        const float *cb = chroma->cb + (size_t)r * chroma->ld + x0, *cr = chroma->cr + (size_t)r * chroma->ld + x0;
+        bgr ? restore_from_planes(cb, cr, v, n, 1, out) : restore_from_planes(cb, cr, v, n, 0, out);
     }
 }
 
