@@ -113,6 +113,8 @@ def finish(fused_y: np.ndarray, vis_cbcr: np.ndarray | None) -> np.ndarray:
     if vis_cbcr is None:
         return native.restore_u8(lib, fused_y, None, np.empty((h, w), np.uint8))
     cbcr = np.ascontiguousarray(vis_cbcr, dtype=np.float32)
+    if cbcr.shape != (2, h, w):  # numpy reports the mismatch
+        return preprocess.to_uint8(preprocess.restore_color(fused_y, vis_cbcr))
     return native.restore_u8(lib, fused_y, native.chroma(cbcr=cbcr), np.empty((h, w, 3), np.uint8))
 
 

@@ -248,6 +248,17 @@ def chroma(src: np.ndarray | None = None, order: int = RGB, cbcr: np.ndarray | N
     return color
 
 
+def _chroma_ref(color: Chroma | None, h: int, w: int):
+    """ctypes reference to ``color`` (or None) after checking that its arrays cover h x w pixels."""
+    if color is None:
+        return None
+    src, cbcr = color.keep
+    size = src.shape[:2] if src is not None else cbcr.shape[1:]
+    if size[0] < h or size[1] < w:
+        raise ValueError(f"chroma of {size[1]}x{size[0]} pixels for a {w}x{h} output")
+    return ctypes.byref(color)
+
+
 def _out_format(out: np.ndarray, order: int) -> int:
     return GRAY if out.ndim == 2 else order
 
@@ -255,7 +266,7 @@ def _out_format(out: np.ndarray, order: int) -> int:
 def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order: int = RGB) -> np.ndarray:
     """uint8 gray (H, W) or RGB/BGR (H, W, 3) ``out`` from the fused luma ``y`` and ``color``."""
     h, w = out.shape[:2]
-    ref = ctypes.byref(color) if color is not None else None
+    ref = _chroma_ref(color, h, w)
     _check(lib.ef_restore_u8(*_ld(y), w, h, ref, *_rows(out, np.uint8, 3), _out_format(out, order)),
            "ef_restore_u8")
     return out
@@ -290,7 +301,7 @@ class Composer(BandWorkers):
         """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3])."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape[:2]
-        ref = ctypes.byref(color) if color is not None else None
+        ref = _chroma_ref(color, h, w)
         ptr_o, stride = _rows(out, np.uint8, 3)
         fmt = _out_format(out, order)
         self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(
