@@ -228,6 +228,8 @@ def test_invalid_arguments_are_errors_not_crashes(lib):
                                    np.zeros((6, 8), np.float32))  # 6 rows: not a multiple of 4
     with pytest.raises(ValueError):
         native.unit_u8(lib, np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float64))
+    with pytest.raises(ValueError):  # an output smaller than the source
+        native.unit_u8(lib, np.zeros((4, 4), np.uint8), np.zeros((3, 4), np.float32))
     with pytest.raises(ValueError):  # a chroma source smaller than the output
         native.restore_u8(lib, np.zeros((4, 4), np.float32), native.chroma(src=np.zeros((3, 4, 3), np.uint8)),
                           np.zeros((4, 4, 3), np.uint8))
