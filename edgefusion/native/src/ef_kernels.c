@@ -467,6 +467,36 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
     }
 }
 
+/* The fused luma of one pixel from ir, vis and the interpolated maps (compose.py's operation order). */
+static inline float fuse_px(float xi, float v, float a0, float a1, float a2, float a3)
+{
+    float d = (xi > v ? xi : v) * a3;
+    d = d + xi * a1;
+    d = d + v * a2;
+    d = d + a0;
+    return clip01(d);
+}
+
+/*
+ * Fused pixels of the two output rows of phases p and p + 1 (p = 0 or 2: both blend the same
+ * upsampled rows, so the maps and their differences are loaded once); ir and vis point to the
+ * first row at the chunk, the second row is ld further; out holds two rows of CHUNK.
+ */
+static void compose_pair(const float *ir, const float *vis, size_t ld, float *const rows[3], int x0, int p, int n,
+                         size_t wide, float out[2][CHUNK])
+{
+    const float *r0 = rows[OFF[p]] + x0, *r1 = rows[OFF[p] + 1] + x0;
+    const float wa = WT[p], wb = WT[p + 1];
+    const float *restrict p0 = r0, *restrict p1 = r0 + wide, *restrict p2 = r0 + 2 * wide, *restrict p3 = r0 + 3 * wide;
+    const float *restrict n0 = r1, *restrict n1 = r1 + wide, *restrict n2 = r1 + 2 * wide, *restrict n3 = r1 + 3 * wide;
+    const float *restrict ia = ir, *restrict va = vis, *restrict ib = ir + ld, *restrict vb = vis + ld;
+    for (int x = 0; x < n; x++) {
+        float d0 = n0[x] - p0[x], d1 = n1[x] - p1[x], d2 = n2[x] - p2[x], d3 = n3[x] - p3[x];
+        out[0][x] = fuse_px(ia[x], va[x], d0 * wa + p0[x], d1 * wa + p1[x], d2 * wa + p2[x], d3 * wa + p3[x]);
+        out[1][x] = fuse_px(ib[x], vb[x], d0 * wb + p0[x], d1 * wb + p1[x], d2 * wb + p2[x], d3 * wb + p3[x]);
+    }
+}
+
 /* Fused pixels x0 .. x0 + w - 1 of an output row of phase p (ir, vis, out offset to x0) from the upsampled rows. */
 static void compose_row(const float *ir, const float *vis, float *const rows[3], int x0, int p, int w, size_t wide,
                         float *out)
@@ -475,18 +505,9 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     const float wt = WT[p];
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
-    for (int x = 0; x < w; x++) {
-        float a0 = (n0[x] - p0[x]) * wt + p0[x];
-        float a1 = (n1[x] - p1[x]) * wt + p1[x];
-        float a2 = (n2[x] - p2[x]) * wt + p2[x];
-        float a3 = (n3[x] - p3[x]) * wt + p3[x];
-        float xi = ir[x], v = vis[x];
-        float d = (xi > v ? xi : v) * a3;
-        d = d + xi * a1;
-        d = d + v * a2;
-        d = d + a0;
-        out[x] = clip01(d);
-    }
+    for (int x = 0; x < w; x++)
+        out[x] = fuse_px(ir[x], vis[x], (n0[x] - p0[x]) * wt + p0[x], (n1[x] - p1[x]) * wt + p1[x],
+                         (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
 }
 
 /* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
@@ -527,13 +548,19 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
                 continue;
             }
-            uint8_t *row = ROW(uint8_t, o->u8, o->stride, y);
+            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
-                float fused[CHUNK];
+                float fused[2][CHUNK];
                 int n = w - x0 < CHUNK ? w - x0 : CHUNK;
-                compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
-                restore_chunk(fused, 1, vr + x0, n, o->chroma, y, x0, row + (size_t)x0 * channels, o->format);
+                if (pair)
+                    compose_pair(xr + x0, vr + x0, ld, rows, x0, p, n, wide, fused);
+                else
+                    compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused[0]);
+                for (int k = 0; k <= pair; k++)
+                    restore_chunk(fused[k], 1, vr + (size_t)k * ld + x0, n, o->chroma, y + k, x0,
+                                  ROW(uint8_t, o->u8, o->stride, y + k) + (size_t)x0 * channels, o->format);
             }
+            p += pair;
         }
     }
     return EF_K_OK;
