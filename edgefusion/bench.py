@@ -215,7 +215,7 @@ def latency_png(results: list[BundleResult]) -> bytes:
 
     sizes = sorted({(s.width, s.height) for r in results for s in r.sizes}, key=lambda wh: wh[0] * wh[1])
     fig, axes = plt.subplots(1, len(sizes), figsize=(3.2 + 2.2 * len(sizes) + 0.4 * len(results), 4.5), squeeze=False)
-    parts = (("model_ms", "model", "#4c72b0"), ("compose_ms", "numpy compose", "#55a868"), ("overhead_ms", "pre/post", "#c44e52"))
+    parts = (("model_ms", "model", "#4c72b0"), ("compose_ms", "compose", "#55a868"), ("overhead_ms", "pre/post", "#c44e52"))
     for ax, (width, height) in zip(axes[0], sizes):
         cells = [(i, r.name, next((s for s in r.sizes if (s.width, s.height) == (width, height)), None)) for i, r in enumerate(results)]
         cells = [(i, name, s) for i, name, s in cells if s is not None]

@@ -228,6 +228,11 @@ def test_invalid_arguments_are_errors_not_crashes(lib):
                                    np.zeros((6, 8), np.float32))  # 6 rows: not a multiple of 4
     with pytest.raises(ValueError):
         native.unit_u8(lib, np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float64))
+    with pytest.raises(ValueError):  # an output smaller than the source
+        native.unit_u8(lib, np.zeros((4, 4), np.uint8), np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError):  # a chroma source smaller than the output
+        native.restore_u8(lib, np.zeros((4, 4), np.float32), native.chroma(src=np.zeros((3, 4, 3), np.uint8)),
+                          np.zeros((4, 4, 3), np.uint8))
 
 
 # ---------------------------------------------------------------- the frame path, C versus numpy
@@ -315,6 +320,11 @@ def test_prepare_and_finish_agree_with_numpy(lib, pairs, monkeypatch):
         with_numpy = frame.finish(n.vis_y, n.vis_cbcr)
         monkeypatch.delenv("EDGEFUSION_NATIVE")
         assert np.abs(with_c.astype(int) - with_numpy).max() <= 1
+
+
+def test_finish_with_mismatched_chroma_is_numpys_error_not_a_bad_read(lib):
+    with pytest.raises(ValueError):
+        frame.finish(np.zeros((4, 5), np.float32), np.zeros((2, 3, 5), np.float32))
 
 
 def test_identical_channel_rgb_is_fused_as_gray(lib):

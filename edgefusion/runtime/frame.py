@@ -13,6 +13,7 @@ run the network, then compose, restore color and round to uint8 in one pass.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Protocol
 
 import numpy as np
@@ -112,6 +113,8 @@ def finish(fused_y: np.ndarray, vis_cbcr: np.ndarray | None) -> np.ndarray:
     if vis_cbcr is None:
         return native.restore_u8(lib, fused_y, None, np.empty((h, w), np.uint8))
     cbcr = np.ascontiguousarray(vis_cbcr, dtype=np.float32)
+    if cbcr.shape != (2, h, w):  # numpy reports the mismatch
+        return preprocess.to_uint8(preprocess.restore_color(fused_y, vis_cbcr))
     return native.restore_u8(lib, fused_y, native.chroma(cbcr=cbcr), np.empty((h, w, 3), np.uint8))
 
 
@@ -124,14 +127,16 @@ class NativeFrame:
     """One-pass C frame path of an analyze-only bundle with model stride ``stride`` (a multiple of 4).
 
     Buffers (padded planes, composition scratch) are allocated once per frame
-    size; the composition runs in bands on ``workers`` threads. Not
-    thread-safe: the owning Fuser serializes calls.
+    size; the composition runs in bands on ``workers`` threads. ``compose_ms``
+    is the last call's composition + color + uint8 time. Not thread-safe: the
+    owning Fuser serializes calls.
     """
 
     def __init__(self, lib, stride: int, workers: int = 1) -> None:
         self.lib = lib
         self.stride = stride
         self.workers = workers
+        self.compose_ms = 0.0
         self._size: tuple[int, int] | None = None
 
     def _resize(self, h: int, w: int) -> None:
@@ -159,4 +164,7 @@ class NativeFrame:
         maps = analyze(self.inputs[0], self.inputs[1], stats)
         out = np.empty((h, w) if color is None else (h, w, 3), np.uint8)
         chroma = native.chroma(src=color) if color is not None else None
-        return self.composer.to_u8(ir_p, vis_p, maps[0], chroma, out)
+        start = time.perf_counter()
+        self.composer.to_u8(ir_p, vis_p, maps[0], chroma, out)
+        self.compose_ms = (time.perf_counter() - start) * 1e3
+        return out

@@ -125,18 +125,21 @@ class Fuser:
         path (:class:`edgefusion.runtime.frame.NativeFrame`) when the kernels are available.
         """
         found = native_frame(ir, vis) if self.compose_in_runtime else None
-        if found is not None:
-            lib, ir, vis = found
-            padded = [-(-n // self.stride) * self.stride for n in ir.shape]
-            if not self.tile or (padded[0] <= self.tile[0] and padded[1] <= self.tile[1] and not self.fixed_shape):
-                with self._lock:
-                    self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
-                    frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
-                    start = time.perf_counter()
-                    out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
-                    self.timings["compose_ms"] = (time.perf_counter() - start) * 1e3 - self.timings["backend_ms"]
-                    return out
-        return fuse_arrays(self, ir, vis, self.stretch)
+        if found is None or not self._runs_whole(found[1].shape):
+            return fuse_arrays(self, ir, vis, self.stretch)
+        lib, ir, vis = found
+        with self._lock:
+            self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+            frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
+            out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
+            self.timings["compose_ms"] = frames.compose_ms
+            return out
+
+    def _runs_whole(self, shape: tuple[int, int]) -> bool:
+        """Whether a frame of ``shape`` runs as one model call (no fixed shape, padded frame within the tile)."""
+        if self.fixed_shape:
+            return False
+        return not self.tile or all(-(-n // self.stride) * self.stride <= t for n, t in zip(shape, self.tile))
 
     def fuse_planes(self, ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
         """Fused luma (H, W) float32 in [0, 1] from IR and visible-luma planes of the same shape."""

@@ -93,7 +93,7 @@ def _load() -> ctypes.CDLL | None:
         if not target.exists():
             _build(compiler, flags, sources, target)
         return _declare(ctypes.CDLL(str(target)))
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, AttributeError, subprocess.SubprocessError) as exc:  # AttributeError: a symbol is missing
         log.debug("native kernels unavailable (%s); using numpy", str(exc).splitlines()[0] if str(exc) else exc)
         return None
 
@@ -167,6 +167,13 @@ def _ld(a: np.ndarray) -> tuple[int, int]:
     return ptr, stride // 4
 
 
+def _covers(h: int, w: int, *arrays: np.ndarray) -> None:
+    """Every (H, W) or (H, W, C) array spans at least h x w pixels (the kernels trust the sizes they get)."""
+    for a in arrays:
+        if a.shape[0] < h or a.shape[1] < w:
+            raise ValueError(f"array of shape {a.shape} is smaller than {h}x{w} pixels")
+
+
 def _check(code: int, name: str) -> None:
     if code:
         raise ValueError(f"{name}: invalid arguments")
@@ -175,6 +182,7 @@ def _check(code: int, name: str) -> None:
 def unit_u8(lib, src: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = src / 255`` for a gray uint8 frame."""
     h, w = src.shape
+    _covers(h, w, out)
     _check(lib.ef_normalize_u8(*_rows(src, np.uint8), w, h, *_ld(out)), "ef_normalize_u8")
     return out
 
@@ -183,6 +191,7 @@ def stretch_u16(lib, src: np.ndarray, low: float, high: float, out: np.ndarray) 
     """Percentile stretch of a gray uint16 frame (preprocess.ThermalStretch ``low``/``high``)."""
     lo, hi = percentiles_u16(lib, src, low, high)
     h, w = src.shape
+    _covers(h, w, out)
     _check(lib.ef_stretch_u16(*_rows(src, np.uint16), w, h, lo, hi, *_ld(out)), "ef_stretch_u16")
     return out
 
@@ -208,9 +217,11 @@ def channels_identical(lib, src: np.ndarray) -> bool:
 def ycbcr_u8(lib, src: np.ndarray, order: int, y: np.ndarray, cbcr: np.ndarray | None = None) -> None:
     """BT.601 Y (and planar CbCr (2, H, W) when given) of an 8-bit RGB/BGR frame, on the 0..1 scale."""
     h, w, _ = src.shape
+    _covers(h, w, y)
     cb = cr = None
     ld_c = 0
     if cbcr is not None:
+        _covers(h, w, cbcr[0], cbcr[1])
         (cb, ld_c), (cr, _) = _ld(cbcr[0]), _ld(cbcr[1])
     _check(lib.ef_ycbcr_u8(*_rows(src, np.uint8, 3), order, w, h, *_ld(y), cb, cr, ld_c), "ef_ycbcr_u8")
 
@@ -248,6 +259,15 @@ def chroma(src: np.ndarray | None = None, order: int = RGB, cbcr: np.ndarray | N
     return color
 
 
+def _chroma_ref(color: Chroma | None, h: int, w: int):
+    """ctypes reference to ``color`` (or None) after checking that its arrays cover h x w pixels."""
+    if color is None:
+        return None
+    src, cbcr = color.keep
+    _covers(h, w, *([src] if src is not None else [cbcr[0], cbcr[1]]))
+    return ctypes.byref(color)
+
+
 def _out_format(out: np.ndarray, order: int) -> int:
     return GRAY if out.ndim == 2 else order
 
@@ -255,7 +275,8 @@ def _out_format(out: np.ndarray, order: int) -> int:
 def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order: int = RGB) -> np.ndarray:
     """uint8 gray (H, W) or RGB/BGR (H, W, 3) ``out`` from the fused luma ``y`` and ``color``."""
     h, w = out.shape[:2]
-    ref = ctypes.byref(color) if color is not None else None
+    _covers(h, w, y)
+    ref = _chroma_ref(color, h, w)
     _check(lib.ef_restore_u8(*_ld(y), w, h, ref, *_rows(out, np.uint8, 3), _out_format(out, order)),
            "ef_restore_u8")
     return out
@@ -290,7 +311,7 @@ class Composer(BandWorkers):
         """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3])."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape[:2]
-        ref = ctypes.byref(color) if color is not None else None
+        ref = _chroma_ref(color, h, w)
         ptr_o, stride = _rows(out, np.uint8, 3)
         fmt = _out_format(out, order)
         self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(

@@ -201,22 +201,36 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
         c[i] = first[i];
         s[i] = q[i] = gx[i] = gy[i] = 0.0f;
     }
-    for (int y = y0; y < y0 + rows; y++) {
-        const float *restrict r = p + (size_t)y * ld + x0;
-        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
-        for (int i = 0; i < pairs; i++) {
-            float d = r[i] - c[i];
-            s[i] += d;
-            q[i] += d * d;
-            gx[i] += fabsf(r[i + 1] - r[i]);
-            gy[i] += fabsf(r[i] - u[i]);
+    int y = y0;
+    for (; y + 4 <= y0 + rows; y += 4) { /* four rows per pass: the accumulators are loaded and stored once */
+        const float *restrict r0 = p + (size_t)y * ld + x0, *restrict r1 = r0 + ld, *restrict r2 = r1 + ld;
+        const float *restrict r3 = r2 + ld, *restrict u = y > 0 ? r0 - ld : r0;
+        for (int i = 0; i < pairs; i++) { /* sums in row order, as one row at a time */
+            float d0 = r0[i] - c[i], d1 = r1[i] - c[i], d2 = r2[i] - c[i], d3 = r3[i] - c[i];
+            s[i] = s[i] + d0 + d1 + d2 + d3;
+            q[i] = q[i] + d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+            gx[i] = gx[i] + fabsf(r0[i + 1] - r0[i]) + fabsf(r1[i + 1] - r1[i]) + fabsf(r2[i + 1] - r2[i]) +
+                    fabsf(r3[i + 1] - r3[i]);
+            gy[i] = gy[i] + fabsf(r0[i] - u[i]) + fabsf(r1[i] - r0[i]) + fabsf(r2[i] - r1[i]) + fabsf(r3[i] - r2[i]);
         }
-        if (pairs < n) { /* the frame's last column has no right neighbour */
+        for (int k = 0; k < 4 && pairs < n; k++) { /* the frame's last column has no right neighbour */
+            const float *r = r0 + (size_t)k * ld, *up = k ? r - ld : u;
             float d = r[pairs] - c[pairs];
             s[pairs] += d;
             q[pairs] += d * d;
-            gy[pairs] += fabsf(r[pairs] - u[pairs]);
+            gy[pairs] += fabsf(r[pairs] - up[pairs]);
         }
+    }
+    for (; y < y0 + rows; y++) {
+        const float *restrict r = p + (size_t)y * ld + x0;
+        const float *restrict u = y > 0 ? r - ld : r; /* row 0: |x - x| adds 0 */
+        for (int i = 0; i < n; i++) {
+            float d = r[i] - c[i];
+            s[i] += d;
+            q[i] += d * d;
+            gy[i] += fabsf(r[i] - u[i]);
+        }
+        for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
     }
     for (int i = 0; i < n; i++) {
         double ci = c[i], si = s[i];
@@ -281,12 +295,35 @@ typedef struct {
 } restore_gains;
 
 /* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
-static void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
+static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
 {
     float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
     o[0] = to_u8(bgr ? blue : red);
     o[1] = to_u8(green);
     o[2] = to_u8(bgr ? red : blue);
+}
+
+/*
+ * n pixels from luma v, an 8-bit source s and its luma ys. src_bgr and out_bgr are constants at
+ * every call site, so the compiler emits one loop per channel order without selects.
+ */
+static inline void restore_from_source(const uint8_t *restrict s, const float *restrict v, const float *restrict ys,
+                                       int n, int src_bgr, int out_bgr, uint8_t *restrict out)
+{
+    const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                             (float)(1.773 * 0.564)};
+    for (int x = 0; x < n; x++) {
+        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
+        put_rgb(out + 3 * x, out_bgr, v[x], red * (1.0f / 255.0f) - ys[x], blue * (1.0f / 255.0f) - ys[x], k);
+    }
+}
+
+/* n pixels from luma v and planar chroma (offset 0.5); out_bgr constant at every call site. */
+static inline void restore_from_planes(const float *restrict cb, const float *restrict cr, const float *restrict v,
+                                       int n, int out_bgr, uint8_t *restrict out)
+{
+    const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k);
 }
 
 /*
@@ -309,26 +346,21 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
     } else if (!chroma || (!chroma->src && !chroma->cb)) {
         for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
     } else if (chroma->src) {
-        const uint8_t *restrict s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
-        const ycc_matrix c = ycc_u8(chroma->order);
-        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
-                                 (float)(1.773 * 0.564)};
-        /* R and B of a source pixel as e.p (one coefficient 1/255, the others 0) */
-        const float r0 = chroma->order == EF_K_BGR ? 0.0f : 1.0f / 255.0f, r2 = 1.0f / 255.0f - r0;
+        const uint8_t *s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
+        const int src_bgr = chroma->order == EF_K_BGR;
         if (!ys) {
+            const ycc_matrix c = ycc_u8(chroma->order);
             for (int x = 0; x < n; x++)
                 tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
             ys = tmp;
         }
-        for (int x = 0; x < n; x++) {
-            float p0 = s[3 * x], p2 = s[3 * x + 2];
-            put_rgb(out + 3 * x, bgr, v[x], (r0 * p0 + r2 * p2) - ys[x], (r2 * p0 + r0 * p2) - ys[x], k);
-        }
+        if (src_bgr)
+            bgr ? restore_from_source(s, v, ys, n, 1, 1, out) : restore_from_source(s, v, ys, n, 1, 0, out);
+        else
+            bgr ? restore_from_source(s, v, ys, n, 0, 1, out) : restore_from_source(s, v, ys, n, 0, 0, out);
     } else {
-        const float *restrict cbr = chroma->cb + (size_t)r * chroma->ld + x0;
-        const float *restrict crr = chroma->cr + (size_t)r * chroma->ld + x0;
-        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-        for (int x = 0; x < n; x++) put_rgb(out + 3 * x, bgr, v[x], crr[x] - 0.5f, cbr[x] - 0.5f, k);
+        const float *cb = chroma->cb + (size_t)r * chroma->ld + x0, *cr = chroma->cr + (size_t)r * chroma->ld + x0;
+        bgr ? restore_from_planes(cb, cr, v, n, 1, out) : restore_from_planes(cb, cr, v, n, 0, out);
     }
 }
 
@@ -435,6 +467,36 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
     }
 }
 
+/* The fused luma of one pixel from ir, vis and the interpolated maps (compose.py's operation order). */
+static inline float fuse_px(float xi, float v, float a0, float a1, float a2, float a3)
+{
+    float d = (xi > v ? xi : v) * a3;
+    d = d + xi * a1;
+    d = d + v * a2;
+    d = d + a0;
+    return clip01(d);
+}
+
+/*
+ * Fused pixels of the two output rows of phases p and p + 1 (p = 0 or 2: both blend the same
+ * upsampled rows, so the maps and their differences are loaded once); ir and vis point to the
+ * first row at the chunk, the second row is ld further; out holds two rows of CHUNK.
+ */
+static void compose_pair(const float *ir, const float *vis, size_t ld, float *const rows[3], int x0, int p, int n,
+                         size_t wide, float out[2][CHUNK])
+{
+    const float *r0 = rows[OFF[p]] + x0, *r1 = rows[OFF[p] + 1] + x0;
+    const float wa = WT[p], wb = WT[p + 1];
+    const float *restrict p0 = r0, *restrict p1 = r0 + wide, *restrict p2 = r0 + 2 * wide, *restrict p3 = r0 + 3 * wide;
+    const float *restrict n0 = r1, *restrict n1 = r1 + wide, *restrict n2 = r1 + 2 * wide, *restrict n3 = r1 + 3 * wide;
+    const float *restrict ia = ir, *restrict va = vis, *restrict ib = ir + ld, *restrict vb = vis + ld;
+    for (int x = 0; x < n; x++) {
+        float d0 = n0[x] - p0[x], d1 = n1[x] - p1[x], d2 = n2[x] - p2[x], d3 = n3[x] - p3[x];
+        out[0][x] = fuse_px(ia[x], va[x], d0 * wa + p0[x], d1 * wa + p1[x], d2 * wa + p2[x], d3 * wa + p3[x]);
+        out[1][x] = fuse_px(ib[x], vb[x], d0 * wb + p0[x], d1 * wb + p1[x], d2 * wb + p2[x], d3 * wb + p3[x]);
+    }
+}
+
 /* Fused pixels x0 .. x0 + w - 1 of an output row of phase p (ir, vis, out offset to x0) from the upsampled rows. */
 static void compose_row(const float *ir, const float *vis, float *const rows[3], int x0, int p, int w, size_t wide,
                         float *out)
@@ -443,18 +505,9 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     const float wt = WT[p];
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
-    for (int x = 0; x < w; x++) {
-        float a0 = (n0[x] - p0[x]) * wt + p0[x];
-        float a1 = (n1[x] - p1[x]) * wt + p1[x];
-        float a2 = (n2[x] - p2[x]) * wt + p2[x];
-        float a3 = (n3[x] - p3[x]) * wt + p3[x];
-        float xi = ir[x], v = vis[x];
-        float d = (xi > v ? xi : v) * a3;
-        d = d + xi * a1;
-        d = d + v * a2;
-        d = d + a0;
-        out[x] = clip01(d);
-    }
+    for (int x = 0; x < w; x++)
+        out[x] = fuse_px(ir[x], vis[x], (n0[x] - p0[x]) * wt + p0[x], (n1[x] - p1[x]) * wt + p1[x],
+                         (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
 }
 
 /* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
@@ -495,13 +548,19 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
                 continue;
             }
-            uint8_t *row = ROW(uint8_t, o->u8, o->stride, y);
+            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
-                float fused[CHUNK];
+                float fused[2][CHUNK];
                 int n = w - x0 < CHUNK ? w - x0 : CHUNK;
-                compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused);
-                restore_chunk(fused, 1, vr + x0, n, o->chroma, y, x0, row + (size_t)x0 * channels, o->format);
+                if (pair)
+                    compose_pair(xr + x0, vr + x0, ld, rows, x0, p, n, wide, fused);
+                else
+                    compose_row(xr + x0, vr + x0, rows, x0, p, n, wide, fused[0]);
+                for (int k = 0; k <= pair; k++)
+                    restore_chunk(fused[k], 1, vr + (size_t)k * ld + x0, n, o->chroma, y + k, x0,
+                                  ROW(uint8_t, o->u8, o->stride, y + k) + (size_t)x0 * channels, o->format);
             }
+            p += pair;
         }
     }
     return EF_K_OK;
