@@ -13,6 +13,7 @@ bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from edgefusion import __version__, preprocess
 from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
-from edgefusion.quantize.calibration import Frame, dataset_pairs, load_frames, select
+from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
 from edgefusion.io.digest import sha256_file
 from edgefusion.runtime.bundle import write_bundle
@@ -43,6 +44,7 @@ class Converted:
     output: str = "fused"  # or "maps": an analyze-only model, composed by the runtime
     io_dtype: str = "float32"  # or "int8"/"uint8": integer I/O with io_quantization {name: {scale, zero_point}}
     io_quantization: dict | None = None
+    run_device: str | None = None  # open_backend's device for the check; "reference": Q/DQ arithmetic (see tensorrt)
 
 
 def load_student(path: str | Path):
@@ -99,7 +101,8 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     from edgefusion.runtime.backends import open_backend
 
     engine = open_backend(
-        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output
+        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output,
+        device=model.run_device,
     )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
@@ -195,6 +198,8 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
 
         info = quantize_for_tensorrt(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
+        # TensorRT, not ONNX Runtime, runs this model: check the arithmetic its Q/DQ nodes specify, not the host CPU's int8 kernels
+        return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, run_device="reference")
     else:
         from edgefusion.quantize.onnxruntime import quantize_qdq
 
@@ -249,6 +254,10 @@ def c_array_files(model_path: Path, work: Path) -> dict[str, Path]:
     return {"model_data.c": work / "model_data.c", "model_data.h": work / "model_data.h"}
 
 
+def _stderr(message: str) -> None:
+    print(f"edgefusion: {message}", file=sys.stderr)
+
+
 def run_quantize(
     target: Target,
     out: Path,
@@ -259,8 +268,12 @@ def run_quantize(
     as_zip: bool = False,
     c_array: bool = False,
     log=print,
+    warn=_stderr,
 ) -> tuple[Path, dict]:
-    """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report)."""
+    """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report).
+
+    ``log`` gets progress lines, ``warn`` the one-line note on the calibration frames (stderr by default).
+    """
     if target.precision == "fp16":
         raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
     model_path = Path(model_path) if model_path else DEFAULT_MODEL
@@ -271,7 +284,8 @@ def run_quantize(
     check_shape(target, stride)
     if target.compose == "runtime" and stride % 4:
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
-    calib_pairs = select(dataset_pairs(calib_dir or SAMPLES, "calibration"), target.calibration_samples)
+    calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)
+    warn(note)
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
@@ -293,7 +307,7 @@ def run_quantize(
             report["gate"]["failures"].append("no layer is left in INT8 (the model is effectively float)")
             report["gate"]["passed"] = False
         report["fp32_conversion_psnr_db"] = round(conversion_psnr, 3)
-        report["checked_with"] = final.run_backend
+        report["checked_with"] = final.run_backend + (f" ({final.run_device})" if final.run_device else "")
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
         manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization)
