@@ -8,8 +8,11 @@ squared error against the PyTorch output, the Q/DQ structure from the ONNX graph
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +48,32 @@ def splits(tmp_path_factory) -> tuple[Path, Path]:
     return root / "calib", root / "val"
 
 
+#: Built in one fresh interpreter, in this order: arm first, so that JAX (loaded by ai-edge-quantizer) is in the
+#: process when the x86 stage runs (NNCF/OpenVINO fork), as in ``edgefusion demo``.
+PREBUILT = (("arm", SHAPE), ("x86", SHAPE), ("onnx", SHAPE), ("jetson", SHAPE), ("arm", "272x360"))
+#: Third-party messages a user cannot act on (edgefusion.quiet), never on the stderr of an edgefusion command.
+NOISE = ("CUDA_HOME", "pre-processing before quantization", "experimental_preserve_all_tensors", "os.fork()",
+         "absl::InitializeLog", "oneDNN custom operations", "XNNPACK delegate", "Estimated count of arithmetic ops")
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, student, splits):
+def prebuilt(tmp_path_factory, student, splits) -> tuple[dict[tuple[str, str], Path], str]:
+    """(bundles of :data:`PREBUILT` by (target, shape), stderr): ``edgefusion quantize`` runs in ONE subprocess."""
+    calib, val = splits
+    root = tmp_path_factory.mktemp("prebuilt")
+    outs = {key: root / f"{key[0]}-{key[1]}" for key in PREBUILT}
+    calls = [["quantize", "--target", target, "--model", str(student[0]), "--calib", str(calib), "--val", str(val),
+              "--shape", shape, "--out", str(out)] for (target, shape), out in outs.items()]
+    code = "import json, sys; from edgefusion.cli import main; sys.exit(max([main(argv) for argv in json.loads(sys.argv[1])]))"
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(calls)], capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return outs, result.stderr
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, student, splits, prebuilt):
     """``built(target, shape)``: the bundle of a built-in target (default 64x96), quantized once per module."""
-    cache: dict[tuple[str, str], Path] = {}
+    cache: dict[tuple[str, str], Path] = dict(prebuilt[0])
 
     def build(target: str, shape: str = SHAPE) -> Path:
         if (target, shape) not in cache:
@@ -272,6 +297,37 @@ def test_fuse_runs_each_bundle_end_to_end(tmp_path, built, student, target):
     assert main(["fuse", "--model", str(student[0]), "--ir", str(ir), "--vis", str(vis), "-o", str(reference)]) == 0
     diff = np.abs(fused.astype(int) - read_image(reference).astype(int))
     assert np.mean(diff) < 1.0  # INT8 bundle vs PyTorch checkpoint, 8-bit levels
+
+
+def test_quantize_names_its_calibration_frames_and_prints_no_third_party_noise(prebuilt, splits):
+    err = prebuilt[1]
+    assert [n for n in NOISE if n in err] == []
+    names = ", ".join(sorted(p.stem for p in (splits[0] / "ir").iterdir()))
+    notes = [line for line in err.splitlines() if "calibrating on" in line]
+    assert len(notes) == len(PREBUILT)
+    for note, (target, _) in zip(notes, PREBUILT):  # 2 pairs given, every profile asks for more: a warning naming them
+        asks = load_target(target).calibration_samples
+        assert note == (f"edgefusion: warning: calibrating on 2 of the 2 pair(s) in {splits[0]}: {names}; the {target} profile "
+                        f"asks for {asks}: pass --calib DIR with at least {asks} pairs like your scenes")
+
+
+def test_calibration_note_without_warning_when_the_folder_has_enough_pairs(splits):
+    from edgefusion.quantize.calibration import calibration_pairs
+
+    pairs, note = calibration_pairs(splits[0], 1, "t", SAMPLES)
+    assert len(pairs) == 1 and note == f"calibrating on 1 of the 2 pair(s) in {splits[0]}: {pairs[0].name}"
+    pairs, note = calibration_pairs(None, 4, "t", SAMPLES)
+    assert len(pairs) == 4 and note.startswith("calibrating on 4 of the 4 pair(s) in the package samples")
+
+
+def test_single_pair_fuse_prints_one_line_naming_what_it_wrote(tmp_path, built):
+    ir, vis = SAMPLES / "ir" / "tno_19.png", SAMPLES / "vi" / "tno_19.png"
+    out = tmp_path / "f.png"
+    bundle = built("arm")
+    result = subprocess.run([sys.executable, "-m", "edgefusion", "fuse", "--model", str(bundle), "--ir", str(ir), "--vis", str(vis),
+                             "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and out.is_file()
+    assert result.stderr.splitlines() == [f"wrote {out} (tno_19 fused by {bundle.name} (litert int8 on CPU (ai_edge_litert, XNNPACK)))"]
 
 
 def test_fuse_refuses_a_tampered_bundle(tmp_path, built, capsys):

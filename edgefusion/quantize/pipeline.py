@@ -23,6 +23,7 @@ import numpy as np
 from edgefusion import __version__, preprocess
 from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
+from edgefusion.quiet import quiet
 from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
 from edgefusion.io.digest import sha256_file
@@ -293,13 +294,14 @@ def run_quantize(
     with tempfile.TemporaryDirectory(prefix="edgefusion-quantize-") as tmp:
         work = Path(tmp)
         log(f"converting {model_path.name} for {target.backend} ({target.precision}, {'fixed ' + 'x'.join(map(str, target.shape)) if target.fixed_shape else 'dynamic shape'})")
-        fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
-        if target.precision == "int8":
-            log(f"quantizing on {len(calib)} calibration frame(s)")
-            final = quantize_int8(target, fp32, work, calib, val, refs)
-        else:
-            final = _final_fp32(fp32, work)
-        outs = backend_outputs(final, val)
+        with quiet():  # third-party notes a user cannot act on (edgefusion.quiet)
+            fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
+            if target.precision == "int8":
+                log(f"quantizing on {len(calib)} calibration frame(s)")
+                final = quantize_int8(target, fp32, work, calib, val, refs)
+            else:
+                final = _final_fp32(fp32, work)
+            outs = backend_outputs(final, val)
         frames = [accuracy.Outputs(f.ir[0, 0], f.vis[0, 0], r[0, 0], o[0, 0]) for f, r, o in zip(val, refs, outs)]
         report = accuracy.compare(frames)
         report["gate"] = accuracy.gate_summary(report, target.gate)
