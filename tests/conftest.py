@@ -50,3 +50,50 @@ def _torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# --- quantized bundles of a small test student, built once per session (tests/quantize_bundles.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def student(tmp_path_factory) -> tuple[Path, object]:
+    """(checkpoint path, model) of a perturbed random-init student (test modules may define their own)."""
+    from runtime_models import perturbed_student
+
+    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
+    return path, perturbed_student(path, seed=0, metadata={"stage": "test", "language_objective_meaningful": False})
+
+
+@pytest.fixture(scope="session")
+def splits(tmp_path_factory) -> tuple[Path, Path]:
+    """(calib, val) folders: two package sample pairs each."""
+    from quantize_bundles import make_splits
+
+    from edgefusion.resources import SAMPLES
+
+    return make_splits(tmp_path_factory.mktemp("pairs"), SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def prebuilt(tmp_path_factory, student, splits):
+    """(bundles of ``quantize_bundles.PREBUILT`` by (target, shape), stderr of the one subprocess that built them)."""
+    from quantize_bundles import prebuild
+
+    return prebuild(student[0], splits, tmp_path_factory.mktemp("prebuilt"))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, student, splits, prebuilt):
+    """``built(target, shape=SHAPE)``: the bundle of a built-in target, quantized once per session."""
+    from quantize_bundles import SHAPE, quantize_cli
+
+    cache: dict[tuple[str, str], Path] = dict(prebuilt[0])
+
+    def build(target: str, shape: str = SHAPE) -> Path:
+        if (target, shape) not in cache:
+            out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
+            assert quantize_cli(student[0], splits, out, target, "--shape", shape) == 0
+            cache[target, shape] = out
+        return cache[target, shape]
+
+    return build

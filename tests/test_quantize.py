@@ -8,7 +8,6 @@ squared error against the PyTorch output, the Q/DQ structure from the ONNX graph
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import subprocess
@@ -24,72 +23,11 @@ from edgefusion.runtime.bundle import load_bundle
 from edgefusion.targets import load_target
 
 pytest.importorskip("torch")
-SHAPE = "64x96"
-
-
-@pytest.fixture(scope="module")
-def student(tmp_path_factory) -> tuple[Path, object]:
-    from runtime_models import perturbed_student
-
-    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    return path, perturbed_student(path, seed=0, metadata={"stage": "test", "language_objective_meaningful": False})
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory) -> tuple[Path, Path]:
-    """Calibration = two sample pairs, validation = the other two."""
-    root = tmp_path_factory.mktemp("pairs")
-    names = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
-    for split, picked in (("calib", names[:2]), ("val", names[2:])):
-        for sub in ("ir", "vi"):
-            (root / split / sub).mkdir(parents=True)
-            for name in picked:
-                shutil.copy(SAMPLES / sub / f"{name}.png", root / split / sub / f"{name}.png")
-    return root / "calib", root / "val"
-
-
-#: Built in one fresh interpreter, in this order: arm first, so that JAX (loaded by ai-edge-quantizer) is in the
-#: process when the x86 stage runs (NNCF/OpenVINO fork), as in ``edgefusion demo``.
-PREBUILT = (("arm", SHAPE), ("x86", SHAPE), ("onnx", SHAPE), ("jetson", SHAPE), ("arm", "272x360"))
-#: Third-party messages a user cannot act on (edgefusion.quiet), never on the stderr of an edgefusion command.
-NOISE = ("CUDA_HOME", "pre-processing before quantization", "experimental_preserve_all_tensors", "os.fork()",
-         "absl::InitializeLog", "oneDNN custom operations", "XNNPACK delegate", "Estimated count of arithmetic ops")
-
-
-@pytest.fixture(scope="module")
-def prebuilt(tmp_path_factory, student, splits) -> tuple[dict[tuple[str, str], Path], str]:
-    """(bundles of :data:`PREBUILT` by (target, shape), stderr): ``edgefusion quantize`` runs in ONE subprocess."""
-    calib, val = splits
-    root = tmp_path_factory.mktemp("prebuilt")
-    outs = {key: root / f"{key[0]}-{key[1]}" for key in PREBUILT}
-    calls = [["quantize", "--target", target, "--model", str(student[0]), "--calib", str(calib), "--val", str(val),
-              "--shape", shape, "--out", str(out)] for (target, shape), out in outs.items()]
-    code = "import json, sys; from edgefusion.cli import main; sys.exit(max([main(argv) for argv in json.loads(sys.argv[1])]))"
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(calls)], capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outs, result.stderr
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, student, splits, prebuilt):
-    """``built(target, shape)``: the bundle of a built-in target (default 64x96), quantized once per module."""
-    cache: dict[tuple[str, str], Path] = dict(prebuilt[0])
-
-    def build(target: str, shape: str = SHAPE) -> Path:
-        if (target, shape) not in cache:
-            out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
-            assert _quantize(student, splits, out, target, "--shape", shape) == 0
-            cache[target, shape] = out
-        return cache[target, shape]
-
-    return build
+from quantize_bundles import NOISE, PREBUILT, SHAPE, quantize_cli  # noqa: E402  (fixtures student, splits, prebuilt, built: conftest.py)
 
 
 def _quantize(student, splits, out: Path, target: str, *extra: str) -> int:
-    calib, val = splits
-    shape = [] if "--shape" in extra else ["--shape", SHAPE]
-    return main(["quantize", "--target", target, "--model", str(student[0]), "--calib", str(calib), "--val", str(val),
-                 *shape, "--out", str(out), *extra])
+    return quantize_cli(student[0], splits, out, target, *extra)
 
 
 def _frames(val: Path):
