@@ -286,7 +286,8 @@ def run_quantize(
     if target.compose == "runtime" and stride % 4:
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
     calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)
-    warn(note)
+    if target.precision == "int8":
+        warn(note)
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
