@@ -75,11 +75,31 @@ def splits(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def prebuilt(tmp_path_factory, student, splits):
-    """(bundles of ``quantize_bundles.PREBUILT`` by (target, shape), stderr of the one subprocess that built them)."""
-    from quantize_bundles import prebuild
+def prebuild_process(tmp_path_factory, student, splits):
+    """The subprocess that quantizes ``quantize_bundles.PREBUILT`` (started once; killed if the session ends first)."""
+    from quantize_bundles import start_prebuild
 
-    return prebuild(student[0], splits, tmp_path_factory.mktemp("prebuilt"))
+    process, outs, err = start_prebuild(student[0], splits, tmp_path_factory.mktemp("prebuilt"))
+    yield process, outs, err
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prebuild_in_background(request):
+    """Start the prebuild at the session's first test when any collected test needs it, so it overlaps other tests."""
+    if any("prebuilt" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("prebuild_process")
+
+
+@pytest.fixture(scope="session")
+def prebuilt(prebuild_process):
+    """(bundles of ``quantize_bundles.PREBUILT`` by (target, shape), stderr of the one subprocess that built them)."""
+    from quantize_bundles import finish_prebuild
+
+    process, outs, err = prebuild_process
+    return outs, finish_prebuild(process, err)
 
 
 @pytest.fixture(scope="session")

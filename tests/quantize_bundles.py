@@ -47,11 +47,27 @@ def quantize_cli(model: Path, splits: tuple[Path, Path], out: Path, target: str,
     return main(quantize_argv(model, splits, out, target, *extra))
 
 
-def prebuild(model: Path, splits: tuple[Path, Path], root: Path) -> tuple[dict[tuple[str, str], Path], str]:
-    """(bundles of :data:`PREBUILT` by (target, shape), stderr): ``edgefusion quantize`` runs in ONE subprocess."""
+def start_prebuild(model: Path, splits: tuple[Path, Path], root: Path) -> tuple[subprocess.Popen, dict[tuple[str, str], Path], Path]:
+    """Start ``edgefusion quantize`` for every bundle of :data:`PREBUILT` in ONE subprocess (in the background).
+
+    Returns (process, bundle folders by (target, shape), its stderr file); :func:`finish_prebuild` waits for it.
+    """
     outs = {key: root / f"{key[0].replace(':', '_')}-{key[1]}" for key in PREBUILT}
     calls = [quantize_argv(model, splits, out, target, "--shape", shape) for (target, shape), out in outs.items()]
     code = "import json, sys; from edgefusion.cli import main; sys.exit(max([main(argv) for argv in json.loads(sys.argv[1])]))"
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(calls)], capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return outs, result.stderr
+    err = root / "stderr.txt"
+    with err.open("w") as handle:  # a file, not a pipe: a full pipe would stall the child
+        process = subprocess.Popen([sys.executable, "-c", code, json.dumps(calls)], stdout=subprocess.DEVNULL, stderr=handle)
+    return process, outs, err
+
+
+def finish_prebuild(process: subprocess.Popen, err: Path) -> str:
+    """Wait for :func:`start_prebuild`'s process; it must succeed. Returns its stderr."""
+    try:
+        code = process.wait(timeout=1200)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    text = err.read_text()
+    assert code == 0, text[-3000:]
+    return text
