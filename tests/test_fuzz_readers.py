@@ -78,10 +78,12 @@ def test_corrupted_images_never_crash(source, flips):
     _check_image(bytes(data), suffix)
 
 
-# JSON values: small leaves and containers (short keys from a small alphabet, so generating them is cheap)
+# JSON values: small leaves and containers; strings from a small alphabet that keeps the awkward characters
+# (newline, quote, backslash, non-ASCII), so generating them is cheap
+TEXT = st.text("ab01_-./ \n\"\\\u00e9\u2603", max_size=8)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | st.text("abcxyz01_-./ ", max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text("abcxyz01_", max_size=6), children, max_size=3),
+    st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
     max_leaves=8,
 )
 KEYS = ["schema", "edgefusion_version", "backend", "target", "precision", "files", "inputs", "outputs", "layout",
