@@ -3,6 +3,11 @@
 Kept free of torch imports at module level: ``OMP_NUM_THREADS=1`` is set before
 anything imports torch (the machine's cores are shared), and an autouse
 fixture pins torch to one thread whenever a test has torch loaded.
+
+Hypothesis runs every test under the ``edgefusion`` profile: no per-example
+deadline and no health check that depends on machine speed or on the size of
+generated data, so a busy machine cannot fail a test (tests set only
+``max_examples`` themselves). ``HYPOTHESIS_PROFILE`` picks another profile.
 """
 
 from __future__ import annotations
@@ -12,8 +17,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+settings.register_profile(
+    "edgefusion",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "edgefusion"))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ivif"
 
@@ -37,6 +50,73 @@ def _torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# --- quantized bundles of a small test student, built once per session (tests/quantize_bundles.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def student(tmp_path_factory) -> tuple[Path, object]:
+    """(checkpoint path, model) of a perturbed random-init student (test modules may define their own)."""
+    from runtime_models import perturbed_student
+
+    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
+    return path, perturbed_student(path, seed=0, metadata={"stage": "test", "language_objective_meaningful": False})
+
+
+@pytest.fixture(scope="session")
+def splits(tmp_path_factory) -> tuple[Path, Path]:
+    """(calib, val) folders: two package sample pairs each."""
+    from quantize_bundles import make_splits
+
+    from edgefusion.resources import SAMPLES
+
+    return make_splits(tmp_path_factory.mktemp("pairs"), SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def prebuild_process(tmp_path_factory, student, splits):
+    """The subprocess that quantizes ``quantize_bundles.PREBUILT`` (started once; killed if the session ends first)."""
+    from quantize_bundles import start_prebuild
+
+    process, outs, err = start_prebuild(student[0], splits, tmp_path_factory.mktemp("prebuilt"))
+    yield process, outs, err
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prebuild_in_background(request):
+    """Start the prebuild at the session's first test when any collected test needs it, so it overlaps other tests."""
+    if any("prebuilt" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("prebuild_process")
+
+
+@pytest.fixture(scope="session")
+def prebuilt(prebuild_process):
+    """(bundles of ``quantize_bundles.PREBUILT`` by (target, shape), stderr of the one subprocess that built them)."""
+    from quantize_bundles import finish_prebuild
+
+    process, outs, err = prebuild_process
+    return outs, finish_prebuild(process, err)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, student, splits, prebuilt):
+    """``built(target, shape=SHAPE)``: the bundle of a built-in target, quantized once per session."""
+    from quantize_bundles import SHAPE, quantize_cli
+
+    cache: dict[tuple[str, str], Path] = dict(prebuilt[0])
+
+    def build(target: str, shape: str = SHAPE) -> Path:
+        if (target, shape) not in cache:
+            out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
+            assert quantize_cli(student[0], splits, out, target, "--shape", shape) == 0
+            cache[target, shape] = out
+        return cache[target, shape]
+
+    return build
 
 
 # --- on-device latency tests (marker ``device``): opt-in, with a summary table -----------------

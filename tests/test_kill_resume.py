@@ -84,7 +84,11 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _run(cmd: list[str], log: Path) -> None:
-    proc = _start(cmd, log)
+    _wait(_start(cmd, log), log)
+
+
+def _wait(proc: subprocess.Popen, log: Path) -> None:
+    """Wait for a run started by :func:`_start`; it must succeed within ``RUN_TIMEOUT_S``."""
     try:
         code = proc.wait(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -128,25 +132,30 @@ def _temporaries(folder: Path) -> list[str]:
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path, data, recipe):
     run_a, run_b = tmp_path / "killed", tmp_path / "straight"
-    _kill_at_first_checkpoint(_train_cmd(data, recipe, run_a), run_a, tmp_path / "a1.log")
+    straight = _start(_train_cmd(data, recipe, run_b), tmp_path / "b.log")  # independent: runs beside the killed one
+    try:
+        _kill_at_first_checkpoint(_train_cmd(data, recipe, run_a), run_a, tmp_path / "a1.log")
 
-    # What a SIGKILL leaves: a loadable last.pt at a checkpoint step before the end, no final model.
-    # A kill during a write may leave a hidden temporary beside it, never a file under a final name.
-    assert not (run_a / "teacher.pt").exists()
-    killed_at = _step(run_a / "last.pt")
-    assert killed_at >= EVERY and killed_at % EVERY == 0 and killed_at < STEPS
-    for path in run_a.iterdir():
-        if path.suffix == ".pt" and not path.name.startswith("."):
-            torch.load(path, weights_only=True)  # raises on a truncated file
-    assert {p.name for p in run_a.iterdir()} - set(_temporaries(run_a)) <= {"last.pt", "log.csv", "tensorboard"}
-    logged = [int(r["step"]) for r in _losses(run_a / "log.csv")]
-    assert logged[: killed_at] == list(range(1, killed_at + 1))
-    # what a kill in the middle of the next checkpoint write leaves: a truncated hidden temporary
-    stale = run_a / ".last.killed.tmp.pt"
-    stale.write_bytes((run_a / "last.pt").read_bytes()[:1000])
+        # What a SIGKILL leaves: a loadable last.pt at a checkpoint step before the end, no final model.
+        # A kill during a write may leave a hidden temporary beside it, never a file under a final name.
+        assert not (run_a / "teacher.pt").exists()
+        killed_at = _step(run_a / "last.pt")
+        assert killed_at >= EVERY and killed_at % EVERY == 0 and killed_at < STEPS
+        for path in run_a.iterdir():
+            if path.suffix == ".pt" and not path.name.startswith("."):
+                torch.load(path, weights_only=True)  # raises on a truncated file
+        assert {p.name for p in run_a.iterdir()} - set(_temporaries(run_a)) <= {"last.pt", "log.csv", "tensorboard"}
+        logged = [int(r["step"]) for r in _losses(run_a / "log.csv")]
+        assert logged[: killed_at] == list(range(1, killed_at + 1))
+        # what a kill in the middle of the next checkpoint write leaves: a truncated hidden temporary
+        stale = run_a / ".last.killed.tmp.pt"
+        stale.write_bytes((run_a / "last.pt").read_bytes()[:1000])
 
-    _run(_train_cmd(data, recipe, run_a, "--resume"), tmp_path / "a2.log")
-    _run(_train_cmd(data, recipe, run_b), tmp_path / "b.log")
+        _run(_train_cmd(data, recipe, run_a, "--resume"), tmp_path / "a2.log")
+    except BaseException:
+        _kill(straight)
+        raise
+    _wait(straight, tmp_path / "b.log")
 
     a = torch.load(run_a / "teacher.pt", weights_only=True)["state_dict"]
     b = torch.load(run_b / "teacher.pt", weights_only=True)["state_dict"]

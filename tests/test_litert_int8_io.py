@@ -1,6 +1,6 @@
 """``--target arm:int8-io``: a LiteRT bundle whose inputs and output are integer tensors.
 
-Built with the machinery of ``test_quantize`` (a perturbed random-init student,
+Built with the session fixtures of ``conftest.py`` (as ``test_quantize``) (a perturbed random-init student,
 64x96, two sample pairs to calibrate and two to validate). Expectations are
 independent of the pipeline: the I/O range [0, 1] in 8 bits gives scale 1/255
 and zero point -128 (int8) or 0 (uint8); the interpreter is fed integers
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_quantize
 from test_quantize import _check_bundle_against_torch, _frames, _psnr, _quantize
 
 from edgefusion.errors import UserError
@@ -22,8 +21,7 @@ from edgefusion.runtime.bundle import load_bundle
 from edgefusion.targets import load_target, parse_target
 
 pytest.importorskip("ai_edge_quantizer")
-# the student, calibration/validation split and module-level bundle cache of test_quantize
-student, splits, built = test_quantize.student, test_quantize.splits, test_quantize.built
+# fixtures student, splits and built (bundles built once per session): conftest.py
 ZERO_POINT = {"int8": -128, "uint8": 0}
 
 

@@ -12,6 +12,8 @@ import json
 import math
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,50 +25,11 @@ from edgefusion.runtime.bundle import load_bundle
 from edgefusion.targets import load_target
 
 pytest.importorskip("torch")
-SHAPE = "64x96"
-
-
-@pytest.fixture(scope="module")
-def student(tmp_path_factory) -> tuple[Path, object]:
-    from runtime_models import perturbed_student
-
-    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    return path, perturbed_student(path, seed=0, metadata={"stage": "test", "language_objective_meaningful": False})
-
-
-@pytest.fixture(scope="module")
-def splits(tmp_path_factory) -> tuple[Path, Path]:
-    """Calibration = two sample pairs, validation = the other two."""
-    root = tmp_path_factory.mktemp("pairs")
-    names = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
-    for split, picked in (("calib", names[:2]), ("val", names[2:])):
-        for sub in ("ir", "vi"):
-            (root / split / sub).mkdir(parents=True)
-            for name in picked:
-                shutil.copy(SAMPLES / sub / f"{name}.png", root / split / sub / f"{name}.png")
-    return root / "calib", root / "val"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, student, splits):
-    """``built(target, shape)``: the bundle of a built-in target (default 64x96), quantized once per module."""
-    cache: dict[tuple[str, str], Path] = {}
-
-    def build(target: str, shape: str = SHAPE) -> Path:
-        if (target, shape) not in cache:
-            out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
-            assert _quantize(student, splits, out, target, "--shape", shape) == 0
-            cache[target, shape] = out
-        return cache[target, shape]
-
-    return build
+from quantize_bundles import NOISE, PREBUILT, SHAPE, quantize_cli  # noqa: E402  (fixtures student, splits, prebuilt, built: conftest.py)
 
 
 def _quantize(student, splits, out: Path, target: str, *extra: str) -> int:
-    calib, val = splits
-    shape = [] if "--shape" in extra else ["--shape", SHAPE]
-    return main(["quantize", "--target", target, "--model", str(student[0]), "--calib", str(calib), "--val", str(val),
-                 *shape, "--out", str(out), *extra])
+    return quantize_cli(student[0], splits, out, target, *extra)
 
 
 def _frames(val: Path):
@@ -81,7 +44,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backend: str | None = None) -> list[float]:
+def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backend: str | None = None, device: str | None = None) -> list[float]:
     import torch
 
     from edgefusion.runtime.backends import open_backend
@@ -94,7 +57,7 @@ def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backe
         fuser = Fuser.open(bundle_path, threads=1)
         run = lambda ir, vis: fuser.fuse_planes(ir[0, 0], vis[0, 0])  # noqa: E731
     else:
-        engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"])
+        engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"], device=device)
         run = lambda ir, vis: engine.run(ir, vis)[0, 0]  # noqa: E731
     psnrs = []
     for frame in _frames(val):
@@ -159,7 +122,9 @@ def test_jetson_qdq_graph_is_tensorrt_ready_and_accurate(built, student, splits)
         assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],)  # per output channel
         assert len(conv.input) < 3 or conv.input[2] in inits  # float bias, not quantized
     assert quantized_convs >= 5
-    psnrs = _check_bundle_against_torch(out, student, splits[1], run_backend="onnxruntime")
+    # checked as TensorRT computes it (Q/DQ arithmetic), not with the host CPU's int8 kernels
+    assert bundle.manifest["accuracy"]["checked_with"] == "onnxruntime (reference)"
+    psnrs = _check_bundle_against_torch(out, student, splits[1], run_backend="onnxruntime", device="reference")
     assert min(psnrs) >= load_target("jetson").gate.min_psnr_db
 
 
@@ -279,6 +244,37 @@ def test_fuse_runs_each_bundle_end_to_end(tmp_path, built, student, target):
     assert main(["fuse", "--model", str(student[0]), "--ir", str(ir), "--vis", str(vis), "-o", str(reference)]) == 0
     diff = np.abs(fused.astype(int) - read_image(reference).astype(int))
     assert np.mean(diff) < 1.0  # INT8 bundle vs PyTorch checkpoint, 8-bit levels
+
+
+def test_quantize_names_its_calibration_frames_and_prints_no_third_party_noise(prebuilt, splits):
+    err = prebuilt[1]
+    assert [n for n in NOISE if n in err] == []
+    names = ", ".join(sorted(p.stem for p in (splits[0] / "ir").iterdir()))
+    notes = [line for line in err.splitlines() if "calibrating on" in line]
+    assert len(notes) == len(PREBUILT)
+    for note, (target, _) in zip(notes, PREBUILT):  # 2 pairs given, every profile asks for more: a warning naming them
+        asks = load_target(target).calibration_samples
+        assert note == (f"edgefusion: warning: calibrating on 2 of the 2 pair(s) in {splits[0]}: {names}; the {target} profile "
+                        f"asks for {asks}: pass --calib DIR with at least {asks} pairs like your scenes")
+
+
+def test_calibration_note_without_warning_when_the_folder_has_enough_pairs(splits):
+    from edgefusion.quantize.calibration import calibration_pairs
+
+    pairs, note = calibration_pairs(splits[0], 1, "t", SAMPLES)
+    assert len(pairs) == 1 and note == f"calibrating on 1 of the 2 pair(s) in {splits[0]}: {pairs[0].name}"
+    pairs, note = calibration_pairs(None, 4, "t", SAMPLES)
+    assert len(pairs) == 4 and note.startswith("calibrating on 4 of the 4 pair(s) in the package samples")
+
+
+def test_single_pair_fuse_prints_one_line_naming_what_it_wrote(tmp_path, built):
+    ir, vis = SAMPLES / "ir" / "tno_19.png", SAMPLES / "vi" / "tno_19.png"
+    out = tmp_path / "f.png"
+    bundle = built("arm")
+    result = subprocess.run([sys.executable, "-m", "edgefusion", "fuse", "--model", str(bundle), "--ir", str(ir), "--vis", str(vis),
+                             "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and out.is_file()
+    assert result.stderr.splitlines() == [f"wrote {out} (tno_19 fused by {bundle.name} (litert int8 on CPU (ai_edge_litert, XNNPACK)))"]
 
 
 def test_fuse_refuses_a_tampered_bundle(tmp_path, built, capsys):

@@ -106,16 +106,42 @@ def _manifest_of(bundle: Path) -> dict:
     return {k: v for k, v in manifest.items() if k not in ("files", "sha256")}
 
 
+EXTRAS = (("onnx", "onnxruntime"), ("openvino", "openvino"), ("litert", "litert"))
+
+
+@pytest.fixture(scope="module")
+def clean_venvs(tmp_path_factory) -> dict[str, Path | BaseException]:
+    """One fresh venv per extra with ``edgefusion[EXTRA]`` installed from one wheel; the venvs are built concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("venvs")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", root / "wheels", REPO])
+    wheel = next((root / "wheels").glob("edgefusion-*.whl"))
+
+    def build(extra: str) -> Path:
+        venv = root / f"venv-{extra}"
+        _run([sys.executable, "-m", "venv", venv])
+        _run([venv / "bin/pip", "install", "-q", f"edgefusion[{extra}] @ {wheel.as_uri()}"])
+        return venv
+
+    def attempt(extra: str) -> Path | BaseException:
+        try:
+            return build(extra)
+        except BaseException as exc:  # reported by the test of that extra
+            return exc
+
+    with ThreadPoolExecutor(len(EXTRAS)) as pool:
+        return dict(zip((e for e, _ in EXTRAS), pool.map(attempt, (e for e, _ in EXTRAS))))
+
+
 @pytest.mark.skipif(os.environ.get("EDGEFUSION_ISOLATION") == "0", reason="EDGEFUSION_ISOLATION=0: clean-venv checks (they need the package index) are off")
-@pytest.mark.parametrize(("extra", "backend"), [("onnx", "onnxruntime"), ("openvino", "openvino"), ("litert", "litert")])
-def test_runtime_in_a_clean_venv_with_one_extra(extra, backend, tmp_path):
+@pytest.mark.parametrize(("extra", "backend"), EXTRAS)
+def test_runtime_in_a_clean_venv_with_one_extra(extra, backend, tmp_path, clean_venvs):
     """``pip install edgefusion[EXTRA]`` alone (its declared dependencies, nothing else) runs a bundle without torch."""
     bundle = _backend_bundle(backend, tmp_path)
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, REPO])
-    _run([sys.executable, "-m", "venv", venv])
-    wheel = next(wheels.glob("edgefusion-*.whl"))
-    _run([venv / "bin/pip", "install", "-q", f"edgefusion[{extra}] @ {wheel.as_uri()}"])
+    venv = clean_venvs[extra]
+    if isinstance(venv, BaseException):
+        raise venv
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     listed = {line.split("==")[0].lower() for line in _run([venv / "bin/pip", "list", "--format=freeze"], env=env).stdout.split()}
     assert "edgefusion" in listed and not listed & {"torch", "open-clip-torch", "scipy", "scikit-image", "onnx", "nncf"}

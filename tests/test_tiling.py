@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from edgefusion.runtime.tiling import Tiler, axis_starts, axis_weights, ramp
 
 
-@settings(max_examples=50, deadline=1000)
+@settings(max_examples=50)
 @given(
     tile_blocks=st.integers(4, 40), overlap_blocks=st.integers(0, 2), extra_blocks=st.integers(0, 120), align=st.sampled_from([1, 4, 8])
 )
@@ -25,7 +25,7 @@ def test_starts_cover_the_axis_aligned_with_bounded_gaps(tile_blocks, overlap_bl
     assert all(0 < b - a <= tile - overlap for a, b in zip(starts, starts[1:]))
 
 
-@settings(max_examples=50, deadline=1000)
+@settings(max_examples=50)
 @given(length=st.integers(1, 200))
 def test_ramp_rises_from_zero_to_one_with_quarter_margins(length):
     r = ramp(length)

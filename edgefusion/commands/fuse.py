@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if single:
         pair = pairs[0]
         write_image(output, fuse_pair(fuser, pair, *read_pair(pair), stretch))
+        print(f"wrote {output} ({pair.name} fused by {fuser.name})", file=sys.stderr)
         return 0
     with staged_folder(output) as stage:
         for pair in progress(pairs, desc=f"fuse ({fuser.name})", unit="pair"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path
 from edgefusion.optional import require
+from edgefusion.quiet import quiet
 
 SIGNATURE = "serving_default"
 INPUT_NAMES = ("args_0", "args_1")
@@ -23,7 +24,8 @@ INPUT_NAMES = ("args_0", "args_1")
 def export_tflite(model, path: Path, shape: tuple[int, int]) -> Path:
     """Convert ``model(ir, vis) -> fused`` at fixed ``shape`` (H, W) to an NHWC ``.tflite`` at ``path``."""
     torch = require("torch", "train")
-    litert_torch = require("litert_torch", "quantize")
+    with quiet(native=True):  # importing it prints absl/oneDNN notes on stderr
+        litert_torch = require("litert_torch", "quantize")
     stride = int(getattr(model, "stride", 1))
     height, width = shape
     if height % stride or width % stride:
@@ -32,9 +34,10 @@ def export_tflite(model, path: Path, shape: tuple[int, int]) -> Path:
     wrapped = litert_torch.to_channel_last_io(model.eval(), args=[0, 1], outputs=[0]).eval()
     example = (torch.rand(1, height, width, 1), torch.rand(1, height, width, 1))
     try:
-        converted = litert_torch.convert(wrapped, example)
+        with quiet(native=True):  # absl/oneDNN/converter notes on stderr
+            converted = litert_torch.convert(wrapped, example)
     except Exception as exc:  # the converter raises many types; report it as one line
         raise UserError(f"litert-torch conversion failed: {str(exc).strip().splitlines()[0]}") from None
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, quiet(native=True):
         converted.export(str(tmp))
     return Path(path)

@@ -70,6 +70,23 @@ def select(pairs: list[Pair], count: int) -> list[Pair]:
     return [pairs[i] for i in sorted(set(picks.tolist()))]
 
 
+def calibration_pairs(root: str | os.PathLike | None, count: int, target: str, default: Path) -> tuple[list[Pair], str]:
+    """(the pairs to calibrate on, a one-line note naming them) for a profile asking for ``count`` frames.
+
+    ``root`` None means ``default`` (the package samples). The note starts with
+    ``warning:`` when fewer than ``count`` pairs were available.
+    """
+    source = Path(root) if root is not None else default
+    available = dataset_pairs(source, "calibration")
+    pairs = select(available, count)
+    names = ", ".join(p.name for p in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
+    where = f"the package samples ({source})" if root is None else str(source)
+    note = f"calibrating on {len(pairs)} of the {len(available)} pair(s) in {where}: {names}"
+    if len(pairs) < count:
+        note = f"warning: {note}; the {target} profile asks for {count}: pass --calib DIR with at least {count} pairs like your scenes"
+    return pairs, note
+
+
 def load_frames(pairs: list[Pair], shape: tuple[int, int], desc: str) -> list[Frame]:
     """Load every pair as a :class:`Frame` of ``shape``, with a progress bar."""
     from tqdm import tqdm

@@ -19,7 +19,6 @@ float op sits between a DEQUANTIZE and a QUANTIZE inside the model.
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import numpy as np
 from edgefusion.convert.litert import INPUT_NAMES, SIGNATURE
 from edgefusion.errors import UserError
 from edgefusion.optional import require
+from edgefusion.quiet import quiet
 from edgefusion.quantize.calibration import Frame
 
 _INT8_CONV = {
@@ -104,19 +104,18 @@ def quantize_tflite(
 
     ``io_dtype`` (``float32``, ``int8`` or ``uint8``) is the type of the written model's inputs and output.
     """
-    aeq = require("ai_edge_quantizer", "quantize")
-    steps = recipe(keep_float, io_dtype)
-    quantizer = aeq.Quantizer(str(float_path), steps)
     samples = [{INPUT_NAMES[0]: f.ir.transpose(0, 2, 3, 1), INPUT_NAMES[1]: f.vis.transpose(0, 2, 3, 1)} for f in frames]
-    with warnings.catch_warnings():  # the calibrator keeps every tensor on purpose and warns about it
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    with quiet(native=True):  # the calibrator keeps every tensor on purpose and warns about it; XNNPACK notes
+        aeq = require("ai_edge_quantizer", "quantize")
+        steps = recipe(keep_float, io_dtype)
+        quantizer = aeq.Quantizer(str(float_path), steps)
         calibration = quantizer.calibrate({SIGNATURE: samples})
-    if io_dtype != "float32":  # the contract's range, not the calibration frames' (which would clip brighter frames)
-        float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
-        for detail in _io_details(float_interpreter):
-            qsv = calibration[detail["name"]]
-            calibration[detail["name"]] = {"min": np.zeros_like(qsv["min"]), "max": np.ones_like(qsv["max"])}
-    result = quantizer.quantize(calibration, enable_progress_report=False)
+        if io_dtype != "float32":  # the contract's range, not the calibration frames' (which would clip brighter frames)
+            float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
+            for detail in _io_details(float_interpreter):
+                qsv = calibration[detail["name"]]
+                calibration[detail["name"]] = {"min": np.zeros_like(qsv["min"]), "max": np.ones_like(qsv["max"])}
+        result = quantizer.quantize(calibration, enable_progress_report=False)
     out_path.write_bytes(bytes(result.quantized_model))
     int8, kept = int8_layers(out_path)
     return {

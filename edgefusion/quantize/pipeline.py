@@ -13,6 +13,7 @@ bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from edgefusion import __version__, preprocess
 from edgefusion.embed.c_arrays import bundle_c_arrays
 from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
-from edgefusion.quantize.calibration import Frame, dataset_pairs, load_frames, select
+from edgefusion.quiet import quiet
+from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
 from edgefusion.io.atomic import work_folder
 from edgefusion.io.digest import sha256_file
@@ -44,6 +46,7 @@ class Converted:
     output: str = "fused"  # or "maps": an analyze-only model, composed by the runtime
     io_dtype: str = "float32"  # or "int8"/"uint8": integer I/O with io_quantization {name: {scale, zero_point}}
     io_quantization: dict | None = None
+    run_device: str | None = None  # open_backend's device for the check; "reference": Q/DQ arithmetic (see tensorrt)
 
 
 def load_student(path: str | Path):
@@ -100,7 +103,8 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     from edgefusion.runtime.backends import open_backend
 
     engine = open_backend(
-        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output
+        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output,
+        device=model.run_device,
     )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
@@ -196,6 +200,8 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
 
         info = quantize_for_tensorrt(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
+        # TensorRT, not ONNX Runtime, runs this model: check the arithmetic its Q/DQ nodes specify, not the host CPU's int8 kernels
+        return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, run_device="reference")
     else:
         from edgefusion.quantize.onnxruntime import quantize_qdq
 
@@ -229,6 +235,10 @@ def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
     return [spec("ir", 1, 1), spec("vis", 1, 1)], [output]
 
 
+def _stderr(message: str) -> None:
+    print(f"edgefusion: {message}", file=sys.stderr)
+
+
 def run_quantize(
     target: Target,
     out: Path,
@@ -239,8 +249,12 @@ def run_quantize(
     as_zip: bool = False,
     c_array: bool = False,
     log=print,
+    warn=_stderr,
 ) -> tuple[Path, dict]:
-    """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report)."""
+    """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report).
+
+    ``log`` gets progress lines, ``warn`` the one-line note on the calibration frames (stderr by default).
+    """
     if target.precision == "fp16":
         raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
     check_bundle_output(out, as_zip)  # before minutes of work
@@ -252,20 +266,23 @@ def run_quantize(
     check_shape(target, stride)
     if target.compose == "runtime" and stride % 4:
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
-    calib_pairs = select(dataset_pairs(calib_dir or SAMPLES, "calibration"), target.calibration_samples)
+    calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)
+    if target.precision == "int8":
+        warn(note)
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
     refs = torch_outputs(model, val)
     with work_folder("edgefusion-quantize-") as work:
         log(f"converting {model_path.name} for {target.backend} ({target.precision}, {'fixed ' + 'x'.join(map(str, target.shape)) if target.fixed_shape else 'dynamic shape'})")
-        fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
-        if target.precision == "int8":
-            log(f"quantizing on {len(calib)} calibration frame(s)")
-            final = quantize_int8(target, fp32, work, calib, val, refs)
-        else:
-            final = _final_fp32(fp32, work)
-        outs = backend_outputs(final, val)
+        with quiet():  # third-party notes a user cannot act on (edgefusion.quiet)
+            fp32, conversion_psnr = convert_fp32(model, target, work, (val[0], refs[0]))
+            if target.precision == "int8":
+                log(f"quantizing on {len(calib)} calibration frame(s)")
+                final = quantize_int8(target, fp32, work, calib, val, refs)
+            else:
+                final = _final_fp32(fp32, work)
+            outs = backend_outputs(final, val)
         frames = [accuracy.Outputs(f.ir[0, 0], f.vis[0, 0], r[0, 0], o[0, 0]) for f, r, o in zip(val, refs, outs)]
         report = accuracy.compare(frames)
         report["gate"] = accuracy.gate_summary(report, target.gate)
@@ -273,7 +290,7 @@ def run_quantize(
             report["gate"]["failures"].append("no layer is left in INT8 (the model is effectively float)")
             report["gate"]["passed"] = False
         report["fp32_conversion_psnr_db"] = round(conversion_psnr, 3)
-        report["checked_with"] = final.run_backend
+        report["checked_with"] = final.run_backend + (f" ({final.run_device})" if final.run_device else "")
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
         manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization)

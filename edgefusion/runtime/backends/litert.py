@@ -17,6 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from edgefusion.errors import UserError
+from edgefusion.quiet import quiet
 from edgefusion.runtime.backends.base import Backend, IOSpec, log, match_names, model_file
 
 
@@ -39,8 +40,9 @@ class LiteRtBackend(Backend):
             raise UserError(f"the litert backend runs on the CPU only (got device {device!r})")
         path = model_file(model_files, "model", self.name, (".tflite",))
         try:
-            self.interpreter = module.Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
-            self.interpreter.allocate_tensors()
+            with quiet(native=True):  # TFLite's "Created ... XNNPACK delegate" note
+                self.interpreter = module.Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"LiteRT cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
         details = self.interpreter.get_input_details()
