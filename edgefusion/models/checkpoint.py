@@ -75,6 +75,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     return model_from_payload(payload, str(path)).to(device), payload
 
 
+def input_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """The model's ``forward`` inputs in order: its ``inputs`` attribute, default ``("ir", "vis")``;
+    v2 students take ``("ir", "vis", "stats")`` (stats: :mod:`edgefusion.runtime.frame_stats`)."""
+    return tuple(getattr(model, "inputs", ("ir", "vis")))
+
+
 class TorchFuser:
     """A checkpoint as a :class:`~edgefusion.fusion.PlaneFuser` (PyTorch, float32)."""
 

@@ -54,15 +54,17 @@ def quantize_qdq(
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    model = onnx.load(str(fp32_path))
+    names = tuple(i.name for i in model.graph.input)  # ir, vis and, for v2 students, stats
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._items = iter(frames)
 
         def get_next(self):
             frame = next(self._items, None)
-            return None if frame is None else {"ir": frame.ir, "vis": frame.vis}
+            return None if frame is None else frame.inputs(names)
 
-    model = onnx.load(str(fp32_path))
     excluded = keep_float_nodes(model, keep_float)
     # (not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops the collected batches instead of merging them)
     extra = {"WeightSymmetric": True, "ActivationSymmetric": symmetric_activations}

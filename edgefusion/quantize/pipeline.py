@@ -9,6 +9,11 @@ run the INT8 model through the device runtime
 compare with PyTorch FP32 (:mod:`.accuracy`) and apply the gate; write the
 bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 :class:`~edgefusion.errors.GateError` and writes nothing, unless ``force``.
+
+v2 students (architecture ``student-ctx``) take a third input ``stats``: every
+step (PyTorch reference, conversion check, calibration, validation) feeds each
+frame's statistics of the whole pair (:class:`.calibration.Frame`), and the
+manifest's ``inputs`` lists ``ir``, ``vis``, ``stats``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
 CONVERSION_MIN_PSNR_DB = 60.0
+#: Architectures that edge targets accept (v1 pixel student, v2 frame-context student).
+STUDENT_ARCHITECTURES = ("student", "student-ctx")
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Converted:
     output: str = "fused"  # or "maps": an analyze-only model, composed by the runtime
     io_dtype: str = "float32"  # or "int8"/"uint8": integer I/O with io_quantization {name: {scale, zero_point}}
     io_quantization: dict | None = None
+    inputs: tuple[str, ...] = ("ir", "vis")  # or ("ir", "vis", "stats") for v2 students
 
 
 def load_student(path: str | Path):
@@ -51,7 +59,7 @@ def load_student(path: str | Path):
 
     path = Path(path)
     model, payload = load_model(path)
-    if payload.get("architecture") != "student":
+    if payload.get("architecture") not in STUDENT_ARCHITECTURES:
         raise UserError(f"{path} holds a {payload.get('architecture')!r} model; edge targets need a student checkpoint (edgefusion train student)")
     return model, payload
 
@@ -64,29 +72,35 @@ def check_shape(target: Target, stride: int) -> None:
 
 
 def torch_outputs(model, frames: list[Frame]) -> list[np.ndarray]:
-    """PyTorch FP32 outputs, (1, 1, H, W) float32 each."""
+    """PyTorch FP32 outputs, (1, 1, H, W) float32 each (v2 students get each frame's stats)."""
     import torch
 
+    from edgefusion.models.checkpoint import input_names
+
+    names = input_names(model)
     with torch.no_grad():
-        return [model(torch.from_numpy(f.ir), torch.from_numpy(f.vis)).numpy() for f in frames]
+        return [model(*(torch.from_numpy(v) for v in f.inputs(names).values())).numpy() for f in frames]
 
 
 def analyze_only(model):
-    """The student's low-resolution ``analyze(ir, vis) -> maps`` as a module (for ``compose = "runtime"``)."""
+    """The student's low-resolution ``analyze(ir, vis[, stats]) -> maps`` as a module (for ``compose = "runtime"``)."""
     import torch
+
+    from edgefusion.models.checkpoint import input_names
 
     if not hasattr(model, "analyze"):
         raise UserError(f"{type(model).__name__} has no analyze network; compose = \"runtime\" needs a student")
 
     class AnalyzeOnly(torch.nn.Module):
         stride = model.stride
+        inputs = input_names(model)
 
         def __init__(self) -> None:
             super().__init__()
             self.student = model
 
-        def forward(self, ir, vis):
-            return self.student.analyze(ir, vis)
+        def forward(self, ir, vis, stats=None):
+            return self.student.analyze(ir, vis) if stats is None else self.student.analyze(ir, vis, stats)
 
     return AnalyzeOnly().eval()
 
@@ -99,12 +113,13 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     from edgefusion.runtime.backends import open_backend
 
     engine = open_backend(
-        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output
+        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization,
+        output=model.output, inputs=model.inputs,
     )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
-        return [engine.run(f.ir, f.vis).copy() for f in frames_bar]
-    return [compose_maps(engine.run_raw(f.ir, f.vis), f) for f in frames_bar]
+        return [engine.run(**f.inputs(model.inputs)).copy() for f in frames_bar]
+    return [compose_maps(engine.run_raw(**f.inputs(model.inputs)), f) for f in frames_bar]
 
 
 def compose_maps(maps: np.ndarray, frame: Frame) -> np.ndarray:
@@ -128,15 +143,17 @@ def check_conversion(what: str, model: Converted, frame: Frame, reference: np.nd
 def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarray]) -> tuple[Converted, float]:
     """FP32 model files for ``target`` in ``work``, checked against PyTorch; (converted, PSNR dB)."""
     from edgefusion.convert.onnx import check_ops, export_onnx
+    from edgefusion.models.checkpoint import input_names
 
     fixed = target.fixed_shape
     output = "maps" if target.compose == "runtime" else "fused"
     exported = analyze_only(model) if output == "maps" else model
+    inputs = input_names(model)
     if target.backend == "litert":
         from edgefusion.convert.litert import export_tflite
 
         path = export_tflite(exported, work / "model_fp32.tflite", fixed)
-        converted = Converted({"model": path}, "NHWC", {}, "litert", output)
+        converted = Converted({"model": path}, "NHWC", {}, "litert", output, inputs=inputs)
     else:
         onnx_path = export_onnx(exported, work / "model_fp32.onnx", shape=target.shape, dynamic=fixed is None)
         check_ops(onnx_path)
@@ -146,9 +163,9 @@ def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarr
             from edgefusion.convert.openvino import onnx_to_openvino, save_openvino
 
             files = save_openvino(onnx_to_openvino(onnx_path), work / "model_fp32.xml")
-            converted = Converted(files, "NCHW", {}, "openvino", output)
+            converted = Converted(files, "NCHW", {}, "openvino", output, inputs=inputs)
         else:
-            converted = Converted({"model": onnx_path}, "NCHW", {}, "onnxruntime", output)
+            converted = Converted({"model": onnx_path}, "NCHW", {}, "onnxruntime", output, inputs=inputs)
     psnr = check_conversion(f"{target.backend} FP32", converted, *check)
     return converted, psnr
 
@@ -174,7 +191,7 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.openvino import quantize_openvino
 
         def passes(candidate) -> bool:
-            outs = backend_outputs(Converted(save_openvino(candidate, work / "probe.xml"), "NCHW", {}, "openvino", fp32.output), val)
+            outs = backend_outputs(Converted(save_openvino(candidate, work / "probe.xml"), "NCHW", {}, "openvino", fp32.output, inputs=fp32.inputs), val)
             return min(accuracy.psnr_db(r[0, 0], o[0, 0]) for r, o in zip(refs, outs)) >= target.gate.min_psnr_db
 
         source = ov.Core().read_model(str(fp32.files["model"]))
@@ -182,14 +199,14 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
             source, calib, target.quantize_ops, target.keep_float, passes, target.accuracy_control, list(zip(val, refs)), target.gate.min_psnr_db,
             to_fused=compose_maps if fp32.output == "maps" else None,
         )
-        return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output)
+        return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output, inputs=fp32.inputs)
     if target.backend == "litert":
         from edgefusion.quantize.litert import io_quantization, quantize_tflite
 
         path = work / "model.tflite"
         info = quantize_tflite(fp32.files["model"], path, calib, target.keep_float, target.io_dtype)
-        io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output)
-        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant)
+        io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output, fp32.inputs)
+        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant, fp32.inputs)
     out = work / "model.onnx"
     if target.backend == "tensorrt":
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
@@ -199,7 +216,7 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.onnxruntime import quantize_qdq
 
         info = quantize_qdq(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
-    return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output)
+    return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, inputs=fp32.inputs)
 
 
 def _final_fp32(fp32: Converted, work: Path) -> Converted:
@@ -209,13 +226,14 @@ def _final_fp32(fp32: Converted, work: Path) -> Converted:
         dest = work / ("model" + path.suffix)
         path.replace(dest)
         files[role] = dest
-    return Converted(files, fp32.layout, {"method": "none (fp32)"}, fp32.run_backend, fp32.output)
+    return Converted(files, fp32.layout, {"method": "none (fp32)"}, fp32.run_backend, fp32.output, inputs=fp32.inputs)
 
 
-def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
+def tensor_specs(target: Target, inputs: tuple[str, ...] = ("ir", "vis"), io_quantization: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Manifest ``inputs``/``outputs``; -1 marks a dynamic dimension (inputs: multiples of the stride).
 
     ``compose = "runtime"`` models output ``maps``: 4 channels at 1/4 resolution.
+    v2 models also take ``stats`` (1 x 6; float32 unless ``io_quantization`` quantizes it).
     """
     h, w = target.fixed_shape or (-1, -1)
 
@@ -225,7 +243,13 @@ def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
         return {"name": name, "shape": shape, "dtype": target.io_dtype}
 
     output = spec("maps", 4, 4) if target.compose == "runtime" else spec("fused", 1, 1)
-    return [spec("ir", 1, 1), spec("vis", 1, 1)], [output]
+    specs = [spec("ir", 1, 1), spec("vis", 1, 1)]
+    if "stats" in inputs:
+        from edgefusion.runtime.frame_stats import N_STATS
+
+        stats_dtype = target.io_dtype if "stats" in (io_quantization or {}) else "float32"
+        specs.append({"name": "stats", "shape": [1, N_STATS], "dtype": stats_dtype})
+    return specs, [output]
 
 
 def c_array_files(model_path: Path, work: Path) -> dict[str, Path]:
@@ -296,7 +320,7 @@ def run_quantize(
         report["checked_with"] = final.run_backend
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
-        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization)
+        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization, final.inputs)
         extra = c_array_files(final.files["model"], work) if c_array else None
         path = write_bundle(out, final.files, manifest, extra=extra, as_zip=as_zip)
     return path, report
@@ -304,10 +328,11 @@ def run_quantize(
 
 def build_manifest(
     target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int,
-    io_quantization: dict | None = None,
+    io_quantization: dict | None = None, model_inputs: tuple[str, ...] = ("ir", "vis"),
 ) -> dict:
-    """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O."""
-    inputs, outputs = tensor_specs(target)
+    """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O;
+    ``model_inputs`` the model's input names (``stats`` for v2 students)."""
+    inputs, outputs = tensor_specs(target, model_inputs, io_quantization)
     quantization = dict(quantization)
     if target.precision == "int8":
         quantization.setdefault("calibration_frames", n_calib)

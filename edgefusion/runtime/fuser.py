@@ -15,6 +15,12 @@ manifest's backend and implements :class:`edgefusion.fusion.PlaneFuser`:
 * Bundles with ``"compose": "runtime"`` hold only the student's low-resolution
   ``analyze`` network (output ``maps``, N x 4 x H/4 x W/4); the
   full-resolution composition runs here in numpy (:mod:`edgefusion.runtime.compose`).
+* v2 bundles (manifest ``inputs`` ``ir``, ``vis``, ``stats``) take the frame
+  statistics (:func:`edgefusion.runtime.frame_stats.frame_stats`), computed
+  here ONCE per frame from the unpadded planes and given to every model call,
+  so every tile of a frame sees the whole frame's context and a tiled frame
+  matches the frame fused whole. v1 students compute their context inside the
+  network from what they see, so their tiles differ from the whole frame.
 
 Model outputs, integer-I/O scratch, tiling accumulators and composition
 temporaries are allocated once per frame shape and reused, so a video loop at
@@ -41,6 +47,7 @@ from edgefusion.runtime.backends import Backend, open_backend
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.bundle import Bundle, load_bundle
 from edgefusion.runtime.compose import SCALE, Composer
+from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.runtime.tiling import Tiler
 
 #: Default overlap between tiles, in pixels (a multiple of every stride in use).
@@ -66,6 +73,9 @@ class Fuser:
             raise UserError(f"bundle {bundle.source}: stride {self.stride} or fixed_shape {self.fixed_shape} out of range "
                             f"(stride <= {MAX_STRIDE}, sides <= {MAX_SIDE})")
         self.compose_in_runtime = _compose_in_runtime(manifest, bundle.source)
+        self.takes_stats = backend.io.takes_stats
+        if bundle.inputs != backend.io.inputs:
+            raise UserError(f"bundle {bundle.source}: manifest inputs {list(bundle.inputs)} differ from the backend's {list(backend.io.inputs)}")
         if self.compose_in_runtime and self.stride % SCALE:
             raise UserError(f"bundle {bundle.source}: runtime composition needs a stride that is a multiple of {SCALE}")
         self.tile = self.fixed_shape or (tuple(tile) if tile else None)
@@ -103,6 +113,7 @@ class Fuser:
             io_dtype=m["io_dtype"],
             io_quantization=m.get("io_quantization"),
             output=output,
+            inputs=bundle.inputs,
             threads=threads,
             device=device,
         )
@@ -126,6 +137,7 @@ class Fuser:
         h, w = ir.shape
         with self._lock:
             self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+            stats = frame_stats(ir, vis_y)[None] if self.takes_stats else None  # the whole, unpadded frame
             ir_p = preprocess.pad_to_multiple(ir, self.stride)
             vis_p = preprocess.pad_to_multiple(vis_y, self.stride)
             if self.fixed_shape and (ir_p.shape[0] < self.tile[0] or ir_p.shape[1] < self.tile[1]):
@@ -133,9 +145,9 @@ class Fuser:
                 ir_p = preprocess.pad_to_multiple(ir_p, multiple)
                 vis_p = preprocess.pad_to_multiple(vis_p, multiple)
             if self.tile and (ir_p.shape[0] > self.tile[0] or ir_p.shape[1] > self.tile[1]):
-                fused = self._run_tiled(ir_p, vis_p)
+                fused = self._run_tiled(ir_p, vis_p, stats)
             else:
-                fused = self._run_whole(ir_p, vis_p)
+                fused = self._run_whole(ir_p, vis_p, stats)
             return fused[:h, :w].copy()
 
     def _buffer(self, key: tuple, factory):
@@ -143,30 +155,31 @@ class Fuser:
             self._buffers[key] = factory()
         return self._buffers[key]
 
-    def _run_whole(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def _run_whole(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
         shape = ir.shape
         out = self._buffer(("out",) + shape, lambda: np.empty((1, 1) + shape, np.float32))
-        self._run_model(ir[None, None], vis[None, None], out)
+        self._run_model(ir[None, None], vis[None, None], out, stats)
         return out[0, 0]
 
-    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
         th, tw = self.tile
         shape = ir.shape
         tiler = self._buffer(("tiler",) + shape, lambda: Tiler(*shape, tile=(th, tw), overlap=self.overlap, align=self.stride))
         out = self._buffer(("tiled",) + shape, lambda: np.empty(shape, np.float32))
-        return tiler(self._run_model, ir, vis, out)
+        return tiler(lambda t_ir, t_vis, t_out: self._run_model(t_ir, t_vis, t_out, stats), ir, vis, out)  # one frame's stats for every tile
 
-    def _run_model(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """One model call on NCHW (1, 1, H, W) inputs, composing in numpy for analyze-only bundles."""
+    def _run_model(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        """One model call on NCHW (1, 1, H, W) inputs (+ the frame's (1, 6) stats for v2 bundles),
+        composing in numpy for analyze-only bundles."""
         ir = np.ascontiguousarray(ir)
         vis = np.ascontiguousarray(vis)
         start = time.perf_counter()
         if not self.compose_in_runtime:
-            self.backend.run(ir, vis, out=out)
+            self.backend.run(ir, vis, out=out, stats=stats)
             self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
             return out
         h, w = ir.shape[2:]
-        maps = self.backend.run_raw(ir, vis)
+        maps = self.backend.run_raw(ir, vis, stats)
         middle = time.perf_counter()
         if maps.shape != (1, 4, h // SCALE, w // SCALE):
             raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
