@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "fuse",
     "eval",
     "train",
+    "import_weights",
     "export",
     "quantize",
     "build_engine",

@@ -56,6 +56,8 @@ from edgefusion.training import pixel
 CROPS_DIR = "crops"
 CACHE_DIR = "teacher-cache"
 FINAL_NAME = "student"
+#: Architectures accepted as distillation teachers (``ld-lite``: imported with ``edgefusion import ld-lite``).
+TEACHER_ARCHITECTURES = ("teacher", "ld-lite")
 
 
 @dataclass
@@ -103,8 +105,8 @@ def load_student_recipe(spec: str | os.PathLike) -> dict[str, Any]:
 def load_teacher(path: str | os.PathLike, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen teacher of a checkpoint; a one-line UserError when ``path`` holds no teacher."""
     payload = read_checkpoint(path)
-    if payload.get("architecture") != "teacher":
-        raise UserError(f"{path} is not a teacher checkpoint (architecture {payload.get('architecture')!r}); pass the teacher.pt written by 'edgefusion train teacher'")
+    if payload.get("architecture") not in TEACHER_ARCHITECTURES:
+        raise UserError(f"{path} is not a teacher checkpoint (architecture {payload.get('architecture')!r}); pass the teacher.pt written by 'edgefusion train teacher' or 'edgefusion import ld-lite'")
     teacher = model_from_payload(payload, str(path)).to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
