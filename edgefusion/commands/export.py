@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
     from edgefusion.io.pairs import find_pairs
-    from edgefusion.models.checkpoint import load_model
+    from edgefusion.models.checkpoint import input_names, load_model
     from edgefusion.quantize import calibration, pipeline
     from edgefusion.resources import SAMPLES
     from edgefusion.targets import parse_shape
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                 from edgefusion.convert.openvino import onnx_to_openvino, save_openvino
 
                 files, backend = save_openvino(onnx_to_openvino(onnx_path), work / "model.xml"), "openvino"
-        psnr = pipeline.check_conversion(args.format, pipeline.Converted(files, layout, {}, backend), frame, reference)
+        converted = pipeline.Converted(files, layout, {}, backend, inputs=input_names(model))
+        psnr = pipeline.check_conversion(args.format, converted, frame, reference)
         outputs = {role: args.out.with_suffix(path.suffix) for role, path in files.items()}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         for role in sorted(files, key=lambda r: r == "model"):  # weights first, the model file last
