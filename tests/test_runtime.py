@@ -583,3 +583,90 @@ def test_inputs_that_do_not_match_the_model_are_one_line_errors(student_v2, mode
     (bare / "manifest.json").write_text(json.dumps(manifest))
     ir, vis = _planes(24, 32, seed=1)
     np.testing.assert_allclose(Fuser.open(bare).fuse_planes(ir[0, 0], vis[0, 0]), torch_reference(model, ir, vis)[0, 0], atol=1e-5)
+
+
+def _fake_tensorrt(inputs: tuple[str, ...]):
+    """Stand-ins for ``tensorrt`` and ``cuda.bindings.runtime`` whose engine computes, on "device" buffers that
+    are host memory, ``fused = max(ir, vis) + stats[0, 0]`` (``stats`` only when it is among ``inputs``)."""
+    import ctypes
+    import types
+
+    memory: dict[int, np.ndarray] = {}
+
+    def malloc(nbytes):
+        buf = np.zeros(nbytes, np.uint8)
+        memory[buf.ctypes.data] = buf
+        return 0, buf.ctypes.data
+
+    def free(ptr):
+        memory.pop(int(ptr), None)
+        return (0,)
+
+    def memcpy(dst, src, nbytes, kind, stream):
+        ctypes.memmove(dst, src, nbytes)
+        return (0,)
+
+    cuda = types.SimpleNamespace(
+        cudaSetDevice=lambda i: (0,), cudaStreamCreate=lambda: (0, 1), cudaStreamSynchronize=lambda s: (0,),
+        cudaGetDeviceProperties=lambda i: (0, types.SimpleNamespace(name=b"FakeGPU")), cudaMalloc=malloc,
+        cudaFree=free, cudaMemcpyAsync=memcpy,
+        cudaMemcpyKind=types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2),
+    )
+
+    class Context:
+        def __init__(self):
+            self.shapes, self.addresses = {}, {}
+
+        def set_input_shape(self, name, shape):
+            self.shapes[name] = tuple(shape)
+
+        def set_tensor_address(self, name, ptr):
+            self.addresses[name] = ptr
+
+        def get_tensor_shape(self, name):
+            return self.shapes["ir"]
+
+        def view(self, name, shape):
+            return memory[self.addresses[name]][: 4 * int(np.prod(shape))].view(np.float32).reshape(shape)
+
+        def execute_async_v3(self, stream):
+            shape = self.shapes["ir"]
+            fused = np.maximum(self.view("ir", shape), self.view("vis", shape))
+            if "stats" in inputs:
+                assert self.shapes["stats"] == (1, 6)
+                fused = fused + self.view("stats", (1, 6))[0, 0]
+            self.view("fused", shape)[...] = fused
+            return True
+
+    names = (*inputs, "fused")
+    engine = types.SimpleNamespace(
+        num_io_tensors=len(names), get_tensor_name=lambda i: names[i], create_execution_context=Context,
+        get_tensor_mode=lambda n: "output" if n == "fused" else "input", get_tensor_dtype=lambda n: np.float32,
+    )
+    trt = types.SimpleNamespace(
+        __version__="fake", Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}),
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine),
+        TensorIOMode=types.SimpleNamespace(INPUT="input"), nptype=lambda dtype: dtype,
+    )
+    return trt, cuda
+
+
+@pytest.mark.parametrize("inputs", [("ir", "vis"), ("ir", "vis", "stats")])
+def test_tensorrt_adapter_binds_every_input_including_stats(tmp_path, monkeypatch, inputs):
+    """The TensorRT adapter's own code on a fake engine and CUDA runtime (no GPU here): each input, stats too,
+    is copied to its device buffer with its shape set, and the output comes back."""
+    import sys
+    import types
+
+    trt, cuda = _fake_tensorrt(inputs)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings", types.ModuleType("cuda.bindings"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cuda)
+    (tmp_path / "m.engine").write_bytes(b"engine")
+    engine = open_backend("tensorrt", {"model": tmp_path / "m.engine"}, inputs=inputs)
+    assert engine.provider == "CUDA:0 (FakeGPU)"
+    ir, vis = _planes(24, 40, seed=3)
+    stats = np.full((1, 6), 0.25, np.float32) if "stats" in inputs else None
+    expected = np.clip(np.maximum(ir, vis) + (0.25 if stats is not None else 0.0), 0.0, 1.0)
+    np.testing.assert_allclose(engine.run(ir, vis, stats=stats), expected, atol=1e-6)
