@@ -9,10 +9,12 @@ the reference is the PyTorch model on the whole frame
 students (``student``) compute their context per tile. Reported: mean and
 max absolute difference of the fused 8-bit luma in gray levels.
 
-The frame is a real pair (default: the package sample ``tno_19``) resized
-bilinearly to ``--size`` (W x H), or ``--pair IR VIS``.
+The frame is a real pair (default: the package sample ``tno_19``, or
+``--pair IR VIS``) resized bilinearly to ``--size`` (W x H), or with
+``--mosaic DIR`` a mosaic of the pairs of DIR (``ir/`` + ``vi/``) at their own
+resolution, row by row, cut to ``--size`` (real detail everywhere).
 
-    python benchmarks/bench_tiles.py --model CKPT [--size 4000x3000] [--tile 480x640] [--pair IR VIS] [--json FILE]
+    python benchmarks/bench_tiles.py --model CKPT [--size 4000x3000] [--tile 480x640] [--pair IR VIS | --mosaic DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -39,7 +41,31 @@ def _frame(pair: tuple[Path, Path], size: tuple[int, int]):
     return resize(planes.ir), resize(planes.vis_y)
 
 
-def measure(model_path: Path, size: tuple[int, int], tile: tuple[int, int], pair: tuple[Path, Path]) -> dict:
+def _mosaic(root: Path, size: tuple[int, int]):
+    """Model planes (H, W) = ``size[::-1]`` filled row by row with the pairs of ``root`` at their own size."""
+    from edgefusion import preprocess
+    from edgefusion.io.images import read_image
+    from edgefusion.io.pairs import find_pairs
+
+    width, height = size
+    planes = [np.zeros((height, width), np.float32) for _ in range(2)]
+    pairs, k, y = find_pairs(root), 0, 0
+    while y < height:
+        x, row_height = 0, 0
+        while x < width:
+            pair = pairs[k % len(pairs)]
+            k += 1
+            prepared = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
+            for plane, source in zip(planes, (prepared.ir, prepared.vis_y)):
+                part = source[: height - y, : width - x]
+                plane[y : y + part.shape[0], x : x + part.shape[1]] = part
+            x += prepared.ir.shape[1]
+            row_height = max(row_height, prepared.ir.shape[0])
+        y += row_height
+    return planes[0], planes[1]
+
+
+def measure(model_path: Path, size: tuple[int, int], tile: tuple[int, int], pair: tuple[Path, Path], mosaic: Path | None = None) -> dict:
     from edgefusion import preprocess
     from edgefusion.convert.onnx import export_onnx
     from edgefusion.models.checkpoint import TorchFuser, input_names
@@ -48,7 +74,7 @@ def measure(model_path: Path, size: tuple[int, int], tile: tuple[int, int], pair
 
     torch_fuser = TorchFuser.load(model_path)
     names = input_names(torch_fuser.model)
-    ir, vis = _frame(pair, size)
+    ir, vis = _mosaic(mosaic, size) if mosaic else _frame(pair, size)
     with tempfile.TemporaryDirectory(prefix="bench-tiles-") as tmp:
         onnx_path = export_onnx(torch_fuser.model, Path(tmp) / "model.onnx", shape=tile, dynamic=False)
         specs = [{"name": n, "shape": [1, 6] if n == "stats" else [1, 1, *tile], "dtype": "float32"} for n in names]
@@ -67,7 +93,7 @@ def measure(model_path: Path, size: tuple[int, int], tile: tuple[int, int], pair
     whole_s = time.perf_counter() - start
     diff = np.abs(tiled.astype(np.int16) - whole.astype(np.int16))
     return {
-        "model": model_path.name, "inputs": list(names), "frame": f"{size[0]}x{size[1]}", "tile": f"{tile[1]}x{tile[0]}",
+        "model": model_path.name, "inputs": list(names), "source": f"mosaic of {mosaic.name}" if mosaic else f"{pair[0].name} resized", "frame": f"{size[0]}x{size[1]}", "tile": f"{tile[1]}x{tile[0]}",
         "overlap": fuser.overlap, "tiles": n_tiles(ir.shape, tile, fuser.overlap, fuser.stride),
         "mean_gray_levels": round(float(diff.mean()), 4), "max_gray_levels": int(diff.max()),
         "share_over_1_level": round(float(np.mean(diff > 1)), 6), "tiled_s": round(tiled_s, 2), "whole_torch_s": round(whole_s, 2),
@@ -91,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="4000x3000", help="frame W x H (default 4000x3000)")
     parser.add_argument("--tile", default="480x640", help="bundle shape H x W (default 480x640)")
     parser.add_argument("--pair", nargs=2, type=Path, metavar=("IR", "VIS"), help="source pair (default: package sample tno_19)")
+    parser.add_argument("--mosaic", type=Path, help="a pairs folder (ir/ + vi/) tiled at native resolution instead of one resized pair")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     pair = tuple(args.pair) if args.pair else (SAMPLES / "ir" / "tno_19.png", SAMPLES / "vi" / "tno_19.png")
-    result = measure(args.model, (width, height), parse_shape(args.tile), pair)
+    result = measure(args.model, (width, height), parse_shape(args.tile), pair, args.mosaic)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
