@@ -6,8 +6,8 @@ relative path, e.g. ``{"model": "model.xml", "weights": "model.bin"}``),
 ``inputs``/``outputs`` (``[{name, shape, dtype}]``, names ``ir``, ``vis``,
 ``fused``; v2 bundles, whose model also takes the frame statistics, list the
 inputs ``ir``, ``vis``, ``stats``; a bundle without ``inputs`` is v1, and
-entries may also be bare names; see :func:`input_names`), ``layout``, ``io_dtype`` (+ ``io_quantization`` for integer I/O),
-``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
+entries may also be bare names; see :func:`input_names`), ``layout``,
+``io_dtype`` (+ ``io_quantization`` for integer I/O), ``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
 ``preprocessing``, ``model``, ``quantization``, ``accuracy``,
 ``latency_budget`` and ``sha256`` ({relative file: hex digest} for every file
 but ``manifest.json``).
