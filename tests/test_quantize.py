@@ -370,6 +370,12 @@ def test_v2_student_bundles_take_stats_and_pass_the_gate(built, student_v2, spli
         model = onnx.load(str(bundle.files["model"]))
         assert [d.dim_value for d in model.graph.input[2].type.tensor_type.shape.dim] == [1, 6]
         assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "stats"]
+        # the planes are quantized for the stem convolutions only: the composition reads the float planes
+        producer = {o: n for n in model.graph.node for o in n.output}
+        dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
+                       and getattr(producer.get(n.input[0]), "input", [None])[0] in ("ir", "vis")}
+        assert dequantized and all(n.op_type == "Conv" for n in model.graph.node if set(n.input) & dequantized)
+        assert any(n.op_type == "Mul" and "ir" in n.input for n in model.graph.node)
     if target == "arm:int8-io":  # the statistics are int8 too, with the range [0, 1]
         assert manifest["io_quantization"]["stats"]["scale"] == pytest.approx(1 / 255) and manifest["inputs"][2]["dtype"] == "int8"
     psnrs = _check_bundle_against_torch(out, student_v2, splits[1], run_backend=run_backend)
