@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "targets",
     "bench",
     "demo",
+    "models",
 )
 
 

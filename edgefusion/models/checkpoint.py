@@ -95,7 +95,10 @@ class TorchFuser:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
         """Open a ``.pt`` checkpoint written by ``edgefusion train``."""
+        from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
+
         model, payload = load_model(path, device)
+        warn_if_not_meaningful(provenance_of(payload), Path(path).name)
         return cls(model, name=Path(path).stem, device=device, metadata=payload.get("metadata"))
 
     @torch.no_grad()

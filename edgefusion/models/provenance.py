@@ -74,6 +74,12 @@ def teacher_summary(payload: dict, digest: str) -> dict[str, Any]:
     return summary
 
 
+def provenance_comment(provenance: dict[str, Any]) -> str:
+    """C comment lines naming objective, licence and attribution (empty string for an empty dict)."""
+    lines = [f"{key}: {provenance[key]}" for key in ("objective", "language_objective_meaningful", "licence", "attribution") if key in provenance]
+    return "".join(f"/* {line.replace('*/', '* /')} */\n" for line in lines)
+
+
 def warn_if_not_meaningful(provenance: dict[str, Any], name: str) -> None:
     """One stderr line, once per model name and process, when the language objective was not meaningful."""
     if provenance.get("language_objective_meaningful") is False and name not in _WARNED:

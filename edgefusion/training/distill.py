@@ -219,15 +219,17 @@ class DistillLoss(nn.Module):
         else:
             with torch.no_grad():
                 target = self.teacher(ir, vis).float()
-        fused = model(ir, vis).float()
+        fused = (model(ir, vis, batch["stats"]) if "stats" in batch else model(ir, vis)).float()  # v2 students take frame stats
         w = self.weights
         terms = {
             "l1": (fused - target).abs().mean(),
             "ssim": 1.0 - pixel.ssim(fused, target).mean(),
             "grad": (pixel.sobel_magnitude(fused) - pixel.sobel_magnitude(target)).abs().mean(),
-            "pixel": pixel_objective(fused, ir, vis),
         }
-        terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"] + w.pixel * terms["pixel"]
+        terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"]
+        if w.pixel > 0:
+            terms["pixel"] = pixel_objective(fused, ir, vis)
+            terms["total"] = terms["total"] + w.pixel * terms["pixel"]
         with torch.no_grad():
             mse = (fused.clamp(0, 1) - target).pow(2).mean().clamp_min(1e-12)
             terms["psnr"] = -10.0 * torch.log10(mse)
