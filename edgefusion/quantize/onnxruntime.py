@@ -13,11 +13,12 @@ one of the ``keep_float`` student modules (e.g. ``head``, ``up``; matched by
 the weight initializer name ``[...].<module>.<param>``) stay in float.
 
 A graph input that a quantized op reads directly (the IR and visible planes
-of a v2 student feed its stem convolutions) gets one Q/DQ pair, which
-``quantize_static`` hands to every reader; :func:`float_inputs_for_float_ops`
-gives the float readers (the full-resolution composition) the float input
-back. With symmetric int8 activations (scale 1/127 for [0, 1]) the quantized
-planes in the composition cost 18.7 % Qabf on an LD-Lite student.
+feed a v2 student's stem convolutions, when a target quantizes them) gets one
+Q/DQ pair, which ``quantize_static`` hands to every reader;
+:func:`float_inputs_for_float_ops` gives the float readers (the
+full-resolution composition) the float input back. With symmetric int8
+activations (scale 1/127 for [0, 1]) quantized planes in the composition cost
+18.7 % Qabf on an LD-Lite student (jetson, 1080x1920).
 """
 
 from __future__ import annotations
