@@ -97,6 +97,8 @@ def test_distillation_moves_the_student_towards_the_teacher(tmp_path, data, teac
     assert payload["architecture"] == "student" and payload["config"] == {"size": "s"}
     meta = payload["metadata"]
     assert meta["stage"] == "student" and meta["teacher"]["sha256"] == sha256_file(teacher_ckpt)
+    assert meta["teacher"]["objective"] == "test" and meta["data"] == {"folder": data.name, "pairs": 3}
+    assert str(tmp_path) not in repr(meta) and str(data) not in repr(meta)  # no build-machine paths (issue 9.6)
     assert meta["recipe"]["train"]["steps"] == 4  # the fine-tuning phase's schedule
     assert meta["student_recipe"]["train"]["steps"] == 24
     assert (tmp_path / "run" / "crops" / "student-crops.pt").is_file() and (tmp_path / "run" / "log.csv").is_file()

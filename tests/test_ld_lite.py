@@ -100,3 +100,33 @@ def test_checkpoint_round_trip_keeps_outputs(imported, tmp_path):
     a, b = TorchFuser.load(imported), TorchFuser.load(tmp_path / "copy.pt")
     ir, vis = np.random.default_rng(0).random((2, 24, 40), dtype=np.float32)
     np.testing.assert_array_equal(a.fuse_planes(ir, vis), b.fuse_planes(ir, vis))
+
+
+@pytest.fixture(scope="module")
+def random_ld_lite(tmp_path_factory):
+    """An LD-Lite checkpoint with random weights (no shared data needed) and two small real pairs."""
+    from edgefusion.io.images import write_image
+    from edgefusion.models.checkpoint import model_payload
+    from edgefusion.resources import SAMPLES
+
+    root = tmp_path_factory.mktemp("ldfirst")
+    torch.manual_seed(1)
+    ckpt = root / "teacher-ld.pt"
+    save_checkpoint(ckpt, model_payload(build_model("ld-lite", {}), "ld-lite", {}, {"stage": "teacher", "objective": "random test weights"}))
+    for name in ("tno_07", "tno_19"):
+        for sub in ("ir", "vi"):
+            write_image(root / "data" / sub / f"{name}.png", read_image(SAMPLES / sub / f"{name}.png")[100:148, 60:124])
+    return ckpt, root / "data"
+
+
+def test_ld_lite_is_a_first_class_model(random_ld_lite, tmp_path, capsys):
+    """fuse --model, eval --model and export --format onnx all take an LD-Lite checkpoint."""
+    ckpt, data = random_ld_lite
+    assert main(["fuse", "--ir", str(data / "ir"), "--vis", str(data / "vi"), "-o", str(tmp_path / "fused"), "--model", str(ckpt)]) == 0
+    assert sorted(p.name for p in (tmp_path / "fused").iterdir()) == ["tno_07.png", "tno_19.png"]
+    assert read_image(tmp_path / "fused" / "tno_07.png").shape[:2] == (48, 64)
+    assert main(["eval", "--data", str(data), "--model", str(ckpt), "--json", str(tmp_path / "m.json")]) == 0
+    assert (tmp_path / "m.json").is_file()
+    pytest.importorskip("onnxruntime")
+    assert main(["export", "--model", str(ckpt), "--format", "onnx", "--shape", "48x64", "--out", str(tmp_path / "ld.onnx")]) == 0
+    assert "checked against PyTorch" in capsys.readouterr().out

@@ -18,7 +18,9 @@ Network (all learned work at 1/4 and 1/8 resolution)
   at 1/4 resolution. Bias + ReLU -> ``2 * c1`` channels.
 * 1/4: 3x3 conv to ``c1``; 1/8 (2x2 average pool): three 3x3 convs (``c2``);
   the scaled stats go through a two-layer MLP to a ``c2`` vector added after
-  the first 1/8 conv (the frame context, the same for every tile); nearest x2
+  the first 1/8 conv (the frame context, the same for every tile); ``dilated``
+  extra 3x3 convs with dilations 2, 4, 8 widen the 1/8 receptive field
+  (same sampling grid, so tiles aligned to 8 still match); nearest x2
   back, concat, 1x1 and 3x3 conv, 1x1 head to four values ``h0..h3``.
 * Head ``structured`` (default): with ``p = avgpool4`` of the planes,
   ``M1 = h1``, ``M2 = h2``, ``M3 = h3`` and
@@ -39,6 +41,8 @@ from torch.nn import functional as F
 from edgefusion.models.student import N_MAPS, SIZES, Composition, Upsample4, _conv
 
 HEADS = ("structured", "plain")
+#: Sizes (c1 = width at 1/4, c2 = width at 1/8): the v1 sizes plus ``s+`` (wider 1/8 context).
+CTX_SIZES: dict[str, tuple[int, int]] = {**SIZES, "s+": (8, 24)}
 #: Fixed scale of the stats before the context MLP (means, stds, gradients -> roughly [0, 1]).
 STATS_SCALE = (1.0, 4.0, 1.0, 4.0, 10.0, 10.0)
 #: Added to the frame std before normalizing the stem features.
@@ -52,14 +56,16 @@ class StudentCtx(Composition, nn.Module):
     #: Model input names, in ``forward`` order.
     inputs = ("ir", "vis", "stats")
 
-    def __init__(self, size: str = "s", head: str = "structured") -> None:
+    def __init__(self, size: str = "s", head: str = "structured", dilated: int = 0) -> None:
         super().__init__()
-        if size not in SIZES:
-            raise ValueError(f"unknown student size {size!r}; choose from {', '.join(SIZES)}")
+        if size not in CTX_SIZES:
+            raise ValueError(f"unknown student size {size!r}; choose from {', '.join(CTX_SIZES)}")
+        if not 0 <= dilated <= 3:
+            raise ValueError(f"student-ctx dilated must be 0..3, got {dilated}")
         if head not in HEADS:
             raise ValueError(f"unknown student head {head!r}; choose from {', '.join(HEADS)}")
         self.size, self.head_kind = size, head
-        c1, c2 = SIZES[size]
+        c1, c2 = CTX_SIZES[size]
         self.stem_ir = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_vis = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_bias = nn.Parameter(torch.zeros(1, 2 * c1, 1, 1))
@@ -67,7 +73,8 @@ class StudentCtx(Composition, nn.Module):
         self.down = nn.AvgPool2d(2)
         self.eighth_in = _conv(c1, c2)
         self.context = nn.Sequential(nn.Linear(6, c2), nn.ReLU(), nn.Linear(c2, c2))
-        self.eighth = nn.Sequential(_conv(c2, c2), nn.ReLU(), _conv(c2, c2), nn.ReLU())
+        wide = [layer for d in range(dilated) for layer in (nn.Conv2d(c2, c2, 3, padding=2 << d, dilation=2 << d), nn.ReLU())]
+        self.eighth = nn.Sequential(_conv(c2, c2), nn.ReLU(), *wide, _conv(c2, c2), nn.ReLU())
         self.merge = nn.Sequential(_conv(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
         self.head = nn.Conv2d(c1, N_MAPS, 1)
         self.pool4 = nn.AvgPool2d(4)
@@ -107,8 +114,8 @@ class StudentCtx(Composition, nn.Module):
 
 
 def build(config: dict) -> StudentCtx:
-    """Registry builder (architecture ``student-ctx``): ``{"size": "s"|"m", "head": "structured"|"plain"}``."""
-    unknown = sorted(set(config) - {"size", "head"})
+    """Registry builder (architecture ``student-ctx``): ``{"size": "s"|"s+"|"m", "head": "structured"|"plain", "dilated": 0..3}``."""
+    unknown = sorted(set(config) - {"size", "head", "dilated"})
     if unknown:
         raise ValueError(f"unknown student-ctx config key {unknown[0]!r}")
-    return StudentCtx(config.get("size", "s"), config.get("head", "structured"))
+    return StudentCtx(config.get("size", "s"), config.get("head", "structured"), int(config.get("dilated", 0)))

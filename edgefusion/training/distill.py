@@ -45,6 +45,7 @@ from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path, write_text
 from edgefusion.io.digest import sha256_file
 from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
+from edgefusion.models.provenance import teacher_summary
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops, augment_crop
@@ -276,10 +277,12 @@ def distill(
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
     loss = DistillLoss(cfg, teacher)
     model_config = {"size": recipe["model"].size}
+    teacher_info = teacher_summary(teacher_payload, teacher_digest)  # provenance, no paths
     metadata = {
         "objective": "distillation",
-        "teacher": {"path": str(teacher_path), "sha256": teacher_digest, "objective": teacher_payload["metadata"].get("objective")},
-        "data": str(data_dir),
+        "teacher": teacher_info,
+        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
+        "data": {"folder": Path(data_dir).name, "pairs": len(pairs)},
         "student_recipe": recipe_to_dict(recipe),
     }
     phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}

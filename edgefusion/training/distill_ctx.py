@@ -29,8 +29,7 @@ from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
 from edgefusion.models import build_model
 from edgefusion.models.provenance import teacher_summary
-from edgefusion.models.student import SIZES
-from edgefusion.models.student_ctx import HEADS, StudentCtx
+from edgefusion.models.student_ctx import CTX_SIZES, HEADS, StudentCtx
 from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops
@@ -49,8 +48,9 @@ class CtxModelConfig:
     """``[model]``: which v2 student to train."""
 
     architecture: str = bounded(ARCHITECTURE, choices=(ARCHITECTURE,))
-    size: str = bounded("s", choices=tuple(SIZES))
+    size: str = bounded("s", choices=tuple(CTX_SIZES))
     head: str = bounded("structured", choices=HEADS)
+    dilated: int = bounded(0, min=0, max=3)
 
 
 @dataclass
@@ -158,7 +158,7 @@ def distill_ctx(
         cache.fill(augs, progress=progress)
     ddp.barrier(place)
     loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, pixel=0.0), teacher)
-    model_config = {"size": recipe["model"].size, "head": recipe["model"].head}
+    model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
     teacher_info = teacher_summary(teacher_payload, digest)
     metadata = {
         "objective": "distillation",
