@@ -28,7 +28,7 @@ LD_LITE_SOURCE = {
 LD_LITE_LICENCE = "Apache-2.0"
 LD_LITE_ATTRIBUTION = (
     "Contains weights derived from LD-Lite by the authors of 'Infrared and Visible Image Fusion With Language-Driven "
-    "Loss and Knowledge Distillation' (wyhlaowang/LD-Lite, commit 75a322b, Apache-2.0; see LICENSE-LD-Lite and NOTICE)."
+    "Loss and Knowledge Distillation' (wyhlaowang/LD-Lite, commit 75a322b, Apache-2.0; see LICENSE-LD-Lite and NOTICE-LD-Lite in edgefusion/assets/models)."
 )
 LD_LITE_OBJECTIVE = (
     "language-driven (CLIP) objective of the paper's model family: from the authors' LD-Lite weights, not trained here "
