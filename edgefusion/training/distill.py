@@ -242,6 +242,18 @@ def pixel_objective(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) ->
     return pixel.intensity_max_l1(fused, ir, vis) + pixel.gradient_max_l1(fused, ir, vis) + pixel.ssim_loss(fused, ir, vis)
 
 
+def student_metadata(teacher_payload: dict, teacher_digest: str, data_dir: str | os.PathLike, n_pairs: int, recipe: dict) -> dict[str, Any]:
+    """Checkpoint metadata of a distilled student: the teacher's provenance (inherited flags), data folder name, recipe; no paths."""
+    teacher_info = teacher_summary(teacher_payload, teacher_digest)
+    return {
+        "objective": "distillation",
+        "teacher": teacher_info,
+        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
+        "data": {"folder": Path(data_dir).name, "pairs": n_pairs},
+        "student_recipe": recipe_to_dict(recipe),
+    }
+
+
 def _phase_state(run_dir: Path, name: str) -> str:
     """``done`` (final checkpoint present), ``started`` (``last.pt`` only) or ``new``."""
     if (run_dir / f"{name}.pt").is_file():
@@ -277,14 +289,7 @@ def distill(
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
     loss = DistillLoss(cfg, teacher)
     model_config = {"size": recipe["model"].size}
-    teacher_info = teacher_summary(teacher_payload, teacher_digest)  # provenance, no paths
-    metadata = {
-        "objective": "distillation",
-        "teacher": teacher_info,
-        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
-        "data": {"folder": Path(data_dir).name, "pairs": len(pairs)},
-        "student_recipe": recipe_to_dict(recipe),
-    }
+    metadata = student_metadata(teacher_payload, teacher_digest, data_dir, len(pairs), recipe)
     phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}
 
     crops_final = crops_dir / f"{FINAL_NAME}-crops.pt"

@@ -28,14 +28,13 @@ from torch.utils.data import Dataset
 from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
 from edgefusion.models import build_model
-from edgefusion.models.provenance import teacher_summary
 from edgefusion.models.student_ctx import CTX_SIZES, HEADS, StudentCtx
 from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops
-from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher
+from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher, student_metadata
 from edgefusion.training.loop import Stage, run_stage
-from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe, recipe_to_dict
+from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe
 from edgefusion.training.state import seed_all
 from edgefusion.training.target_cache import FrameAug, TargetCache, cache_root
 
@@ -159,14 +158,7 @@ def distill_ctx(
     ddp.barrier(place)
     loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, pixel=0.0), teacher)
     model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
-    teacher_info = teacher_summary(teacher_payload, digest)
-    metadata = {
-        "objective": "distillation",
-        "teacher": teacher_info,
-        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
-        "data": {"folder": Path(data_dir).name, "pairs": len(pairs)},
-        "student_recipe": recipe_to_dict(recipe),
-    }
+    metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe)
     seed_all(recipe["train"].seed)
     stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, build_model(ARCHITECTURE, model_config), loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip), metadata)
     return run_stage(stage, recipe, out, resume=resume, place=place, hooks=hooks, progress=progress)
