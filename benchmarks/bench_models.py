@@ -43,21 +43,21 @@ def _build(spec: str):
 def _measure(spec: str, height: int, width: int, threads: int, repeats: int, queue) -> None:
     import torch
 
-    from edgefusion.models.student import macs_per_pixel
+    from edgefusion.models.student import example_inputs, macs_per_pixel
 
     torch.set_num_threads(threads)
     name, model = _build(spec)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
     macs = macs_per_pixel(model, 64, 64) * height * width
-    ir, vis = torch.rand(1, 1, height, width), torch.rand(1, 1, height, width)
+    inputs = [torch.rand(x.shape) for x in example_inputs(model, height, width)]  # ir, vis (, stats for v2 students)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     with torch.inference_mode():
-        model(ir, vis)  # warm-up
+        model(*inputs)  # warm-up
         for _ in range(repeats):
             start = time.perf_counter()
-            model(ir, vis)
+            model(*inputs)
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     queue.put({"model": name, "size": f"{width}x{height}", "params": params, "gmacs": macs / 1e9,

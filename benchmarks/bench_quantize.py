@@ -40,10 +40,11 @@ def _runner(engine, output: str, frame):
     from edgefusion.runtime.compose import Composer
 
     out = np.empty_like(frame.ir)
+    inputs = frame.inputs(engine.io.inputs)  # ir, vis and, for v2 students, stats
     if output == "fused":
-        return lambda: engine.run(frame.ir, frame.vis, out=out)
+        return lambda: engine.run(**inputs, out=out)
     composer = Composer(*frame.ir.shape[2:])
-    return lambda: composer(frame.ir[0, 0], frame.vis[0, 0], engine.run_raw(frame.ir, frame.vis)[0], out[0, 0])
+    return lambda: composer(frame.ir[0, 0], frame.vis[0, 0], engine.run_raw(**inputs)[0], out[0, 0])
 
 
 def _paired_times_ms(first, second, runs: int) -> tuple[list[float], list[float]]:
@@ -110,7 +111,7 @@ def main() -> int:
                 fp32_size = _size_kib(fp32.files)
                 int8 = pipeline.quantize_int8(target, fp32, work, calib, calib, refs)
                 engines = {
-                    kind: open_backend(c.run_backend, c.files, layout=c.layout, threads=args.threads, output=c.output)
+                    kind: open_backend(c.run_backend, c.files, layout=c.layout, threads=args.threads, output=c.output, inputs=c.inputs)
                     for kind, c in (("fp32", fp32), ("int8", int8))
                 }
                 psnr = min(psnr_db(r[0, 0], o[0, 0]) for r, o in zip(refs, pipeline.backend_outputs(int8, calib)))

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "fuse",
     "eval",
     "train",
+    "import_weights",
     "export",
     "quantize",
     "build_engine",
@@ -31,6 +32,7 @@ COMMAND_MODULES = (
     "targets",
     "bench",
     "demo",
+    "models",
 )
 
 

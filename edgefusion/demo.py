@@ -4,6 +4,9 @@ Steps (all on the package's own data, nothing else needed):
 
 1. fuse the sample pairs (:data:`edgefusion.resources.SAMPLES`) with the
    shipped student checkpoint (PyTorch FP32) -> ``OUT/fused/<name>.png``;
+   when the LD-Lite teacher's weights are available locally (``teacher``,
+   else ``../shared/models/ld-lite/final.pt``), also with the teacher, shown
+   beside the student;
 2. build two OpenVINO bundles of the student: the ``x86`` target (INT8,
    NNCF) and the ``quantize/x86-fp32.toml`` recipe (FP32 reference) ->
    ``OUT/bundles/{x86-int8,x86-fp32}``;
@@ -31,7 +34,34 @@ BENCH_SIZES = ((640, 480), (1920, 1080))
 BASELINES = ("max", "laplacian")
 
 
-def run_demo(out: Path, runs: int = 30, log=print) -> dict:
+def find_teacher(spec: str | Path | None = None) -> Path | None:
+    """``spec``, else the LD-Lite weights in ``../shared/models/ld-lite/`` (of the working directory or the checkout), else None."""
+    if spec:
+        return Path(spec)
+    for root in (Path.cwd().parent, Path(__file__).resolve().parents[2]):
+        candidate = root / "shared" / "models" / "ld-lite" / "final.pt"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def open_teacher(path: Path):
+    """A fuser of an edgefusion teacher checkpoint or of the authors' raw LD-Lite weights."""
+    from edgefusion.models.checkpoint import FORMAT, TorchFuser, model_from_payload
+    from edgefusion.models.imports import import_ld_lite
+
+    import torch
+
+    try:
+        is_checkpoint = torch.load(path, map_location="cpu", weights_only=True).get("format") == FORMAT
+    except Exception:  # not loadable: the importer reports why in one line
+        is_checkpoint = False
+    if is_checkpoint:
+        return TorchFuser.load(path)
+    return TorchFuser(model_from_payload(import_ld_lite(path), str(path)), "LD-Lite")
+
+
+def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = None) -> dict:
     """Run the whole product on the embedded default; returns the summary written to ``summary.json``."""
     from edgefusion.bench import bench_bundle, plot_latency
     from edgefusion.quantize.pipeline import run_quantize
@@ -41,13 +71,19 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
     out = Path(out)
     pairs = find_pairs(SAMPLES)
     student = open_fuser(DEFAULT_MODEL)
-    log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student -> {out / 'fused'}")
+    teacher_path = find_teacher(teacher)
+    teacher_fuser = open_teacher(teacher_path) if teacher_path else None
+    log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student{' and the LD-Lite teacher' if teacher_fuser else ''} -> {out / 'fused'}")
     strips, student_fused = [], {}
     for pair in pairs:
         ir, vis = read_image(pair.ir), read_image(pair.vis)
         fused = student_fused[pair.name] = fuse_arrays(student, ir, vis)
         write_image(out / "fused" / f"{pair.name}.png", fused)
-        strips.append((f"{pair.name}: IR | visible | fused (student-s)", evaluate.grid_strip(ir, vis, fused)))
+        if teacher_fuser is None:
+            strips.append((f"{pair.name}: IR | visible | fused ({DEFAULT_MODEL.stem})", evaluate.grid_strip(ir, vis, fused)))
+        else:
+            taught = fuse_arrays(teacher_fuser, ir, vis)
+            strips.append((f"{pair.name}: IR | visible | LD-Lite teacher | {DEFAULT_MODEL.stem} (student)", evaluate.grid_strip(ir, vis, taught, more=(fused,))))
 
     log("2/5 quantizing for the x86 target (OpenVINO INT8) and building the FP32 reference bundle")
     bundles = {
@@ -60,7 +96,7 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
         run_quantize(target, out / "bundles" / name, model_path=DEFAULT_MODEL, log=indented, warn=indented)
 
     log("3/5 scoring student, bundles and baselines on the samples")
-    fused_by = {"student-s (PyTorch FP32)": lambda pair, ir, vis: student_fused[pair.name]}  # fused in step 1
+    fused_by = {f"{DEFAULT_MODEL.stem} (PyTorch FP32)": lambda pair, ir, vis: student_fused[pair.name]}  # fused in step 1
     specs = {f"{name} bundle": str(out / "bundles" / name) for name in bundles}
     specs.update({f"{name} (classical)": name for name in BASELINES})
     for label, spec in specs.items():
@@ -76,7 +112,9 @@ def run_demo(out: Path, runs: int = 30, log=print) -> dict:
 
     log(f"5/5 writing {out / 'report.html'}")
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text(encoding="utf-8"))
-    notes = f"Model: {DEFAULT_MODEL.name}. {meta['how_trained']['summary']}"
+    notes = f"Model: {DEFAULT_MODEL.name}. {meta['how_trained']['summary']} {meta.get('provenance', {}).get('attribution', '')} " + (
+        f"Teacher shown: LD-Lite ({teacher_path.name})." if teacher_fuser else
+        "LD-Lite teacher not shown: its weights were not found (../shared/models/ld-lite/final.pt); pass --teacher PATH.")
     write_report(out / "report.html", "edgefusion demo: shipped student on the TNO samples",
                  images=strips, metrics=metric_rows, latency=latency, notes=notes)
     summary = {

@@ -93,11 +93,12 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
-def grid_strip(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, stretch: preprocess.ThermalStretch = preprocess.DEFAULT_STRETCH) -> np.ndarray:
-    """IR | visible | fused side by side as one uint8 RGB image, separated by white gaps."""
-    panels = [_rgb(source_u8(ir, stretch)), _rgb(source_u8(vis, stretch)), _rgb(fused)]
+def grid_strip(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, stretch: preprocess.ThermalStretch = preprocess.DEFAULT_STRETCH,
+               more: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """IR | visible | fused (| each of ``more``) side by side as one uint8 RGB image, separated by white gaps."""
+    panels = [_rgb(source_u8(ir, stretch)), _rgb(source_u8(vis, stretch)), _rgb(fused)] + [_rgb(m) for m in more]
     gap = np.full((panels[0].shape[0], _GAP, 3), 255, dtype=np.uint8)
-    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+    return np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1)
 
 
 @dataclass

@@ -17,10 +17,11 @@ from edgefusion.runtime.frame import PlaneFuser
 
 
 def open_fuser(spec: str | Path) -> PlaneFuser:
-    """Build the fuser named by ``spec`` (method name, checkpoint file or bundle)."""
+    """Build the fuser named by ``spec`` (method name, shipped model name, checkpoint file or bundle)."""
     from edgefusion import baselines
+    from edgefusion.models.shipped import resolve_model_spec
 
-    text = str(spec)
+    text = str(resolve_model_spec(spec))
     if text in baselines.METHODS:
         return baselines.MethodFuser(text)
     path = Path(text)

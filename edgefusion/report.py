@@ -27,8 +27,13 @@ h1{font-size:1.4em} h2{font-size:1.1em;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em} th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.5em;text-align:center} figure img{max-width:360px;image-rendering:pixelated}
+figure.wide{display:block} figure.wide img{max-width:100%}
 figcaption{font-size:.8em;color:#555} .note{color:#666;font-size:.85em}
 """
+
+
+#: Images wider than this (pixels) span the page width (side-by-side comparison strips).
+WIDE_PX = 1000
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -76,8 +81,8 @@ def render_report(
         parts.append(f"<p>{html.escape(notes)}</p>")
     if images:
         parts.append("<h2>Images</h2><div>")
-        parts.extend(f"<figure><img alt='{html.escape(c)}' src='{png_data_uri(img)}'><figcaption>{html.escape(c)}</figcaption></figure>"
-                     for c, img in images)
+        parts.extend(f"<figure{' class=wide' if img.shape[1] > WIDE_PX else ''}><img alt='{html.escape(c)}' src='{png_data_uri(img)}'>"
+                     f"<figcaption>{html.escape(c)}</figcaption></figure>" for c, img in images)
         parts.append("</div>")
     if metrics:
         parts.append("<h2>Metrics</h2>" + html_table(metrics))

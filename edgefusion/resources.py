@@ -12,8 +12,8 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 ASSETS = _PACKAGE / "assets"
 SAMPLES = ASSETS / "samples"
-#: The shipped default student checkpoint (see its ``student-s.json`` for how it was trained).
-DEFAULT_MODEL = ASSETS / "models" / "student-s.pt"
+#: The shipped default student checkpoint (see its ``.json`` beside it for how it was trained; other shipped models: ``edgefusion models``).
+DEFAULT_MODEL = ASSETS / "models" / "student-ld.pt"
 
 
 def resource_dir(name: str) -> Path:

@@ -104,17 +104,18 @@ def prebuilt(prebuild_process):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, student, splits, prebuilt):
-    """``built(target, shape=SHAPE)``: the bundle of a built-in target, quantized once per session."""
+    """``built(target, shape=SHAPE, model=student)``: the bundle of a built-in target, quantized once per session."""
     from quantize_bundles import SHAPE, quantize_cli
 
-    cache: dict[tuple[str, str], Path] = dict(prebuilt[0])
+    cache: dict[tuple[str, str, str], Path] = {(target, shape, str(student[0])): out for (target, shape), out in prebuilt[0].items()}
 
-    def build(target: str, shape: str = SHAPE) -> Path:
-        if (target, shape) not in cache:
+    def build(target: str, shape: str = SHAPE, model=student) -> Path:
+        key = (target, shape, str(model[0]))
+        if key not in cache:
             out = tmp_path_factory.mktemp("bundles") / target.replace(":", "_")
-            assert quantize_cli(student[0], splits, out, target, "--shape", shape) == 0
-            cache[target, shape] = out
-        return cache[target, shape]
+            assert quantize_cli(model[0], splits, out, target, "--shape", shape) == 0
+            cache[key] = out
+        return cache[key]
 
     return build
 

@@ -48,11 +48,13 @@ def export_onnx(model, path: Path, height: int = 32, width: int = 48, dynamic: b
     return path
 
 
-def torch_reference(model, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+def torch_reference(model, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+    """``model(ir, vis[, stats])`` on NCHW numpy arrays (stats (1, 6) for v2 students), as numpy."""
     import torch
 
+    tensors = [torch.from_numpy(a) for a in (ir, vis, stats) if a is not None]
     with torch.no_grad():
-        return model(torch.from_numpy(ir), torch.from_numpy(vis)).numpy()
+        return model(*tensors).numpy()
 
 
 def max_model_onnx(path: Path, dtype: str, scale: float, zero_point: int) -> Path:
@@ -116,11 +118,12 @@ def make_bundle(out: Path, model: Path, backend: str = "onnxruntime", as_zip: bo
     return write_bundle(out, {"model": model}, manifest, as_zip=as_zip)
 
 
-def perturbed_student(path: Path, seed: int, metadata: dict | None = None):
+def perturbed_student(path: Path, seed: int, metadata: dict | None = None, architecture: str = "student"):
     """A student ``s`` whose weights are the initialization plus N(0, 0.1) noise, saved as a checkpoint at ``path``.
 
     The untrained student is exactly max(ir, vis); the noise gives the maps real
     spatial structure, so conversions and quantization are exercised on a non-trivial model.
+    ``architecture`` ``student-ctx`` gives a v2 student (inputs ir, vis, stats).
     """
     import torch
 
@@ -128,9 +131,10 @@ def perturbed_student(path: Path, seed: int, metadata: dict | None = None):
     from edgefusion.models.checkpoint import model_payload, save_checkpoint
 
     torch.manual_seed(seed)
-    model = build_model("student", {"size": "s"}).eval()
+    model = build_model(architecture, {"size": "s"}).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    save_checkpoint(path, model_payload(model, "student", {"size": "s"}, metadata))
+    save_checkpoint(path, model_payload(model, architecture, {"size": "s"}, metadata))
     return model
+

@@ -97,6 +97,8 @@ def test_distillation_moves_the_student_towards_the_teacher(tmp_path, data, teac
     assert payload["architecture"] == "student" and payload["config"] == {"size": "s"}
     meta = payload["metadata"]
     assert meta["stage"] == "student" and meta["teacher"]["sha256"] == sha256_file(teacher_ckpt)
+    assert meta["teacher"]["objective"] == "test" and meta["data"] == {"folder": data.name, "pairs": 3}
+    assert str(tmp_path) not in repr(meta) and str(data) not in repr(meta)  # no build-machine paths (issue 9.6)
     assert meta["recipe"]["train"]["steps"] == 4  # the fine-tuning phase's schedule
     assert meta["student_recipe"]["train"]["steps"] == 24
     assert (tmp_path / "run" / "crops" / "student-crops.pt").is_file() and (tmp_path / "run" / "log.csv").is_file()
@@ -171,7 +173,7 @@ def test_killed_run_resumes_to_the_same_student(tmp_path, data, teacher_ckpt):
 
 def test_interrupted_teacher_pass_resumes_where_it_stopped(tmp_path, data, teacher_ckpt, monkeypatch):
     """Issue 9.5: --resume after an interrupt in the teacher-target pass computes only the missing frames."""
-    from edgefusion.training.target_cache import SCALE, TargetCache, frame_key
+    from edgefusion.training.target_cache import SCALE, TargetStore, frame_key
 
     recipe = _recipe(tmp_path, steps=2, finetune=2)
     real, calls = TorchFuser.fuse_planes, []
@@ -201,7 +203,7 @@ def test_interrupted_teacher_pass_resumes_where_it_stopped(tmp_path, data, teach
     # the cache holds the teacher's own whole-frame outputs (computed here independently)
     monkeypatch.setattr(TorchFuser, "fuse_planes", real)
     teacher, _ = load_model(teacher_ckpt)
-    cache = TargetCache(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))
+    cache = TargetStore(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))
     for i, pair in enumerate(pairs.pairs):
         expected = TorchFuser(teacher, "t").fuse_planes(*pairs.planes(i))
         np.testing.assert_allclose(cache.get(frame_key(pair.name, pair.ir, pair.vis)), expected, atol=0.5 / SCALE + 1e-6)

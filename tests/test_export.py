@@ -14,11 +14,25 @@ pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def student(tmp_path_factory) -> tuple[Path, object]:
+def students(tmp_path_factory):
+    """``students(architecture)``: (checkpoint path, model) of a perturbed student, made once per module.
+    ``student-ctx`` (v2) takes a third input, the frame statistics."""
     from runtime_models import perturbed_student
 
-    path = tmp_path_factory.mktemp("ckpt") / "student.pt"
-    return path, perturbed_student(path, seed=1)
+    cache: dict[str, tuple[Path, object]] = {}
+
+    def get(architecture: str) -> tuple[Path, object]:
+        if architecture not in cache:
+            path = tmp_path_factory.mktemp("ckpt") / f"{architecture}.pt"
+            cache[architecture] = (path, perturbed_student(path, seed=1, architecture=architecture))
+        return cache[architecture]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def student(students) -> tuple[Path, object]:
+    return students("student")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,39 +40,46 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-@pytest.mark.parametrize("fmt, name, backend, layout, shape", [
-    ("onnx", "m.onnx", "onnxruntime", "NCHW", None),
-    ("openvino", "m.xml", "openvino", "NCHW", None),
-    ("tflite", "m.tflite", "litert", "NHWC", "64x96"),
+@pytest.mark.parametrize("fmt, name, backend, layout, shape, architecture", [
+    ("onnx", "m.onnx", "onnxruntime", "NCHW", None, "student"),
+    ("openvino", "m.xml", "openvino", "NCHW", None, "student"),
+    ("tflite", "m.tflite", "litert", "NHWC", "64x96", "student"),
+    # v2 (stats input); its OpenVINO and LiteRT conversions are checked by test_quantize and test_runtime
+    ("onnx", "m.onnx", "onnxruntime", "NCHW", None, "student-ctx"),
 ])
-def test_export_matches_pytorch(tmp_path, student, capsys, fmt, name, backend, layout, shape):
-    import torch
+def test_export_matches_pytorch(tmp_path, students, capsys, fmt, name, backend, layout, shape, architecture):
+    from runtime_models import torch_reference
 
     from edgefusion.runtime.backends import open_backend
+    from edgefusion.runtime.frame_stats import frame_stats
 
+    student = students(architecture)
+    inputs = ("ir", "vis", "stats") if architecture == "student-ctx" else ("ir", "vis")
     out = tmp_path / name
     argv = ["export", "--model", str(student[0]), "--format", fmt, "--out", str(out)] + (["--shape", shape] if shape else [])
     assert main(argv) == 0
     assert "checked against PyTorch" in capsys.readouterr().out
     files = {"model": out} | ({"weights": out.with_suffix(".bin")} if fmt == "openvino" else {})
-    engine = open_backend(backend, files, layout=layout)
+    engine = open_backend(backend, files, layout=layout, inputs=inputs)
     # a size other than the export example: dynamic exports must follow it
     h, w = (64, 96) if shape else (72, 104)
     rng = np.random.default_rng(0)
     ir, vis = (rng.random((1, 1, h, w), dtype=np.float32) for _ in range(2))
-    with torch.no_grad():
-        ref = student[1](torch.from_numpy(ir), torch.from_numpy(vis)).numpy()
-    assert _psnr(ref, engine.run(ir, vis)) > 60.0
+    stats = frame_stats(ir[0, 0], vis[0, 0])[None] if "stats" in inputs else None
+    assert _psnr(torch_reference(student[1], ir, vis, stats), engine.run(ir, vis, stats=stats)) > 60.0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_onnx_export_with_fixed_shape(tmp_path, student):
+@pytest.mark.parametrize("architecture, names", [("student", ["ir", "vis"]), ("student-ctx", ["ir", "vis", "stats"])])
+def test_onnx_export_with_fixed_shape(tmp_path, students, architecture, names):
     import onnx
 
     out = tmp_path / "fixed.onnx"
-    assert main(["export", "--model", str(student[0]), "--format", "onnx", "--out", str(out), "--shape", "64x96"]) == 0
-    dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(str(out)).graph.input]
-    assert dims == [[1, 1, 64, 96], [1, 1, 64, 96]]
+    assert main(["export", "--model", str(students(architecture)[0]), "--format", "onnx", "--out", str(out), "--shape", "64x96"]) == 0
+    graph = onnx.load(str(out)).graph
+    dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input]
+    assert [i.name for i in graph.input] == names
+    assert dims == [[1, 1, 64, 96], [1, 1, 64, 96], [1, 6]][: len(names)]  # frame statistics: one fixed (1, 6) input
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -28,6 +28,15 @@ pytest.importorskip("torch")
 from quantize_bundles import NOISE, PREBUILT, SHAPE, quantize_cli  # noqa: E402  (fixtures student, splits, prebuilt, built: conftest.py)
 
 
+@pytest.fixture(scope="module")
+def student_v2(tmp_path_factory) -> tuple[Path, object]:
+    """A perturbed v2 student (``student-ctx``: inputs ir, vis, stats)."""
+    from runtime_models import perturbed_student
+
+    path = tmp_path_factory.mktemp("ckpt") / "ctx.pt"
+    return path, perturbed_student(path, seed=0, architecture="student-ctx")
+
+
 def _quantize(student, splits, out: Path, target: str, *extra: str) -> int:
     return quantize_cli(student[0], splits, out, target, *extra)
 
@@ -45,26 +54,27 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backend: str | None = None, device: str | None = None) -> list[float]:
-    import torch
-
-    from edgefusion.runtime.backends import open_backend
+    """PSNR of the bundle vs the PyTorch student per validation frame. v2 students get the statistics the bundle's
+    model gets: those of the whole pair through the bare backend, those of the (cropped) frame through the Fuser."""
+    from runtime_models import torch_reference
 
     from edgefusion.runtime import Fuser
+    from edgefusion.runtime.backends import open_backend
+    from edgefusion.runtime.frame_stats import frame_stats
 
     bundle = load_bundle(bundle_path)
     m = bundle.manifest
+    v2 = bundle.inputs == ("ir", "vis", "stats")
     if run_backend is None:  # the device runtime as users run it (numpy composition for analyze-only bundles)
         fuser = Fuser.open(bundle_path, threads=1)
-        run = lambda ir, vis: fuser.fuse_planes(ir[0, 0], vis[0, 0])  # noqa: E731
+        run = lambda f: fuser.fuse_planes(f.ir[0, 0], f.vis[0, 0])  # noqa: E731
+        stats_of = lambda f: frame_stats(f.ir[0, 0], f.vis[0, 0])[None]  # noqa: E731
     else:
-        engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"], device=device)
-        run = lambda ir, vis: engine.run(ir, vis)[0, 0]  # noqa: E731
-    psnrs = []
-    for frame in _frames(val):
-        with torch.no_grad():
-            ref = student[1](torch.from_numpy(frame.ir), torch.from_numpy(frame.vis)).numpy()[0, 0]
-        psnrs.append(_psnr(ref, run(frame.ir, frame.vis)))
-    return psnrs
+        engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"], io_quantization=m.get("io_quantization"),
+                              inputs=bundle.inputs, device=device)
+        run = lambda f: engine.run(f.ir, f.vis, stats=f.stats if v2 else None)[0, 0]  # noqa: E731
+        stats_of = lambda f: f.stats  # noqa: E731
+    return [_psnr(torch_reference(student[1], f.ir, f.vis, stats_of(f) if v2 else None)[0, 0], run(f)) for f in _frames(val)]
 
 
 @pytest.mark.parametrize("target, backend, files", [
@@ -335,3 +345,76 @@ def test_openvino_accuracy_control_runs_when_the_plain_result_misses_the_gate(tm
 
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in student[1].modules())  # the analyze network's convolutions
     assert len(quantization["int8_layers"]) + len(quantization["kept_float"]["layers"]) == convs
+
+
+@pytest.mark.parametrize("target, backend, run_backend", [
+    ("x86", "openvino", None),
+    ("jetson", "tensorrt", "onnxruntime"),
+    ("arm:int8-io", "litert", None),
+])
+def test_v2_student_bundles_take_stats_and_pass_the_gate(built, student_v2, splits, target, backend, run_backend):
+    import onnx
+
+    from edgefusion.io.pairs import find_pairs
+    from edgefusion.io.images import read_image
+    from edgefusion import preprocess
+    from edgefusion.runtime.frame_stats import frame_stats
+
+    out = built(target, model=student_v2)
+    bundle = load_bundle(out)
+    manifest = bundle.manifest
+    assert manifest["backend"] == backend and manifest["model"]["architecture"] == "student-ctx"
+    assert bundle.inputs == ("ir", "vis", "stats")
+    assert manifest["inputs"][2]["name"] == "stats" and manifest["inputs"][2]["shape"] == [1, 6]
+    assert manifest["model"]["provenance"]["architecture"] == "student-ctx"
+    assert manifest["accuracy"]["gate"]["passed"] and manifest["quantization"]["int8_layers"]
+    if target == "jetson":  # stats stay float: a fixed (1, 6) input with no Q/DQ on it
+        model = onnx.load(str(bundle.files["model"]))
+        assert [d.dim_value for d in model.graph.input[2].type.tensor_type.shape.dim] == [1, 6]
+        assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "stats"]
+        # stems and the 1/4-resolution conv stay float (their inputs mix raw and stats-normalized features),
+        # so the planes are not quantized and the composition reads them as they are
+        assert {"stem_ir", "stem_vis", "quarter"} <= set(manifest["quantization"]["kept_float"]["modules"])
+        assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ("ir", "vis")]
+        assert any(n.op_type == "Mul" and "ir" in n.input for n in model.graph.node)
+    if target == "arm:int8-io":  # the statistics are int8 too, with the range [0, 1]
+        assert manifest["io_quantization"]["stats"]["scale"] == pytest.approx(1 / 255) and manifest["inputs"][2]["dtype"] == "int8"
+    psnrs = _check_bundle_against_torch(out, student_v2, splits[1], run_backend=run_backend)
+    assert min(psnrs) >= load_target(target).gate.min_psnr_db
+    # calibration and validation frames carry the statistics of the whole pair, taken before the resize and crop
+    frame = _frames(splits[1])[0]
+    pair = find_pairs(splits[1])[0]
+    planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
+    np.testing.assert_array_equal(frame.stats, frame_stats(planes.ir, planes.vis_y)[None])
+    assert planes.ir.shape != frame.ir.shape[2:]
+
+
+def test_a_quantized_graph_input_reaches_only_quantized_ops(tmp_path):
+    """A conv reading a graph input directly gets a Q/DQ pair on it; the other readers keep the float input."""
+    import onnx
+    import torch
+    from runtime_models import export_onnx
+
+    from edgefusion.quantize.calibration import Frame
+    from edgefusion.quantize.onnxruntime import quantize_qdq
+
+    class ConvPlusProduct(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, ir, vis):
+            return torch.relu(self.conv(ir)) + ir * vis
+
+    torch.manual_seed(0)
+    model = ConvPlusProduct().eval()
+    path = export_onnx(model, tmp_path / "m.onnx", 16, 24, dynamic=False)
+    rng = np.random.default_rng(0)
+    frames = [Frame(f"f{i}", *(rng.random((1, 1, 16, 24), dtype=np.float32) for _ in range(2)), np.zeros((1, 6), np.float32)) for i in range(2)]
+    quantize_qdq(path, tmp_path / "q.onnx", frames, ops=("Conv",), symmetric_activations=True)
+    graph = onnx.load(str(tmp_path / "q.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    conv = next(n for n in graph.node if n.op_type == "Conv")
+    dq = producer[conv.input[0]]
+    assert dq.op_type == "DequantizeLinear" and producer[dq.input[0]].input[0] == "ir"  # the conv reads quantized ir
+    assert next(n for n in graph.node if n.op_type == "Mul").input[:] == ["ir", "vis"]  # the product reads float ir

@@ -458,3 +458,216 @@ def test_stream_input_errors_are_one_line(max_bundle, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="not found"):
         video.fuse_streams(fuser, tmp_path / "absent.avi", tmp_path / "clip.avi", tmp_path / "out.avi")
     assert not (tmp_path / "out.avi").exists()
+
+
+# ---------------------------------------------------------------- v2 students: frame statistics as a third input
+
+V2_INPUTS = ("ir", "vis", "stats")
+
+
+@pytest.fixture(scope="module")
+def student_v2(tmp_path_factory):
+    """A perturbed v2 student (``student-ctx``) and its dynamic ONNX export (inputs ir, vis, stats)."""
+    pytest.importorskip("torch").set_num_threads(1)
+    from runtime_models import perturbed_student
+
+    from edgefusion.convert.onnx import export_onnx as project_export
+
+    root = tmp_path_factory.mktemp("v2")
+    model = perturbed_student(root / "ctx.pt", seed=3, architecture="student-ctx")
+    return model, project_export(model, root / "ctx.onnx", shape=(32, 48))
+
+
+def _stats(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    from edgefusion.runtime.frame_stats import frame_stats
+
+    return frame_stats(ir[0, 0], vis[0, 0])[None]
+
+
+def _v2_bundle(path, onnx_path, **fields):
+    specs = [{"name": n, "shape": [1, 1, "H", "W"], "dtype": "float32"} for n in ("ir", "vis")]
+    specs.append({"name": "stats", "shape": [1, 6], "dtype": "float32"})
+    return make_bundle(path, onnx_path, stride=8, **{"inputs": specs, **fields})
+
+
+@needs_ort
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=needs_ov)])
+def test_v2_backend_takes_stats_and_refuses_a_missing_or_extra_one(student_v2, backend):
+    model, onnx_path = student_v2
+    engine = open_backend(backend, {"model": onnx_path}, inputs=V2_INPUTS, threads=1)
+    ir, vis = _planes(40, 56, seed=2)
+    stats = _stats(ir, vis)
+    np.testing.assert_allclose(engine.run(ir, vis, stats=stats), torch_reference(model, ir, vis, stats), atol=1e-5)
+    other = stats + np.float32(0.2)  # the statistics really reach the network
+    assert np.abs(engine.run(ir, vis, stats=other) - engine.run(ir, vis, stats=stats)).max() > 1e-3
+    with pytest.raises(UserError, match=r"stats must be a float32 \(1, 6\) array") as info:
+        engine.run(ir, vis)
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="has 3 inputs .*expects 2"):
+        open_backend(backend, {"model": onnx_path}, threads=1)  # a v2 model opened as v1
+
+
+@needs_ort
+def test_v1_backend_refuses_stats(onnx_file):
+    ir, vis = _planes(16, 16)
+    with pytest.raises(UserError, match="takes no frame statistics"):
+        open_backend("onnxruntime", {"model": onnx_file}, threads=1).run(ir, vis, stats=_stats(ir, vis))
+
+
+@needs_ort
+def test_v2_fuser_feeds_the_unpadded_frames_stats(student_v2, tmp_path):
+    model, onnx_path = student_v2
+    fuser = Fuser.open(_v2_bundle(tmp_path / "b", onnx_path), threads=1)
+    ir, vis = _planes(37, 53, seed=5)
+    pad = lambda x: np.pad(x, ((0, 0), (0, 0), (0, 3), (0, 3)), mode="edge")  # noqa: E731  -> 40x56
+    expected = torch_reference(model, pad(ir), pad(vis), _stats(ir, vis))[0, 0, :37, :53]
+    got = fuser.fuse_planes(ir[0, 0], vis[0, 0])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    padded_stats = torch_reference(model, pad(ir), pad(vis), _stats(pad(ir), pad(vis)))[0, 0, :37, :53]
+    assert np.abs(got - padded_stats).max() > 1e-4  # the stats of the padded frame would be a different result
+
+
+@needs_ort
+def test_v2_analyze_only_bundle_matches_student_forward(student_v2, tmp_path):
+    from edgefusion.convert.onnx import export_onnx as project_export
+    from edgefusion.quantize.pipeline import analyze_only, rename_output
+
+    model, _ = student_v2
+    path = project_export(analyze_only(model), tmp_path / "analyze.onnx", shape=(32, 48))
+    rename_output(path, "maps")
+    bundle = _v2_bundle(tmp_path / "b", path, compose="runtime", outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    ir, vis = _planes(48, 64, seed=9)
+    expected = torch_reference(model, ir, vis, _stats(ir, vis))[0, 0]
+    np.testing.assert_allclose(Fuser.open(bundle, threads=1).fuse_planes(ir[0, 0], vis[0, 0]), expected, atol=1e-5)
+
+
+@needs_ort
+@pytest.mark.parametrize("inputs", [
+    ["ir", "vis", "extra"],
+    ["vis", "ir"],
+    ["ir", "vis", "stats", "stats"],
+    "ir,vis,stats",
+    [{"name": "ir"}, {"shape": [1, 6]}],
+])
+def test_manifest_with_wrong_inputs_is_refused_in_one_line(student_v2, tmp_path, capsys, inputs):
+    import json
+
+    from edgefusion.cli import main
+    from edgefusion.io.images import write_image
+
+    bundle = _v2_bundle(tmp_path / "b", student_v2[1])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["inputs"] = inputs
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="manifest 'inputs' must name") as info:
+        Fuser.open(bundle)
+    assert "\n" not in str(info.value)
+    write_image(tmp_path / "ir.png", np.zeros((16, 16), np.uint8))
+    capsys.readouterr()
+    code = main(["fuse", "--model", str(bundle), "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "ir.png"), "-o", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "manifest 'inputs' must name" in err and err.count("\n") == 1 and not (tmp_path / "f.png").exists()
+
+
+@needs_ort
+def test_inputs_that_do_not_match_the_model_are_one_line_errors(student_v2, model, onnx_file, tmp_path):
+    import json
+
+    with pytest.raises(UserError, match="has 3 inputs .*expects 2") as info:
+        Fuser.open(make_bundle(tmp_path / "v2_as_v1", student_v2[1], stride=8))  # a v2 model in a v1 manifest
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="has 2 inputs .*expects 3"):
+        Fuser.open(_v2_bundle(tmp_path / "v1_as_v2", onnx_file))
+    bare = make_bundle(tmp_path / "bare", onnx_file)  # no 'inputs' key at all: a v1 bundle
+    manifest = json.loads((bare / "manifest.json").read_text())
+    del manifest["inputs"]
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    ir, vis = _planes(24, 32, seed=1)
+    np.testing.assert_allclose(Fuser.open(bare).fuse_planes(ir[0, 0], vis[0, 0]), torch_reference(model, ir, vis)[0, 0], atol=1e-5)
+
+
+def _fake_tensorrt(inputs: tuple[str, ...]):
+    """Stand-ins for ``tensorrt`` and ``cuda.bindings.runtime`` whose engine computes, on "device" buffers that
+    are host memory, ``fused = max(ir, vis) + stats[0, 0]`` (``stats`` only when it is among ``inputs``)."""
+    import ctypes
+    import types
+
+    memory: dict[int, np.ndarray] = {}
+
+    def malloc(nbytes):
+        buf = np.zeros(nbytes, np.uint8)
+        memory[buf.ctypes.data] = buf
+        return 0, buf.ctypes.data
+
+    def free(ptr):
+        memory.pop(int(ptr), None)
+        return (0,)
+
+    def memcpy(dst, src, nbytes, kind, stream):
+        ctypes.memmove(dst, src, nbytes)
+        return (0,)
+
+    cuda = types.SimpleNamespace(
+        cudaSetDevice=lambda i: (0,), cudaStreamCreate=lambda: (0, 1), cudaStreamSynchronize=lambda s: (0,),
+        cudaGetDeviceProperties=lambda i: (0, types.SimpleNamespace(name=b"FakeGPU")), cudaMalloc=malloc,
+        cudaFree=free, cudaMemcpyAsync=memcpy,
+        cudaMemcpyKind=types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2),
+    )
+
+    class Context:
+        def __init__(self):
+            self.shapes, self.addresses = {}, {}
+
+        def set_input_shape(self, name, shape):
+            self.shapes[name] = tuple(shape)
+
+        def set_tensor_address(self, name, ptr):
+            self.addresses[name] = ptr
+
+        def get_tensor_shape(self, name):
+            return self.shapes["ir"]
+
+        def view(self, name, shape):
+            return memory[self.addresses[name]][: 4 * int(np.prod(shape))].view(np.float32).reshape(shape)
+
+        def execute_async_v3(self, stream):
+            shape = self.shapes["ir"]
+            fused = np.maximum(self.view("ir", shape), self.view("vis", shape))
+            if "stats" in inputs:
+                assert self.shapes["stats"] == (1, 6)
+                fused = fused + self.view("stats", (1, 6))[0, 0]
+            self.view("fused", shape)[...] = fused
+            return True
+
+    names = (*inputs, "fused")
+    engine = types.SimpleNamespace(
+        num_io_tensors=len(names), get_tensor_name=lambda i: names[i], create_execution_context=Context,
+        get_tensor_mode=lambda n: "output" if n == "fused" else "input", get_tensor_dtype=lambda n: np.float32,
+    )
+    trt = types.SimpleNamespace(
+        __version__="fake", Logger=type("Logger", (), {"WARNING": 0, "__init__": lambda self, level: None}),
+        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda blob: engine),
+        TensorIOMode=types.SimpleNamespace(INPUT="input"), nptype=lambda dtype: dtype,
+    )
+    return trt, cuda
+
+
+@pytest.mark.parametrize("inputs", [("ir", "vis"), ("ir", "vis", "stats")])
+def test_tensorrt_adapter_binds_every_input_including_stats(tmp_path, monkeypatch, inputs):
+    """The TensorRT adapter's own code on a fake engine and CUDA runtime (no GPU here): each input, stats too,
+    is copied to its device buffer with its shape set, and the output comes back."""
+    import sys
+    import types
+
+    trt, cuda = _fake_tensorrt(inputs)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings", types.ModuleType("cuda.bindings"))
+    monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cuda)
+    (tmp_path / "m.engine").write_bytes(b"engine")
+    engine = open_backend("tensorrt", {"model": tmp_path / "m.engine"}, inputs=inputs)
+    assert engine.provider == "CUDA:0 (FakeGPU)"
+    ir, vis = _planes(24, 40, seed=3)
+    stats = np.full((1, 6), 0.25, np.float32) if "stats" in inputs else None
+    expected = np.clip(np.maximum(ir, vis) + (0.25 if stats is not None else 0.0), 0.0, 1.0)
+    np.testing.assert_allclose(engine.run(ir, vis, stats=stats), expected, atol=1e-6)

@@ -102,3 +102,31 @@ def test_tiled_bundle_matches_untiled_on_2000x1500(tmp_path):
     a, b = whole.fuse(ir, vis), tiled.fuse(ir, vis)
     assert a.shape == b.shape == (1500, 2000, 3)
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("torch") is None, reason="needs onnxruntime and torch")
+def test_v2_student_tiles_match_the_whole_frame(tmp_path):
+    """A fixed-shape v2 bundle fuses a frame larger than its tile with the whole frame's statistics in every tile:
+    within 1 gray level (mean) of the PyTorch model run on the whole frame. (A v1 student's whole-frame context
+    vector sees only its tile, which is why v1 tiles differ from the whole frame.)"""
+    import torch
+
+    from edgefusion import preprocess
+    from edgefusion.convert.onnx import export_onnx
+    from edgefusion.io.images import read_image
+    from edgefusion.models.checkpoint import TorchFuser
+    from edgefusion.resources import SAMPLES
+    from edgefusion.runtime import Fuser
+    from runtime_models import make_bundle, perturbed_student
+
+    torch.set_num_threads(1)
+    model = perturbed_student(tmp_path / "ctx.pt", seed=4, architecture="student-ctx")
+    fixed = export_onnx(model, tmp_path / "fixed.onnx", shape=(64, 96), dynamic=False)
+    specs = [{"name": n, "shape": [1, 1, 64, 96], "dtype": "float32"} for n in ("ir", "vis")] + [{"name": "stats", "shape": [1, 6], "dtype": "float32"}]
+    tiled = Fuser.open(make_bundle(tmp_path / "b", fixed, stride=8, fixed_shape=[64, 96], inputs=specs), threads=1)
+    pair = preprocess.prepare_pair(read_image(SAMPLES / "ir" / "tno_19.png"), read_image(SAMPLES / "vi" / "tno_19.png"))
+    assert pair.ir.shape[0] > 2 * 64 and pair.ir.shape[1] > 2 * 96  # several tiles each way
+    whole = TorchFuser(model, "ctx").fuse_planes(pair.ir, pair.vis_y)
+    diff = np.abs(tiled.fuse_planes(pair.ir, pair.vis_y) - whole) * 255.0
+    # the contract asks <= 1 gray level mean; measured 0.09 here, and 1.08 when each tile got its own stats
+    assert diff.mean() <= 0.5

@@ -14,6 +14,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: ./demo)")
     parser.add_argument("--runs", type=int, default=30, metavar="N", help="timed frames per size and bundle (default 30)")
+    parser.add_argument("--teacher", type=Path, metavar="PT",
+                        help="LD-Lite weights (final.pt) or imported checkpoint to show beside the student "
+                             "(default: ../shared/models/ld-lite/final.pt when present)")
     parser.set_defaults(func=run)
 
 
@@ -22,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.io.outputs import check_output_folder
 
     check_output_folder(args.out, "demo")
-    summary = run_demo(args.out, runs=args.runs)
+    summary = run_demo(args.out, runs=args.runs, teacher=args.teacher)
     for row in summary["metrics"]:
         print(f"{row['method']:<28} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "method"))
     print(f"report: {summary['report']}")

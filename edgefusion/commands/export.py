@@ -19,7 +19,7 @@ def register(subparsers) -> None:
             "The converted model is run on a real sample pair and compared with PyTorch before it is written."
         ),
     )
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint (.pt)")
+    parser.add_argument("--model", required=True, help="checkpoint (.pt) or shipped model name (edgefusion models)")
     parser.add_argument("--format", choices=sorted(FORMATS), required=True)
     parser.add_argument("--out", type=Path, required=True, help="output file (.onnx, .xml + .bin beside it, .tflite)")
     parser.add_argument("--shape", help="HxW fixed input shape (default: dynamic for onnx/openvino, 480x640 for tflite)")
@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.io.atomic import atomic_path, work_folder
     from edgefusion.io.outputs import check_output_path
     from edgefusion.io.pairs import find_pairs
-    from edgefusion.models.checkpoint import load_model
+    from edgefusion.models.checkpoint import input_names, load_model
+    from edgefusion.models.shipped import resolve_model_spec
     from edgefusion.quantize import calibration, pipeline
     from edgefusion.resources import SAMPLES
     from edgefusion.targets import parse_shape
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out for format {args.format} must end in {suffix}, got {args.out.name}")
     shape = parse_shape(args.shape) if args.shape else (DEFAULT_TFLITE_SHAPE if args.format == "tflite" else None)
     check_output_path(args.out, "export")
-    model, _ = load_model(args.model)
+    model, _ = load_model(resolve_model_spec(args.model))
     stride = int(getattr(model, "stride", 1))
     if shape and (shape[0] % stride or shape[1] % stride):
         raise UserError(f"--shape {shape[0]}x{shape[1]} must be a multiple of the model stride {stride}")
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 from edgefusion.convert.openvino import onnx_to_openvino, save_openvino
 
                 files, backend = save_openvino(onnx_to_openvino(onnx_path), work / "model.xml"), "openvino"
-        psnr = pipeline.check_conversion(args.format, pipeline.Converted(files, layout, {}, backend), frame, reference)
+        converted = pipeline.Converted(files, layout, {}, backend, inputs=input_names(model))
+        psnr = pipeline.check_conversion(args.format, converted, frame, reference)
         outputs = {role: args.out.with_suffix(path.suffix) for role, path in files.items()}
         for role in sorted(files, key=lambda r: r == "model"):  # weights first, the model file last
             with atomic_path(outputs[role]) as staged:

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--target", required=True, help="built-in target (x86, arm, onnx, jetson, jetson:480p) or a .toml profile path")
-    parser.add_argument("--model", type=Path, help="student checkpoint (.pt); default: the shipped student-s.pt")
+    parser.add_argument("--model", type=Path, help="student checkpoint (.pt) or shipped model name (edgefusion models); default: the shipped default student")
     parser.add_argument("--calib", type=Path, help="calibration pairs folder (ir/ + vi/); default: the package samples")
     parser.add_argument("--val", type=Path, help="validation pairs folder (ir/ + vi/); default: the package samples")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (replaced when it is a bundle)")

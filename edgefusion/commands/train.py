@@ -122,11 +122,12 @@ def run_student(args: argparse.Namespace) -> int:
     require("torch", "train")
     from edgefusion.io.outputs import check_output_folder
     from edgefusion.io.pairs import find_pairs
-    from edgefusion.training import distill
+    from edgefusion.training import distill, distill_ctx
 
     find_pairs(args.data)
     check_output_folder(args.out, "run")
-    return run_distributed(args, lambda place: distill.distill(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
+    run = distill_ctx.distill_ctx if distill_ctx.is_ctx_recipe(args.config) else distill.distill  # student-ctx: cached whole-frame targets
+    return run_distributed(args, lambda place: run(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

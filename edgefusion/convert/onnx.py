@@ -2,7 +2,9 @@
 
 Every exported graph follows the model I/O contract of :mod:`edgefusion.preprocess`:
 inputs ``ir`` and ``vis`` (1 x 1 x H x W float32 in [0, 1]), output ``fused``
-(1 x 1 x H x W). With ``dynamic=True`` H and W are symbolic multiples of the
+(1 x 1 x H x W); models that take the frame statistics (v2 students, see
+:func:`edgefusion.models.checkpoint.input_names`) have a third input ``stats``
+(1 x 6 float32, fixed shape). With ``dynamic=True`` H and W are symbolic multiples of the
 model's ``stride`` attribute (1 when absent); callers pad frames with
 :func:`edgefusion.preprocess.pad_to_multiple`. The stride is stored in the
 model's metadata under ``edgefusion.stride``. Export uses the torch.export-based
@@ -23,7 +25,6 @@ from typing import Iterable
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path
 
-INPUT_NAMES = ("ir", "vis")
 OUTPUT_NAME = "fused"
 DEFAULT_OPSET = 18
 STRIDE_KEY = "edgefusion.stride"
@@ -46,8 +47,26 @@ STUDENT_OPS = frozenset(
         "DepthToSpace",
         "Constant",
         "Identity",
+        # the frame-statistics path of v2 students (tiny (1, 6) -> (1, C) tensors, kept float)
+        "Gather",
+        "Unsqueeze",
+        "Reshape",
+        "Div",
+        "Gemm",
+        "MatMul",
     }
 )
+
+
+def example_inputs(model, shape: tuple[int, int], channels_last: bool = False) -> tuple:
+    """Random example inputs of one frame for ``model``'s inputs: planes (1, 1, H, W) (or (1, H, W, 1)), stats (1, 6)."""
+    import torch
+
+    from edgefusion.models.checkpoint import input_names
+    from edgefusion.runtime.frame_stats import N_STATS
+
+    plane = (1, *shape, 1) if channels_last else (1, 1, *shape)
+    return tuple(torch.rand(1, N_STATS) if name == "stats" else torch.rand(*plane) for name in input_names(model))
 
 
 def export_onnx(
@@ -57,7 +76,7 @@ def export_onnx(
     dynamic: bool = True,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Export ``model(ir, vis) -> fused`` to ``path`` (written atomically); returns the path.
+    """Export ``model(ir, vis[, stats]) -> fused`` to ``path`` (written atomically); returns the path.
 
     ``shape`` is the (H, W) of the example input (a multiple of the stride;
     default 32 strides by 40 strides). With ``dynamic=False`` the graph is
@@ -65,6 +84,8 @@ def export_onnx(
     """
     import onnx
     import torch
+
+    from edgefusion.models.checkpoint import input_names
 
     stride = int(getattr(model, "stride", 1))
     if shape is None:
@@ -76,14 +97,15 @@ def export_onnx(
         raise UserError(f"export shape {height}x{width} (HxW) must be positive multiples of the model stride {stride}")
     if opset < 17:
         raise UserError(f"ONNX opset {opset} is too old; use 17 or newer")
-    example = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
+    names = input_names(model)
+    example = example_inputs(model, (height, width))
     dynamic_shapes = None
     if dynamic:
         from torch.export import Dim
 
         rows, cols = Dim("rows", min=1, max=8192 // stride), Dim("cols", min=1, max=8192 // stride)
         spatial = {2: stride * rows, 3: stride * cols}
-        dynamic_shapes = {"ir": spatial, "vis": dict(spatial)}
+        dynamic_shapes = tuple(None if name == "stats" else dict(spatial) for name in names)  # positional, forward order
     was_training = model.training
     model.eval()
     try:
@@ -92,7 +114,7 @@ def export_onnx(
             program = torch.onnx.export(
                 model,
                 example,
-                input_names=list(INPUT_NAMES),
+                input_names=list(names),
                 output_names=[OUTPUT_NAME],
                 opset_version=opset,
                 dynamo=True,

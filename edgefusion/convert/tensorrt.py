@@ -23,8 +23,14 @@ from edgefusion.errors import UserError
 QUANTIZED_OP_TYPES = ("Conv", "Add", "Mul", "Concat", "AveragePool", "MatMul")
 
 
-def check_explicit_quantization(model) -> list[str]:
-    """Problems that keep ``model`` (ONNX ModelProto) from being a TensorRT Q/DQ graph; empty when fine."""
+def check_explicit_quantization(model, ops: tuple[str, ...] = QUANTIZED_OP_TYPES) -> list[str]:
+    """Problems that keep ``model`` (ONNX ModelProto) from being a TensorRT Q/DQ graph; empty when fine.
+
+    Nodes of the types in ``ops`` (the quantization recipe's op types) that read a DequantizeLinear
+    output must have a Q/DQ pair on every activation input; nodes of other types may read a
+    DequantizeLinear output and run in float (e.g. a v2 student's float Concat of quantized
+    stem features with float statistics-normalized ones).
+    """
     from onnx import numpy_helper
 
     problems = []
@@ -47,7 +53,7 @@ def check_explicit_quantization(model) -> list[str]:
                 problems.append(f"{node.name}: zero point must be int8 0, got {zero.dtype} {np.unique(zero)[:3]}")
     quantized = 0
     for node in model.graph.node:
-        if node.op_type not in QUANTIZED_OP_TYPES:
+        if node.op_type not in ops:
             continue
         sources = [producers.get(name) for name in node.input if name]
         is_dq = [s is not None and s.op_type == "DequantizeLinear" for s in sources]

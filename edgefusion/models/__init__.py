@@ -23,6 +23,8 @@ from edgefusion.errors import UserError
 ARCHITECTURES: dict[str, str] = {
     "teacher": "edgefusion.models.teacher:build",
     "student": "edgefusion.models.student:build",
+    "student-ctx": "edgefusion.models.student_ctx:build",
+    "ld-lite": "edgefusion.models.ld_lite:build",
 }
 
 _REGISTERED: dict[str, Callable[[dict], Any]] = {}

@@ -31,6 +31,7 @@ from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import write_bytes
 from edgefusion.models import build_model
+from edgefusion.runtime.frame_stats import frame_stats
 
 FORMAT = "edgefusion-checkpoint/1"
 
@@ -130,6 +131,12 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     return model_from_payload(payload, str(path)).to(device), payload
 
 
+def input_names(model: torch.nn.Module) -> tuple[str, ...]:
+    """The model's ``forward`` inputs in order: its ``inputs`` attribute, default ``("ir", "vis")``;
+    v2 students take ``("ir", "vis", "stats")`` (stats: :mod:`edgefusion.runtime.frame_stats`)."""
+    return tuple(getattr(model, "inputs", ("ir", "vis")))
+
+
 class TorchFuser:
     """A checkpoint as a :class:`~edgefusion.runtime.frame.PlaneFuser` (PyTorch, float32)."""
 
@@ -143,7 +150,10 @@ class TorchFuser:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
         """Open a ``.pt`` checkpoint written by ``edgefusion train``."""
+        from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
+
         model, payload = load_model(path, device)
+        warn_if_not_meaningful(provenance_of(payload), Path(path).name)
         return cls(model, name=Path(path).stem, device=device, metadata=payload.get("metadata"))
 
     @torch.no_grad()
@@ -153,5 +163,7 @@ class TorchFuser:
             raise UserError(f"IR and visible planes must be equal 2-D shapes, got {ir.shape} and {vis_y.shape}")
         h, w = ir.shape
         tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
+        if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame
+            tensors.append(torch.from_numpy(frame_stats(ir, vis_y))[None].to(self.device))
         fused = self.model(*tensors)
         return fused[0, 0, :h, :w].float().clamp(0.0, 1.0).cpu().numpy()

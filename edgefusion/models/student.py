@@ -105,10 +105,22 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-class Student(nn.Module):
+class Composition:
+    """The closed-form full-resolution composition shared by every student (needs ``self.up``: :class:`Upsample4`)."""
+
+    def compose(self, ir: torch.Tensor, vis: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """fused = clip(A0 + A1*ir + A2*vis + A3*relu(ir - vis), 0, 1) with Ak = bilinear x4 of map k."""
+        a0, a1, a2, a3 = self.up(maps)
+        fused = a0 + a1 * ir + a2 * vis + a3 * torch.relu(ir - vis)
+        return torch.clamp(fused, 0.0, 1.0)
+
+
+class Student(Composition, nn.Module):
     """Student fuser ``(ir, vis) -> fused``, all N x 1 x H x W in [0, 1], H and W multiples of :attr:`stride`."""
 
     stride = 8
+    #: Model input names, in ``forward`` order.
+    inputs = ("ir", "vis")
 
     def __init__(self, size: str = "s") -> None:
         super().__init__()
@@ -141,12 +153,6 @@ class Student(nn.Module):
         e = F.interpolate(e, scale_factor=2.0, mode="nearest")
         return self.head(self.merge(torch.cat([q, e], dim=1)))
 
-    def compose(self, ir: torch.Tensor, vis: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        """fused = clip(A0 + A1*ir + A2*vis + A3*relu(ir - vis), 0, 1) with Ak = bilinear x4 of map k."""
-        a0, a1, a2, a3 = self.up(maps)
-        fused = a0 + a1 * ir + a2 * vis + a3 * torch.relu(ir - vis)
-        return torch.clamp(fused, 0.0, 1.0)
-
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
         return self.compose(ir, vis, self.analyze(ir, vis))
 
@@ -159,12 +165,17 @@ def build(config: dict) -> Student:
     return Student(config.get("size", "s"))
 
 
+def example_inputs(model: nn.Module, height: int, width: int) -> tuple[torch.Tensor, ...]:
+    """Zero inputs of one frame for every name in ``model.inputs`` (default ``ir, vis``); ``stats`` is (1, 6)."""
+    names = getattr(model, "inputs", ("ir", "vis"))
+    return tuple(torch.zeros(1, 6) if name == "stats" else torch.zeros(1, 1, height, width) for name in names)
+
+
 def macs_per_pixel(model: nn.Module, height: int = 256, width: int = 256) -> float:
-    """Multiply-accumulates per input pixel of ``model(ir, vis)``, counted by FlopCounterMode (FLOPs / 2)."""
+    """Multiply-accumulates per input pixel of ``model(*inputs)``, counted by FlopCounterMode (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    ir = torch.zeros(1, 1, height, width)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(ir, ir.clone())
+        model(*example_inputs(model, height, width))
     return counter.get_total_flops() / 2 / (height * width)

@@ -3,7 +3,10 @@
 Each pair goes through :func:`edgefusion.preprocess.prepare_pair` (thermal
 stretch, BT.601 luma), then both planes are scaled by the same factor so the
 frame covers ``shape`` (bilinear, Pillow) and center-cropped to it. Frames are
-model inputs: NCHW float32 ``(1, 1, H, W)`` in [0, 1].
+model inputs: NCHW float32 ``(1, 1, H, W)`` in [0, 1], plus the frame
+statistics ``(1, 6)`` of :func:`edgefusion.runtime.frame_stats.frame_stats`
+computed on the WHOLE prepared pair before any resize or crop, as the runtime
+computes them on the whole frame before tiling (used by v2 students only).
 """
 
 from __future__ import annotations
@@ -19,15 +22,21 @@ from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.io.images import read_image
 from edgefusion.io.pairs import Pair, find_pairs
+from edgefusion.runtime.frame_stats import frame_stats
 
 
 @dataclass(frozen=True)
 class Frame:
-    """One model-ready pair: ``ir`` and ``vis`` are (1, 1, H, W) float32 in [0, 1]."""
+    """One model-ready pair: ``ir`` and ``vis`` are (1, 1, H, W) float32 in [0, 1]; ``stats`` (1, 6) float32."""
 
     name: str
     ir: np.ndarray
     vis: np.ndarray
+    stats: np.ndarray
+
+    def inputs(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The model inputs ``names`` (``ir``, ``vis`` and maybe ``stats``) by name."""
+        return {name: getattr(self, name) for name in names}
 
 
 def cover_crop(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -47,7 +56,7 @@ def load_frame(pair: Pair, shape: tuple[int, int], stretch: preprocess.ThermalSt
     """Read, normalize and cover-crop one pair to ``shape``."""
     planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis), stretch)
     ir, vis = (np.ascontiguousarray(cover_crop(p, shape)[None, None]) for p in (planes.ir, planes.vis_y))
-    return Frame(pair.name, ir, vis)
+    return Frame(pair.name, ir, vis, frame_stats(planes.ir, planes.vis_y)[None])
 
 
 def dataset_pairs(root: str | os.PathLike, what: str) -> list[Pair]:
@@ -98,4 +107,4 @@ def native_frame(pair: Pair, multiple: int) -> Frame:
     """One pair at its own size, padded to ``multiple`` (:func:`edgefusion.preprocess.model_inputs`)."""
     planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
     ir, vis = preprocess.model_inputs(planes, multiple)
-    return Frame(pair.name, ir, vis)
+    return Frame(pair.name, ir, vis, frame_stats(planes.ir, planes.vis_y)[None])

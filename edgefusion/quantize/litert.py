@@ -13,7 +13,11 @@ The file keeps float32 NHWC inputs and outputs, unless ``io_dtype`` is ``int8``
 or ``uint8``: then the recipe also quantizes the graph's INPUT and OUTPUT
 (asymmetric per tensor), with their calibration ranges pinned to the contract's
 [0, 1], so the file takes and returns integer tensors (scale 1/255) and every
-float op sits between a DEQUANTIZE and a QUANTIZE inside the model.
+float op sits between a DEQUANTIZE and a QUANTIZE inside the model. The
+``stats`` input of v2 students is quantized the same way with the range [0, 1]
+(means and stds lie in it, and natural frames' gradients do): the recipe's
+INPUT entry covers all inputs at once, and ranges calibrated on a few frames
+clipped other frames' statistics (31 dB vs FP32 on a test student).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from edgefusion.errors import UserError
 from edgefusion.optional import require
 from edgefusion.quiet import quiet
 from edgefusion.quantize.calibration import Frame
+
+#: Model inputs in ``forward`` order (the first two for v1 students).
+MODEL_INPUTS = ("ir", "vis", "stats")
 
 _INT8_CONV = {
     "activation_tensor_config": {"num_bits": 8, "symmetric": False, "granularity": "TENSORWISE", "dtype": "INT"},
@@ -58,20 +65,20 @@ def recipe(keep_float: tuple[str, ...], io_dtype: str = "float32") -> list[dict]
     return entries
 
 
-def _io_details(interpreter) -> list[dict]:
-    """Tensor details of the model's ``ir``, ``vis`` and output, in that order."""
+def _io_details(interpreter, inputs: tuple[str, ...] = ("ir", "vis")) -> list[dict]:
+    """Tensor details of the model's ``inputs`` (``ir``, ``vis`` [, ``stats``]) and output, in that order."""
     from edgefusion.runtime.backends.base import match_names
 
-    inputs = interpreter.get_input_details()
-    return [inputs[i] for i in match_names([d["name"] for d in inputs], "litert")] + interpreter.get_output_details()[:1]
+    details = interpreter.get_input_details()
+    return [details[i] for i in match_names([d["name"] for d in details], "litert", inputs)] + interpreter.get_output_details()[:1]
 
 
-def io_quantization(path: Path, io_dtype: str, output: str = "fused") -> dict[str, dict]:
-    """Manifest ``io_quantization`` of an integer-I/O ``.tflite``: ``{ir|vis|output: {scale, zero_point}}`` as the
-    interpreter reports them; UserError when a tensor is not of type ``io_dtype``."""
+def io_quantization(path: Path, io_dtype: str, output: str = "fused", inputs: tuple[str, ...] = ("ir", "vis")) -> dict[str, dict]:
+    """Manifest ``io_quantization`` of an integer-I/O ``.tflite``: ``{ir|vis[|stats]|output: {scale, zero_point}}``
+    as the interpreter reports them; UserError when a tensor is not of type ``io_dtype``."""
     interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(path))
     table = {}
-    for name, detail in zip(("ir", "vis", output), _io_details(interpreter)):
+    for name, detail in zip((*inputs, output), _io_details(interpreter, inputs)):
         if detail["dtype"].__name__ != io_dtype:
             raise UserError(f"the quantized LiteRT model's {name} tensor is {detail['dtype'].__name__}, expected {io_dtype}")
         scale, zero_point = detail["quantization"]
@@ -104,15 +111,16 @@ def quantize_tflite(
 
     ``io_dtype`` (``float32``, ``int8`` or ``uint8``) is the type of the written model's inputs and output.
     """
-    samples = [{INPUT_NAMES[0]: f.ir.transpose(0, 2, 3, 1), INPUT_NAMES[1]: f.vis.transpose(0, 2, 3, 1)} for f in frames]
     with quiet(native=True):  # the calibrator keeps every tensor on purpose and warns about it; XNNPACK notes
         aeq = require("ai_edge_quantizer", "quantize")
         steps = recipe(keep_float, io_dtype)
         quantizer = aeq.Quantizer(str(float_path), steps)
+        float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
+        inputs = MODEL_INPUTS[: len(float_interpreter.get_input_details())]  # v2 students also take stats
+        samples = [dict(zip(INPUT_NAMES, (f.ir.transpose(0, 2, 3, 1), f.vis.transpose(0, 2, 3, 1), f.stats)[: len(inputs)])) for f in frames]
         calibration = quantizer.calibrate({SIGNATURE: samples})
         if io_dtype != "float32":  # the contract's range, not the calibration frames' (which would clip brighter frames)
-            float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
-            for detail in _io_details(float_interpreter):
+            for detail in _io_details(float_interpreter, inputs):
                 qsv = calibration[detail["name"]]
                 calibration[detail["name"]] = {"min": np.zeros_like(qsv["min"]), "max": np.ones_like(qsv["max"])}
         result = quantizer.quantize(calibration, enable_progress_report=False)

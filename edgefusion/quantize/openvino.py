@@ -63,8 +63,10 @@ def int8_layers(model, ops: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return quantized, kept
 
 
-def _inputs(frame) -> dict[str, np.ndarray]:
-    return {"ir": frame.ir, "vis": frame.vis}
+def _feeds(model) -> Callable[[Frame], dict[str, np.ndarray]]:
+    """Frame -> the inputs ``model`` takes, by name (``ir``, ``vis`` and, for v2 students, ``stats``)."""
+    names = tuple(i.get_any_name() for i in model.inputs)
+    return lambda frame: frame.inputs(names)
 
 
 def quantize_openvino(
@@ -92,6 +94,7 @@ def quantize_openvino(
 
     nncf.set_log_level(logging.WARNING)
     scope = ignored_scope(model, ops, keep_float)
+    _inputs = _feeds(model)
     dataset = nncf.Dataset(frames, _inputs)
     # activation ranges from the min/max over all frames (NNCF's default averages per-frame extremes,
     # which clipped an outlier frame to 24.6 dB on a trained student; MINMAX gave 55.6 dB)

@@ -9,10 +9,16 @@ run the INT8 model through the device runtime
 compare with PyTorch FP32 (:mod:`.accuracy`) and apply the gate; write the
 bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 :class:`~edgefusion.errors.GateError` and writes nothing, unless ``force``.
+
+v2 students (architecture ``student-ctx``) take a third input ``stats``: every
+step (PyTorch reference, conversion check, calibration, validation) feeds each
+frame's statistics of the whole pair (:class:`.calibration.Frame`), and the
+manifest's ``inputs`` lists ``ir``, ``vis``, ``stats``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,8 @@ from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
 from edgefusion.quiet import quiet
 from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames
+from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
+from edgefusion.models.shipped import resolve_model_spec
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
 from edgefusion.io.atomic import work_folder
 from edgefusion.io.digest import sha256_file
@@ -33,6 +41,14 @@ from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
 CONVERSION_MIN_PSNR_DB = 60.0
+#: Architectures that edge targets accept (v1 pixel student, v2 frame-context student).
+STUDENT_ARCHITECTURES = ("student", "student-ctx")
+#: Modules every target keeps in float for an architecture, on top of the target's ``keep_float``.
+#: student-ctx: the stems and the 1/4-resolution conv, whose input holds raw features next to
+#: features normalized by the frame statistics (ranges far apart in one per-tensor-quantized
+#: tensor). LD-Lite student at the default shapes, worst of 4 frames, INT8 vs FP32 without / with:
+#: jetson 38.5 / 57.2 dB (gate failed / passed), x86 44.6 / 66.4, arm 49.5 / 60.6, onnx 45.6 / 61.7 dB.
+FLOAT_MODULES = {"student-ctx": ("stem_ir", "stem_vis", "quarter")}
 
 
 @dataclass
@@ -47,6 +63,7 @@ class Converted:
     io_dtype: str = "float32"  # or "int8"/"uint8": integer I/O with io_quantization {name: {scale, zero_point}}
     io_quantization: dict | None = None
     run_device: str | None = None  # open_backend's device for the check; "reference": Q/DQ arithmetic (see tensorrt)
+    inputs: tuple[str, ...] = ("ir", "vis")  # or ("ir", "vis", "stats") for v2 students
 
 
 def load_student(path: str | Path):
@@ -55,7 +72,7 @@ def load_student(path: str | Path):
 
     path = Path(path)
     model, payload = load_model(path)
-    if payload.get("architecture") != "student":
+    if payload.get("architecture") not in STUDENT_ARCHITECTURES:
         raise UserError(f"{path} holds a {payload.get('architecture')!r} model; edge targets need a student checkpoint (edgefusion train student)")
     return model, payload
 
@@ -68,29 +85,35 @@ def check_shape(target: Target, stride: int) -> None:
 
 
 def torch_outputs(model, frames: list[Frame]) -> list[np.ndarray]:
-    """PyTorch FP32 outputs, (1, 1, H, W) float32 each."""
+    """PyTorch FP32 outputs, (1, 1, H, W) float32 each (v2 students get each frame's stats)."""
     import torch
 
+    from edgefusion.models.checkpoint import input_names
+
+    names = input_names(model)
     with torch.no_grad():
-        return [model(torch.from_numpy(f.ir), torch.from_numpy(f.vis)).numpy() for f in frames]
+        return [model(*(torch.from_numpy(v) for v in f.inputs(names).values())).numpy() for f in frames]
 
 
 def analyze_only(model):
-    """The student's low-resolution ``analyze(ir, vis) -> maps`` as a module (for ``compose = "runtime"``)."""
+    """The student's low-resolution ``analyze(ir, vis[, stats]) -> maps`` as a module (for ``compose = "runtime"``)."""
     import torch
+
+    from edgefusion.models.checkpoint import input_names
 
     if not hasattr(model, "analyze"):
         raise UserError(f"{type(model).__name__} has no analyze network; compose = \"runtime\" needs a student")
 
     class AnalyzeOnly(torch.nn.Module):
         stride = model.stride
+        inputs = input_names(model)
 
         def __init__(self) -> None:
             super().__init__()
             self.student = model
 
-        def forward(self, ir, vis):
-            return self.student.analyze(ir, vis)
+        def forward(self, ir, vis, stats=None):
+            return self.student.analyze(ir, vis) if stats is None else self.student.analyze(ir, vis, stats)
 
     return AnalyzeOnly().eval()
 
@@ -103,13 +126,13 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     from edgefusion.runtime.backends import open_backend
 
     engine = open_backend(
-        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization, output=model.output,
-        device=model.run_device,
+        model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization,
+        output=model.output, inputs=model.inputs, device=model.run_device,
     )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
-        return [engine.run(f.ir, f.vis).copy() for f in frames_bar]
-    return [compose_maps(engine.run_raw(f.ir, f.vis), f) for f in frames_bar]
+        return [engine.run(**f.inputs(model.inputs)).copy() for f in frames_bar]
+    return [compose_maps(engine.run_raw(**f.inputs(model.inputs)), f) for f in frames_bar]
 
 
 def compose_maps(maps: np.ndarray, frame: Frame) -> np.ndarray:
@@ -133,15 +156,17 @@ def check_conversion(what: str, model: Converted, frame: Frame, reference: np.nd
 def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarray]) -> tuple[Converted, float]:
     """FP32 model files for ``target`` in ``work``, checked against PyTorch; (converted, PSNR dB)."""
     from edgefusion.convert.onnx import check_ops, export_onnx
+    from edgefusion.models.checkpoint import input_names
 
     fixed = target.fixed_shape
     output = "maps" if target.compose == "runtime" else "fused"
     exported = analyze_only(model) if output == "maps" else model
+    inputs = input_names(model)
     if target.backend == "litert":
         from edgefusion.convert.litert import export_tflite
 
         path = export_tflite(exported, work / "model_fp32.tflite", fixed)
-        converted = Converted({"model": path}, "NHWC", {}, "litert", output)
+        converted = Converted({"model": path}, "NHWC", {}, "litert", output, inputs=inputs)
     else:
         onnx_path = export_onnx(exported, work / "model_fp32.onnx", shape=target.shape, dynamic=fixed is None)
         check_ops(onnx_path)
@@ -151,9 +176,9 @@ def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarr
             from edgefusion.convert.openvino import onnx_to_openvino, save_openvino
 
             files = save_openvino(onnx_to_openvino(onnx_path), work / "model_fp32.xml")
-            converted = Converted(files, "NCHW", {}, "openvino", output)
+            converted = Converted(files, "NCHW", {}, "openvino", output, inputs=inputs)
         else:
-            converted = Converted({"model": onnx_path}, "NCHW", {}, "onnxruntime", output)
+            converted = Converted({"model": onnx_path}, "NCHW", {}, "onnxruntime", output, inputs=inputs)
     psnr = check_conversion(f"{target.backend} FP32", converted, *check)
     return converted, psnr
 
@@ -179,7 +204,7 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.openvino import quantize_openvino
 
         def passes(candidate) -> bool:
-            outs = backend_outputs(Converted(save_openvino(candidate, work / "probe.xml"), "NCHW", {}, "openvino", fp32.output), val)
+            outs = backend_outputs(Converted(save_openvino(candidate, work / "probe.xml"), "NCHW", {}, "openvino", fp32.output, inputs=fp32.inputs), val)
             return min(accuracy.psnr_db(r[0, 0], o[0, 0]) for r, o in zip(refs, outs)) >= target.gate.min_psnr_db
 
         source = ov.Core().read_model(str(fp32.files["model"]))
@@ -187,26 +212,26 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
             source, calib, target.quantize_ops, target.keep_float, passes, target.accuracy_control, list(zip(val, refs)), target.gate.min_psnr_db,
             to_fused=compose_maps if fp32.output == "maps" else None,
         )
-        return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output)
+        return Converted(save_openvino(model, work / "model.xml"), "NCHW", info, "openvino", fp32.output, inputs=fp32.inputs)
     if target.backend == "litert":
         from edgefusion.quantize.litert import io_quantization, quantize_tflite
 
         path = work / "model.tflite"
         info = quantize_tflite(fp32.files["model"], path, calib, target.keep_float, target.io_dtype)
-        io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output)
-        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant)
+        io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output, fp32.inputs)
+        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant, inputs=fp32.inputs)
     out = work / "model.onnx"
     if target.backend == "tensorrt":
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
 
         info = quantize_for_tensorrt(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
         # TensorRT, not ONNX Runtime, runs this model: check the arithmetic its Q/DQ nodes specify, not the host CPU's int8 kernels
-        return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, run_device="reference")
+        return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, inputs=fp32.inputs, run_device="reference")
     else:
         from edgefusion.quantize.onnxruntime import quantize_qdq
 
         info = quantize_qdq(fp32.files["model"], out, calib, target.quantize_ops, target.keep_float)
-    return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output)
+    return Converted({"model": out}, "NCHW", info, "onnxruntime", fp32.output, inputs=fp32.inputs)
 
 
 def _final_fp32(fp32: Converted, work: Path) -> Converted:
@@ -216,13 +241,14 @@ def _final_fp32(fp32: Converted, work: Path) -> Converted:
         dest = work / ("model" + path.suffix)
         path.replace(dest)
         files[role] = dest
-    return Converted(files, fp32.layout, {"method": "none (fp32)"}, fp32.run_backend, fp32.output)
+    return Converted(files, fp32.layout, {"method": "none (fp32)"}, fp32.run_backend, fp32.output, inputs=fp32.inputs)
 
 
-def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
+def tensor_specs(target: Target, inputs: tuple[str, ...] = ("ir", "vis"), io_quantization: dict | None = None) -> tuple[list[dict], list[dict]]:
     """Manifest ``inputs``/``outputs``; -1 marks a dynamic dimension (inputs: multiples of the stride).
 
     ``compose = "runtime"`` models output ``maps``: 4 channels at 1/4 resolution.
+    v2 models also take ``stats`` (1 x 6; float32 unless ``io_quantization`` quantizes it).
     """
     h, w = target.fixed_shape or (-1, -1)
 
@@ -232,7 +258,13 @@ def tensor_specs(target: Target) -> tuple[list[dict], list[dict]]:
         return {"name": name, "shape": shape, "dtype": target.io_dtype}
 
     output = spec("maps", 4, 4) if target.compose == "runtime" else spec("fused", 1, 1)
-    return [spec("ir", 1, 1), spec("vis", 1, 1)], [output]
+    specs = [spec("ir", 1, 1), spec("vis", 1, 1)]
+    if "stats" in inputs:
+        from edgefusion.runtime.frame_stats import N_STATS
+
+        stats_dtype = target.io_dtype if "stats" in (io_quantization or {}) else "float32"
+        specs.append({"name": "stats", "shape": [1, N_STATS], "dtype": stats_dtype})
+    return specs, [output]
 
 
 def _stderr(message: str) -> None:
@@ -258,10 +290,13 @@ def run_quantize(
     if target.precision == "fp16":
         raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
     check_bundle_output(out, as_zip)  # before minutes of work
-    model_path = Path(model_path) if model_path else DEFAULT_MODEL
-    if model_path == DEFAULT_MODEL and not model_path.is_file():
-        raise UserError(f"the shipped student {DEFAULT_MODEL} is missing from this installation; pass --model CKPT")
+    model_path = Path(resolve_model_spec(model_path))
+    if model_path.parent == DEFAULT_MODEL.parent and not model_path.is_file():
+        raise UserError(f"the shipped student {model_path} is missing from this installation; pass --model CKPT")
     model, payload = load_student(model_path)
+    warn_if_not_meaningful(provenance_of(payload), model_path.name)
+    float_modules = tuple(m for m in FLOAT_MODULES.get(payload["architecture"], ()) if m not in target.keep_float)
+    target = dataclasses.replace(target, keep_float=tuple(target.keep_float) + float_modules)
     stride = int(getattr(model, "stride", 1))
     check_shape(target, stride)
     if target.compose == "runtime" and stride % 4:
@@ -293,17 +328,18 @@ def run_quantize(
         report["checked_with"] = final.run_backend + (f" ({final.run_device})" if final.run_device else "")
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
-        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization)
+        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization, final.inputs)
         path = write_bundle(out, final.files, manifest, as_zip=as_zip, derive=bundle_c_arrays if c_array else None)
     return path, report
 
 
 def build_manifest(
     target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int,
-    io_quantization: dict | None = None,
+    io_quantization: dict | None = None, model_inputs: tuple[str, ...] = ("ir", "vis"),
 ) -> dict:
-    """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O."""
-    inputs, outputs = tensor_specs(target)
+    """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O;
+    ``model_inputs`` the model's input names (``stats`` for v2 students)."""
+    inputs, outputs = tensor_specs(target, model_inputs, io_quantization)
     quantization = dict(quantization)
     if target.precision == "int8":
         quantization.setdefault("calibration_frames", n_calib)
@@ -329,6 +365,7 @@ def build_manifest(
             "architecture": payload.get("architecture"),
             "config": payload.get("config", {}),
             "training": payload.get("metadata", {}),
+            "provenance": provenance_of(payload),
         },
         "quantization": quantization,
         "accuracy": report,

@@ -21,7 +21,7 @@ def quantize_for_tensorrt(fp32_path: Path, out_path: Path, frames: list[Frame], 
     import onnx
 
     info = quantize_qdq(fp32_path, out_path, frames, ops=ops, keep_float=keep_float, symmetric_activations=True)
-    problems = check_explicit_quantization(onnx.load(str(out_path)))
+    problems = check_explicit_quantization(onnx.load(str(out_path)), ops)
     if problems:
         raise UserError(f"the Q/DQ graph is not TensorRT-ready: {problems[0]} ({len(problems)} problem(s))")
     info["format"] = "explicit quantization (Q/DQ), TensorRT-ready: symmetric int8, zero points 0"

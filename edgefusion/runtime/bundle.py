@@ -4,8 +4,10 @@ The manifest (schema 1) describes everything a device needs to run the model
 without the training stack: ``backend``, ``precision``, ``files`` (role ->
 relative path, e.g. ``{"model": "model.xml", "weights": "model.bin"}``),
 ``inputs``/``outputs`` (``[{name, shape, dtype}]``, names ``ir``, ``vis``,
-``fused``), ``layout``, ``io_dtype`` (+ ``io_quantization`` for integer I/O),
-``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
+``fused``; v2 bundles, whose model also takes the frame statistics, list the
+inputs ``ir``, ``vis``, ``stats``; a bundle without ``inputs`` is v1, and
+entries may also be bare names; see :func:`input_names`), ``layout``,
+``io_dtype`` (+ ``io_quantization`` for integer I/O), ``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
 ``preprocessing``, ``model``, ``quantization``, ``accuracy``,
 ``latency_budget`` and ``sha256`` ({relative file: hex digest} for every file
 but ``manifest.json``).
@@ -41,8 +43,11 @@ BACKENDS = ("onnxruntime", "openvino", "litert", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 LAYOUTS = ("NCHW", "NHWC")
 IO_DTYPES = ("float32", "uint8", "int8")
+#: Model input names of v1 bundles and of v2 bundles (models that take the frame statistics).
+INPUTS_V1 = ("ir", "vis")
+INPUTS_V2 = ("ir", "vis", "stats")
 REQUIRED_KEYS = (
-    "schema", "edgefusion_version", "backend", "target", "precision", "files", "inputs", "outputs",
+    "schema", "edgefusion_version", "backend", "target", "precision", "files", "outputs",
     "layout", "io_dtype", "value_range", "stride", "fixed_shape", "sha256",
 )
 
@@ -64,6 +69,11 @@ class Bundle:
     def files(self) -> dict[str, Path]:
         """Role -> absolute path of the model files (``model``, ``weights``, ...)."""
         return {role: self.root / rel for role, rel in self.manifest["files"].items()}
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The model's input names: :data:`INPUTS_V1` or :data:`INPUTS_V2`."""
+        return input_names(self.manifest, f"bundle {self.source}")
 
     @property
     def fixed_shape(self) -> tuple[int, int] | None:
@@ -101,6 +111,23 @@ def validate_manifest(manifest: Any, where: str) -> None:
         raise UserError(f"{where}: fixed_shape must be [H, W] or null, got {fixed!r}")
     if not isinstance(manifest["stride"], int) or manifest["stride"] < 1:
         raise UserError(f"{where}: stride must be a positive integer")
+    input_names(manifest, where)
+
+
+def input_names(manifest: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The names in the manifest's ``inputs`` (``{name, ...}`` entries or bare names; absent: v1).
+
+    UserError unless they are exactly :data:`INPUTS_V1` or :data:`INPUTS_V2`, in that order.
+    """
+    entries = manifest.get("inputs")
+    if entries is None:
+        return INPUTS_V1
+    names = None
+    if isinstance(entries, list):
+        names = tuple(e.get("name") if isinstance(e, dict) else e for e in entries)
+    if names not in (INPUTS_V1, INPUTS_V2):
+        raise UserError(f"{where}: manifest 'inputs' must name {list(INPUTS_V1)} or {list(INPUTS_V2)}, got {json.dumps(entries)[:120]}")
+    return names
 
 
 def _safe_relative(rel: str, where: str) -> PurePosixPath:

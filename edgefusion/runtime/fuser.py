@@ -20,6 +20,13 @@ manifest's backend and implements :class:`edgefusion.runtime.frame.PlaneFuser`:
   (untiled frames: normalization into the padded model planes, then
   composition, color restore and uint8 in one pass), else in numpy
   (:mod:`edgefusion.runtime.compose`).
+* v2 bundles (manifest ``inputs`` ``ir``, ``vis``, ``stats``) take the frame
+  statistics (:func:`edgefusion.runtime.frame_stats.frame_stats`, or its C
+  twin), computed here ONCE per frame from the unpadded planes and given to
+  every model call, so every tile of a frame sees the whole frame's context
+  and a tiled frame matches the frame fused whole. v1 students compute their
+  context inside the network from what they see, so their tiles differ from
+  the whole frame.
 
 Model outputs, integer-I/O scratch, tiling accumulators, padded planes of the
 one-pass C path and composition temporaries are allocated once per frame shape
@@ -46,6 +53,7 @@ from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.bundle import Bundle, load_bundle
 from edgefusion.runtime.compose import SCALE, Composer
 from edgefusion.runtime.frame import NativeFrame, fuse_arrays, native_frame
+from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.runtime.tiling import Tiler
 
 #: Default overlap between tiles, in pixels (a multiple of every stride in use).
@@ -71,6 +79,9 @@ class Fuser:
             raise UserError(f"bundle {bundle.source}: stride {self.stride} or fixed_shape {self.fixed_shape} out of range "
                             f"(stride <= {MAX_STRIDE}, sides <= {MAX_SIDE})")
         self.compose_in_runtime = _compose_in_runtime(manifest, bundle.source)
+        self.takes_stats = backend.io.takes_stats
+        if bundle.inputs != backend.io.inputs:
+            raise UserError(f"bundle {bundle.source}: manifest inputs {list(bundle.inputs)} differ from the backend's {list(backend.io.inputs)}")
         if self.compose_in_runtime and self.stride % SCALE:
             raise UserError(f"bundle {bundle.source}: runtime composition needs a stride that is a multiple of {SCALE}")
         self.tile = self.fixed_shape or (tuple(tile) if tile else None)
@@ -108,6 +119,7 @@ class Fuser:
             io_dtype=m["io_dtype"],
             io_quantization=m.get("io_quantization"),
             output=output,
+            inputs=bundle.inputs,
             threads=threads,
             device=device,
         )
@@ -131,7 +143,7 @@ class Fuser:
         with self._lock:
             self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
             frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
-            out = frames.fuse(ir, vis, self.stretch, lambda i, v, _stats: self._analyze(i, v))
+            out = frames.fuse(ir, vis, self.stretch, self._analyze, with_stats=self.takes_stats)
             self.timings["compose_ms"] = frames.compose_ms
             return out
 
@@ -150,6 +162,7 @@ class Fuser:
         h, w = ir.shape
         with self._lock:
             self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+            stats = _frame_stats(ir, vis_y) if self.takes_stats else None  # the whole, unpadded frame
             ir_p = preprocess.pad_to_multiple(ir, self.stride)
             vis_p = preprocess.pad_to_multiple(vis_y, self.stride)
             if self.fixed_shape and (ir_p.shape[0] < self.tile[0] or ir_p.shape[1] < self.tile[1]):
@@ -157,9 +170,9 @@ class Fuser:
                 ir_p = preprocess.pad_to_multiple(ir_p, multiple)
                 vis_p = preprocess.pad_to_multiple(vis_p, multiple)
             if self.tile and (ir_p.shape[0] > self.tile[0] or ir_p.shape[1] > self.tile[1]):
-                fused = self._run_tiled(ir_p, vis_p)
+                fused = self._run_tiled(ir_p, vis_p, stats)
             else:
-                fused = self._run_whole(ir_p, vis_p)
+                fused = self._run_whole(ir_p, vis_p, stats)
             return fused[:h, :w].copy()
 
     def _buffer(self, key: tuple, factory):
@@ -167,45 +180,55 @@ class Fuser:
             self._buffers[key] = factory()
         return self._buffers[key]
 
-    def _run_whole(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def _run_whole(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
         shape = ir.shape
         out = self._buffer(("out",) + shape, lambda: np.empty((1, 1) + shape, np.float32))
-        self._run_model(ir[None, None], vis[None, None], out)
+        self._run_model(ir[None, None], vis[None, None], out, stats)
         return out[0, 0]
 
-    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
         th, tw = self.tile
         shape = ir.shape
         tiler = self._buffer(("tiler",) + shape, lambda: Tiler(*shape, tile=(th, tw), overlap=self.overlap, align=self.stride))
         out = self._buffer(("tiled",) + shape, lambda: np.empty(shape, np.float32))
-        return tiler(self._run_model, ir, vis, out)
+        return tiler(lambda t_ir, t_vis, t_out: self._run_model(t_ir, t_vis, t_out, stats), ir, vis, out)  # one frame's stats for every tile
 
-    def _run_model(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """One model call on NCHW (1, 1, H, W) inputs, composing in numpy for analyze-only bundles."""
+    def _run_model(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        """One model call on NCHW (1, 1, H, W) inputs (+ the frame's (1, 6) stats for v2 bundles),
+        composing in numpy for analyze-only bundles."""
         ir = np.ascontiguousarray(ir)
         vis = np.ascontiguousarray(vis)
         start = time.perf_counter()
         if not self.compose_in_runtime:
-            self.backend.run(ir, vis, out=out)
+            self.backend.run(ir, vis, out=out, stats=stats)
             self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
             return out
         h, w = ir.shape[2:]
-        maps = self._analyze(ir, vis)
+        maps = self._analyze(ir, vis, stats)
         middle = time.perf_counter()
         composer = self._buffer(("composer", h, w), lambda: _composer(h, w, self.threads))
         composer(ir[0, 0], vis[0, 0], maps[0], out[0, 0])
         self.timings["compose_ms"] += (time.perf_counter() - middle) * 1e3
         return out
 
-    def _analyze(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """The analyze-only model on NCHW (1, 1, H, W) planes: maps (1, 4, H/4, W/4), shape checked."""
+    def _analyze(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        """The analyze-only model on NCHW (1, 1, H, W) planes (+ the frame's (1, 6) stats for v2 bundles):
+        maps (1, 4, H/4, W/4), shape checked."""
         h, w = ir.shape[2:]
         start = time.perf_counter()
-        maps = self.backend.run_raw(ir, vis)
+        maps = self.backend.run_raw(ir, vis, stats)
         self.timings["backend_ms"] += (time.perf_counter() - start) * 1e3
         if maps.shape != (1, 4, h // SCALE, w // SCALE):
             raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
         return maps
+
+
+def _frame_stats(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
+    """(1, 6) frame statistics of two (H, W) float32 planes, in C when the kernels are available."""
+    lib = native.kernels()
+    if lib is None:
+        return frame_stats(ir, vis_y)[None]
+    return native.frame_stats(lib, np.ascontiguousarray(ir), np.ascontiguousarray(vis_y))[None]
 
 
 def _composer(h: int, w: int, threads: int | None):

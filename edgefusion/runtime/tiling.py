@@ -13,6 +13,10 @@ the two tiles sum to 1 there. 2-D weights are outer products, normalized by
 their sum over all tiles. A model whose receptive-field radius is below
 ``overlap / 4`` therefore reproduces its untiled output exactly (up to float
 rounding); larger receptive fields give smooth, seam-free transitions.
+
+Inputs shared by every tile of a frame (a v2 student's frame statistics) are
+bound into ``run`` by the caller (:class:`edgefusion.runtime.Fuser`), so each
+tile sees the whole frame's context, not its own.
 """
 
 from __future__ import annotations

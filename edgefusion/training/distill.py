@@ -50,18 +50,21 @@ from tqdm import tqdm
 from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
 from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
+from edgefusion.models.provenance import teacher_summary
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops, augment_crop
 from edgefusion.training.loop import Stage, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
-from edgefusion.training.target_cache import TargetCache, frame_key
+from edgefusion.training.target_cache import TargetStore, frame_key
 from edgefusion.training import pixel
 
 CROPS_DIR = "crops"
 CACHE_DIR = "teacher-cache"
 FINAL_NAME = "student"
+#: Architectures accepted as distillation teachers (``ld-lite``: imported with ``edgefusion import ld-lite``).
+TEACHER_ARCHITECTURES = ("teacher", "ld-lite")
 
 
 @dataclass
@@ -109,8 +112,8 @@ def load_student_recipe(spec: str | os.PathLike) -> dict[str, Any]:
 def load_teacher(path: str | os.PathLike, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
     """The frozen teacher of a checkpoint; a one-line UserError when ``path`` holds no teacher."""
     payload = read_checkpoint(path)
-    if payload.get("architecture") != "teacher":
-        raise UserError(f"{path} is not a teacher checkpoint (architecture {payload.get('architecture')!r}); pass the teacher.pt written by 'edgefusion train teacher'")
+    if payload.get("architecture") not in TEACHER_ARCHITECTURES:
+        raise UserError(f"{path} is not a teacher checkpoint (architecture {payload.get('architecture')!r}); pass the teacher.pt written by 'edgefusion train teacher' or 'edgefusion import ld-lite'")
     teacher = model_from_payload(payload, str(path)).to(device)
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -126,7 +129,7 @@ class TeacherTargets:
     """
 
     def __init__(self, folder: Path, pairs: PairCrops, teacher: nn.Module, teacher_digest: str, place: ddp.Dist, progress: bool = True):
-        self.cache = TargetCache(folder, teacher_digest)
+        self.cache = TargetStore(folder, teacher_digest)
         keys = [frame_key(p.name, p.ir, p.vis) for p in pairs.pairs]
         if place.main:
             self._fill(keys, pairs, teacher, place.device, progress)
@@ -227,15 +230,17 @@ class DistillLoss(nn.Module):
         else:
             with torch.no_grad():
                 target = self.teacher(ir, vis).float()
-        fused = model(ir, vis).float()
+        fused = (model(ir, vis, batch["stats"]) if "stats" in batch else model(ir, vis)).float()  # v2 students take frame stats
         w = self.weights
         terms = {
             "l1": (fused - target).abs().mean(),
             "ssim": 1.0 - pixel.ssim(fused, target).mean(),
             "grad": (pixel.sobel_magnitude(fused) - pixel.sobel_magnitude(target)).abs().mean(),
-            "pixel": pixel_objective(fused, ir, vis),
         }
-        terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"] + w.pixel * terms["pixel"]
+        terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"]
+        if w.pixel > 0:
+            terms["pixel"] = pixel_objective(fused, ir, vis)
+            terms["total"] = terms["total"] + w.pixel * terms["pixel"]
         with torch.no_grad():
             mse = (fused.clamp(0, 1) - target).pow(2).mean().clamp_min(1e-12)
             terms["psnr"] = -10.0 * torch.log10(mse)
@@ -245,6 +250,18 @@ class DistillLoss(nn.Module):
 def pixel_objective(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     """The pixel teacher's self-supervised objective with unit weights (:mod:`edgefusion.training.pixel`)."""
     return pixel.intensity_max_l1(fused, ir, vis) + pixel.gradient_max_l1(fused, ir, vis) + pixel.ssim_loss(fused, ir, vis)
+
+
+def student_metadata(teacher_payload: dict, teacher_digest: str, data_dir: str | os.PathLike, n_pairs: int, recipe: dict) -> dict[str, Any]:
+    """Checkpoint metadata of a distilled student: the teacher's provenance (inherited flags), data folder name, recipe; no paths."""
+    teacher_info = teacher_summary(teacher_payload, teacher_digest)
+    return {
+        "objective": "distillation",
+        "teacher": teacher_info,
+        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
+        "data": {"folder": Path(data_dir).name, "pairs": n_pairs},
+        "student_recipe": recipe_to_dict(recipe),
+    }
 
 
 def _phase_state(run_dir: Path, name: str) -> str:
@@ -284,12 +301,7 @@ def distill(
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
     loss = DistillLoss(cfg, teacher)
     model_config = {"size": recipe["model"].size}
-    metadata = {
-        "objective": "distillation",
-        "teacher": {"path": str(teacher_path), "sha256": teacher_digest, "objective": teacher_payload["metadata"].get("objective")},
-        "data": str(data_dir),
-        "student_recipe": recipe_to_dict(recipe),
-    }
+    metadata = student_metadata(teacher_payload, teacher_digest, data_dir, len(pairs), recipe)
     phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}
 
     crops_final = crops_dir / f"{FINAL_NAME}-crops.pt"

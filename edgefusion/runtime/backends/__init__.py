@@ -33,6 +33,7 @@ def open_backend(
     io_dtype: str = "float32",
     io_quantization: Mapping | None = None,
     output: str = "fused",
+    inputs: tuple[str, ...] = ("ir", "vis"),
     threads: int | None = None,
     device: str | None = None,
 ) -> Backend:
@@ -41,7 +42,8 @@ def open_backend(
     ``layout``/``io_dtype``/``io_quantization`` describe the model's own
     tensors (manifest fields); :meth:`Backend.run` always speaks NCHW float32.
     ``output`` names the output tensor for integer I/O: ``fused``, or ``maps``
-    for analyze-only bundles (read with :meth:`Backend.run_raw`).
+    for analyze-only bundles (read with :meth:`Backend.run_raw`); ``inputs``
+    is ``("ir", "vis")`` or, for models that take frame statistics, ``("ir", "vis", "stats")``.
     ``threads`` caps CPU threads; ``device`` picks a provider/device (backend
     specific, default CPU). ``Backend.provider`` tells what actually runs.
     """
@@ -49,7 +51,7 @@ def open_backend(
         raise UserError(f"unsupported backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be a positive integer, got {threads!r}")
-    io = IOSpec.create(layout, io_dtype, io_quantization, output)
+    io = IOSpec.create(layout, io_dtype, io_quantization, output, inputs)
     module_name, class_name = BACKENDS[backend]
     module = importlib.import_module(f"edgefusion.runtime.backends.{module_name}")
     return getattr(module, class_name)({k: Path(v) for k, v in model_files.items()}, io, threads=threads, device=device)

@@ -46,7 +46,7 @@ class LiteRtBackend(Backend):
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"LiteRT cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
         details = self.interpreter.get_input_details()
-        order = match_names([d["name"] for d in details], self.name)
+        order = match_names([d["name"] for d in details], self.name, io.inputs)
         self._inputs = [details[i]["index"] for i in order]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self._shape = tuple(details[0]["shape"])
@@ -54,18 +54,19 @@ class LiteRtBackend(Backend):
         self.provider = f"CPU ({module.__name__.split('.')[0]}, XNNPACK)"
         log.info("litert %s: %s on %s", self.version, path.name, self.provider)
 
-    def _infer(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def _infer(self, inputs: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         it = self.interpreter
-        if ir.shape != self._shape:
+        planes = inputs[0].shape
+        if planes != self._shape:
             try:
-                for index in self._inputs:
-                    it.resize_tensor_input(index, list(ir.shape))
+                for index in self._inputs[:2]:  # the image planes; frame statistics keep their (1, 6) shape
+                    it.resize_tensor_input(index, list(planes))
                 it.allocate_tensors()
             except (ValueError, RuntimeError) as exc:
-                raise UserError(f"LiteRT model cannot take shape {ir.shape}: {str(exc).strip().splitlines()[0]}") from None
-            self._shape = ir.shape
-        it.set_tensor(self._inputs[0], ir)
-        it.set_tensor(self._inputs[1], vis)
+                raise UserError(f"LiteRT model cannot take shape {planes}: {str(exc).strip().splitlines()[0]}") from None
+            self._shape = planes
+        for index, value in zip(self._inputs, inputs):
+            it.set_tensor(index, value)
         it.invoke()
         return it.tensor(self._output)()  # a view of the interpreter's output: consumed before the next invoke
 

@@ -59,7 +59,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own exception types for bad models
             raise UserError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
         inputs = [i.name for i in self.session.get_inputs()]
-        order = match_names(inputs, self.name)
+        order = match_names(inputs, self.name, io.inputs)
         self._inputs = [inputs[i] for i in order]
         self._output = self.session.get_outputs()[0].name
         self._output_shape = list(self.session.get_outputs()[0].shape)
@@ -68,18 +68,18 @@ class OnnxRuntimeBackend(Backend):
         self.provider = self.session.get_providers()[0] + (" (reference Q/DQ arithmetic, graph optimizations off)" if reference else "")
         log.info("onnxruntime %s: %s on %s", self.version, path.name, self.provider)
 
-    def _infer(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def _infer(self, inputs: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         try:
             if out is None or not self._output_float or not self._fits(out.shape):
-                return self.session.run([self._output], {self._inputs[0]: ir, self._inputs[1]: vis})[0]
+                return self.session.run([self._output], dict(zip(self._inputs, inputs)))[0]
             binding = self.session.io_binding()  # the output goes straight into ``out``: no allocation per frame
-            binding.bind_cpu_input(self._inputs[0], ir)
-            binding.bind_cpu_input(self._inputs[1], vis)
+            for name, value in zip(self._inputs, inputs):
+                binding.bind_cpu_input(name, value)
             binding.bind_output(self._output, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
             self.session.run_with_iobinding(binding)
             return out
         except Exception as exc:  # onnxruntime's own exception types (wrong shape for a fixed-shape model, ...)
-            raise UserError(f"onnxruntime failed on a {ir.shape} input: {str(exc).strip().splitlines()[0]}") from None
+            raise UserError(f"onnxruntime failed on a {inputs[0].shape} input: {str(exc).strip().splitlines()[0]}") from None
 
     def _fits(self, shape: tuple[int, ...]) -> bool:
         """Whether the model's declared output shape (symbolic dimensions match anything) allows ``shape``."""

@@ -41,7 +41,7 @@ class OpenVinoBackend(Backend):
         except RuntimeError as exc:
             raise UserError(f"OpenVINO cannot load {path}: {str(exc).strip().splitlines()[0]}") from None
         inputs = [i.get_any_name() for i in self.compiled.inputs]
-        order = match_names(inputs, self.name)
+        order = match_names(inputs, self.name, io.inputs)
         self._inputs = [self.compiled.inputs[i] for i in order]
         self.request = self.compiled.create_infer_request()
         self.version = ov.get_version()
@@ -52,7 +52,7 @@ class OpenVinoBackend(Backend):
         self.provider = devices
         log.info("openvino %s: %s on %s", self.version, path.name, self.provider)
 
-    def _infer(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def _infer(self, inputs: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         # zero-copy in and out: the output view is consumed before the next call
-        self.request.infer({self._inputs[0]: ir, self._inputs[1]: vis}, share_inputs=True, share_outputs=True)
+        self.request.infer(dict(zip(self._inputs, inputs)), share_inputs=True, share_outputs=True)
         return self.request.get_output_tensor(0).data

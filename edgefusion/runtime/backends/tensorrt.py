@@ -53,7 +53,7 @@ class TensorRtBackend(Backend):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
-        self._inputs = [inputs[i] for i in match_names(inputs, self.name)]
+        self._inputs = [inputs[i] for i in match_names(inputs, self.name, io.inputs)]
         self._output = outputs[0]
         self._out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self._output)))
         (self._stream,) = self._call("cudaStreamCreate")
@@ -99,9 +99,9 @@ class TensorRtBackend(Backend):
             self.context.set_tensor_address(name, int(ptr))
         return self._device_buffers[name][0]
 
-    def _infer(self, ir: np.ndarray, vis: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def _infer(self, inputs: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         h2d, d2h = self._cuda.cudaMemcpyKind.cudaMemcpyHostToDevice, self._cuda.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name, host in zip(self._inputs, (ir, vis)):
+        for name, host in zip(self._inputs, inputs):
             host = np.ascontiguousarray(host)
             self.context.set_input_shape(name, host.shape)
             self._call("cudaMemcpyAsync", self._device(name, host.nbytes), host.ctypes.data, host.nbytes, h2d, self._stream)

@@ -1,0 +1,50 @@
+"""Models shipped inside the package, by name: ``--model NAME`` wherever a model is taken.
+
+Each shipped model is ``edgefusion/assets/models/<name>.pt`` with a
+``<name>.json`` beside it (provenance, recipe, seeds, cost, quality figures).
+Stdlib only (no torch): names resolve on a device install too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from edgefusion.resources import DEFAULT_MODEL
+
+MODELS_DIR = DEFAULT_MODEL.parent
+#: Shipped model names and their aliases.
+SHIPPED: dict[str, tuple[str, ...]] = {
+    "student-ld": ("default", "ld"),
+    "student-s": ("pixel",),
+}
+DEFAULT_NAME = DEFAULT_MODEL.stem
+
+
+def canonical_name(spec: str) -> str | None:
+    """The shipped model named (or aliased) ``spec``, else None."""
+    for name, aliases in SHIPPED.items():
+        if spec == name or spec in aliases:
+            return name
+    return None
+
+
+def shipped_path(name: str) -> Path:
+    return MODELS_DIR / f"{name}.pt"
+
+
+def resolve_model_spec(spec: str | os.PathLike | None) -> str | os.PathLike:
+    """``spec`` with a shipped model's name or alias (or None: the default) replaced by its file; other specs unchanged."""
+    if spec is None:
+        return shipped_path(DEFAULT_NAME)
+    name = canonical_name(str(spec))
+    if name is None or Path(str(spec)).exists():  # a file or folder of that name wins
+        return spec
+    return shipped_path(name)
+
+
+def describe(name: str) -> dict:
+    """The ``<name>.json`` record of a shipped model (empty when missing)."""
+    path = MODELS_DIR / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

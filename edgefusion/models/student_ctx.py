@@ -1,0 +1,121 @@
+"""Student v2 (architecture ``student-ctx``): frame statistics as a third input, structured head.
+
+I/O: ``forward(ir, vis, stats) -> fused``; ``ir``, ``vis`` N x 1 x H x W float32
+in [0, 1] padded to a multiple of :attr:`StudentCtx.stride` (8), ``stats``
+N x 6 float32 from :func:`edgefusion.runtime.frame_stats.frame_stats` of the
+whole UNPADDED frame. ``analyze(ir, vis, stats) -> maps`` (N x 4 x H/4 x W/4)
+and ``compose`` are those of :mod:`edgefusion.models.student` (same
+full-resolution formula and cost). Nothing inside pools over the whole frame:
+every tile of a frame given the frame's stats is fused as in the whole frame
+(up to the receptive field at tile borders).
+
+Network (all learned work at 1/4 and 1/8 resolution)
+----------------------------------------------------
+* Stem: one 4x4 stride-4 convolution per plane (``c1/2`` channels each, no
+  bias), used twice: raw, and normalized by the frame statistics,
+  ``(conv(x) - mean(x) * sum(w)) / (std(x) + 0.01)`` = conv of the
+  instance-normalized plane (what the teacher's instance norms see), computed
+  at 1/4 resolution. Bias + ReLU -> ``2 * c1`` channels.
+* 1/4: 3x3 conv to ``c1``; 1/8 (2x2 average pool): three 3x3 convs (``c2``);
+  the scaled stats go through a two-layer MLP to a ``c2`` vector added after
+  the first 1/8 conv (the frame context, the same for every tile); ``dilated``
+  extra 3x3 convs with dilations 2, 4, 8 widen the 1/8 receptive field
+  (same sampling grid, so tiles aligned to 8 still match); nearest x2
+  back, concat, 1x1 and 3x3 conv, 1x1 head to four values ``h0..h3``.
+* Head ``structured`` (default): with ``p = avgpool4`` of the planes,
+  ``M1 = h1``, ``M2 = h2``, ``M3 = h3`` and
+  ``M0 = h0 + max(p_ir, p_vis) - h1*p_ir - h2*p_vis - h3*relu(p_ir - p_vis)``,
+  so that ``fused ~ base + h1*(ir - blur ir) + h2*(vis - blur vis) + ...``
+  with ``blur = up4(avgpool4)``: ``h1``, ``h2`` are local detail gains and
+  ``h0`` a local brightness correction of ``max`` of the local means
+  (products taken at 1/4 resolution only). Head ``plain``: ``M = h``.
+  Both start as ``max(ir, vis)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgefusion.models.student import N_MAPS, SIZES, Composition, Upsample4, _conv
+
+HEADS = ("structured", "plain")
+#: Sizes (c1 = width at 1/4, c2 = width at 1/8): the v1 sizes plus ``s+`` (wider 1/8 context).
+CTX_SIZES: dict[str, tuple[int, int]] = {**SIZES, "s+": (8, 24)}
+#: Fixed scale of the stats before the context MLP (means, stds, gradients -> roughly [0, 1]).
+STATS_SCALE = (1.0, 4.0, 1.0, 4.0, 10.0, 10.0)
+#: Added to the frame std before normalizing the stem features.
+STD_EPS = 0.01
+
+
+class StudentCtx(Composition, nn.Module):
+    """Student fuser ``(ir, vis, stats) -> fused`` (see module doc)."""
+
+    stride = 8
+    #: Model input names, in ``forward`` order.
+    inputs = ("ir", "vis", "stats")
+
+    def __init__(self, size: str = "s", head: str = "structured", dilated: int = 0) -> None:
+        super().__init__()
+        if size not in CTX_SIZES:
+            raise ValueError(f"unknown student size {size!r}; choose from {', '.join(CTX_SIZES)}")
+        if not 0 <= dilated <= 3:
+            raise ValueError(f"student-ctx dilated must be 0..3, got {dilated}")
+        if head not in HEADS:
+            raise ValueError(f"unknown student head {head!r}; choose from {', '.join(HEADS)}")
+        self.size, self.head_kind = size, head
+        c1, c2 = CTX_SIZES[size]
+        self.stem_ir = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
+        self.stem_vis = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
+        self.stem_bias = nn.Parameter(torch.zeros(1, 2 * c1, 1, 1))
+        self.quarter = _conv(2 * c1, c1)
+        self.down = nn.AvgPool2d(2)
+        self.eighth_in = _conv(c1, c2)
+        self.context = nn.Sequential(nn.Linear(6, c2), nn.ReLU(), nn.Linear(c2, c2))
+        wide = [layer for d in range(dilated) for layer in (nn.Conv2d(c2, c2, 3, padding=2 << d, dilation=2 << d), nn.ReLU())]
+        self.eighth = nn.Sequential(_conv(c2, c2), nn.ReLU(), *wide, _conv(c2, c2), nn.ReLU())
+        self.merge = nn.Sequential(_conv(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
+        self.head = nn.Conv2d(c1, N_MAPS, 1)
+        self.pool4 = nn.AvgPool2d(4)
+        self.up = Upsample4()
+        self.register_buffer("stats_scale", torch.tensor(STATS_SCALE), persistent=False)
+        nn.init.normal_(self.head.weight, std=1e-3)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0]))
+
+    @staticmethod
+    def _normalized(features: torch.Tensor, conv: nn.Conv2d, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """conv((x - mean) / (std + eps)) from conv(x), at the conv's (low) resolution."""
+        weight_sum = conv.weight.sum(dim=(1, 2, 3))[None, :, None, None]
+        return (features - mean[:, None, None, None] * weight_sum) / (std[:, None, None, None] + STD_EPS)
+
+    def analyze(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        """Maps M0..M3 at 1/4 resolution, N x 4 x H/4 x W/4 (see module docstring)."""
+        s_ir, s_vis = self.stem_ir(ir), self.stem_vis(vis)
+        n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
+        n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
+        x = torch.relu(torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1) + self.stem_bias)
+        q = torch.relu(self.quarter(x))
+        context = self.context(stats * self.stats_scale)[:, :, None, None]
+        e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
+        e = F.interpolate(e, scale_factor=2.0, mode="nearest")
+        h = self.head(self.merge(torch.cat([q, e], dim=1)))
+        if self.head_kind == "plain":
+            return h
+        p_ir, p_vis = self.pool4(ir), self.pool4(vis)
+        h0, h1, h2, h3 = h[:, 0:1], h[:, 1:2], h[:, 2:3], h[:, 3:4]
+        above = torch.relu(p_ir - p_vis)
+        m0 = h0 + p_vis + above - h1 * p_ir - h2 * p_vis - h3 * above  # max(p_ir, p_vis) = p_vis + relu(p_ir - p_vis)
+        return torch.cat([m0, h1, h2, h3], dim=1)
+
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        return self.compose(ir, vis, self.analyze(ir, vis, stats))
+
+
+def build(config: dict) -> StudentCtx:
+    """Registry builder (architecture ``student-ctx``): ``{"size": "s"|"s+"|"m", "head": "structured"|"plain", "dilated": 0..3}``."""
+    unknown = sorted(set(config) - {"size", "head", "dilated"})
+    if unknown:
+        raise ValueError(f"unknown student-ctx config key {unknown[0]!r}")
+    return StudentCtx(config.get("size", "s"), config.get("head", "structured"), int(config.get("dilated", 0)))

@@ -1,0 +1,164 @@
+"""Distill the v2 student (``student-ctx``) from a slow whole-frame teacher through the target cache.
+
+Recipe (``train/student-ld.toml``): ``[model]`` (``architecture = "student-ctx"``,
+size, head), ``[distill]`` (loss weights, crop, frame augmentations, cache
+folder) and ``[train]``. The teacher's outputs for every WHOLE training frame
+under each listed frame augmentation are computed once into the
+:mod:`~edgefusion.training.target_cache` (before training; shared by runs and
+``--resume``). A training item is a random ``crop`` square of one cached whole
+frame (planes and teacher output, same window) together with the
+:func:`~edgefusion.runtime.frame_stats.frame_stats` of that whole augmented
+frame, so the student learns what the teacher's whole-frame normalizations
+did, from the same context a tile gets at run time. Loss: ``l1 * |S - T| +
+ssim * (1 - SSIM(S, T)) + grad * |sobel(S) - sobel(T)|`` (:class:`edgefusion.training.distill.DistillLoss`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edgefusion.errors import UserError
+from edgefusion.io.digest import sha256_file
+from edgefusion.models import build_model
+from edgefusion.models.student_ctx import CTX_SIZES, HEADS, StudentCtx
+from edgefusion.runtime.frame_stats import frame_stats
+from edgefusion.training import ddp
+from edgefusion.training.dataset import PairCrops
+from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher, student_metadata
+from edgefusion.training.loop import Stage, run_stage
+from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe
+from edgefusion.training.state import seed_all
+from edgefusion.training.target_cache import FrameAug, TargetCache, cache_root
+
+ARCHITECTURE = "student-ctx"
+FINAL_NAME = "student"
+
+
+@dataclass
+class CtxModelConfig:
+    """``[model]``: which v2 student to train."""
+
+    architecture: str = bounded(ARCHITECTURE, choices=(ARCHITECTURE,))
+    size: str = bounded("s", choices=tuple(CTX_SIZES))
+    head: str = bounded("structured", choices=HEADS)
+    dilated: int = bounded(0, min=0, max=3)
+
+
+@dataclass
+class CtxDistillConfig:
+    """``[distill]``: loss weights, crops, frame augmentations and the cache folder."""
+
+    l1: float = bounded(1.0, min=0.0)
+    ssim: float = bounded(0.5, min=0.0)
+    grad: float = bounded(1.0, min=0.0)
+    crop: int = bounded(128, min=8)  # square crop side (multiple of 8)
+    hflip: float = bounded(0.0, min=0.0, max=1.0)  # flips crop AND cached target (approximate for a teacher that is not flip-equivariant)
+    augmentations: list[str] = bounded(["s1-g1-1"])  # whole-frame augmentations cached once (target_cache.FrameAug)
+    cache_dir: str = ""  # target cache root; empty: $EDGEFUSION_CACHE or ~/.cache/edgefusion/teacher-targets
+    frames: int = bounded(0, min=0)  # use only the first N pairs (sorted by name); 0: all
+
+
+SECTIONS: dict[str, type] = {"model": CtxModelConfig, "distill": CtxDistillConfig, "train": TrainConfig}
+
+
+def is_ctx_recipe(spec: str | os.PathLike) -> bool:
+    """True when the recipe's ``[model]`` asks for ``architecture = "student-ctx"``."""
+    import tomllib
+
+    try:
+        with open(find_recipe(spec), "rb") as handle:
+            return tomllib.load(handle).get("model", {}).get("architecture") == ARCHITECTURE
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # the regular loader reports the problem
+
+
+def load_ctx_recipe(spec: str | os.PathLike) -> dict[str, Any]:
+    recipe = load_recipe(spec, SECTIONS)
+    if recipe["distill"].crop % StudentCtx.stride:
+        raise UserError(f"distill.crop must be a multiple of {StudentCtx.stride}, got {recipe['distill'].crop}")
+    if not recipe["distill"].augmentations:
+        raise UserError("distill.augmentations must list at least one frame augmentation (e.g. \"s1-g1-1\")")
+    for spec_text in recipe["distill"].augmentations:
+        FrameAug.parse(spec_text)
+    return recipe
+
+
+class CachedCrops(Dataset):
+    """Items ``{"ir", "vis", "teacher"}`` (1, crop, crop) and ``"stats"`` (6,) of cached whole frames."""
+
+    def __init__(self, cache: TargetCache, augs: list[FrameAug], crop: int, hflip: float = 0.0):
+        self.cache, self.augs, self.crop, self.hflip = cache, augs, crop, hflip
+        self._frames: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.cache.pairs)
+
+    def frame(self, index: int, aug: FrameAug) -> tuple[np.ndarray, np.ndarray]:
+        """(planes (3, H, W) float16: ir, vis, teacher; stats (6,) float32) of one augmented whole frame."""
+        key = (index, aug.key)
+        if key not in self._frames:
+            ir, vis = self.cache.planes(index, aug)
+            stack = np.stack([ir, vis, self.cache.target(index, aug)]).astype(np.float16)
+            self._frames[key] = (stack, frame_stats(ir, vis))
+        return self._frames[key]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        gen = np.random.default_rng(int(seed))
+        stack, stats = self.frame(index, self.augs[int(gen.integers(len(self.augs)))])
+        _, h, w = stack.shape
+        size_h, size_w = min(self.crop, h - h % 8), min(self.crop, w - w % 8)
+        if size_h == 0 or size_w == 0:
+            raise UserError(f"training frame {self.cache.pairs.pairs[index].name} is smaller than 8 pixels after augmentation")
+        y, x = int(gen.integers(h - size_h + 1)), int(gen.integers(w - size_w + 1))
+        crop = torch.from_numpy(stack[:, y : y + size_h, x : x + size_w].astype(np.float32))
+        if size_h != self.crop or size_w != self.crop:  # small frame: pad by edge replication to the batch shape
+            crop = torch.nn.functional.pad(crop[None], (0, self.crop - size_w, 0, self.crop - size_h), mode="replicate")[0]
+        if gen.random() < self.hflip:
+            crop = crop.flip(-1)
+        return {"ir": crop[0:1], "vis": crop[1:2], "teacher": crop[2:3], "stats": torch.from_numpy(stats)}
+
+
+def distill_ctx(
+    teacher_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    recipe_spec: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    place: ddp.Dist | None = None,
+    progress: bool = True,
+    hooks: tuple = (),
+) -> Path:
+    """Distill a ``student-ctx`` (see module doc); returns ``out/student.pt``."""
+    place = place or ddp.Dist()
+    recipe = load_ctx_recipe(recipe_spec)
+    out = Path(out)
+    if not resume and place.main and ((out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    teacher, teacher_payload = load_teacher(teacher_path, place.device)
+    cfg: CtxDistillConfig = recipe["distill"]
+    pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True))
+    if cfg.frames:
+        pairs.pairs = pairs.pairs[: cfg.frames]
+    digest = sha256_file(teacher_path)
+    cache = TargetCache(cache_root(cfg.cache_dir), pairs, teacher, digest, place.device)
+    recipe["distill"] = dataclasses.replace(cfg, cache_dir="")  # where the cache lives is no property of the model (no paths in checkpoints)
+    augs = [FrameAug.parse(a) for a in cfg.augmentations]
+    if place.main:
+        cache.fill(augs, progress=progress)
+    ddp.barrier(place)
+    loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, pixel=0.0), teacher)
+    model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
+    metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe)
+    seed_all(recipe["train"].seed)
+    stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, build_model(ARCHITECTURE, model_config), loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip), metadata)
+    return run_stage(stage, recipe, out, resume=resume, place=place, hooks=hooks, progress=progress)

@@ -1,0 +1,135 @@
+"""student-ctx distillation through the target cache: targets computed once, whole-frame stats, resume, provenance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgefusion.cli import main  # noqa: E402
+from edgefusion.io.images import read_image, write_image  # noqa: E402
+from edgefusion.models import build_model  # noqa: E402
+from edgefusion.models.checkpoint import model_payload, read_checkpoint, save_checkpoint  # noqa: E402
+from edgefusion.models.provenance import provenance_of  # noqa: E402
+from edgefusion.resources import SAMPLES  # noqa: E402
+from edgefusion.runtime.frame_stats import frame_stats  # noqa: E402
+from edgefusion.training import distill_ctx as DC  # noqa: E402
+from edgefusion.training import target_cache as TC  # noqa: E402
+from edgefusion.training.loop import Interrupted  # noqa: E402
+
+RECIPE = """
+[model]
+architecture = "student-ctx"
+size = "s"
+[distill]
+crop = 32
+augmentations = ["s1-g1-1", "s0.75-g0.8-1.2"]
+cache_dir = "{cache}"
+[train]
+steps = {steps}
+batch_size = 2
+lr = 0.005
+log_every = 2
+checkpoint_every = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two small real pairs (shipped TNO samples, 48x64 corner)."""
+    root = tmp_path_factory.mktemp("pairs")
+    for name in ("tno_07", "tno_19"):
+        for sub in ("ir", "vi"):
+            write_image(root / sub / f"{name}.png", read_image(SAMPLES / sub / f"{name}.png")[:48, :64])
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    """A randomly initialized LD-Lite with imported-weights provenance (not meaningful, to test the flag)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("teacher") / "teacher-ld.pt"
+    meta = {"stage": "teacher", "objective": "test weights", "language_objective_meaningful": False, "licence": "Apache-2.0", "attribution": "test"}
+    save_checkpoint(path, model_payload(build_model("ld-lite", {}), "ld-lite", {}, meta))
+    return path
+
+
+def _recipe(tmp_path, cache, steps=6):
+    path = tmp_path / "student-ld.toml"
+    path.write_text(RECIPE.format(cache=cache, steps=steps))
+    return path
+
+
+def test_frame_aug_spelling_and_effect():
+    aug = TC.FrameAug.parse("s0.5-g2-1")
+    assert aug.key == "s0.5-g2-1" and TC.FrameAug.parse(aug.key) == aug
+    ir = np.full((16, 24), 0.5, np.float32)
+    a, b = aug.apply(ir, ir)
+    assert a.shape == (8, 12) and np.allclose(a, 0.25) and np.allclose(b, 0.5)
+    for bad in ("s1", "x1-g1-1", "s9-g1-1"):
+        with pytest.raises(Exception, match="augmentation"):
+            TC.FrameAug.parse(bad)
+
+
+def test_distill_uses_each_target_once_and_resumes(tmp_path, data, teacher_ckpt, monkeypatch):
+    cache = tmp_path / "cache"
+    calls = []
+    original = TC.TargetCache._compute
+    monkeypatch.setattr(TC.TargetCache, "_compute", lambda self, i, a, p: (calls.append((i, a.key)), original(self, i, a, p)))
+    recipe = _recipe(tmp_path, cache)
+    final = DC.distill_ctx(teacher_ckpt, data, recipe, tmp_path / "run1", progress=False)
+    assert sorted(calls) == [(0, "s0.75-g0.8-1.2"), (0, "s1-g1-1"), (1, "s0.75-g0.8-1.2"), (1, "s1-g1-1")]
+    files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.npy"))
+    assert len(files) == 4 and all(f.split("/")[1].startswith(("tno_07-", "tno_19-")) for f in files)
+    # a second run (another recipe, same teacher and frames) computes nothing
+    DC.distill_ctx(teacher_ckpt, data, recipe, tmp_path / "run2", progress=False)
+    assert len(calls) == 4
+    # interrupted run resumes to the same student as an uninterrupted one
+    def kill(step, _):
+        if step == 4:
+            raise Interrupted
+    with pytest.raises(Interrupted):
+        DC.distill_ctx(teacher_ckpt, data, recipe, tmp_path / "run3", progress=False, hooks=(kill,))
+    resumed = DC.distill_ctx(teacher_ckpt, data, recipe, tmp_path / "run3", resume=True, progress=False)
+    a, b = read_checkpoint(final)["state_dict"], read_checkpoint(resumed)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    assert len(calls) == 4
+
+
+def test_items_are_crops_of_whole_frames_with_whole_frame_stats(tmp_path, data, teacher_ckpt):
+    from edgefusion.training.dataset import PairCrops
+    from edgefusion.training.recipe import DataConfig
+
+    teacher = build_model("ld-lite", {})
+    pairs = PairCrops(data, DataConfig(crop=32))
+    cache = TC.TargetCache(tmp_path, pairs, teacher, "0" * 64)
+    aug = TC.FrameAug.parse("s1-g1-1")
+    dataset = DC.CachedCrops(cache, [aug], crop=32)
+    item = dataset[(1, 7)]
+    ir, vis = pairs.planes(1)
+    np.testing.assert_allclose(item["stats"].numpy(), frame_stats(ir, vis))  # the WHOLE frame's, not the crop's
+    assert item["ir"].shape == (1, 32, 32) and item["teacher"].shape == (1, 32, 32)
+    # the crop is a window of the whole frame (float16 storage: 1e-3)
+    window = item["ir"][0].numpy()
+    hits = [(y, x) for y in range(48 - 31) for x in range(64 - 31) if np.abs(ir[y : y + 32, x : x + 32] - window).max() < 1e-3]
+    assert len(hits) == 1
+    y, x = hits[0]
+    np.testing.assert_allclose(item["teacher"][0].numpy(), cache.target(1, aug)[y : y + 32, x : x + 32], atol=1e-3)
+
+
+def test_student_carries_teacher_provenance_without_paths(tmp_path, data, teacher_ckpt, capsys):
+    recipe = _recipe(tmp_path, tmp_path / "cache", steps=2)
+    out = tmp_path / "run"
+    rc = main(["train", "student", "--teacher", str(teacher_ckpt), "--data", str(data), "--config", str(recipe), "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    payload = read_checkpoint(out / "student.pt")
+    assert payload["architecture"] == "student-ctx"
+    prov = provenance_of(payload)
+    assert prov["language_objective_meaningful"] is False and prov["licence"] == "Apache-2.0"
+    assert prov["teacher"]["architecture"] == "ld-lite"
+    text = json.dumps(payload["metadata"])
+    assert str(tmp_path) not in text and str(data) not in text
