@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,9 +17,9 @@ from edgefusion.models.checkpoint import TorchFuser, read_checkpoint, save_check
 from edgefusion.models.ld_lite import N_PARAMETERS, import_state_dict  # noqa: E402
 from edgefusion.models.provenance import provenance_of  # noqa: E402
 
-from conftest import SHARED_DATA  # noqa: E402
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout
 
-LD_LITE = SHARED_DATA.parents[1] / "models" / "ld-lite"
+LD_LITE = SHARED / "models" / "ld-lite"
 WEIGHTS_SHA256 = "38099dbf221a951609439692f6693e8283d49e118cb2576906fda9df6ea454ea"  # SHA256SUMS of the shared copy
 
 

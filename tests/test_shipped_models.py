@@ -58,17 +58,14 @@ def test_pixel_model_warns_once_when_used(capsys, monkeypatch):
     assert err.count("warning") == 1 and "not trained with a meaningful language-driven objective" in err
 
 
-def test_c_array_carries_provenance(tmp_path):
-    pytest.importorskip("torch")
-    from edgefusion.quantize.pipeline import c_array_files
+def test_c_array_carries_provenance():
+    from edgefusion.embed.c_arrays import SOURCE, bundle_c_arrays
 
-    model = tmp_path / "model.onnx"
-    model.write_bytes(bytes(range(20)))
     prov = {"objective": "x */ y", "licence": "Apache-2.0", "attribution": "LD-Lite authors"}
-    files = c_array_files(model, tmp_path, prov)
-    for path in files.values():
-        text = path.read_text()
-        assert "/* licence: Apache-2.0 */" in text and "LD-Lite authors" in text and "x * / y" in text
+    manifest = {"backend": "onnxruntime", "precision": "int8", "files": {"model": "model.onnx"},
+                "sha256": {"model.onnx": "0" * 64}, "model": {"provenance": prov}}
+    text = bundle_c_arrays(manifest, {"model.onnx": bytes(range(20))})[SOURCE].decode("ascii")
+    assert "/* licence: Apache-2.0 */" in text and "LD-Lite authors" in text and "x * / y" in text
 
 
 def test_grid_strip_with_extra_panels():

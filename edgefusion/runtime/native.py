@@ -1,8 +1,9 @@
 """The C frame-path kernels (``edgefusion/native/src``) for the Python runtime, through ctypes.
 
 On first use the sources are compiled with the system C compiler (``$CC`` or
-``cc``; ``-O3 -std=c99``, plus ``-march=x86-64-v2`` on x86-64 CPUs with
-SSE4.2) into a shared library in a per-user cache folder
+``cc``; ``-O3 -std=c99``, plus ``-march=x86-64-v3`` on x86-64 CPUs with
+AVX2/FMA/BMI2, else ``-march=x86-64-v2`` with SSE4.2: the library is built on the
+machine that runs it, and the flags are part of its cache name) into a shared library in a per-user cache folder
 (``$EDGEFUSION_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/edgefusion/native`` or
 ``~/.cache/edgefusion/native``), named by the hash of the sources and flags and
 written by atomic rename, so concurrent first uses are safe.
@@ -57,18 +58,30 @@ def kernels() -> ctypes.CDLL | None:
         return _state["lib"]  # type: ignore[return-value]
 
 
+#: CPU flags (``/proc/cpuinfo``) of the x86-64-v3 level (AVX2 with FMA, BMI, F16C, MOVBE, LZCNT).
+X86_64_V3 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "abm", "xsave"})
+
+
 def _flags() -> list[str]:
     flags = list(BASE_FLAGS)
-    if platform.machine().lower() in ("x86_64", "amd64") and _cpu_has("sse4_2"):
-        flags.append("-march=x86-64-v2")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        cpu = _cpu_flags()
+        if X86_64_V3 <= cpu:
+            flags.append("-march=x86-64-v3")
+        elif "sse4_2" in cpu:
+            flags.append("-march=x86-64-v2")
     return flags + shlex.split(os.environ.get("EDGEFUSION_NATIVE_CFLAGS", ""))
 
 
-def _cpu_has(flag: str) -> bool:
+def _cpu_flags() -> frozenset[str]:
+    """The first processor's feature flags in ``/proc/cpuinfo`` (empty where unreadable)."""
     try:
-        return flag in Path("/proc/cpuinfo").read_text(errors="replace")
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
     except OSError:
-        return False
+        pass
+    return frozenset()
 
 
 def _cache_dir() -> Path:
