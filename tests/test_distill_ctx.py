@@ -133,3 +133,14 @@ def test_student_carries_teacher_provenance_without_paths(tmp_path, data, teache
     assert prov["teacher"]["architecture"] == "ld-lite"
     text = json.dumps(payload["metadata"])
     assert str(tmp_path) not in text and str(data) not in text
+
+
+@pytest.mark.parametrize("name", ["student-ld", "student-ld-smoke"])
+def test_shipped_recipes_are_valid_student_ctx_recipes(name):
+    from edgefusion.resources import resource_dir
+
+    path = resource_dir("train") / f"{name}.toml"
+    assert DC.is_ctx_recipe(path)
+    recipe = DC.load_ctx_recipe(path)
+    assert recipe["model"].architecture == "student-ctx" and recipe["distill"].crop % 8 == 0
+    assert recipe["distill"].cache_dir == ""  # no machine paths in shipped recipes

@@ -98,7 +98,8 @@ def run_teacher(args: argparse.Namespace) -> int:
 def register_student(stages) -> None:
     """``edgefusion train student``: distill a student from a teacher checkpoint."""
     student = stages.add_parser("student", help="distill the real-time student from a teacher checkpoint")
-    student.add_argument("--teacher", required=True, metavar="CKPT", help="teacher.pt written by 'edgefusion train teacher'")
+    student.add_argument("--teacher", required=True, metavar="CKPT", help="teacher.pt written by 'edgefusion train teacher', or teacher-ld.pt written by 'edgefusion import ld-lite' "
+                              "(use --config train/student-ld.toml for the v2 student)")
     add_run_arguments(student, "train/student.toml")
     student.set_defaults(func=run_student)
 
