@@ -374,7 +374,7 @@ def test_v2_student_bundles_take_stats_and_pass_the_gate(built, student_v2, spli
         assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "stats"]
         # stems and the 1/4-resolution conv stay float (their inputs mix raw and stats-normalized features),
         # so the planes are not quantized and the composition reads them as they are
-        assert {"stem_ir", "stem_vis", "quarter"} <= set(manifest["quantization"]["kept_float"]["modules"])
+        assert {"stem_ir", "stem_vis", "quarter", "eighth_in"} <= set(manifest["quantization"]["kept_float"]["modules"])
         assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ("ir", "vis")]
         assert any(n.op_type == "Mul" and "ir" in n.input for n in model.graph.node)
     if target == "arm:int8-io":  # the statistics are int8 too, with the range [0, 1]
