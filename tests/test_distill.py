@@ -203,10 +203,10 @@ def test_interrupted_teacher_pass_resumes_where_it_stopped(tmp_path, data, teach
     # the cache holds the teacher's own whole-frame outputs (computed here independently)
     monkeypatch.setattr(TorchFuser, "fuse_planes", real)
     teacher, _ = load_model(teacher_ckpt)
-    cache = TargetStore(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))
+    cache = TargetStore(tmp_path / "run" / D.CACHE_DIR, sha256_file(teacher_ckpt))  # D.WHOLE_FRAME entries
     for i, pair in enumerate(pairs.pairs):
         expected = TorchFuser(teacher, "t").fuse_planes(*pairs.planes(i))
-        np.testing.assert_allclose(cache.get(frame_key(pair.name, pair.ir, pair.vis)), expected, atol=0.5 / SCALE + 1e-6)
+        np.testing.assert_allclose(cache.get(frame_key(pair.name, pair.ir, pair.vis), D.WHOLE_FRAME.key), expected, atol=0.5 / SCALE + 1e-6)
 
 
 TINY_PIXEL_TEACHER = """

@@ -45,11 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
-from edgefusion.models.checkpoint import TorchFuser, model_from_payload, read_checkpoint
+from edgefusion.models.checkpoint import model_from_payload, read_checkpoint
 from edgefusion.models.provenance import teacher_summary
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
@@ -57,7 +56,7 @@ from edgefusion.training.dataset import PairCrops, augment_crop
 from edgefusion.training.loop import Stage, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
-from edgefusion.training.target_cache import TargetStore, frame_key
+from edgefusion.training.target_cache import FrameAug, TargetCache
 from edgefusion.training import pixel
 
 CROPS_DIR = "crops"
@@ -65,6 +64,8 @@ CACHE_DIR = "teacher-cache"
 FINAL_NAME = "student"
 #: Architectures accepted as distillation teachers (``ld-lite``: imported with ``edgefusion import ld-lite``).
 TEACHER_ARCHITECTURES = ("teacher", "ld-lite")
+#: Phase 2 targets: the teacher on the un-augmented whole frame.
+WHOLE_FRAME = FrameAug()
 
 
 @dataclass
@@ -129,24 +130,13 @@ class TeacherTargets:
     """
 
     def __init__(self, folder: Path, pairs: PairCrops, teacher: nn.Module, teacher_digest: str, place: ddp.Dist, progress: bool = True):
-        self.cache = TargetStore(folder, teacher_digest)
-        keys = [frame_key(p.name, p.ir, p.vis) for p in pairs.pairs]
+        cache = TargetCache(folder, pairs, teacher, teacher_digest, place.device)
         if place.main:
-            self._fill(keys, pairs, teacher, place.device, progress)
+            cache.fill([WHOLE_FRAME], progress)
         ddp.barrier(place)
-        self.planes: list[np.ndarray] = [self.cache.get(key) for key in keys]
-        if any(plane is None for plane in self.planes):
+        if not all(cache.path(i, WHOLE_FRAME).is_file() for i in range(len(pairs))):
             raise UserError(f"teacher cache {folder} lost entries while the run was reading it")
-
-    def _fill(self, keys: list[str], pairs: PairCrops, teacher: nn.Module, device: torch.device, progress: bool) -> None:
-        missing = [i for i, key in enumerate(keys) if self.cache.get(key) is None]
-        if not missing:
-            return
-        fuser = TorchFuser(teacher, "teacher", device)
-        reused = len(keys) - len(missing)
-        desc = f"teacher targets ({reused} cached)" if reused else "teacher targets"
-        for i in tqdm(missing, desc=desc, disable=not progress, dynamic_ncols=True):
-            self.cache.put(keys[i], "", fuser.fuse_planes(*pairs.planes(i)))
+        self.planes: list[np.ndarray] = [cache.target(i, WHOLE_FRAME) for i in range(len(pairs))]
 
 
 def _stack(pairs: PairCrops, targets: TeacherTargets | None, index: int) -> torch.Tensor:

@@ -47,6 +47,7 @@ from torch import nn
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path
 from edgefusion.io.digest import sha256_file
+from edgefusion.models.checkpoint import TorchFuser
 from edgefusion.progress import progress as progress_iter
 from edgefusion.training.dataset import PairCrops
 
@@ -173,14 +174,9 @@ class TargetCache:
         """Augmented whole-frame (ir, vis) planes of pair ``index``."""
         return aug.apply(*self.pairs.planes(index))
 
-    @torch.no_grad()
     def _compute(self, index: int, aug: FrameAug, path: Path) -> None:
-        """Run the teacher on the augmented whole frame (edge-padded to its stride) and store the output at ``path``."""
-        ir, vis = self.planes(index, aug)
-        stride = int(getattr(self.teacher, "stride", 1))
-        h, w = ir.shape
-        tensors = [torch.from_numpy(np.pad(p, ((0, -h % stride), (0, -w % stride)), mode="edge"))[None, None].to(self.device) for p in (ir, vis)]
-        fused = self.teacher(*tensors)[0, 0, :h, :w].float().clamp(0, 1).cpu().numpy()
+        """Run the teacher on the augmented whole frame and store its output (at ``path``)."""
+        fused = TorchFuser(self.teacher, "teacher", self.device).fuse_planes(*self.planes(index, aug))
         self.store.put(self._key(index), aug.key, fused)
 
     def target(self, index: int, aug: FrameAug) -> np.ndarray:
@@ -196,7 +192,10 @@ class TargetCache:
 
     def fill(self, augs: list[FrameAug], progress: bool = True) -> int:
         """Compute every missing target (augmentation by augmentation); returns how many were computed."""
-        todo = [(a, i) for a in augs for i in range(len(self.pairs)) if not self.path(i, a).is_file()]
-        for aug, index in progress_iter(todo, desc="teacher targets", enabled=progress):
+        wanted = [(a, i) for a in augs for i in range(len(self.pairs))]
+        todo = [(a, i) for a, i in wanted if not self.path(i, a).is_file()]
+        reused = len(wanted) - len(todo)
+        desc = f"teacher targets ({reused} cached)" if reused else "teacher targets"
+        for aug, index in progress_iter(todo, desc=desc, enabled=progress):
             self._compute(index, aug, self.path(index, aug))
         return len(todo)
