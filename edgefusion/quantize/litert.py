@@ -15,9 +15,11 @@ or ``uint8``: then the recipe also quantizes the graph's INPUT and OUTPUT
 [0, 1], so the file takes and returns integer tensors (scale 1/255) and every
 float op sits between a DEQUANTIZE and a QUANTIZE inside the model. The
 ``stats`` input of v2 students is quantized the same way with the range [0, 1]
-(means and stds lie in it, and natural frames' gradients do): the recipe's
-INPUT entry covers all inputs at once, and ranges calibrated on a few frames
-clipped other frames' statistics (31 dB vs FP32 on a test student).
+(the recipe's INPUT entry covers all inputs at once, and ranges calibrated on
+a few frames clipped other frames' statistics: 31 dB vs FP32 on a test
+student), so such a model takes them ENCODED, ``stats * stats_scale`` in [0, 1]
+with finer steps for stds and gradients (:mod:`edgefusion.runtime.stats_encoding`;
+the graph decodes them): calibration feeds them encoded.
 """
 
 from __future__ import annotations
@@ -105,11 +107,13 @@ def _layer_name(tensor: str) -> str:
 
 
 def quantize_tflite(
-    float_path: Path, out_path: Path, frames: list[Frame], keep_float: tuple[str, ...] = (), io_dtype: str = "float32"
+    float_path: Path, out_path: Path, frames: list[Frame], keep_float: tuple[str, ...] = (), io_dtype: str = "float32",
+    stats_scale: tuple[float, ...] | None = None,
 ) -> dict:
     """Write the INT8 model of ``float_path`` (NHWC, fixed shape) to ``out_path``; returns the ``quantization`` entry.
 
-    ``io_dtype`` (``float32``, ``int8`` or ``uint8``) is the type of the written model's inputs and output.
+    ``io_dtype`` (``float32``, ``int8`` or ``uint8``) is the type of the written model's inputs and output;
+    ``stats_scale``: the model takes ``stats * stats_scale`` (None: raw stats).
     """
     with quiet(native=True):  # the calibrator keeps every tensor on purpose and warns about it; XNNPACK notes
         aeq = require("ai_edge_quantizer", "quantize")
@@ -117,7 +121,8 @@ def quantize_tflite(
         quantizer = aeq.Quantizer(str(float_path), steps)
         float_interpreter = require("ai_edge_litert.interpreter", "litert").Interpreter(str(float_path))
         inputs = MODEL_INPUTS[: len(float_interpreter.get_input_details())]  # v2 students also take stats
-        samples = [dict(zip(INPUT_NAMES, (f.ir.transpose(0, 2, 3, 1), f.vis.transpose(0, 2, 3, 1), f.stats)[: len(inputs)])) for f in frames]
+        scale = np.asarray(stats_scale or 1.0, dtype=np.float32)
+        samples = [dict(zip(INPUT_NAMES, (f.ir.transpose(0, 2, 3, 1), f.vis.transpose(0, 2, 3, 1), f.stats * scale)[: len(inputs)])) for f in frames]
         calibration = quantizer.calibrate({SIGNATURE: samples})
         if io_dtype != "float32":  # the contract's range, not the calibration frames' (which would clip brighter frames)
             for detail in _io_details(float_interpreter, inputs):

@@ -13,7 +13,10 @@ bundle (:func:`edgefusion.runtime.bundle.write_bundle`). A failed gate raises
 v2 students (architecture ``student-ctx``) take a third input ``stats``: every
 step (PyTorch reference, conversion check, calibration, validation) feeds each
 frame's statistics of the whole pair (:class:`.calibration.Frame`), and the
-manifest's ``inputs`` lists ``ir``, ``vis``, ``stats``.
+manifest's ``inputs`` lists ``ir``, ``vis``, ``stats``. With integer I/O the
+model takes them encoded (:mod:`edgefusion.runtime.stats_encoding`): the
+exported graph decodes them (:func:`decoding_stats`), calibration and the
+runtime encode them, the manifest records ``stats_encoding``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from edgefusion.resources import DEFAULT_MODEL, SAMPLES
 from edgefusion.io.atomic import work_folder
 from edgefusion.io.digest import sha256_file
 from edgefusion.runtime.bundle import check_bundle_output, write_bundle
+from edgefusion.runtime.stats_encoding import INTEGER_IO_SCALE, entry, stats_scale
 from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
@@ -66,6 +70,7 @@ class Converted:
     io_quantization: dict | None = None
     run_device: str | None = None  # open_backend's device for the check; "reference": Q/DQ arithmetic (see tensorrt)
     inputs: tuple[str, ...] = ("ir", "vis")  # or ("ir", "vis", "stats") for v2 students
+    stats_encoding: dict | None = None  # manifest stats_encoding: the model takes encoded stats
 
 
 def load_student(path: str | Path):
@@ -120,6 +125,25 @@ def analyze_only(model):
     return AnalyzeOnly().eval()
 
 
+def decoding_stats(model, scale: tuple[float, ...]):
+    """``model(ir, vis, stats)`` as a module that takes ``stats * scale`` (encoded) and divides by ``scale`` first."""
+    import torch
+
+    class DecodingStats(torch.nn.Module):
+        stride = model.stride
+        inputs = model.inputs
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
+
+        def forward(self, ir, vis, stats):
+            return self.model(ir, vis, stats / self.scale)
+
+    return DecodingStats().eval()
+
+
 def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     """Fused outputs (NCHW float32) of ``model`` run by the device runtime; ``maps`` models are composed
     by the runtime's numpy composition (:class:`edgefusion.runtime.compose.Composer`)."""
@@ -129,7 +153,7 @@ def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
 
     engine = open_backend(
         model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization,
-        output=model.output, inputs=model.inputs, device=model.run_device,
+        output=model.output, inputs=model.inputs, stats_encoding=model.stats_encoding, device=model.run_device,
     )
     frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
     if model.output == "fused":
@@ -164,11 +188,14 @@ def convert_fp32(model, target: Target, work: Path, check: tuple[Frame, np.ndarr
     output = "maps" if target.compose == "runtime" else "fused"
     exported = analyze_only(model) if output == "maps" else model
     inputs = input_names(model)
+    encoding = entry(INTEGER_IO_SCALE) if target.io_dtype != "float32" and "stats" in inputs else None  # stats quantized in 1/255 steps
+    if encoding:
+        exported = decoding_stats(exported, INTEGER_IO_SCALE)
     if target.backend == "litert":
         from edgefusion.convert.litert import export_tflite
 
         path = export_tflite(exported, work / "model_fp32.tflite", fixed)
-        converted = Converted({"model": path}, "NHWC", {}, "litert", output, inputs=inputs)
+        converted = Converted({"model": path}, "NHWC", {}, "litert", output, inputs=inputs, stats_encoding=encoding)
     else:
         onnx_path = export_onnx(exported, work / "model_fp32.onnx", shape=target.shape, dynamic=fixed is None)
         check_ops(onnx_path)
@@ -219,9 +246,10 @@ def quantize_int8(target: Target, fp32: Converted, work: Path, calib: list[Frame
         from edgefusion.quantize.litert import io_quantization, quantize_tflite
 
         path = work / "model.tflite"
-        info = quantize_tflite(fp32.files["model"], path, calib, target.keep_float, target.io_dtype)
+        info = quantize_tflite(fp32.files["model"], path, calib, target.keep_float, target.io_dtype, stats_scale(fp32.stats_encoding))
         io_quant = None if target.io_dtype == "float32" else io_quantization(path, target.io_dtype, fp32.output, fp32.inputs)
-        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant, inputs=fp32.inputs)
+        return Converted({"model": path}, "NHWC", info, "litert", fp32.output, target.io_dtype, io_quant, inputs=fp32.inputs,
+                         stats_encoding=fp32.stats_encoding)
     out = work / "model.onnx"
     if target.backend == "tensorrt":
         from edgefusion.quantize.tensorrt import quantize_for_tensorrt
@@ -330,17 +358,18 @@ def run_quantize(
         report["checked_with"] = final.run_backend + (f" ({final.run_device})" if final.run_device else "")
         if not report["gate"]["passed"] and not force:
             accuracy.raise_gate(target.name, report["gate"]["failures"])
-        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization, final.inputs)
+        manifest = build_manifest(target, stride, model_path, payload, final.quantization, report, len(calib), final.io_quantization, final.inputs,
+                                  final.stats_encoding)
         path = write_bundle(out, final.files, manifest, as_zip=as_zip, derive=bundle_c_arrays if c_array else None)
     return path, report
 
 
 def build_manifest(
     target: Target, stride: int, model_path: Path, payload: dict, quantization: dict, report: dict, n_calib: int,
-    io_quantization: dict | None = None, model_inputs: tuple[str, ...] = ("ir", "vis"),
+    io_quantization: dict | None = None, model_inputs: tuple[str, ...] = ("ir", "vis"), stats_encoding: dict | None = None,
 ) -> dict:
     """The manifest of a bundle (every key but ``files`` and ``sha256``); ``io_quantization`` for integer I/O;
-    ``model_inputs`` the model's input names (``stats`` for v2 students)."""
+    ``model_inputs`` the model's input names (``stats`` for v2 students); ``stats_encoding`` when it takes them encoded."""
     inputs, outputs = tensor_specs(target, model_inputs, io_quantization)
     quantization = dict(quantization)
     if target.precision == "int8":
@@ -375,4 +404,6 @@ def build_manifest(
     }
     if io_quantization is not None:
         manifest["io_quantization"] = io_quantization
+    if stats_encoding is not None:
+        manifest["stats_encoding"] = stats_encoding
     return manifest

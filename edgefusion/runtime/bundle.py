@@ -7,7 +7,8 @@ relative path, e.g. ``{"model": "model.xml", "weights": "model.bin"}``),
 ``fused``; v2 bundles, whose model also takes the frame statistics, list the
 inputs ``ir``, ``vis``, ``stats``; a bundle without ``inputs`` is v1, and
 entries may also be bare names; see :func:`input_names`), ``layout``,
-``io_dtype`` (+ ``io_quantization`` for integer I/O), ``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
+``io_dtype`` (+ ``io_quantization`` for integer I/O), ``stats_encoding`` (optional, v2 bundles:
+:mod:`edgefusion.runtime.stats_encoding`), ``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
 ``preprocessing``, ``model``, ``quantization``, ``accuracy``,
 ``latency_budget`` and ``sha256`` ({relative file: hex digest} for every file
 but ``manifest.json``).
@@ -36,6 +37,7 @@ from edgefusion.errors import UserError, os_errors_named
 from edgefusion.io.digest import sha256_file
 from edgefusion.io.atomic import atomic_path, new_work_folder, replace_folder, temp_beside
 from edgefusion.io.outputs import check_output_path
+from edgefusion.runtime.stats_encoding import stats_scale
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -76,6 +78,11 @@ class Bundle:
         return input_names(self.manifest, f"bundle {self.source}")
 
     @property
+    def stats_encoding(self) -> dict | None:
+        """The manifest ``stats_encoding`` (None: the model takes raw statistics)."""
+        return self.manifest.get("stats_encoding")
+
+    @property
     def fixed_shape(self) -> tuple[int, int] | None:
         shape = self.manifest["fixed_shape"]
         return None if shape is None else (int(shape[0]), int(shape[1]))
@@ -111,6 +118,8 @@ def validate_manifest(manifest: Any, where: str) -> None:
         raise UserError(f"{where}: fixed_shape must be [H, W] or null, got {fixed!r}")
     if not isinstance(manifest["stride"], int) or manifest["stride"] < 1:
         raise UserError(f"{where}: stride must be a positive integer")
+    if stats_scale(manifest.get("stats_encoding"), where) is not None and input_names(manifest, where) != INPUTS_V2:
+        raise UserError(f"{where}: stats_encoding is given but the model takes no stats input")
     input_names(manifest, where)
 
 

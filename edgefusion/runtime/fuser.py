@@ -120,6 +120,7 @@ class Fuser:
             io_quantization=m.get("io_quantization"),
             output=output,
             inputs=bundle.inputs,
+            stats_encoding=bundle.stats_encoding,
             threads=threads,
             device=device,
         )

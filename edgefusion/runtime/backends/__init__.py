@@ -34,6 +34,7 @@ def open_backend(
     io_quantization: Mapping | None = None,
     output: str = "fused",
     inputs: tuple[str, ...] = ("ir", "vis"),
+    stats_encoding: Mapping | None = None,
     threads: int | None = None,
     device: str | None = None,
 ) -> Backend:
@@ -43,7 +44,8 @@ def open_backend(
     tensors (manifest fields); :meth:`Backend.run` always speaks NCHW float32.
     ``output`` names the output tensor for integer I/O: ``fused``, or ``maps``
     for analyze-only bundles (read with :meth:`Backend.run_raw`); ``inputs``
-    is ``("ir", "vis")`` or, for models that take frame statistics, ``("ir", "vis", "stats")``.
+    is ``("ir", "vis")`` or, for models that take frame statistics, ``("ir", "vis", "stats")``;
+    ``stats_encoding`` (manifest field, :mod:`edgefusion.runtime.stats_encoding`) how they take them.
     ``threads`` caps CPU threads; ``device`` picks a provider/device (backend
     specific, default CPU). ``Backend.provider`` tells what actually runs.
     """
@@ -51,7 +53,7 @@ def open_backend(
         raise UserError(f"unsupported backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be a positive integer, got {threads!r}")
-    io = IOSpec.create(layout, io_dtype, io_quantization, output, inputs)
+    io = IOSpec.create(layout, io_dtype, io_quantization, output, inputs, stats_encoding)
     module_name, class_name = BACKENDS[backend]
     module = importlib.import_module(f"edgefusion.runtime.backends.{module_name}")
     return getattr(module, class_name)({k: Path(v) for k, v in model_files.items()}, io, threads=threads, device=device)

@@ -14,6 +14,8 @@ described by :class:`IOSpec`:
   ``real = (q - zero_point) * scale`` per tensor name (``ir``, ``vis``,
   ``fused``); encoding rounds half to even and saturates. ``stats`` is
   quantized only when ``io_quantization`` has a ``stats`` entry, else fed as float32.
+* ``stats_scale`` (manifest ``stats_encoding``, :mod:`edgefusion.runtime.stats_encoding`):
+  the model takes ``stats * stats_scale`` (before any quantization); None: raw.
 
 A backend instance keeps per-shape scratch buffers, so it is not thread-safe:
 use one per thread (or serialize calls, as :class:`edgefusion.runtime.Fuser` does).
@@ -29,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from edgefusion.errors import UserError
+from edgefusion.runtime.stats_encoding import stats_scale
 
 log = logging.getLogger("edgefusion.runtime")
 
@@ -57,17 +60,21 @@ class IOSpec:
     quantization: Mapping[str, Quant] = field(default_factory=dict)
     output: str = "fused"
     inputs: tuple[str, ...] = INPUT_NAMES
+    stats_scale: tuple[float, ...] | None = None
 
     @classmethod
     def create(
         cls, layout: str = "NCHW", io_dtype: str = "float32", io_quantization: Mapping | None = None, output: str = "fused",
-        inputs: tuple[str, ...] = INPUT_NAMES,
+        inputs: tuple[str, ...] = INPUT_NAMES, stats_encoding: Mapping | None = None,
     ) -> IOSpec:
         """Validate the manifest-style arguments of :func:`open_backend` (``output``: ``fused`` or ``maps``;
-        ``inputs``: :data:`INPUT_NAMES` or :data:`STATS_INPUTS`)."""
+        ``inputs``: :data:`INPUT_NAMES` or :data:`STATS_INPUTS`; ``stats_encoding``: the manifest's, or None)."""
         inputs = tuple(inputs)
         if inputs not in (INPUT_NAMES, STATS_INPUTS):
             raise UserError(f"unsupported model inputs {list(inputs)}; expected {list(INPUT_NAMES)} or {list(STATS_INPUTS)}")
+        encoding = stats_scale(stats_encoding, "model")
+        if encoding is not None and inputs != STATS_INPUTS:
+            raise UserError("stats_encoding is given but the model takes no stats input")
         if layout not in LAYOUTS:
             raise UserError(f"unsupported model layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
         if io_dtype not in IO_DTYPES:
@@ -90,7 +97,7 @@ class IOSpec:
                 if not (np.isfinite(scale) and scale > 0 and info.min <= zero <= info.max):
                     raise UserError(f"io_quantization.{name}: scale must be > 0 and zero_point within {io_dtype}, got {scale}, {zero}")
                 quant[name] = Quant(scale, zero)
-        return cls(layout, io_dtype, quant, output, inputs)
+        return cls(layout, io_dtype, quant, output, inputs, encoding)
 
     @property
     def np_dtype(self) -> type:
@@ -193,7 +200,10 @@ class Backend:
         return quantized
 
     def _encode_stats(self, stats: np.ndarray) -> np.ndarray:
-        """Statistics (1, 6) -> native tensor: float32, or quantized when ``io_quantization`` has ``stats``."""
+        """Statistics (1, 6) -> native tensor: encoded when ``stats_scale`` is set, then float32,
+        or quantized when ``io_quantization`` has ``stats``."""
+        if self.io.stats_scale is not None:
+            stats = stats * np.asarray(self.io.stats_scale, dtype=np.float32)
         q = self.io.quantization.get("stats")
         if q is None:
             return np.ascontiguousarray(stats, dtype=np.float32)
