@@ -71,7 +71,7 @@ def _check_bundle_against_torch(bundle_path: Path, student, val: Path, run_backe
         stats_of = lambda f: frame_stats(f.ir[0, 0], f.vis[0, 0])[None]  # noqa: E731
     else:
         engine = open_backend(run_backend, bundle.files, layout=m["layout"], io_dtype=m["io_dtype"], io_quantization=m.get("io_quantization"),
-                              inputs=bundle.inputs, device=device)
+                              inputs=bundle.inputs, stats_encoding=bundle.stats_encoding, device=device)
         run = lambda f: engine.run(f.ir, f.vis, stats=f.stats if v2 else None)[0, 0]  # noqa: E731
         stats_of = lambda f: f.stats  # noqa: E731
     return [_psnr(torch_reference(student[1], f.ir, f.vis, stats_of(f) if v2 else None)[0, 0], run(f)) for f in _frames(val)]
@@ -377,8 +377,12 @@ def test_v2_student_bundles_take_stats_and_pass_the_gate(built, student_v2, spli
         assert {"stem_ir", "stem_vis", "quarter", "eighth_in"} <= set(manifest["quantization"]["kept_float"]["modules"])
         assert not [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ("ir", "vis")]
         assert any(n.op_type == "Mul" and "ir" in n.input for n in model.graph.node)
-    if target == "arm:int8-io":  # the statistics are int8 too, with the range [0, 1]
+    if target == "arm:int8-io":  # the statistics are int8 too, with the range [0, 1], encoded: stats * scale
         assert manifest["io_quantization"]["stats"]["scale"] == pytest.approx(1 / 255) and manifest["inputs"][2]["dtype"] == "int8"
+        assert manifest["stats_encoding"] == {"scale": [1.0, 2.0, 1.0, 2.0, 5.0, 5.0]}
+        _check_int8_stats_fed_by_hand(out, student_v2, splits[1], load_target(target).gate.min_psnr_db)
+    else:
+        assert "stats_encoding" not in manifest  # float statistics: raw, as before
     psnrs = _check_bundle_against_torch(out, student_v2, splits[1], run_backend=run_backend)
     assert min(psnrs) >= load_target(target).gate.min_psnr_db
     # calibration and validation frames carry the statistics of the whole pair, taken before the resize and crop
@@ -387,6 +391,25 @@ def test_v2_student_bundles_take_stats_and_pass_the_gate(built, student_v2, spli
     planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
     np.testing.assert_array_equal(frame.stats, frame_stats(planes.ir, planes.vis_y)[None])
     assert planes.ir.shape != frame.ir.shape[2:]
+
+
+def _check_int8_stats_fed_by_hand(bundle_path: Path, student, val: Path, gate_db: float) -> None:
+    """The int8 .tflite fed by hand (planes rint(x * 255) - 128, stats rint(stats * [1, 2, 1, 2, 5, 5] * 255) - 128)
+    is within the gate of the PyTorch student on the RAW stats: the graph decodes the encoded statistics."""
+    from ai_edge_litert.interpreter import Interpreter
+    from runtime_models import torch_reference
+
+    interpreter = Interpreter(str(load_bundle(bundle_path).files["model"]))
+    interpreter.allocate_tensors()
+    (ir_in, vis_in, stats_in), (fused_out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    int8 = lambda x: np.clip(np.rint(x * 255.0) - 128, -128, 127).astype(np.int8)  # noqa: E731
+    for frame in _frames(val):
+        interpreter.set_tensor(ir_in["index"], int8(frame.ir.transpose(0, 2, 3, 1)))
+        interpreter.set_tensor(vis_in["index"], int8(frame.vis.transpose(0, 2, 3, 1)))
+        interpreter.set_tensor(stats_in["index"], int8(frame.stats * np.array([1, 2, 1, 2, 5, 5], np.float32)))
+        interpreter.invoke()
+        fused = (interpreter.get_tensor(fused_out["index"]).astype(np.float32) + 128) / 255.0
+        assert _psnr(torch_reference(student[1], frame.ir, frame.vis, frame.stats)[0, 0], fused[0, :, :, 0]) >= gate_db
 
 
 def test_a_quantized_graph_input_reaches_only_quantized_ops(tmp_path):

@@ -542,6 +542,24 @@ def test_v2_analyze_only_bundle_matches_student_forward(student_v2, tmp_path):
 
 
 @needs_ort
+def test_v2_bundle_with_stats_encoding_equals_the_student_on_raw_stats(student_v2, tmp_path):
+    """A model that decodes its stats input (quantize's decoding_stats), in a bundle whose manifest has
+    stats_encoding: the Fuser encodes the frame's stats, so the result is the student's on the raw stats."""
+    from edgefusion.convert.onnx import export_onnx as project_export
+    from edgefusion.quantize.pipeline import decoding_stats
+
+    model, _ = student_v2
+    scale = (1.0, 2.0, 1.0, 2.0, 5.0, 5.0)
+    path = project_export(decoding_stats(model, scale), tmp_path / "decoding.onnx", shape=(32, 48))
+    ir, vis = _planes(40, 56, seed=4)
+    expected = torch_reference(model, ir, vis, _stats(ir, vis))[0, 0]
+    encoded = Fuser.open(_v2_bundle(tmp_path / "enc", path, stats_encoding={"scale": list(scale)}), threads=1)
+    np.testing.assert_allclose(encoded.fuse_planes(ir[0, 0], vis[0, 0]), expected, atol=1e-5)
+    raw = Fuser.open(_v2_bundle(tmp_path / "raw", path), threads=1)  # the same model fed raw stats: decoded wrongly
+    assert np.abs(raw.fuse_planes(ir[0, 0], vis[0, 0]) - expected).max() > 1e-3
+
+
+@needs_ort
 @pytest.mark.parametrize("inputs", [
     ["ir", "vis", "extra"],
     ["vis", "ir"],

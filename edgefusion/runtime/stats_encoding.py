@@ -21,7 +21,6 @@ numpy-free and torch-free (the bundle reader imports it).
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from edgefusion.errors import UserError
@@ -33,6 +32,8 @@ N_STATS = 6
 #: x5 reach 0.2, 2.4x the largest of TNO, RoadScene, MSRS, M3FD, LLVIP and train (0.082).
 #: (The model's own STATS_SCALE x4 for stds clips 0.25: TNO reaches 0.34, 30 dB after int8.)
 INTEGER_IO_SCALE = (1.0, 2.0, 1.0, 2.0, 5.0, 5.0)
+#: Largest scale accepted (float32's largest finite value: the runtimes encode in float32).
+MAX_SCALE = 3.4e38
 
 
 def entry(scale: tuple[float, ...]) -> dict[str, list[float]]:
@@ -42,13 +43,17 @@ def entry(scale: tuple[float, ...]) -> dict[str, list[float]]:
 
 def stats_scale(encoding: Any, where: str = "bundle") -> tuple[float, ...] | None:
     """The per-value scale of a manifest ``stats_encoding`` value (None: absent, raw statistics);
-    UserError naming ``where`` for anything but ``{"scale": [6 finite numbers > 0]}``."""
+    UserError naming ``where`` for anything but ``{"scale": [6 numbers in (0, MAX_SCALE]]}``."""
     if encoding is None:
         return None
     if not isinstance(encoding, dict) or set(encoding) != {"scale"}:
         raise UserError(f"{where}: unsupported stats_encoding {json.dumps(encoding)[:120]}; this edgefusion reads {{\"scale\": [{N_STATS} numbers]}}")
     scale = encoding["scale"]
-    if not (isinstance(scale, list) and len(scale) == N_STATS and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scale)
-            and all(math.isfinite(s) and s > 0 for s in scale)):
+    if not (isinstance(scale, list) and len(scale) == N_STATS and all(_positive(s) for s in scale)):
         raise UserError(f"{where}: stats_encoding.scale must be {N_STATS} finite numbers > 0, got {json.dumps(scale)[:120]}")
     return tuple(float(s) for s in scale)
+
+
+def _positive(value: Any) -> bool:
+    """A JSON number in (0, MAX_SCALE] (NaN and infinities fail the comparison)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_SCALE

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from native_build import BASE_MANIFEST, CORE, DRIVERS, NATIVE, SAMPLE_NAMES, WRAP, analyze_model, cc, fusing_model, openvino_flags, openvino_root, write_pnm
+from native_build import BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, DRIVERS, NATIVE, SAMPLE_NAMES, WRAP, analyze_model, cc, fusing_model, openvino_flags, openvino_root, write_pnm
 
 from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import write_bundle
@@ -86,12 +86,14 @@ def ov_bundles(work):
 
 @pytest.fixture(scope="session")
 def fake_bundles(work):
-    """Bundles for the trivial C backend: backend tensorrt (no built-in C backend), v1 and v2."""
+    """Bundles for the trivial C backend: backend tensorrt (no built-in C backend), v1, v2, and v2 taking encoded stats."""
     plan = work / "model.plan"
     plan.write_bytes(b"a trivial engine")
     return {
         "v1": write_bundle(work / "fake-v1", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt")),
         "v2": write_bundle(work / "fake-v2", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", inputs=["ir", "vis", "stats"])),
+        "v2-encoded": write_bundle(work / "fake-v2-encoded", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", inputs=["ir", "vis", "stats"],
+                                                                                  stats_encoding={"scale": list(ENCODED_STATS_SCALE)})),
         "fixed": write_bundle(work / "fake-fixed", {"model": plan}, dict(BASE_MANIFEST, backend="tensorrt", fixed_shape=[16, 24])),
     }
 

@@ -33,6 +33,8 @@ BASE_MANIFEST = {
     "value_range": [0.0, 1.0], "stride": 8, "fixed_shape": None, "compose": "runtime",
     "preprocessing": {"thermal_stretch": [0.5, 99.5]},
 }
+#: stats_encoding.scale of the "v2-encoded" fake bundle (scale[0] != 1, so that the trivial backend's M0 shows it).
+ENCODED_STATS_SCALE = (0.5, 2.0, 1.0, 2.0, 5.0, 10.0)
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import BASE_MANIFEST, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
+from native_build import BASE_MANIFEST, ENCODED_STATS_SCALE, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
 
 from edgefusion import preprocess
 from edgefusion.cli import main
@@ -57,7 +57,8 @@ class Manifest(ctypes.Structure):
                 ("io_dtype", ctypes.c_char * 16), ("stride", ctypes.c_int), ("compose_runtime", ctypes.c_int),
                 ("fixed_h", ctypes.c_int), ("fixed_w", ctypes.c_int), ("n_inputs", ctypes.c_int),
                 ("stretch_low", ctypes.c_double), ("stretch_high", ctypes.c_double), ("model", ctypes.c_char * 256),
-                ("weights", ctypes.c_char * 256), ("n_hashes", ctypes.c_int), ("hashes", Hash * 16)]
+                ("weights", ctypes.c_char * 256), ("n_hashes", ctypes.c_int), ("hashes", Hash * 16),
+                ("stats_encoded", ctypes.c_int), ("stats_scale", ctypes.c_float * 6)]
 
 
 def parse_manifest(lib, text: bytes) -> tuple[int, Manifest, str]:
@@ -84,6 +85,10 @@ def test_manifest_reader_reads_python_bundles(reader_lib, fake_bundles, tmp_path
     assert hashes == {n: hashlib.sha256((bundle / n).read_bytes()).hexdigest() for n in ("model.xml", "model.bin")}
     rc, m, err = parse_manifest(reader_lib, (fake_bundles["v2"] / "manifest.json").read_bytes())
     assert rc == 0 and m.n_inputs == 3 and m.compose_runtime == 1 and m.weights == b"" and m.fixed_h == 0
+    assert m.stats_encoded == 0
+    rc, m, err = parse_manifest(reader_lib, (fake_bundles["v2-encoded"] / "manifest.json").read_bytes())
+    assert rc == 0 and m.n_inputs == 3 and m.stats_encoded == 1, err
+    assert list(m.stats_scale) == [0.5, 2.0, 1.0, 2.0, 5.0, 10.0]
 
 
 def _good() -> dict:
@@ -112,6 +117,11 @@ BAD = {
     "stretch": json.dumps(dict(_good(), preprocessing={"thermal_stretch": [99, 1]})).encode(),
     "inputs": json.dumps(dict(_good(), inputs=["ir", "depth"])).encode(),
     "inputs twice": json.dumps(dict(_good(), inputs=["ir", "vis", "vis"])).encode(),
+    "stats encoding of a v1 bundle": json.dumps(dict(_good(), stats_encoding={"scale": [1] * 6})).encode(),
+    **{f"stats encoding {name}": json.dumps(dict(_good(), inputs=["ir", "vis", "stats"], stats_encoding=value)).encode() for name, value in (
+        ("unknown key", {"scale": [1] * 6, "offset": [0] * 6}), ("other kind", {"sqrt": [1] * 6}), ("5 values", {"scale": [1] * 5}),
+        ("zero", {"scale": [1, 1, 0, 1, 1, 1]}), ("negative", {"scale": [1, 1, 1, 1, 1, -5]}), ("string", {"scale": [1, 1, 1, 1, 1, "5"]}),
+        ("list", [1] * 6), ("huge", {"scale": [1, 1, 1, 1, 1, 1e39]}))},
 }
 
 
@@ -124,6 +134,8 @@ def test_manifest_reader_accepts_the_good_one(reader_lib):
 def test_manifest_reader_refuses_malformed(reader_lib, case):
     rc, _, err = parse_manifest(reader_lib, BAD[case])
     assert rc == -1 and err and "\n" not in err
+    if case.startswith("stats encoding"):
+        assert "stats_encoding" in err
 
 
 def test_manifest_reader_unescapes_like_python(reader_lib):
@@ -223,9 +235,11 @@ def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
 
 # ---- custom C backend, integrity, errors (no inference engine needed) ----------------------
 
-@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v1", "rgb"), ("v2", SAMPLE_NAMES[2]), ("v2", "ir16")])
+@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v1", "rgb"), ("v2", SAMPLE_NAMES[2]), ("v2", "ir16"),
+                                          ("v2-encoded", SAMPLE_NAMES[2])])
 def test_custom_backend_and_stats(trivial, fake_bundles, pairs, tmp_path, version, name):
-    """The trivial backend sets M0 = stats[0] (v2) or 0, M1 = M2 = 1/2, M3 = 0: fused = M0 + (ir + vis) / 2."""
+    """The trivial backend sets M0 = stats[0] (v2) or 0, M1 = M2 = 1/2, M3 = 0: fused = M0 + (ir + vis) / 2.
+    A bundle with stats_encoding gives the backend stats[i] * scale[i] (and the scale in ef_model_info)."""
     ir_path, vis_path = pairs[name]
     out = tmp_path / "out.pnm"
     report = driver_json(run([trivial, fake_bundles[version], ir_path, vis_path, out, 3]))
@@ -234,11 +248,13 @@ def test_custom_backend_and_stats(trivial, fake_bundles, pairs, tmp_path, versio
     assert report["bgr_difference"] in ((0, 1) if read_image(vis_path).ndim == 3 else (-1,))
     pair = preprocess.prepare_pair(read_image(ir_path), read_image(vis_path))
     stats = frame_stats_reference(pair.ir, pair.vis_y)
-    if version == "v2":
-        np.testing.assert_allclose(report["stats"], stats, rtol=0, atol=1e-6)
+    scale = np.array(ENCODED_STATS_SCALE if version == "v2-encoded" else [1.0] * 6)
+    assert report["stats_scale"] == ([0.5, 2.0, 1.0, 2.0, 5.0, 10.0] if version == "v2-encoded" else [])
+    if version != "v1":
+        np.testing.assert_allclose(report["stats"], stats * scale, rtol=0, atol=1e-5)
     else:
         assert report["stats"] == []
-    m0 = stats[0] if version == "v2" else 0.0
+    m0 = stats[0] * scale[0] if version != "v1" else 0.0
     fused_y = np.clip(m0 + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1)
     expected = preprocess.to_uint8(preprocess.restore_color(fused_y, pair.vis_cbcr))
     assert np.abs(read_image(out).astype(int) - expected).max() <= 1

@@ -5,7 +5,8 @@
  *   trivial_backend BUNDLE IR.pgm VIS.pgm|ppm OUT.pgm|ppm [REPEAT]
  *     fuses REPEAT times (default 2) with maps M0 = stats[0] (v2 bundles) or 0,
  *     M1 = M2 = 0.5, M3 = 0: fused = stats[0] + (ir + vis) / 2 (clipped); prints JSON:
- *     {"allocs_after_first": N, "peak_heap": BYTES, "runs": N, "stats": [6 or none], "bgr_difference": N}
+ *     {"allocs_after_first": N, "peak_heap": BYTES, "runs": N, "stats": [6 or none], "stats_scale": [6 or none],
+ *      "bgr_difference": N}   (stats as run() got them; stats_scale: ef_model_info.stats_scale, none when NULL)
  *     (bgr_difference: largest difference between the RGB result and the result of the same
  *     frame given as BGR into a BGR output with padded rows, channels swapped back; -1 for gray)
  *   trivial_backend --bad-args BUNDLE   prints one status per invalid call, one line each
@@ -66,7 +67,8 @@ void *__wrap_realloc(void *q, size_t n) {
 /* ---- the trivial backend ------------------------------------------------------------ */
 typedef struct {
     int n_inputs, output_maps, runs;
-    float stats[6];
+    float stats[6], stats_scale[6];
+    int encoded;
     double run_ms; /* wall time of the last run */
 } trivial;
 
@@ -87,6 +89,8 @@ static int t_create(void *user, const ef_model_info *info, void **state, char *e
     memset(&T, 0, sizeof T);
     T.n_inputs = info->n_inputs;
     T.output_maps = info->output_maps;
+    T.encoded = info->stats_scale != NULL;
+    if (T.encoded) memcpy(T.stats_scale, info->stats_scale, sizeof T.stats_scale);
     *state = &T;
     return 0;
 }
@@ -265,6 +269,8 @@ int main(int argc, char **argv) {
     printf("{\"allocs_after_first\": %lu, \"peak_heap\": %lu, \"runs\": %d, \"stats\": [", (unsigned long)before,
            (unsigned long)peak, runs);
     for (i = 0; T.n_inputs == 3 && i < 6; i++) printf("%s%.9g", i ? ", " : "", T.stats[i]);
+    printf("], \"stats_scale\": [");
+    for (i = 0; T.encoded && i < 6; i++) printf("%s%.9g", i ? ", " : "", T.stats_scale[i]);
     printf("], \"bgr_difference\": %d}\n", bgr);
     ef_close(ctx);
     free(out);

@@ -67,6 +67,8 @@ typedef struct {
     const ef_file *model;    /* manifest files.model */
     const ef_file *weights;  /* manifest files.weights, or NULL */
     int n_inputs;            /* 2: (ir, vis); 3: (ir, vis, stats) for student v2 bundles */
+    const float *stats_scale;/* NULL: run() gets the raw frame statistics; else 6 factors: run() gets
+                                stats[i] * stats_scale[i] (manifest "stats_encoding", see run() below) */
     int output_maps;         /* 1: output "maps" (N,4,H/4,W/4), compose in the runtime; 0: output "fused" (N,1,H,W) */
     int threads;             /* ef_options.threads (0: engine default) */
     const char *device;      /* ef_options.device (NULL: engine default) */
@@ -77,6 +79,11 @@ typedef struct {
  * with the padded planes (row-major float32, h x w, h and w multiples of the
  * stride), the 6 frame statistics for v2 bundles (else NULL), and the output
  * buffer: 4 x (h/4) x (w/4) maps when info->output_maps, else h x w fused luma.
+ * Statistics are ENCODED when the manifest has "stats_encoding" (info->stats_scale
+ * not NULL; e.g. --target arm:int8-io): stats[i] = raw[i] * stats_scale[i], which the
+ * model decodes itself; an integer-input engine quantizes these encoded floats with
+ * the manifest's io_quantization.stats (scale 1/255 over [0, 1]: saturate, do not
+ * wrap). A stats_encoding of another form is refused by ef_open_* (EF_ERR_MANIFEST).
  * Pointers stay the same between calls of one frame size, so an engine may bind
  * them once. Errors: return non-zero and write a message into err (err_len bytes).
  */

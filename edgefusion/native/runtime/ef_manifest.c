@@ -100,6 +100,25 @@ static int read_inputs(const ef_json_doc *d, int root, ef_manifest *m, char *err
     return 0;
 }
 
+/* stats_encoding (optional, v2 bundles): {"scale": [6 finite numbers > 0]}; any other form is an encoding this runtime
+   does not know, refused rather than run with raw statistics. */
+static int read_stats_encoding(const ef_json_doc *d, int root, ef_manifest *m, char *err, size_t err_len) {
+    int enc = ef_json_get(d, root, "stats_encoding"), scale, k;
+    double v;
+    if (enc < 0) return 0;
+    if (m->n_inputs != 3) FAIL("manifest stats_encoding is given but the model takes no stats input");
+    scale = d->tokens[enc].type == EF_JSON_OBJECT && d->tokens[enc].size == 1 ? ef_json_get(d, enc, "scale") : -1;
+    if (scale < 0 || d->tokens[scale].type != EF_JSON_ARRAY || d->tokens[scale].size != EF_N_STATS)
+        FAIL("manifest stats_encoding is not supported (this runtime reads {\"scale\": [%d numbers > 0]})", EF_N_STATS);
+    for (k = 0; k < EF_N_STATS; k++) {
+        if (ef_json_number(d, ef_json_at(d, scale, k), &v) || !(v > 0.0 && v <= 3.4e38))
+            FAIL("manifest stats_encoding.scale must be %d finite numbers > 0", EF_N_STATS);
+        m->stats_scale[k] = (float)v;
+    }
+    m->stats_encoded = 1;
+    return 0;
+}
+
 static int read_options(const ef_json_doc *d, int root, ef_manifest *m, char *err, size_t err_len) {
     static const char *const backends[] = {"onnxruntime", "openvino", "litert", "tensorrt", NULL};
     static const char *const precisions[] = {"fp32", "fp16", "int8", NULL};
@@ -164,6 +183,7 @@ int ef_manifest_parse(const char *text, size_t len, ef_manifest *m, char *err, s
         }
     rc = read_options(&d, 0, m, err, err_len);
     if (rc == 0) rc = read_inputs(&d, 0, m, err, err_len);
+    if (rc == 0) rc = read_stats_encoding(&d, 0, m, err, err_len);
     if (rc == 0) rc = read_files(&d, 0, m, err, err_len);
 done:
     free(tokens);

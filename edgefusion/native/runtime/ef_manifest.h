@@ -2,7 +2,8 @@
  * manifest.json of a bundle (schema 1, as written by edgefusion/runtime/bundle.py),
  * reduced to what the C runtime needs, with the same checks as the Python
  * validate_manifest: required keys, known backend/precision/layout/io_dtype, safe
- * relative file names, every model file hashed, stride and fixed_shape in range.
+ * relative file names, every model file hashed, stride and fixed_shape in range,
+ * stats_encoding (edgefusion/runtime/stats_encoding.py) absent or {"scale": [6 numbers > 0]}.
  */
 #ifndef EF_MANIFEST_H
 #define EF_MANIFEST_H
@@ -13,6 +14,7 @@
 #define EF_NAME_MAX 256
 #define EF_MAX_STRIDE 256
 #define EF_MAX_SIDE 16384
+#define EF_N_STATS 6
 
 typedef struct {
     char name[EF_NAME_MAX]; /* relative path in the bundle */
@@ -30,6 +32,8 @@ typedef struct {
     char weights[EF_NAME_MAX];/* files.weights, "" when absent */
     int n_hashes;
     ef_manifest_hash hashes[EF_MAX_FILES];
+    int stats_encoded;        /* 1: the model takes stats[i] * stats_scale[i] ("stats_encoding"); 0: raw stats */
+    float stats_scale[EF_N_STATS];
 } ef_manifest;
 
 /* Parse and check text[0:len]; 0, or -1 with a one-line reason in err. Allocates only temporarily. */

@@ -6,7 +6,8 @@
  * or the bundle's fixed_shape):
  *   1. IR -> float plane (uint8 / 255, or the uint16 percentile stretch);
  *   2. visible -> BT.601 luma plane (a color frame with three equal channels is gray);
- *   3. edge padding of both planes; frame statistics for v2 bundles (unpadded planes);
+ *   3. edge padding of both planes; frame statistics for v2 bundles (unpadded planes),
+ *      encoded (times the manifest's stats_encoding.scale) when the bundle says so;
  *   4. backend: maps (compose = runtime) or fused luma;
  *   5. one strip-wise pass: composition, color restore from the visible frame, uint8.
  * Buffers are sized for the largest frame seen and reused: no allocation per frame.
@@ -118,6 +119,7 @@ static ef_status open_bundle(ef_context *ctx, const ef_file *files, size_t n, co
     info.model = &ctx->model;
     info.weights = m->weights[0] ? &ctx->weights : NULL;
     info.n_inputs = m->n_inputs;
+    info.stats_scale = m->stats_encoded ? m->stats_scale : NULL;
     info.output_maps = m->compose_runtime;
     info.threads = opts ? opts->threads : 0;
     info.device = opts ? opts->device : NULL;
@@ -319,6 +321,10 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
         }
     }
     if (rc == EF_K_OK && m->n_inputs == 3) rc = ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
+    if (rc == EF_K_OK && m->stats_encoded) {
+        int k;
+        for (k = 0; k < EF_N_STATS; k++) ctx->stats[k] *= m->stats_scale[k];
+    }
     if (rc == EF_K_OK) rc = ef_pad_edge(ctx->ir, ld, w, h, pw, ph);
     if (rc == EF_K_OK) rc = ef_pad_edge(ctx->vis, ld, w, h, pw, ph);
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a frame-path kernel refused the %dx%d frame", w, h);
