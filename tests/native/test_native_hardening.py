@@ -23,7 +23,7 @@ def trivial_asan(work):
     return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
 
 
-@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v2", "rgb"), ("v2", "ir16"), ("v1", "odd7x5"), ("v2", "one1x1")])
+@pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v2", "rgb"), ("v2", "ir16"), ("v1", "odd7x5"), ("v2", "one1x1"), ("v2-encoded", "rgb")])
 def test_asan_ubsan_on_frames(trivial_asan, fake_bundles, pairs, tmp_path, version, name):
     ir_path, vis_path = pairs[name]
     report = driver_json(run([trivial_asan, fake_bundles[version], ir_path, vis_path, tmp_path / "o.pnm", 2], env=ASAN_ENV))
