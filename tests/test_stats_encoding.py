@@ -59,6 +59,9 @@ def test_float_stats_are_encoded_when_the_manifest_says_so():
 
 
 def test_parse_and_manifest_entry():
+    from edgefusion.runtime import frame_stats, stats_encoding
+
+    assert stats_encoding.N_STATS == frame_stats.N_STATS  # numpy-free copy of the count
     assert stats_scale(None) is None
     assert stats_scale({"scale": SCALE}) == (1.0, 2.0, 1.0, 2.0, 5.0, 5.0)
     assert stats_scale(entry(INTEGER_IO_SCALE)) == INTEGER_IO_SCALE
