@@ -67,11 +67,11 @@ typedef struct {
     const ef_file *model;    /* manifest files.model */
     const ef_file *weights;  /* manifest files.weights, or NULL */
     int n_inputs;            /* 2: (ir, vis); 3: (ir, vis, stats) for student v2 bundles */
-    const float *stats_scale;/* NULL: run() gets the raw frame statistics; else 6 factors: run() gets
-                                stats[i] * stats_scale[i] (manifest "stats_encoding", see run() below) */
     int output_maps;         /* 1: output "maps" (N,4,H/4,W/4), compose in the runtime; 0: output "fused" (N,1,H,W) */
     int threads;             /* ef_options.threads (0: engine default) */
     const char *device;      /* ef_options.device (NULL: engine default) */
+    const float *stats_scale;/* NULL: run() gets the raw frame statistics; else 6 factors: run() gets
+                                stats[i] * stats_scale[i] (manifest "stats_encoding", see run() below) */
 } ef_model_info;
 
 /*
