@@ -406,15 +406,16 @@ def test_no_compiler_falls_back_to_numpy(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- sanitizers
 
 
-def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+def _sanitized_check(tmp_path: Path, extra: list[str]) -> str:
+    """Build tests/native_kernels_check.c with ASan + UBSan (and ``extra`` flags), run it, return its stdout."""
     import shutil
     import subprocess
 
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         pytest.skip("no C compiler")
-    exe = tmp_path / "kernels_check"
-    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    exe = tmp_path / f"kernels_check{len(extra)}"
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *extra]
     built = subprocess.run([compiler, *flags, f"-I{native.SOURCES}", str(Path(__file__).parent / "native_kernels_check.c"),
                             str(native.SOURCES / "ef_kernels.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
     if built.returncode:
@@ -422,3 +423,19 @@ def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
+    return run.stdout
+
+
+def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+    assert len(_sanitized_check(tmp_path, []).splitlines()) == 12  # one output hash per size
+
+
+def test_avx2_kernels_write_the_portable_kernels_bytes(tmp_path):
+    """The AVX2 paths (built with -march=x86-64-v3) are bit-identical to the portable C99 reference, sanitizer-clean."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not native.X86_64_V3 <= native._cpu_flags():
+        pytest.skip("this CPU cannot run x86-64-v3 (AVX2) code")
+    portable = _sanitized_check(tmp_path, [])
+    avx2 = _sanitized_check(tmp_path, ["-march=x86-64-v3"])
+    assert avx2.splitlines() == portable.splitlines()

@@ -13,6 +13,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 /* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
 #define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
@@ -510,6 +513,108 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
                          (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
 }
 
+#ifdef __AVX2__
+/*
+ * AVX2 twin of compose_pair + restore_from_source for 8 pixels at a time: the same float
+ * operations in the same order (no FMA contraction; cvtps2dq rounds half to even like to_u8),
+ * so its bytes equal the portable path's. R and B of 8 interleaved source pixels come from two
+ * 16-byte loads at bytes 0 and 8 (inside the 24 bytes of the 8 pixels) and one in-lane byte
+ * shuffle each; the three output channels are packed with saturation (the clamp of to_u8),
+ * shuffled to R G B order and stored as 16 + 8 bytes. Returns the pixels done (a multiple of
+ * 8); the caller finishes the row pair with the portable code.
+ */
+typedef struct {
+    __m256i red, blue; /* byte shuffles: source channel -> 32-bit lanes */
+    __m256i interleave; /* packed R0..3 G0..3 B0..3 per lane -> R G B pixels (or B G R) */
+} avx2_masks;
+
+static avx2_masks avx2_rgb_masks(int src_bgr, int out_bgr)
+{
+    avx2_masks m;
+    int8_t r[32], b[32], o[32];
+    for (int lane = 0; lane < 2; lane++)
+        for (int i = 0; i < 16; i++) {
+            int px = i / 4, first = i % 4 == 0, base = 3 * px + 4 * lane; /* lane 1 holds bytes 8..23 */
+            r[16 * lane + i] = (int8_t)(first ? base + (src_bgr ? 2 : 0) : -1);
+            b[16 * lane + i] = (int8_t)(first ? base + (src_bgr ? 0 : 2) : -1);
+            int c = i % 3, q = i / 3; /* output byte i: channel c of pixel q; packed channel c at 4 c */
+            int packed = out_bgr ? 2 - c : c;
+            o[16 * lane + i] = (int8_t)(i < 12 ? 4 * packed + q : -1);
+        }
+    m.red = _mm256_loadu_si256((const __m256i *)r);
+    m.blue = _mm256_loadu_si256((const __m256i *)b);
+    m.interleave = _mm256_loadu_si256((const __m256i *)o);
+    return m;
+}
+
+/* Clip to [0, 1] as clip01. */
+static inline __m256 avx2_clip01(__m256 v)
+{
+    return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
+}
+
+/* fuse_px on 8 lanes. */
+static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    __m256 d = _mm256_mul_ps(_mm256_max_ps(xi, v), a3); /* xi > v ? xi : v */
+    d = _mm256_add_ps(d, _mm256_mul_ps(xi, a1));
+    d = _mm256_add_ps(d, _mm256_mul_ps(v, a2));
+    return avx2_clip01(_mm256_add_ps(d, a0));
+}
+
+/* restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o. */
+static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, uint8_t *o)
+{
+    const __m256 inv = _mm256_set1_ps(1.0f / 255.0f), scale = _mm256_set1_ps(255.0f);
+    const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
+    const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
+    __m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
+                                         _mm_loadu_si128((const __m128i *)(s + 8)), 1);
+    __m256 red = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, m->red));
+    __m256 blue = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, m->blue));
+    __m256 dr = _mm256_sub_ps(_mm256_mul_ps(red, inv), ys), db = _mm256_sub_ps(_mm256_mul_ps(blue, inv), ys);
+    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), v);
+    __m256 g = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
+    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), v);
+    __m256i ri = _mm256_cvtps_epi32(_mm256_mul_ps(r, scale)), gi = _mm256_cvtps_epi32(_mm256_mul_ps(g, scale));
+    __m256i bi = _mm256_cvtps_epi32(_mm256_mul_ps(b, scale));
+    __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
+    bytes = _mm256_shuffle_epi8(bytes, m->interleave);
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(bytes));
+    _mm_storel_epi64((__m128i *)(o + 16), _mm256_extracti128_si256(bytes, 1));
+}
+
+/*
+ * Rows y (phase p, even) and y + 1 of w pixels: composition and color restore from the 8-bit
+ * source rows s0, s1 into o0, o1 (vis is the source luma). Returns the pixels done.
+ */
+static int avx2_compose_pair_src(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                 size_t wide, const uint8_t *s0, const uint8_t *s1, int src_bgr, int out_bgr,
+                                 uint8_t *o0, uint8_t *o1)
+{
+    const avx2_masks m = avx2_rgb_masks(src_bgr, out_bgr);
+    const float *r0 = rows[OFF[p]], *r1 = rows[OFF[p] + 1];
+    const __m256 wa = _mm256_set1_ps(WT[p]), wb = _mm256_set1_ps(WT[p + 1]);
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 a[EF_K_N_MAPS], b[EF_K_N_MAPS];
+        for (int k = 0; k < EF_K_N_MAPS; k++) {
+            __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
+            __m256 d = _mm256_sub_ps(hi, lo);
+            a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
+            b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
+        }
+        __m256 va = _mm256_loadu_ps(vis + x), vb = _mm256_loadu_ps(vis + ld + x);
+        __m256 fa = avx2_fuse(_mm256_loadu_ps(ir + x), va, a[0], a[1], a[2], a[3]);
+        __m256 fb = avx2_fuse(_mm256_loadu_ps(ir + ld + x), vb, b[0], b[1], b[2], b[3]);
+        avx2_restore8(fa, va, s0 + 3 * x, &m, o0 + 3 * x);
+        avx2_restore8(fb, vb, s1 + 3 * x, &m, o1 + 3 * x);
+    }
+    return x;
+}
+#endif
+
 /* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
 typedef struct {
     float *f;
@@ -549,7 +654,17 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 continue;
             }
             const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
-            for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
+            int done = 0;
+#ifdef __AVX2__
+            if (pair && o->chroma && o->chroma->src && o->format != EF_K_GRAY) {
+                const ef_chroma *c = o->chroma;
+                done = avx2_compose_pair_src(xr, vr, ld, rows, p, w, wide, CROW(uint8_t, c->src, c->src_stride, y),
+                                             CROW(uint8_t, c->src, c->src_stride, y + 1), c->order == EF_K_BGR,
+                                             o->format == EF_K_BGR, ROW(uint8_t, o->u8, o->stride, y),
+                                             ROW(uint8_t, o->u8, o->stride, y + 1));
+            }
+#endif
+            for (int x0 = done; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
                 float fused[2][CHUNK];
                 int n = w - x0 < CHUNK ? w - x0 : CHUNK;
                 if (pair)
