@@ -62,6 +62,8 @@ static void check_size(int w, int h)
     EXPECT(ef_ycbcr_u8(rgb, (size_t)w * 3, EF_K_RGB, w, h, vis, (size_t)pw, NULL, NULL, 0) == EF_K_OK);
     EXPECT(ef_frame_stats(ir, vis, (size_t)pw, w, h, stats) == EF_K_OK);
     hash(stats, sizeof stats);
+    EXPECT(ef_frame_stats_u8(gray, (size_t)w, vis, (size_t)pw, w, h, stats) == EF_K_OK);
+    hash(stats, sizeof stats);
     EXPECT(ef_pad_edge(ir, (size_t)pw, w, h, pw, ph) == EF_K_OK && ef_pad_edge(vis, (size_t)pw, w, h, pw, ph) == EF_K_OK);
     hash(ir, pn * 4), hash(vis, pn * 4);
     EXPECT(ef_compose_f32(ir, vis, (size_t)pw, pw, ph, maps, w, h, fused, (size_t)w, scratch) == EF_K_OK);
@@ -101,6 +103,7 @@ static void check_size(int w, int h)
     EXPECT(ef_compose_u8(ir, vis, (size_t)pw, pw, ph, maps, w, h, NULL, out3, (size_t)w * 3, 7, scratch) == EF_K_EARG);
     EXPECT(ef_pad_edge(ir, (size_t)pw, w, h, w - 1, h) == EF_K_EARG);
     EXPECT(ef_frame_stats(ir, NULL, (size_t)pw, w, h, stats) == EF_K_EARG);
+    EXPECT(ef_frame_stats_u8(gray, (size_t)w - 1, vis, (size_t)pw, w, h, stats) == EF_K_EARG);
 
     free(gray), free(rgb), free(out1), free(out3), free(u16), free(ir), free(vis), free(cb), free(cr);
     free(maps), free(fused), free(hist), free(scratch);
@@ -108,7 +111,7 @@ static void check_size(int w, int h)
 
 int main(void)
 {
-    const int sizes[][2] = {{1, 1}, {7, 5}, {5, 7}, {9, 13}, {1, 9}, {9, 1}, {8, 8}, {130, 3}, {257, 17}, {300, 41}, {64, 37}, {1001, 9}};
+    const int sizes[][2] = {{1, 1}, {7, 5}, {5, 7}, {9, 13}, {1, 9}, {9, 1}, {8, 8}, {130, 3}, {257, 17}, {300, 41}, {64, 37}, {1001, 9}, {9000, 2}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_size(sizes[i][0], sizes[i][1]);
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;

@@ -137,12 +137,34 @@ def test_frame_stats_match_float64_numpy(lib, h, w):
     np.testing.assert_allclose(native.frame_stats(lib, ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("h,w", ODD_SIZES + [(64, 97), (5, 300), (2, 9000)])
+def test_frame_stats_from_uint8_ir_match_float64_numpy(lib, h, w):
+    rng = _rng(h * w)
+    ir = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    ir[:, : w // 2] = ir[:, : w // 2] // 64 + 100  # a low-contrast half: small differences, small std
+    vis = rng.random((h, w), dtype=np.float32)
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(ir / 255.0), _stats64(vis)
+    np.testing.assert_allclose(native.frame_stats_u8(lib, ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+
+
+def test_frame_stats_from_uint8_ir_hand_values(lib):
+    ir = np.array([[0, 255], [255, 0]], np.uint8)  # as test_frame_stats_hand_values
+    vis = np.array([[0.25, 0.25], [0.75, 0.75]], np.float32)
+    np.testing.assert_allclose(native.frame_stats_u8(lib, ir, vis), [0.5, 0.5, 0.5, 0.25, 2.0, 0.5], atol=1e-7)
+    strided = np.full((3, 80), 7, np.uint8)[:, ::1][:, :40]  # row stride 80 bytes, 40 pixels
+    np.testing.assert_allclose(native.frame_stats_u8(lib, strided, np.zeros((3, 40), np.float32))[:2], [7 / 255, 0.0],
+                               atol=1e-7)
+
+
 def test_frame_stats_match_the_contract_module(lib):
     contract = pytest.importorskip("edgefusion.runtime.frame_stats")
     pair = preprocess.prepare_pair(images.read_image(SAMPLES / "ir" / "tno_08.png"),
                                    images.read_image(SAMPLES / "vi" / "tno_08.png"))
     expected = contract.frame_stats(pair.ir, pair.vis_y)
     np.testing.assert_allclose(native.frame_stats(lib, pair.ir, pair.vis_y), expected, atol=1e-6, rtol=0)
+    ir_u8 = images.read_image(SAMPLES / "ir" / "tno_08.png")
+    if ir_u8.dtype == np.uint8 and ir_u8.ndim == 2:
+        np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
 
 
 # ---------------------------------------------------------------- padding
@@ -427,7 +449,7 @@ def _sanitized_check(tmp_path: Path, extra: list[str]) -> str:
 
 
 def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
-    assert len(_sanitized_check(tmp_path, []).splitlines()) == 12  # one output hash per size
+    assert len(_sanitized_check(tmp_path, []).splitlines()) == 13  # one output hash per size
 
 
 def test_avx2_kernels_write_the_portable_kernels_bytes(tmp_path):

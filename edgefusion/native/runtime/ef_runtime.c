@@ -318,7 +318,9 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
             color = &chroma;
         }
     }
-    if (rc == EF_K_OK && m->n_inputs == 3) rc = ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
+    if (rc == EF_K_OK && m->n_inputs == 3)
+        rc = ir_type == EF_U8 ? ef_frame_stats_u8((const uint8_t *)ir, ir_stride, ctx->vis, ld, w, h, ctx->stats)
+                              : ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
     if (rc == EF_K_OK) rc = ef_pad_edge(ctx->ir, ld, w, h, pw, ph);
     if (rc == EF_K_OK) rc = ef_pad_edge(ctx->vis, ld, w, h, pw, ph);
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a frame-path kernel refused the %dx%d frame", w, h);

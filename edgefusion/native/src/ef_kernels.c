@@ -152,6 +152,56 @@ static ycc_matrix ycc_u8(int order)
 
 static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
 
+#ifdef __AVX2__
+/*
+ * 8 interleaved 3-channel pixels (24 bytes at s) for avx2_channel: bytes 0..15 in the low lane,
+ * bytes 8..23 in the high lane (two loads inside the 24 bytes, none past them).
+ */
+static inline __m256i avx2_load_pixels(const uint8_t *s)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
+                                   _mm_loadu_si128((const __m128i *)(s + 8)), 1);
+}
+
+/* Byte shuffles taking channel c (0..2) of the 8 pixels of avx2_load_pixels into 32-bit lanes. */
+#define CH(c) c, -1, -1, -1, 3 + c, -1, -1, -1, 6 + c, -1, -1, -1, 9 + c, -1, -1, -1, \
+              4 + c, -1, -1, -1, 7 + c, -1, -1, -1, 10 + c, -1, -1, -1, 13 + c, -1, -1, -1
+static const int8_t CHANNEL_MASKS[3][32] = {{CH(0)}, {CH(1)}, {CH(2)}};
+#undef CH
+
+static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[c]); }
+
+/* Channel of the 8 pixels (mask from avx2_channel_mask) as float. */
+static inline __m256 avx2_channel(__m256i px, __m256i mask)
+{
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, mask));
+}
+
+/* Row n of the ycc matrix applied to channels p0, p1, p2 in the order of ef_ycbcr_u8's loops. */
+static inline __m256 avx2_ycc_row(const ycc_matrix *c, int n, __m256 p0, __m256 p1, __m256 p2)
+{
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(c->m[n][0]), p0), _mm256_mul_ps(_mm256_set1_ps(c->m[n][1]), p1));
+    return _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(c->m[n][2]), p2));
+}
+
+/* ef_ycbcr_u8 for pixels 0 .. (returned count) - 1 of one row (cb, cr may be NULL). */
+static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y, float *cb, float *cr)
+{
+    const __m256i m0 = avx2_channel_mask(0), m1 = avx2_channel_mask(1), m2 = avx2_channel_mask(2);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256i px = avx2_load_pixels(s + 3 * x);
+        __m256 p0 = avx2_channel(px, m0), p1 = avx2_channel(px, m1), p2 = avx2_channel(px, m2);
+        _mm256_storeu_ps(y + x, avx2_ycc_row(c, 0, p0, p1, p2));
+        if (!cb) continue;
+        _mm256_storeu_ps(cb + x, _mm256_add_ps(avx2_ycc_row(c, 1, p0, p1, p2), half));
+        _mm256_storeu_ps(cr + x, _mm256_add_ps(avx2_ycc_row(c, 2, p0, p1, p2), half));
+    }
+    return x;
+}
+#endif
+
 int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, float *y, size_t ld_y,
                 float *cb, float *cr, size_t ld_c)
 {
@@ -161,14 +211,17 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     const ycc_matrix c = ycc_u8(order);
     for (int r = 0; r < h; r++) {
         const uint8_t *s = CROW(uint8_t, src, src_stride, r);
-        float *yr = y + (size_t)r * ld_y;
-        for (int x = 0; x < w; x++) {
+        float *yr = y + (size_t)r * ld_y, *cbr = cb ? cb + (size_t)r * ld_c : NULL, *crr = cr ? cr + (size_t)r * ld_c : NULL;
+        int x0 = 0;
+#ifdef __AVX2__
+        x0 = avx2_ycbcr_row(s, w, &c, yr, cbr, crr);
+#endif
+        for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
             yr[x] = c.m[0][0] * p0 + c.m[0][1] * p1 + c.m[0][2] * p2;
         }
         if (!cb) continue;
-        float *cbr = cb + (size_t)r * ld_c, *crr = cr + (size_t)r * ld_c;
-        for (int x = 0; x < w; x++) {
+        for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
             cbr[x] = (c.m[1][0] * p0 + c.m[1][1] * p1 + c.m[1][2] * p2) + 0.5f;
             crr[x] = (c.m[2][0] * p0 + c.m[2][1] * p1 + c.m[2][2] * p2) + 0.5f;
@@ -183,16 +236,29 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  * Column accumulators: the plane is walked in strips of STRIP rows and chunks of COLS
  * columns. Per column, float32 sums over the strip's rows of the deviation d = x - c (c: the
  * column's value in the strip's first row), d^2, |x - right neighbour| and |x - upper
- * neighbour| are added in float64 once per strip. The loops are elementwise over columns, so
- * they vectorize without reassociating a reduction; deviations from a nearby value keep
- * the variance E[x^2] - mean^2 at the precision of the deviations.
+ * neighbour| are added in float64 once per strip, column x into lane x % LANES of the float64
+ * sums (summed over lanes at the end). The loops are elementwise over columns, so they
+ * vectorize without reassociating a reduction (the AVX2 path computes the same sums in the
+ * same order, bit for bit); deviations from a nearby value keep the variance E[x^2] - mean^2
+ * at the precision of the deviations.
  */
 #define STRIP 16
 #define COLS 128
+#define LANES 8
 
 typedef struct {
-    double s1, s2, gx, gy; /* sums of x, x^2, |horizontal differences|, |vertical differences| */
+    double s1[LANES], s2[LANES], gx[LANES], gy[LANES]; /* sums of x, x^2, |horizontal|, |vertical differences| */
 } moments;
+
+/* Adds one column's strip sums (deviations from c over rows rows) into lane l. */
+static void add_column(moments *m, int l, float c, float s, float q, float gx, float gy, int rows)
+{
+    double ci = c, si = s;
+    m->s1[l] += si + rows * ci;
+    m->s2[l] += (double)q + 2.0 * ci * si + rows * ci * ci;
+    m->gx[l] += gx;
+    m->gy[l] += gy;
+}
 
 /* Columns x0 .. x0 + n - 1 of rows y0 .. y0 + rows - 1 of plane p (w columns), added into m. */
 static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0, int rows, moments *m)
@@ -235,34 +301,171 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
         }
         for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
     }
-    for (int i = 0; i < n; i++) {
-        double ci = c[i], si = s[i];
-        m->s1 += si + rows * ci;
-        m->s2 += (double)q[i] + 2.0 * ci * si + rows * ci * ci;
-        m->gx += gx[i];
-        m->gy += gy[i];
+    for (int i = 0; i < n; i++) add_column(m, (x0 + i) % LANES, c[i], s[i], q[i], gx[i], gy[i], rows);
+}
+
+#ifdef __AVX2__
+/* add_column for the 8 columns of c, s, q, gx, gy into lanes 0..7 (held in acc[4][2]: s1, s2, gx, gy halves). */
+static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
+{
+    const __m256d n = _mm256_set1_pd((double)rows), two = _mm256_set1_pd(2.0);
+    for (int half = 0; half < 2; half++) {
+        __m128 c4 = half ? _mm256_extractf128_ps(c, 1) : _mm256_castps256_ps128(c);
+        __m128 s4 = half ? _mm256_extractf128_ps(s, 1) : _mm256_castps256_ps128(s);
+        __m128 q4 = half ? _mm256_extractf128_ps(q, 1) : _mm256_castps256_ps128(q);
+        __m128 x4 = half ? _mm256_extractf128_ps(gx, 1) : _mm256_castps256_ps128(gx);
+        __m128 y4 = half ? _mm256_extractf128_ps(gy, 1) : _mm256_castps256_ps128(gy);
+        __m256d ci = _mm256_cvtps_pd(c4), si = _mm256_cvtps_pd(s4);
+        acc[0][half] = _mm256_add_pd(acc[0][half], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
+        __m256d t = _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(_mm256_mul_pd(two, ci), si));
+        acc[1][half] = _mm256_add_pd(acc[1][half], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
+        acc[2][half] = _mm256_add_pd(acc[2][half], _mm256_cvtps_pd(x4));
+        acc[3][half] = _mm256_add_pd(acc[3][half], _mm256_cvtps_pd(y4));
     }
 }
 
-/* (mean, population std, grad) of one plane. */
-static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
+/*
+ * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
+ * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
+ * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
+ */
+static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
 {
-    moments m = {0.0, 0.0, 0.0, 0.0};
-    for (int y0 = 0; y0 < h; y0 += STRIP)
-        for (int x0 = 0; x0 < w; x0 += COLS)
-            stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); /* fabsf */
+    double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
+    __m256d acc[4][2];
+    for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
+    int x = 0;
+    for (; x + LANES < w; x += LANES) {
+        const float *col = p + (size_t)y0 * ld + x;
+        const __m256 c = _mm256_loadu_ps(col);
+        __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
+        __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
+        for (int y = 0; y < rows; y++) {
+            const float *r = col + (size_t)y * ld;
+            __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
+            s = _mm256_add_ps(s, d);
+            q = _mm256_add_ps(q, _mm256_mul_ps(d, d));
+            gx = _mm256_add_ps(gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+            gy = _mm256_add_ps(gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
+            up = v;
+        }
+        avx2_add_columns(acc, c, s, q, gx, gy, rows);
+    }
+    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
+    return x;
+}
+#endif
+
+/* [mean, population std, grad] of a w x h plane from its sums of x, x^2, |horizontal| and |vertical differences|. */
+static void finish_stats(double s1, double s2, double gx, double gy, int w, int h, float *mean, float *std, float *grad)
+{
     double n = (double)w * (double)h;
-    double mu = m.s1 / n, var = m.s2 / n - mu * mu;
+    double mu = s1 / n, var = s2 / n - mu * mu;
     *mean = (float)mu;
     *std = (float)sqrt(var > 0.0 ? var : 0.0);
-    double g = (w > 1 ? m.gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? m.gy / ((double)(h - 1) * w) : 0.0);
+    double g = (w > 1 ? gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? gy / ((double)(h - 1) * w) : 0.0);
     *grad = (float)g;
 }
+
+/* (mean, population std, grad) of one float plane. */
+static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
+{
+    moments m;
+    memset(&m, 0, sizeof m);
+    for (int y0 = 0; y0 < h; y0 += STRIP) {
+        const int rows = h - y0 < STRIP ? h - y0 : STRIP;
+        int x0 = 0;
+#ifdef __AVX2__
+        x0 = avx2_stats_strip(p, ld, w, y0, rows, &m);
+#endif
+        for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, &m);
+    }
+    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
+    for (int l = 0; l < LANES; l++) s1 += m.s1[l], s2 += m.s2[l], gx += m.gx[l], gy += m.gy[l];
+    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+}
+
+/* Exact integer sums of v, v^2, |horizontal| and |vertical differences| of 8-bit samples. */
+typedef struct {
+    uint64_t s1, s2, gx, gy;
+} moments_u8;
+
+static uint32_t absdiff_u8(uint32_t a, uint32_t b) { return a > b ? a - b : b - a; }
+
+/* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
+static void stats_u8_row(const uint8_t *r, const uint8_t *up, int x0, int w, moments_u8 *m)
+{
+    uint64_t s1 = 0, s2 = 0, gx = 0, gy = 0;
+    for (int x = x0; x < w; x++) {
+        uint32_t v = r[x];
+        s1 += v;
+        s2 += v * v;
+        gy += absdiff_u8(v, up[x]);
+    }
+    for (int x = x0; x + 1 < w; x++) gx += absdiff_u8(r[x + 1], r[x]);
+    m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
+}
+
+#ifdef __AVX2__
+/* Sum of the four 64-bit lanes. */
+static inline uint64_t avx2_sum_u64(__m256i v)
+{
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return (uint64_t)_mm_cvtsi128_si64(t) + (uint64_t)_mm_extract_epi64(t, 1);
+}
+
+/*
+ * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
+ * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels). Returns the
+ * pixels done, leaving at least the row's last pixel (no right neighbour) to stats_u8_row.
+ */
+static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments_u8 *m)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s1 = zero, s2 = zero, gx = zero, gy = zero;
+    int x = 0;
+    while (x + 33 <= w) {
+        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits */
+        for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
+            s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
+            gx = _mm256_add_epi64(gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(r + x + 1))));
+            gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(up + x))));
+            __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+            q = _mm256_add_epi32(q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+        }
+        s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
+    }
+    m->s1 += avx2_sum_u64(s1), m->s2 += avx2_sum_u64(s2), m->gx += avx2_sum_u64(gx), m->gy += avx2_sum_u64(gy);
+    return x;
+}
+#endif
 
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS])
 {
     if (!ir || !vis || !out || bad_size(w, h) || ld < (size_t)w) return EF_K_EARG;
     plane_stats(ir, ld, w, h, &out[0], &out[1], &out[4]);
+    plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
+    return EF_K_OK;
+}
+
+int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, size_t ld, int w, int h,
+                      float out[EF_K_N_STATS])
+{
+    if (!ir || !vis || !out || bad_size(w, h) || ir_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
+    moments_u8 m = {0, 0, 0, 0};
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
+        int x0 = 0;
+#ifdef __AVX2__
+        x0 = avx2_stats_u8_row(r, up, w, &m);
+#endif
+        stats_u8_row(r, up, x0, w, &m);
+    }
+    const double k = 1.0 / 255.0; /* ir = v / 255 */
+    finish_stats((double)m.s1 * k, (double)m.s2 * (k * k), (double)m.gx * k, (double)m.gy * k, w, h, &out[0], &out[1],
+                 &out[4]);
     plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
     return EF_K_OK;
 }
@@ -524,26 +727,22 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * 8); the caller finishes the row pair with the portable code.
  */
 typedef struct {
-    __m256i red, blue; /* byte shuffles: source channel -> 32-bit lanes */
-    __m256i interleave; /* packed R0..3 G0..3 B0..3 per lane -> R G B pixels (or B G R) */
+    __m256i red, blue; /* byte shuffles: source channel -> 32-bit lanes (avx2_channel) */
+    __m256i interleave; /* INTERLEAVE[out_bgr] */
 } avx2_masks;
+
+/* Per lane, bytes R0..3 G0..3 B0..3 (as packed by avx2_restore8) -> 4 pixels R G B, or B G R. */
+static const int8_t INTERLEAVE[2][32] = {
+    {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1},
+    {8, 4, 0, 9, 5, 1, 10, 6, 2, 11, 7, 3, -1, -1, -1, -1, 8, 4, 0, 9, 5, 1, 10, 6, 2, 11, 7, 3, -1, -1, -1, -1},
+};
 
 static avx2_masks avx2_rgb_masks(int src_bgr, int out_bgr)
 {
     avx2_masks m;
-    int8_t r[32], b[32], o[32];
-    for (int lane = 0; lane < 2; lane++)
-        for (int i = 0; i < 16; i++) {
-            int px = i / 4, first = i % 4 == 0, base = 3 * px + 4 * lane; /* lane 1 holds bytes 8..23 */
-            r[16 * lane + i] = (int8_t)(first ? base + (src_bgr ? 2 : 0) : -1);
-            b[16 * lane + i] = (int8_t)(first ? base + (src_bgr ? 0 : 2) : -1);
-            int c = i % 3, q = i / 3; /* output byte i: channel c of pixel q; packed channel c at 4 c */
-            int packed = out_bgr ? 2 - c : c;
-            o[16 * lane + i] = (int8_t)(i < 12 ? 4 * packed + q : -1);
-        }
-    m.red = _mm256_loadu_si256((const __m256i *)r);
-    m.blue = _mm256_loadu_si256((const __m256i *)b);
-    m.interleave = _mm256_loadu_si256((const __m256i *)o);
+    m.red = avx2_channel_mask(src_bgr ? 2 : 0);
+    m.blue = avx2_channel_mask(src_bgr ? 0 : 2);
+    m.interleave = _mm256_loadu_si256((const __m256i *)INTERLEAVE[out_bgr]);
     return m;
 }
 
@@ -568,10 +767,8 @@ static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const av
     const __m256 inv = _mm256_set1_ps(1.0f / 255.0f), scale = _mm256_set1_ps(255.0f);
     const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
     const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
-    __m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
-                                         _mm_loadu_si128((const __m128i *)(s + 8)), 1);
-    __m256 red = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, m->red));
-    __m256 blue = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, m->blue));
+    __m256i px = avx2_load_pixels(s);
+    __m256 red = avx2_channel(px, m->red), blue = avx2_channel(px, m->blue);
     __m256 dr = _mm256_sub_ps(_mm256_mul_ps(red, inv), ys), db = _mm256_sub_ps(_mm256_mul_ps(blue, inv), ys);
     __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), v);
     __m256 g = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));

@@ -88,6 +88,14 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  */
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS]);
 
+/*
+ * ef_frame_stats with the IR plane given as its 8-bit source (ir = src / 255, stride in bytes):
+ * exact integer sums, divided at the end (within 1e-7 of the float plane's statistics), about
+ * four times fewer instructions than the float plane.
+ */
+int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, size_t ld, int w, int h,
+                      float out[EF_K_N_STATS]);
+
 /* ---- stride padding --------------------------------------------------------------- */
 
 /*
