@@ -341,8 +341,8 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         const __m256 c = _mm256_loadu_ps(col);
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
-        for (int y = 0; y < rows; y++) {
-            const float *r = col + (size_t)y * ld;
+        const float *r = col;
+        for (int y = 0; y < rows; y++, r += ld) {
             __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
             s = _mm256_add_ps(s, d);
             q = _mm256_add_ps(q, _mm256_mul_ps(d, d));
@@ -629,11 +629,41 @@ static void upsample_at(const float *v, int n, int i, float *wide)
     }
 }
 
+#ifdef __AVX2__
+/* The interior of upsample_row, samples 1 .. (returned) - 1, 8 at a time: same operations, 4 phases interleaved. */
+static int avx2_upsample_row(const float *v, int n, float *wide)
+{
+    const __m256 w0 = _mm256_set1_ps(0.625f), w1 = _mm256_set1_ps(0.875f);
+    const __m256 w2 = _mm256_set1_ps(0.125f), w3 = _mm256_set1_ps(0.375f);
+    int i = 1;
+    for (; i + 9 <= n; i += 8) {
+        __m256 a = _mm256_loadu_ps(v + i - 1), b = _mm256_loadu_ps(v + i), c = _mm256_loadu_ps(v + i + 1);
+        __m256 dab = _mm256_sub_ps(b, a), dbc = _mm256_sub_ps(c, b);
+        __m256 q0 = _mm256_add_ps(a, _mm256_mul_ps(w0, dab)), q1 = _mm256_add_ps(a, _mm256_mul_ps(w1, dab));
+        __m256 q2 = _mm256_add_ps(b, _mm256_mul_ps(w2, dbc)), q3 = _mm256_add_ps(b, _mm256_mul_ps(w3, dbc));
+        __m256 t0 = _mm256_unpacklo_ps(q0, q1), t1 = _mm256_unpackhi_ps(q0, q1);
+        __m256 t2 = _mm256_unpacklo_ps(q2, q3), t3 = _mm256_unpackhi_ps(q2, q3);
+        __m256 p0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), p1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+        __m256 p2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), p3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+        float *o = wide + 4 * i; /* p0 .. p3: samples i, i + 1, i + 2, i + 3 (low lanes) and i + 4 .. i + 7 (high) */
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(p0, p1, 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(p2, p3, 0x20));
+        _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(p0, p1, 0x31));
+        _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(p2, p3, 0x31));
+    }
+    return i;
+}
+#endif
+
 /* x4 along a low-res row v of n samples into wide (4 n samples); the interior loop vectorizes. */
 static void upsample_row(const float *restrict v, int n, float *restrict wide)
 {
+    int i = 1;
     upsample_at(v, n, 0, wide);
-    for (int i = 1; i < n - 1; i++) {
+#ifdef __AVX2__
+    i = avx2_upsample_row(v, n, wide);
+#endif
+    for (; i < n - 1; i++) {
         float a = v[i - 1], b = v[i], c = v[i + 1];
         wide[4 * i] = a + 0.625f * (b - a);
         wide[4 * i + 1] = a + 0.875f * (b - a);
