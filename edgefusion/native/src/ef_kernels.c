@@ -8,13 +8,24 @@
  * processed in chunks that stay in the L1 cache. The float operations follow the
  * numpy code operation by operation (the color restore folds two constants), so the
  * two agree to the last bit in most pixels and within one gray level everywhere.
+ * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
+ * and write the same bytes; both need floating-point contraction off (GCC's default with
+ * -std=c99; set below for Clang), else an FMA may round differently.
  */
 #include "ef_kernels.h"
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #include <math.h>
 #include <string.h>
-#ifdef __AVX2__
+/* AVX2 paths on x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3); elsewhere the portable loops only. */
+#if defined(__AVX2__) && (defined(__x86_64__) || defined(_M_X64))
+#define EF_AVX2 1
 #include <immintrin.h>
+#else
+#define EF_AVX2 0
 #endif
 
 /* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
@@ -152,7 +163,7 @@ static ycc_matrix ycc_u8(int order)
 
 static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
 
-#ifdef __AVX2__
+#if EF_AVX2
 /*
  * 8 interleaved 3-channel pixels (24 bytes at s) for avx2_channel: bytes 0..15 in the low lane,
  * bytes 8..23 in the high lane (two loads inside the 24 bytes, none past them).
@@ -213,7 +224,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
         const uint8_t *s = CROW(uint8_t, src, src_stride, r);
         float *yr = y + (size_t)r * ld_y, *cbr = cb ? cb + (size_t)r * ld_c : NULL, *crr = cr ? cr + (size_t)r * ld_c : NULL;
         int x0 = 0;
-#ifdef __AVX2__
+#if EF_AVX2
         x0 = avx2_ycbcr_row(s, w, &c, yr, cbr, crr);
 #endif
         for (int x = x0; x < w; x++) {
@@ -304,7 +315,7 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
     for (int i = 0; i < n; i++) add_column(m, (x0 + i) % LANES, c[i], s[i], q[i], gx[i], gy[i], rows);
 }
 
-#ifdef __AVX2__
+#if EF_AVX2
 /* add_column for the 8 columns of c, s, q, gx, gy into lanes 0..7 (held in acc[4][2]: s1, s2, gx, gy halves). */
 static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
 {
@@ -376,7 +387,7 @@ static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, fl
     for (int y0 = 0; y0 < h; y0 += STRIP) {
         const int rows = h - y0 < STRIP ? h - y0 : STRIP;
         int x0 = 0;
-#ifdef __AVX2__
+#if EF_AVX2
         x0 = avx2_stats_strip(p, ld, w, y0, rows, &m);
 #endif
         for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, &m);
@@ -407,7 +418,7 @@ static void stats_u8_row(const uint8_t *r, const uint8_t *up, int x0, int w, mom
     m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
 }
 
-#ifdef __AVX2__
+#if EF_AVX2
 /* Sum of the four 64-bit lanes. */
 static inline uint64_t avx2_sum_u64(__m256i v)
 {
@@ -458,7 +469,7 @@ int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, siz
     for (int y = 0; y < h; y++) {
         const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
         int x0 = 0;
-#ifdef __AVX2__
+#if EF_AVX2
         x0 = avx2_stats_u8_row(r, up, w, &m);
 #endif
         stats_u8_row(r, up, x0, w, &m);
@@ -629,7 +640,7 @@ static void upsample_at(const float *v, int n, int i, float *wide)
     }
 }
 
-#ifdef __AVX2__
+#if EF_AVX2
 /* The interior of upsample_row, samples 1 .. (returned) - 1, 8 at a time: same operations, 4 phases interleaved. */
 static int avx2_upsample_row(const float *v, int n, float *wide)
 {
@@ -660,7 +671,7 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 {
     int i = 1;
     upsample_at(v, n, 0, wide);
-#ifdef __AVX2__
+#if EF_AVX2
     i = avx2_upsample_row(v, n, wide);
 #endif
     for (; i < n - 1; i++) {
@@ -746,7 +757,7 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
                          (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
 }
 
-#ifdef __AVX2__
+#if EF_AVX2
 /*
  * AVX2 twin of compose_pair + restore_from_source for 8 pixels at a time: the same float
  * operations in the same order (no FMA contraction; cvtps2dq rounds half to even like to_u8),
@@ -882,7 +893,7 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             }
             const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             int done = 0;
-#ifdef __AVX2__
+#if EF_AVX2
             if (pair && o->chroma && o->chroma->src && o->format != EF_K_GRAY) {
                 const ef_chroma *c = o->chroma;
                 done = avx2_compose_pair_src(xr, vr, ld, rows, p, w, wide, CROW(uint8_t, c->src, c->src_stride, y),
