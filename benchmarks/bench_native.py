@@ -71,9 +71,11 @@ def callgrind(driver: Path, width: int, height: int, work: Path) -> dict[str, in
     text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)], check=True, capture_output=True, text=True).stdout
     counts = {}
     for line in text.splitlines():
-        match = re.match(r"\s*([\d,]+)\s.*\.c:(ef_\w+) \[", line)  # not the intrinsics headers inlined into a kernel
+        # "count (pct) [=> ]path/ef_kernels.c:kernel ...": the largest is the kernel's inclusive count (other lines
+        # are parts of it, e.g. intrinsics headers inlined into it, or the same file under a relative path)
+        match = re.match(r"\s*([\d,]+)\s.*ef_kernels\.c:(ef_\w+)(\s|$)", line)
         if match and match.group(2) in KERNELS:
-            counts.setdefault(match.group(2), int(match.group(1).replace(",", "")))  # inclusive: the first line is the largest
+            counts[match.group(2)] = max(counts.get(match.group(2), 0), int(match.group(1).replace(",", "")))
     counts["total"] = sum(counts.values())
     return counts
 
