@@ -824,6 +824,26 @@ static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const av
 }
 
 /*
+ * compose_pair on pixels x .. x + 7: fused luma of rows y (phase p, even) and y + 1 into fa, fb and
+ * their vis into va, vb; r0, r1 are the upsampled map rows the phases blend.
+ */
+static inline void avx2_fuse_pair(const float *ir, const float *vis, size_t ld, const float *r0, const float *r1,
+                                  size_t wide, int p, int x, __m256 *fa, __m256 *fb, __m256 *va, __m256 *vb)
+{
+    const __m256 wa = _mm256_set1_ps(WT[p]), wb = _mm256_set1_ps(WT[p + 1]);
+    __m256 a[EF_K_N_MAPS], b[EF_K_N_MAPS];
+    for (int k = 0; k < EF_K_N_MAPS; k++) {
+        __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
+        __m256 d = _mm256_sub_ps(hi, lo);
+        a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
+        b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
+    }
+    *va = _mm256_loadu_ps(vis + x), *vb = _mm256_loadu_ps(vis + ld + x);
+    *fa = avx2_fuse(_mm256_loadu_ps(ir + x), *va, a[0], a[1], a[2], a[3]);
+    *fb = avx2_fuse(_mm256_loadu_ps(ir + ld + x), *vb, b[0], b[1], b[2], b[3]);
+}
+
+/*
  * Rows y (phase p, even) and y + 1 of w pixels: composition and color restore from the 8-bit
  * source rows s0, s1 into o0, o1 (vis is the source luma). Returns the pixels done.
  */
@@ -832,22 +852,26 @@ static int avx2_compose_pair_src(const float *ir, const float *vis, size_t ld, f
                                  uint8_t *o0, uint8_t *o1)
 {
     const avx2_masks m = avx2_rgb_masks(src_bgr, out_bgr);
-    const float *r0 = rows[OFF[p]], *r1 = rows[OFF[p] + 1];
-    const __m256 wa = _mm256_set1_ps(WT[p]), wb = _mm256_set1_ps(WT[p + 1]);
     int x = 0;
     for (; x + 8 <= w; x += 8) {
-        __m256 a[EF_K_N_MAPS], b[EF_K_N_MAPS];
-        for (int k = 0; k < EF_K_N_MAPS; k++) {
-            __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
-            __m256 d = _mm256_sub_ps(hi, lo);
-            a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
-            b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
-        }
-        __m256 va = _mm256_loadu_ps(vis + x), vb = _mm256_loadu_ps(vis + ld + x);
-        __m256 fa = avx2_fuse(_mm256_loadu_ps(ir + x), va, a[0], a[1], a[2], a[3]);
-        __m256 fb = avx2_fuse(_mm256_loadu_ps(ir + ld + x), vb, b[0], b[1], b[2], b[3]);
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
         avx2_restore8(fa, va, s0 + 3 * x, &m, o0 + 3 * x);
         avx2_restore8(fb, vb, s1 + 3 * x, &m, o1 + 3 * x);
+    }
+    return x;
+}
+
+/* Rows y (phase p, even) and y + 1 of w pixels: fused luma into the float rows o0, o1. Returns the pixels done. */
+static int avx2_compose_pair_f32(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                 size_t wide, float *o0, float *o1)
+{
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+        _mm256_storeu_ps(o0 + x, fa);
+        _mm256_storeu_ps(o1 + x, fb);
     }
     return x;
 }
@@ -887,11 +911,19 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             int y = j * EF_K_SCALE + p;
             if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
+            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             if (o->f) {
-                compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
+                float *fr = o->f + (size_t)y * o->ld_f;
+                int done = 0;
+#if EF_AVX2
+                if (pair) done = avx2_compose_pair_f32(xr, vr, ld, rows, p, w, wide, fr, fr + o->ld_f);
+#endif
+                for (int k = 0; k <= pair; k++)
+                    compose_row(xr + k * ld + done, vr + k * ld + done, rows, done, p + k, w - done, wide,
+                                fr + k * o->ld_f + done);
+                p += pair;
                 continue;
             }
-            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             int done = 0;
 #if EF_AVX2
             if (pair && o->chroma && o->chroma->src && o->format != EF_K_GRAY) {
