@@ -7,8 +7,10 @@
  * for the network). Prints one JSON line: median and minimum milliseconds per stage and in
  * total (on a shared machine the minimum is the run least disturbed by other processes).
  *
- *   cc -O3 -std=c99 -march=x86-64-v2 -I edgefusion/native/src benchmarks/native_frame_path.c \
+ *   cc -O3 -std=c99 -march=x86-64-v3 -I edgefusion/native/src benchmarks/native_frame_path.c \
  *      edgefusion/native/src/ef_kernels.c -lm -o /tmp/frame_path && /tmp/frame_path 1920 1080 50
+ *
+ * (-march=x86-64-v3: the AVX2 paths, as the Python loader builds on AVX2 CPUs; v2: the portable loops.)
  *
  * With RUNS = 1 and no warm-up it is the program valgrind --tool=callgrind counts.
  */
