@@ -862,6 +862,45 @@ static int avx2_compose_pair_src(const float *ir, const float *vis, size_t ld, f
     return x;
 }
 
+/* to_u8 of 8 lanes (cvtps2dq rounds half to even; the packs saturate as to_u8 clamps) into the low 8 bytes. */
+static inline __m128i avx2_u8x8(__m256 v)
+{
+    __m256i k = _mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(255.0f)));
+    __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(k), _mm256_extracti128_si256(k, 1));
+    return _mm_packus_epi16(k16, k16);
+}
+
+/* 8 gray bytes g (low half) written as 8 pixels of 3 equal channels (24 bytes at o). */
+static inline void avx2_store_gray3(__m128i g, uint8_t *o)
+{
+    const __m128i first = _mm_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
+    const __m128i rest = _mm_setr_epi8(5, 5, 6, 6, 6, 7, 7, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+    _mm_storeu_si128((__m128i *)o, _mm_shuffle_epi8(g, first));
+    _mm_storel_epi64((__m128i *)(o + 16), _mm_shuffle_epi8(g, rest));
+}
+
+/*
+ * Rows y (phase p, even) and y + 1 of w pixels without chroma: the fused luma as uint8 gray
+ * (channels 1) or copied to the 3 channels of each pixel (channels 3). Returns the pixels done.
+ */
+static int avx2_compose_pair_gray(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                  size_t wide, int channels, uint8_t *o0, uint8_t *o1)
+{
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+        if (channels == 1) {
+            _mm_storel_epi64((__m128i *)(o0 + x), avx2_u8x8(fa));
+            _mm_storel_epi64((__m128i *)(o1 + x), avx2_u8x8(fb));
+        } else {
+            avx2_store_gray3(avx2_u8x8(fa), o0 + 3 * x);
+            avx2_store_gray3(avx2_u8x8(fb), o1 + 3 * x);
+        }
+    }
+    return x;
+}
+
 /* Rows y (phase p, even) and y + 1 of w pixels: fused luma into the float rows o0, o1. Returns the pixels done. */
 static int avx2_compose_pair_f32(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
                                  size_t wide, float *o0, float *o1)
@@ -926,13 +965,14 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             }
             int done = 0;
 #if EF_AVX2
-            if (pair && o->chroma && o->chroma->src && o->format != EF_K_GRAY) {
-                const ef_chroma *c = o->chroma;
+            const ef_chroma *c = o->chroma;
+            uint8_t *o0 = ROW(uint8_t, o->u8, o->stride, y), *o1 = ROW(uint8_t, o->u8, o->stride, y + 1);
+            if (pair && (o->format == EF_K_GRAY || !c || (!c->src && !c->cb))) /* as restore_chunk: gray */
+                done = avx2_compose_pair_gray(xr, vr, ld, rows, p, w, wide, channels, o0, o1);
+            else if (pair && c->src)
                 done = avx2_compose_pair_src(xr, vr, ld, rows, p, w, wide, CROW(uint8_t, c->src, c->src_stride, y),
                                              CROW(uint8_t, c->src, c->src_stride, y + 1), c->order == EF_K_BGR,
-                                             o->format == EF_K_BGR, ROW(uint8_t, o->u8, o->stride, y),
-                                             ROW(uint8_t, o->u8, o->stride, y + 1));
-            }
+                                             o->format == EF_K_BGR, o0, o1);
 #endif
             for (int x0 = done; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
                 float fused[2][CHUNK];
