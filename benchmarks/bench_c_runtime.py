@@ -34,7 +34,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "edgefusion" / "native"
 DRIVER = ROOT / "tests" / "native" / "trivial_backend.c"
-CFLAGS = ["-std=c99", "-O3", "-march=x86-64-v2"]
+
+
+def _cflags() -> list[str]:
+    """-std=c99 -O3 plus the architecture flags the Python loader uses here (x86-64-v3 with AVX2, else v2)."""
+    from edgefusion.runtime import native
+
+    return ["-std=c99", "-O3", *[f for f in native._flags() if f not in native.BASE_FLAGS]]
+
+
+CFLAGS = _cflags()
 
 
 def sh(cmd, **kw) -> str:

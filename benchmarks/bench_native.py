@@ -43,7 +43,7 @@ from bench_runtime import floor_ms, median_ms  # the same timing and floor as th
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "native_frame_path.c"
-KERNELS = ("ef_normalize_u8", "ef_ycbcr_u8", "ef_frame_stats", "ef_pad_edge", "ef_compose_u8")
+KERNELS = ("ef_normalize_u8", "ef_ycbcr_u8", "ef_frame_stats", "ef_frame_stats_u8", "ef_pad_edge", "ef_compose_u8")
 
 
 def build_driver(out: Path) -> tuple[Path, list[str]]:
@@ -71,9 +71,11 @@ def callgrind(driver: Path, width: int, height: int, work: Path) -> dict[str, in
     text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)], check=True, capture_output=True, text=True).stdout
     counts = {}
     for line in text.splitlines():
-        match = re.match(r"\s*([\d,]+)\s.*:(ef_\w+) \[", line)
+        # "count (pct) [=> ]path/ef_kernels.c:kernel ...": the largest is the kernel's inclusive count (other lines
+        # are parts of it, e.g. intrinsics headers inlined into it, or the same file under a relative path)
+        match = re.match(r"\s*([\d,]+)\s.*ef_kernels\.c:(ef_\w+)(\s|$)", line)
         if match and match.group(2) in KERNELS:
-            counts[match.group(2)] = int(match.group(1).replace(",", ""))
+            counts[match.group(2)] = max(counts.get(match.group(2), 0), int(match.group(1).replace(",", "")))
     counts["total"] = sum(counts.values())
     return counts
 

@@ -2,13 +2,15 @@
  * The C frame path without the network, timed per stage (a benchmark driver, not shipped).
  *
  * One uint8 IR frame and one RGB visible frame of W x H (deterministic patterns) go
- * through: IR / 255, BT.601 luma, the 6 frame statistics, stride padding (8), and the
+ * through: IR / 255, BT.601 luma, the 6 frame statistics (IR from its 8-bit source), stride padding (8), and the
  * composition with color restore and uint8 RGB output (fixed synthetic maps stand in
  * for the network). Prints one JSON line: median and minimum milliseconds per stage and in
  * total (on a shared machine the minimum is the run least disturbed by other processes).
  *
- *   cc -O3 -std=c99 -march=x86-64-v2 -I edgefusion/native/src benchmarks/native_frame_path.c \
+ *   cc -O3 -std=c99 -march=x86-64-v3 -I edgefusion/native/src benchmarks/native_frame_path.c \
  *      edgefusion/native/src/ef_kernels.c -lm -o /tmp/frame_path && /tmp/frame_path 1920 1080 50
+ *
+ * (-march=x86-64-v3: the AVX2 paths, as the Python loader builds on AVX2 CPUs; v2: the portable loops.)
  *
  * With RUNS = 1 and no warm-up it is the program valgrind --tool=callgrind counts.
  */
@@ -83,7 +85,7 @@ int main(int argc, char **argv)
         t[1] = now_ms();
         status |= ef_ycbcr_u8(vis, 3u * (size_t)w, EF_K_RGB, w, h, vis_p, (size_t)pw, NULL, NULL, 0);
         t[2] = now_ms();
-        status |= ef_frame_stats(ir_p, vis_p, (size_t)pw, w, h, stats);
+        status |= ef_frame_stats_u8(ir, (size_t)w, vis_p, (size_t)pw, w, h, stats);
         t[3] = now_ms();
         status |= ef_pad_edge(ir_p, (size_t)pw, w, h, pw, ph) | ef_pad_edge(vis_p, (size_t)pw, w, h, pw, ph);
         t[4] = now_ms();

@@ -3,6 +3,8 @@
  * UndefinedBehaviorSanitizer / valgrind (tests/test_native.py builds and runs it). Values are
  * checked in Python against numpy; here: no out-of-bounds access, no UB, and the documented
  * return codes (EF_K_OK for valid arguments, EF_K_EARG for invalid ones). Exit 0 on success.
+ * Prints one line per size with a hash of every output, so that two builds (portable C and the
+ * AVX2 paths, -mavx2) can be compared byte for byte.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +23,15 @@ static int failures = 0;
     } while (0)
 
 static uint32_t seed = 1u;
+static uint64_t digest;
+
+/* FNV-1a over the bytes of an output. */
+static void hash(const void *data, size_t n)
+{
+    const uint8_t *b = (const uint8_t *)data;
+    for (size_t i = 0; i < n; i++) digest = (digest ^ b[i]) * 1099511628211u;
+}
+
 static uint32_t next(void) { return seed = seed * 1664525u + 1013904223u; }
 
 static void check_size(int w, int h)
@@ -34,6 +45,7 @@ static void check_size(int w, int h)
     void *hist = malloc(ef_percentiles_scratch_bytes()), *scratch = malloc(ef_compose_scratch_bytes(pw, ph));
     float stats[EF_K_N_STATS];
     double lo, hi;
+    digest = 14695981039346656037u;
     for (size_t i = 0; i < n; i++) {
         gray[i] = (uint8_t)(next() >> 24);
         u16[i] = (uint16_t)(next() >> 16);
@@ -46,10 +58,16 @@ static void check_size(int w, int h)
     EXPECT(ef_stretch_u16(u16, (size_t)w * 2, w, h, lo, hi, vis, (size_t)pw) == EF_K_OK);
     EXPECT(ef_channels_identical_u8(rgb, (size_t)w * 3, w, h) == (n == 1 && rgb[0] == rgb[1] && rgb[0] == rgb[2]));
     EXPECT(ef_ycbcr_u8(rgb, (size_t)w * 3, EF_K_BGR, w, h, vis, (size_t)pw, cb, cr, (size_t)w) == EF_K_OK);
+    hash(cb, n * 4), hash(cr, n * 4);
     EXPECT(ef_ycbcr_u8(rgb, (size_t)w * 3, EF_K_RGB, w, h, vis, (size_t)pw, NULL, NULL, 0) == EF_K_OK);
     EXPECT(ef_frame_stats(ir, vis, (size_t)pw, w, h, stats) == EF_K_OK);
+    hash(stats, sizeof stats);
+    EXPECT(ef_frame_stats_u8(gray, (size_t)w, vis, (size_t)pw, w, h, stats) == EF_K_OK);
+    hash(stats, sizeof stats);
     EXPECT(ef_pad_edge(ir, (size_t)pw, w, h, pw, ph) == EF_K_OK && ef_pad_edge(vis, (size_t)pw, w, h, pw, ph) == EF_K_OK);
+    hash(ir, pn * 4), hash(vis, pn * 4);
     EXPECT(ef_compose_f32(ir, vis, (size_t)pw, pw, ph, maps, w, h, fused, (size_t)w, scratch) == EF_K_OK);
+    hash(fused, n * 4);
 
     const ef_chroma from_src = {rgb, (size_t)w * 3, EF_K_RGB, NULL, NULL, 0};
     const ef_chroma from_planes = {NULL, 0, 0, cb, cr, (size_t)w};
@@ -60,8 +78,10 @@ static void check_size(int w, int h)
             uint8_t *out = formats[f] == EF_K_GRAY ? out1 : out3;
             size_t stride = (size_t)w * (formats[f] == EF_K_GRAY ? 1 : 3);
             EXPECT(ef_restore_u8(fused, (size_t)w, w, h, chromas[c], out, stride, formats[f]) == EF_K_OK);
+            hash(out, n * (formats[f] == EF_K_GRAY ? 1 : 3));
             EXPECT(ef_compose_u8(ir, vis, (size_t)pw, pw, ph, maps, w, h, chromas[c], out, stride, formats[f],
                                  scratch) == EF_K_OK);
+            hash(out, n * (formats[f] == EF_K_GRAY ? 1 : 3));
         }
 
     for (int y0 = 0; y0 < h; y0 += 8) { /* bands of 8 rows, as threads would compose them */
@@ -70,6 +90,8 @@ static void check_size(int w, int h)
         EXPECT(ef_compose_u8_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, y0, y1, &from_src, out3, (size_t)w * 3,
                                   EF_K_BGR, scratch) == EF_K_OK);
     }
+    hash(fused, n * 4), hash(out3, n * 3);
+    printf("%dx%d %016llx\n", w, h, (unsigned long long)digest);
 
     /* invalid arguments: rejected, nothing written */
     EXPECT(ef_compose_f32_rows(ir, vis, (size_t)pw, pw, ph, maps, w, h, 2, h, fused, (size_t)w, scratch) == EF_K_EARG);
@@ -81,6 +103,7 @@ static void check_size(int w, int h)
     EXPECT(ef_compose_u8(ir, vis, (size_t)pw, pw, ph, maps, w, h, NULL, out3, (size_t)w * 3, 7, scratch) == EF_K_EARG);
     EXPECT(ef_pad_edge(ir, (size_t)pw, w, h, w - 1, h) == EF_K_EARG);
     EXPECT(ef_frame_stats(ir, NULL, (size_t)pw, w, h, stats) == EF_K_EARG);
+    EXPECT(ef_frame_stats_u8(gray, (size_t)w - 1, vis, (size_t)pw, w, h, stats) == EF_K_EARG);
 
     free(gray), free(rgb), free(out1), free(out3), free(u16), free(ir), free(vis), free(cb), free(cr);
     free(maps), free(fused), free(hist), free(scratch);
@@ -88,7 +111,7 @@ static void check_size(int w, int h)
 
 int main(void)
 {
-    const int sizes[][2] = {{1, 1}, {7, 5}, {5, 7}, {9, 13}, {1, 9}, {9, 1}, {8, 8}, {130, 3}, {257, 17}, {300, 41}};
+    const int sizes[][2] = {{1, 1}, {7, 5}, {5, 7}, {9, 13}, {1, 9}, {9, 1}, {8, 8}, {130, 3}, {257, 17}, {300, 41}, {64, 37}, {1001, 9}, {9000, 2}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_size(sizes[i][0], sizes[i][1]);
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     return failures ? 1 : 0;

@@ -137,12 +137,34 @@ def test_frame_stats_match_float64_numpy(lib, h, w):
     np.testing.assert_allclose(native.frame_stats(lib, ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("h,w", ODD_SIZES + [(64, 97), (5, 300), (2, 9000)])
+def test_frame_stats_from_uint8_ir_match_float64_numpy(lib, h, w):
+    rng = _rng(h * w)
+    ir = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    ir[:, : w // 2] = ir[:, : w // 2] // 64 + 100  # a low-contrast half: small differences, small std
+    vis = rng.random((h, w), dtype=np.float32)
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(ir / 255.0), _stats64(vis)
+    np.testing.assert_allclose(native.frame_stats_u8(lib, ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+
+
+def test_frame_stats_from_uint8_ir_hand_values(lib):
+    ir = np.array([[0, 255], [255, 0]], np.uint8)  # as test_frame_stats_hand_values
+    vis = np.array([[0.25, 0.25], [0.75, 0.75]], np.float32)
+    np.testing.assert_allclose(native.frame_stats_u8(lib, ir, vis), [0.5, 0.5, 0.5, 0.25, 2.0, 0.5], atol=1e-7)
+    strided = np.full((3, 80), 7, np.uint8)[:, ::1][:, :40]  # row stride 80 bytes, 40 pixels
+    np.testing.assert_allclose(native.frame_stats_u8(lib, strided, np.zeros((3, 40), np.float32))[:2], [7 / 255, 0.0],
+                               atol=1e-7)
+
+
 def test_frame_stats_match_the_contract_module(lib):
     contract = pytest.importorskip("edgefusion.runtime.frame_stats")
     pair = preprocess.prepare_pair(images.read_image(SAMPLES / "ir" / "tno_08.png"),
                                    images.read_image(SAMPLES / "vi" / "tno_08.png"))
     expected = contract.frame_stats(pair.ir, pair.vis_y)
     np.testing.assert_allclose(native.frame_stats(lib, pair.ir, pair.vis_y), expected, atol=1e-6, rtol=0)
+    ir_u8 = images.read_image(SAMPLES / "ir" / "tno_08.png")
+    if ir_u8.dtype == np.uint8 and ir_u8.ndim == 2:
+        np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
 
 
 # ---------------------------------------------------------------- padding
@@ -406,15 +428,16 @@ def test_no_compiler_falls_back_to_numpy(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- sanitizers
 
 
-def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+def _sanitized_check(tmp_path: Path, extra: list[str]) -> str:
+    """Build tests/native_kernels_check.c with ASan + UBSan (and ``extra`` flags), run it, return its stdout."""
     import shutil
     import subprocess
 
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
         pytest.skip("no C compiler")
-    exe = tmp_path / "kernels_check"
-    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    exe = tmp_path / f"kernels_check{len(extra)}"
+    flags = ["-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *extra]
     built = subprocess.run([compiler, *flags, f"-I{native.SOURCES}", str(Path(__file__).parent / "native_kernels_check.c"),
                             str(native.SOURCES / "ef_kernels.c"), "-lm", "-o", str(exe)], capture_output=True, text=True)
     if built.returncode:
@@ -422,3 +445,40 @@ def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path)
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
+    return run.stdout
+
+
+def test_kernels_clean_under_address_and_undefined_behavior_sanitizers(tmp_path):
+    assert len(_sanitized_check(tmp_path, []).splitlines()) == 13  # one output hash per size
+
+
+def _require_avx2() -> None:
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not native.X86_64_V3 <= native._cpu_flags():
+        pytest.skip("this CPU cannot run x86-64-v3 (AVX2) code")
+
+
+def test_avx2_kernels_write_the_portable_kernels_bytes(tmp_path):
+    """The AVX2 paths (built with -march=x86-64-v3) are bit-identical to the portable C99 reference, sanitizer-clean."""
+    _require_avx2()
+    portable = _sanitized_check(tmp_path, [])
+    avx2 = _sanitized_check(tmp_path, ["-march=x86-64-v3"])
+    assert avx2.splitlines() == portable.splitlines()
+
+
+def test_avx2_kernels_clean_under_valgrind(tmp_path):
+    """No invalid or uninitialized reads in the AVX2 paths (memcheck understands AVX2; ASan misses uninitialized bytes)."""
+    import shutil
+    import subprocess
+
+    _require_avx2()
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None or shutil.which("valgrind") is None:
+        pytest.skip("needs a C compiler and valgrind")
+    exe = tmp_path / "kernels_check_avx2"
+    subprocess.run([compiler, "-O1", "-g", "-std=c99", "-march=x86-64-v3", f"-I{native.SOURCES}",
+                    str(Path(__file__).parent / "native_kernels_check.c"), str(native.SOURCES / "ef_kernels.c"), "-lm",
+                    "-o", str(exe)], check=True)
+    run = subprocess.run(["valgrind", "--error-exitcode=9", "-q", str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]

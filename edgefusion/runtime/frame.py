@@ -158,7 +158,7 @@ class NativeFrame:
         self._resize(h, w)
         ir_p, vis_p = self.inputs[0, 0, 0], self.inputs[1, 0, 0]
         color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
-        stats = native.frame_stats(self.lib, ir_p[:h, :w], vis_p[:h, :w])[None] if with_stats else None
+        stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None
         native.pad_edge(self.lib, ir_p, w, h)
         native.pad_edge(self.lib, vis_p, w, h)
         maps = analyze(self.inputs[0], self.inputs[1], stats)
@@ -168,3 +168,9 @@ class NativeFrame:
         self.composer.to_u8(ir_p, vis_p, maps[0], chroma, out)
         self.compose_ms = (time.perf_counter() - start) * 1e3
         return out
+
+    def _stats(self, ir: np.ndarray, ir_plane: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
+        """Frame statistics (1, 6) of the unpadded planes; a uint8 IR frame is read as its 8-bit source (exact sums)."""
+        if ir.dtype == np.uint8:
+            return native.frame_stats_u8(self.lib, ir, vis_y)[None]
+        return native.frame_stats(self.lib, ir_plane, vis_y)[None]

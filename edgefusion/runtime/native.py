@@ -147,6 +147,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ef_channels_identical_u8": (_P, _Z, _I, _I),
         "ef_ycbcr_u8": (_P, _Z, _I, _I, _I, _P, _Z, _P, _P, _Z),
         "ef_frame_stats": (_P, _P, _Z, _I, _I, _P),
+        "ef_frame_stats_u8": (_P, _Z, _P, _Z, _I, _I, _P),
         "ef_pad_edge": (_P, _Z, _I, _I, _I, _I),
         "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
         "ef_compose_scratch_bytes": (_I, _I),
@@ -247,6 +248,16 @@ def frame_stats(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
     h, w = ir.shape
     ptr, ld = _ld(ir)
     _check(lib.ef_frame_stats(ptr, _ld(vis)[0], ld, w, h, out.ctypes.data), "ef_frame_stats")
+    return out
+
+
+def frame_stats_u8(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """:func:`frame_stats` with the IR plane given as its uint8 (H, W) source (ir = src / 255, exact integer sums)."""
+    h, w = ir.shape
+    _covers(h, w, vis)
+    out = np.empty(N_STATS, np.float32)
+    ptr, ld = _ld(vis)
+    _check(lib.ef_frame_stats_u8(*_rows(ir, np.uint8), ptr, ld, w, h, out.ctypes.data), "ef_frame_stats_u8")
     return out
 
 

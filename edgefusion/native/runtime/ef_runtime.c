@@ -320,7 +320,9 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
             color = &chroma;
         }
     }
-    if (rc == EF_K_OK && m->n_inputs == 3) rc = ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
+    if (rc == EF_K_OK && m->n_inputs == 3)
+        rc = ir_type == EF_U8 ? ef_frame_stats_u8((const uint8_t *)ir, ir_stride, ctx->vis, ld, w, h, ctx->stats)
+                              : ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
     if (rc == EF_K_OK && m->stats_encoded) {
         int k;
         for (k = 0; k < EF_N_STATS; k++) ctx->stats[k] *= m->stats_scale[k];

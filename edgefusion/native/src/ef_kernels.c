@@ -8,11 +8,25 @@
  * processed in chunks that stay in the L1 cache. The float operations follow the
  * numpy code operation by operation (the color restore folds two constants), so the
  * two agree to the last bit in most pixels and within one gray level everywhere.
+ * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
+ * and write the same bytes; both need floating-point contraction off (GCC's default with
+ * -std=c99; set below for Clang), else an FMA may round differently.
  */
 #include "ef_kernels.h"
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #include <math.h>
 #include <string.h>
+/* AVX2 paths on x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3); elsewhere the portable loops only. */
+#if defined(__AVX2__) && (defined(__x86_64__) || defined(_M_X64))
+#define EF_AVX2 1
+#include <immintrin.h>
+#else
+#define EF_AVX2 0
+#endif
 
 /* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
 #define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
@@ -149,6 +163,56 @@ static ycc_matrix ycc_u8(int order)
 
 static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
 
+#if EF_AVX2
+/*
+ * 8 interleaved 3-channel pixels (24 bytes at s) for avx2_channel: bytes 0..15 in the low lane,
+ * bytes 8..23 in the high lane (two loads inside the 24 bytes, none past them).
+ */
+static inline __m256i avx2_load_pixels(const uint8_t *s)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
+                                   _mm_loadu_si128((const __m128i *)(s + 8)), 1);
+}
+
+/* Byte shuffles taking channel c (0..2) of the 8 pixels of avx2_load_pixels into 32-bit lanes. */
+#define CH(c) c, -1, -1, -1, 3 + c, -1, -1, -1, 6 + c, -1, -1, -1, 9 + c, -1, -1, -1, \
+              4 + c, -1, -1, -1, 7 + c, -1, -1, -1, 10 + c, -1, -1, -1, 13 + c, -1, -1, -1
+static const int8_t CHANNEL_MASKS[3][32] = {{CH(0)}, {CH(1)}, {CH(2)}};
+#undef CH
+
+static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[c]); }
+
+/* Channel of the 8 pixels (mask from avx2_channel_mask) as float. */
+static inline __m256 avx2_channel(__m256i px, __m256i mask)
+{
+    return _mm256_cvtepi32_ps(_mm256_shuffle_epi8(px, mask));
+}
+
+/* Row n of the ycc matrix applied to channels p0, p1, p2 in the order of ef_ycbcr_u8's loops. */
+static inline __m256 avx2_ycc_row(const ycc_matrix *c, int n, __m256 p0, __m256 p1, __m256 p2)
+{
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(c->m[n][0]), p0), _mm256_mul_ps(_mm256_set1_ps(c->m[n][1]), p1));
+    return _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(c->m[n][2]), p2));
+}
+
+/* ef_ycbcr_u8 for pixels 0 .. (returned count) - 1 of one row (cb, cr may be NULL). */
+static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y, float *cb, float *cr)
+{
+    const __m256i m0 = avx2_channel_mask(0), m1 = avx2_channel_mask(1), m2 = avx2_channel_mask(2);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256i px = avx2_load_pixels(s + 3 * x);
+        __m256 p0 = avx2_channel(px, m0), p1 = avx2_channel(px, m1), p2 = avx2_channel(px, m2);
+        _mm256_storeu_ps(y + x, avx2_ycc_row(c, 0, p0, p1, p2));
+        if (!cb) continue;
+        _mm256_storeu_ps(cb + x, _mm256_add_ps(avx2_ycc_row(c, 1, p0, p1, p2), half));
+        _mm256_storeu_ps(cr + x, _mm256_add_ps(avx2_ycc_row(c, 2, p0, p1, p2), half));
+    }
+    return x;
+}
+#endif
+
 int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, float *y, size_t ld_y,
                 float *cb, float *cr, size_t ld_c)
 {
@@ -158,14 +222,17 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     const ycc_matrix c = ycc_u8(order);
     for (int r = 0; r < h; r++) {
         const uint8_t *s = CROW(uint8_t, src, src_stride, r);
-        float *yr = y + (size_t)r * ld_y;
-        for (int x = 0; x < w; x++) {
+        float *yr = y + (size_t)r * ld_y, *cbr = cb ? cb + (size_t)r * ld_c : NULL, *crr = cr ? cr + (size_t)r * ld_c : NULL;
+        int x0 = 0;
+#if EF_AVX2
+        x0 = avx2_ycbcr_row(s, w, &c, yr, cbr, crr);
+#endif
+        for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
             yr[x] = c.m[0][0] * p0 + c.m[0][1] * p1 + c.m[0][2] * p2;
         }
         if (!cb) continue;
-        float *cbr = cb + (size_t)r * ld_c, *crr = cr + (size_t)r * ld_c;
-        for (int x = 0; x < w; x++) {
+        for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
             cbr[x] = (c.m[1][0] * p0 + c.m[1][1] * p1 + c.m[1][2] * p2) + 0.5f;
             crr[x] = (c.m[2][0] * p0 + c.m[2][1] * p1 + c.m[2][2] * p2) + 0.5f;
@@ -180,16 +247,29 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  * Column accumulators: the plane is walked in strips of STRIP rows and chunks of COLS
  * columns. Per column, float32 sums over the strip's rows of the deviation d = x - c (c: the
  * column's value in the strip's first row), d^2, |x - right neighbour| and |x - upper
- * neighbour| are added in float64 once per strip. The loops are elementwise over columns, so
- * they vectorize without reassociating a reduction; deviations from a nearby value keep
- * the variance E[x^2] - mean^2 at the precision of the deviations.
+ * neighbour| are added in float64 once per strip, column x into lane x % LANES of the float64
+ * sums (summed over lanes at the end). The loops are elementwise over columns, so they
+ * vectorize without reassociating a reduction (the AVX2 path computes the same sums in the
+ * same order, bit for bit); deviations from a nearby value keep the variance E[x^2] - mean^2
+ * at the precision of the deviations.
  */
 #define STRIP 16
 #define COLS 128
+#define LANES 8
 
 typedef struct {
-    double s1, s2, gx, gy; /* sums of x, x^2, |horizontal differences|, |vertical differences| */
+    double s1[LANES], s2[LANES], gx[LANES], gy[LANES]; /* sums of x, x^2, |horizontal|, |vertical differences| */
 } moments;
+
+/* Adds one column's strip sums (deviations from c over rows rows) into lane l. */
+static void add_column(moments *m, int l, float c, float s, float q, float gx, float gy, int rows)
+{
+    double ci = c, si = s;
+    m->s1[l] += si + rows * ci;
+    m->s2[l] += (double)q + 2.0 * ci * si + rows * ci * ci;
+    m->gx[l] += gx;
+    m->gy[l] += gy;
+}
 
 /* Columns x0 .. x0 + n - 1 of rows y0 .. y0 + rows - 1 of plane p (w columns), added into m. */
 static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0, int rows, moments *m)
@@ -232,34 +312,171 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
         }
         for (int i = 0; i < pairs; i++) gx[i] += fabsf(r[i + 1] - r[i]);
     }
-    for (int i = 0; i < n; i++) {
-        double ci = c[i], si = s[i];
-        m->s1 += si + rows * ci;
-        m->s2 += (double)q[i] + 2.0 * ci * si + rows * ci * ci;
-        m->gx += gx[i];
-        m->gy += gy[i];
+    for (int i = 0; i < n; i++) add_column(m, (x0 + i) % LANES, c[i], s[i], q[i], gx[i], gy[i], rows);
+}
+
+#if EF_AVX2
+/* add_column for the 8 columns of c, s, q, gx, gy into lanes 0..7 (held in acc[4][2]: s1, s2, gx, gy halves). */
+static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
+{
+    const __m256d n = _mm256_set1_pd((double)rows), two = _mm256_set1_pd(2.0);
+    for (int half = 0; half < 2; half++) {
+        __m128 c4 = half ? _mm256_extractf128_ps(c, 1) : _mm256_castps256_ps128(c);
+        __m128 s4 = half ? _mm256_extractf128_ps(s, 1) : _mm256_castps256_ps128(s);
+        __m128 q4 = half ? _mm256_extractf128_ps(q, 1) : _mm256_castps256_ps128(q);
+        __m128 x4 = half ? _mm256_extractf128_ps(gx, 1) : _mm256_castps256_ps128(gx);
+        __m128 y4 = half ? _mm256_extractf128_ps(gy, 1) : _mm256_castps256_ps128(gy);
+        __m256d ci = _mm256_cvtps_pd(c4), si = _mm256_cvtps_pd(s4);
+        acc[0][half] = _mm256_add_pd(acc[0][half], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
+        __m256d t = _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(_mm256_mul_pd(two, ci), si));
+        acc[1][half] = _mm256_add_pd(acc[1][half], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
+        acc[2][half] = _mm256_add_pd(acc[2][half], _mm256_cvtps_pd(x4));
+        acc[3][half] = _mm256_add_pd(acc[3][half], _mm256_cvtps_pd(y4));
     }
 }
 
-/* (mean, population std, grad) of one plane. */
-static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
+/*
+ * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
+ * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
+ * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
+ */
+static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
 {
-    moments m = {0.0, 0.0, 0.0, 0.0};
-    for (int y0 = 0; y0 < h; y0 += STRIP)
-        for (int x0 = 0; x0 < w; x0 += COLS)
-            stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); /* fabsf */
+    double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
+    __m256d acc[4][2];
+    for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
+    int x = 0;
+    for (; x + LANES < w; x += LANES) {
+        const float *col = p + (size_t)y0 * ld + x;
+        const __m256 c = _mm256_loadu_ps(col);
+        __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
+        __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
+        const float *r = col;
+        for (int y = 0; y < rows; y++, r += ld) {
+            __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
+            s = _mm256_add_ps(s, d);
+            q = _mm256_add_ps(q, _mm256_mul_ps(d, d));
+            gx = _mm256_add_ps(gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+            gy = _mm256_add_ps(gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
+            up = v;
+        }
+        avx2_add_columns(acc, c, s, q, gx, gy, rows);
+    }
+    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
+    return x;
+}
+#endif
+
+/* [mean, population std, grad] of a w x h plane from its sums of x, x^2, |horizontal| and |vertical differences|. */
+static void finish_stats(double s1, double s2, double gx, double gy, int w, int h, float *mean, float *std, float *grad)
+{
     double n = (double)w * (double)h;
-    double mu = m.s1 / n, var = m.s2 / n - mu * mu;
+    double mu = s1 / n, var = s2 / n - mu * mu;
     *mean = (float)mu;
     *std = (float)sqrt(var > 0.0 ? var : 0.0);
-    double g = (w > 1 ? m.gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? m.gy / ((double)(h - 1) * w) : 0.0);
+    double g = (w > 1 ? gx / ((double)(w - 1) * h) : 0.0) + (h > 1 ? gy / ((double)(h - 1) * w) : 0.0);
     *grad = (float)g;
 }
+
+/* (mean, population std, grad) of one float plane. */
+static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
+{
+    moments m;
+    memset(&m, 0, sizeof m);
+    for (int y0 = 0; y0 < h; y0 += STRIP) {
+        const int rows = h - y0 < STRIP ? h - y0 : STRIP;
+        int x0 = 0;
+#if EF_AVX2
+        x0 = avx2_stats_strip(p, ld, w, y0, rows, &m);
+#endif
+        for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, &m);
+    }
+    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
+    for (int l = 0; l < LANES; l++) s1 += m.s1[l], s2 += m.s2[l], gx += m.gx[l], gy += m.gy[l];
+    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+}
+
+/* Exact integer sums of v, v^2, |horizontal| and |vertical differences| of 8-bit samples. */
+typedef struct {
+    uint64_t s1, s2, gx, gy;
+} moments_u8;
+
+static uint32_t absdiff_u8(uint32_t a, uint32_t b) { return a > b ? a - b : b - a; }
+
+/* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
+static void stats_u8_row(const uint8_t *r, const uint8_t *up, int x0, int w, moments_u8 *m)
+{
+    uint64_t s1 = 0, s2 = 0, gx = 0, gy = 0;
+    for (int x = x0; x < w; x++) {
+        uint32_t v = r[x];
+        s1 += v;
+        s2 += v * v;
+        gy += absdiff_u8(v, up[x]);
+    }
+    for (int x = x0; x + 1 < w; x++) gx += absdiff_u8(r[x + 1], r[x]);
+    m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
+}
+
+#if EF_AVX2
+/* Sum of the four 64-bit lanes. */
+static inline uint64_t avx2_sum_u64(__m256i v)
+{
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return (uint64_t)_mm_cvtsi128_si64(t) + (uint64_t)_mm_extract_epi64(t, 1);
+}
+
+/*
+ * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
+ * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels). Returns the
+ * pixels done, leaving at least the row's last pixel (no right neighbour) to stats_u8_row.
+ */
+static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments_u8 *m)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s1 = zero, s2 = zero, gx = zero, gy = zero;
+    int x = 0;
+    while (x + 33 <= w) {
+        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits */
+        for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
+            s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
+            gx = _mm256_add_epi64(gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(r + x + 1))));
+            gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(up + x))));
+            __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+            q = _mm256_add_epi32(q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+        }
+        s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
+    }
+    m->s1 += avx2_sum_u64(s1), m->s2 += avx2_sum_u64(s2), m->gx += avx2_sum_u64(gx), m->gy += avx2_sum_u64(gy);
+    return x;
+}
+#endif
 
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS])
 {
     if (!ir || !vis || !out || bad_size(w, h) || ld < (size_t)w) return EF_K_EARG;
     plane_stats(ir, ld, w, h, &out[0], &out[1], &out[4]);
+    plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
+    return EF_K_OK;
+}
+
+int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, size_t ld, int w, int h,
+                      float out[EF_K_N_STATS])
+{
+    if (!ir || !vis || !out || bad_size(w, h) || ir_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
+    moments_u8 m = {0, 0, 0, 0};
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
+        int x0 = 0;
+#if EF_AVX2
+        x0 = avx2_stats_u8_row(r, up, w, &m);
+#endif
+        stats_u8_row(r, up, x0, w, &m);
+    }
+    const double k = 1.0 / 255.0; /* ir = v / 255 */
+    finish_stats((double)m.s1 * k, (double)m.s2 * (k * k), (double)m.gx * k, (double)m.gy * k, w, h, &out[0], &out[1],
+                 &out[4]);
     plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
     return EF_K_OK;
 }
@@ -423,11 +640,41 @@ static void upsample_at(const float *v, int n, int i, float *wide)
     }
 }
 
+#if EF_AVX2
+/* The interior of upsample_row, samples 1 .. (returned) - 1, 8 at a time: same operations, 4 phases interleaved. */
+static int avx2_upsample_row(const float *v, int n, float *wide)
+{
+    const __m256 w0 = _mm256_set1_ps(0.625f), w1 = _mm256_set1_ps(0.875f);
+    const __m256 w2 = _mm256_set1_ps(0.125f), w3 = _mm256_set1_ps(0.375f);
+    int i = 1;
+    for (; i + 9 <= n; i += 8) {
+        __m256 a = _mm256_loadu_ps(v + i - 1), b = _mm256_loadu_ps(v + i), c = _mm256_loadu_ps(v + i + 1);
+        __m256 dab = _mm256_sub_ps(b, a), dbc = _mm256_sub_ps(c, b);
+        __m256 q0 = _mm256_add_ps(a, _mm256_mul_ps(w0, dab)), q1 = _mm256_add_ps(a, _mm256_mul_ps(w1, dab));
+        __m256 q2 = _mm256_add_ps(b, _mm256_mul_ps(w2, dbc)), q3 = _mm256_add_ps(b, _mm256_mul_ps(w3, dbc));
+        __m256 t0 = _mm256_unpacklo_ps(q0, q1), t1 = _mm256_unpackhi_ps(q0, q1);
+        __m256 t2 = _mm256_unpacklo_ps(q2, q3), t3 = _mm256_unpackhi_ps(q2, q3);
+        __m256 p0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), p1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+        __m256 p2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), p3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+        float *o = wide + 4 * i; /* p0 .. p3: samples i, i + 1, i + 2, i + 3 (low lanes) and i + 4 .. i + 7 (high) */
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps(p0, p1, 0x20));
+        _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(p2, p3, 0x20));
+        _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(p0, p1, 0x31));
+        _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(p2, p3, 0x31));
+    }
+    return i;
+}
+#endif
+
 /* x4 along a low-res row v of n samples into wide (4 n samples); the interior loop vectorizes. */
 static void upsample_row(const float *restrict v, int n, float *restrict wide)
 {
+    int i = 1;
     upsample_at(v, n, 0, wide);
-    for (int i = 1; i < n - 1; i++) {
+#if EF_AVX2
+    i = avx2_upsample_row(v, n, wide);
+#endif
+    for (; i < n - 1; i++) {
         float a = v[i - 1], b = v[i], c = v[i + 1];
         wide[4 * i] = a + 0.625f * (b - a);
         wide[4 * i + 1] = a + 0.875f * (b - a);
@@ -510,6 +757,165 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
                          (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
 }
 
+#if EF_AVX2
+/*
+ * AVX2 twin of compose_pair + restore_from_source for 8 pixels at a time: the same float
+ * operations in the same order (no FMA contraction; cvtps2dq rounds half to even like to_u8),
+ * so its bytes equal the portable path's. R and B of 8 interleaved source pixels come from two
+ * 16-byte loads at bytes 0 and 8 (inside the 24 bytes of the 8 pixels) and one in-lane byte
+ * shuffle each; the three output channels are packed with saturation (the clamp of to_u8),
+ * shuffled to R G B order and stored as 16 + 8 bytes. Returns the pixels done (a multiple of
+ * 8); the caller finishes the row pair with the portable code.
+ */
+typedef struct {
+    __m256i red, blue; /* byte shuffles: source channel -> 32-bit lanes (avx2_channel) */
+    __m256i interleave; /* INTERLEAVE[out_bgr] */
+} avx2_masks;
+
+/* Per lane, bytes R0..3 G0..3 B0..3 (as packed by avx2_restore8) -> 4 pixels R G B, or B G R. */
+static const int8_t INTERLEAVE[2][32] = {
+    {0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1, 0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1},
+    {8, 4, 0, 9, 5, 1, 10, 6, 2, 11, 7, 3, -1, -1, -1, -1, 8, 4, 0, 9, 5, 1, 10, 6, 2, 11, 7, 3, -1, -1, -1, -1},
+};
+
+static avx2_masks avx2_rgb_masks(int src_bgr, int out_bgr)
+{
+    avx2_masks m;
+    m.red = avx2_channel_mask(src_bgr ? 2 : 0);
+    m.blue = avx2_channel_mask(src_bgr ? 0 : 2);
+    m.interleave = _mm256_loadu_si256((const __m256i *)INTERLEAVE[out_bgr]);
+    return m;
+}
+
+/* Clip to [0, 1] as clip01. */
+static inline __m256 avx2_clip01(__m256 v)
+{
+    return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(1.0f));
+}
+
+/* fuse_px on 8 lanes. */
+static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    __m256 d = _mm256_mul_ps(_mm256_max_ps(xi, v), a3); /* xi > v ? xi : v */
+    d = _mm256_add_ps(d, _mm256_mul_ps(xi, a1));
+    d = _mm256_add_ps(d, _mm256_mul_ps(v, a2));
+    return avx2_clip01(_mm256_add_ps(d, a0));
+}
+
+/* restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o. */
+static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, uint8_t *o)
+{
+    const __m256 inv = _mm256_set1_ps(1.0f / 255.0f), scale = _mm256_set1_ps(255.0f);
+    const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
+    const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
+    __m256i px = avx2_load_pixels(s);
+    __m256 red = avx2_channel(px, m->red), blue = avx2_channel(px, m->blue);
+    __m256 dr = _mm256_sub_ps(_mm256_mul_ps(red, inv), ys), db = _mm256_sub_ps(_mm256_mul_ps(blue, inv), ys);
+    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), v);
+    __m256 g = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
+    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), v);
+    __m256i ri = _mm256_cvtps_epi32(_mm256_mul_ps(r, scale)), gi = _mm256_cvtps_epi32(_mm256_mul_ps(g, scale));
+    __m256i bi = _mm256_cvtps_epi32(_mm256_mul_ps(b, scale));
+    __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
+    bytes = _mm256_shuffle_epi8(bytes, m->interleave);
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(bytes));
+    _mm_storel_epi64((__m128i *)(o + 16), _mm256_extracti128_si256(bytes, 1));
+}
+
+/*
+ * compose_pair on pixels x .. x + 7: fused luma of rows y (phase p, even) and y + 1 into fa, fb and
+ * their vis into va, vb; r0, r1 are the upsampled map rows the phases blend.
+ */
+static inline void avx2_fuse_pair(const float *ir, const float *vis, size_t ld, const float *r0, const float *r1,
+                                  size_t wide, int p, int x, __m256 *fa, __m256 *fb, __m256 *va, __m256 *vb)
+{
+    const __m256 wa = _mm256_set1_ps(WT[p]), wb = _mm256_set1_ps(WT[p + 1]);
+    __m256 a[EF_K_N_MAPS], b[EF_K_N_MAPS];
+    for (int k = 0; k < EF_K_N_MAPS; k++) {
+        __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
+        __m256 d = _mm256_sub_ps(hi, lo);
+        a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
+        b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
+    }
+    *va = _mm256_loadu_ps(vis + x), *vb = _mm256_loadu_ps(vis + ld + x);
+    *fa = avx2_fuse(_mm256_loadu_ps(ir + x), *va, a[0], a[1], a[2], a[3]);
+    *fb = avx2_fuse(_mm256_loadu_ps(ir + ld + x), *vb, b[0], b[1], b[2], b[3]);
+}
+
+/*
+ * Rows y (phase p, even) and y + 1 of w pixels: composition and color restore from the 8-bit
+ * source rows s0, s1 into o0, o1 (vis is the source luma). Returns the pixels done.
+ */
+static int avx2_compose_pair_src(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                 size_t wide, const uint8_t *s0, const uint8_t *s1, int src_bgr, int out_bgr,
+                                 uint8_t *o0, uint8_t *o1)
+{
+    const avx2_masks m = avx2_rgb_masks(src_bgr, out_bgr);
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+        avx2_restore8(fa, va, s0 + 3 * x, &m, o0 + 3 * x);
+        avx2_restore8(fb, vb, s1 + 3 * x, &m, o1 + 3 * x);
+    }
+    return x;
+}
+
+/* to_u8 of 8 lanes (cvtps2dq rounds half to even; the packs saturate as to_u8 clamps) into the low 8 bytes. */
+static inline __m128i avx2_u8x8(__m256 v)
+{
+    __m256i k = _mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(255.0f)));
+    __m128i k16 = _mm_packs_epi32(_mm256_castsi256_si128(k), _mm256_extracti128_si256(k, 1));
+    return _mm_packus_epi16(k16, k16);
+}
+
+/* 8 gray bytes g (low half) written as 8 pixels of 3 equal channels (24 bytes at o). */
+static inline void avx2_store_gray3(__m128i g, uint8_t *o)
+{
+    const __m128i first = _mm_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
+    const __m128i rest = _mm_setr_epi8(5, 5, 6, 6, 6, 7, 7, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+    _mm_storeu_si128((__m128i *)o, _mm_shuffle_epi8(g, first));
+    _mm_storel_epi64((__m128i *)(o + 16), _mm_shuffle_epi8(g, rest));
+}
+
+/*
+ * Rows y (phase p, even) and y + 1 of w pixels without chroma: the fused luma as uint8 gray
+ * (channels 1) or copied to the 3 channels of each pixel (channels 3). Returns the pixels done.
+ */
+static int avx2_compose_pair_gray(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                  size_t wide, int channels, uint8_t *o0, uint8_t *o1)
+{
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+        if (channels == 1) {
+            _mm_storel_epi64((__m128i *)(o0 + x), avx2_u8x8(fa));
+            _mm_storel_epi64((__m128i *)(o1 + x), avx2_u8x8(fb));
+        } else {
+            avx2_store_gray3(avx2_u8x8(fa), o0 + 3 * x);
+            avx2_store_gray3(avx2_u8x8(fb), o1 + 3 * x);
+        }
+    }
+    return x;
+}
+
+/* Rows y (phase p, even) and y + 1 of w pixels: fused luma into the float rows o0, o1. Returns the pixels done. */
+static int avx2_compose_pair_f32(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                 size_t wide, float *o0, float *o1)
+{
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 fa, fb, va, vb;
+        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+        _mm256_storeu_ps(o0 + x, fa);
+        _mm256_storeu_ps(o1 + x, fb);
+    }
+    return x;
+}
+#endif
+
 /* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
 typedef struct {
     float *f;
@@ -544,12 +950,31 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             int y = j * EF_K_SCALE + p;
             if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
+            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             if (o->f) {
-                compose_row(xr, vr, rows, 0, p, w, wide, o->f + (size_t)y * o->ld_f);
+                float *fr = o->f + (size_t)y * o->ld_f;
+                int done = 0;
+#if EF_AVX2
+                if (pair) done = avx2_compose_pair_f32(xr, vr, ld, rows, p, w, wide, fr, fr + o->ld_f);
+#endif
+                for (int k = 0; k <= pair; k++)
+                    compose_row(xr + k * ld + done, vr + k * ld + done, rows, done, p + k, w - done, wide,
+                                fr + k * o->ld_f + done);
+                p += pair;
                 continue;
             }
-            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
-            for (int x0 = 0; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
+            int done = 0;
+#if EF_AVX2
+            const ef_chroma *c = o->chroma;
+            uint8_t *o0 = ROW(uint8_t, o->u8, o->stride, y), *o1 = ROW(uint8_t, o->u8, o->stride, y + 1);
+            if (pair && (o->format == EF_K_GRAY || !c || (!c->src && !c->cb))) /* as restore_chunk: gray */
+                done = avx2_compose_pair_gray(xr, vr, ld, rows, p, w, wide, channels, o0, o1);
+            else if (pair && c->src)
+                done = avx2_compose_pair_src(xr, vr, ld, rows, p, w, wide, CROW(uint8_t, c->src, c->src_stride, y),
+                                             CROW(uint8_t, c->src, c->src_stride, y + 1), c->order == EF_K_BGR,
+                                             o->format == EF_K_BGR, o0, o1);
+#endif
+            for (int x0 = done; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
                 float fused[2][CHUNK];
                 int n = w - x0 < CHUNK ? w - x0 : CHUNK;
                 if (pair)

@@ -14,6 +14,8 @@
  *     EF_K_EARG (NULL pointer, size < 1, stride too small, odd padded size); they never
  *     abort and write nothing on EF_K_EARG.
  *   - Color order: EF_K_GRAY (1 channel), EF_K_RGB or EF_K_BGR (3 interleaved channels).
+ *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for luma, frame
+ *     statistics, upsampling and composition; they write the same bytes as the portable C99 loops.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
@@ -87,6 +89,14 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  * over an axis of length 1 is 0.
  */
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS]);
+
+/*
+ * ef_frame_stats with the IR plane given as its 8-bit source (ir = src / 255, stride in bytes):
+ * exact integer sums, divided at the end (within 1e-7 of the float plane's statistics), about
+ * four times fewer instructions than the float plane.
+ */
+int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, size_t ld, int w, int h,
+                      float out[EF_K_N_STATS]);
 
 /* ---- stride padding --------------------------------------------------------------- */
 
