@@ -376,6 +376,34 @@ def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch,
         assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1, ir.shape
 
 
+def _stream_frames(pairs):
+    """Mixed sizes and pixel types, with a frame outside the one-pass C path (16-bit RGB) in the middle."""
+    odd = (np.full((6, 10), 40, np.uint8), _rng(9).integers(0, 4096, (6, 10, 3), dtype=np.uint16))
+    return pairs[:3] + [pairs[0], odd] + pairs[-3:] + [pairs[-1]]
+
+
+def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pairs):
+    pytest.importorskip("onnxruntime")
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime import Fuser
+
+    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
+                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    fuser = Fuser.open(bundle, threads=1)
+    frames = _stream_frames(pairs)
+    assert frame.native_frame(*frames[4]) is None  # really a frame for the generic path
+    streamed = [(out, out.copy()) for out in fuser.fuse_stream(iter(frames))]
+    single = [fuser.fuse(ir, vis) for ir, vis in frames]  # frame by frame, sizes changing between calls
+    assert len(streamed) == len(frames)
+    for (out, kept), expected, (ir, vis) in zip(streamed, single, frames):
+        np.testing.assert_array_equal(out, kept)  # not overwritten by later frames
+        np.testing.assert_array_equal(out, expected)
+        assert out.shape == vis.shape[:2] + vis.shape[2:]
+    np.testing.assert_array_equal(single[0], single[3])  # the same frame again after other sizes
+    assert list(fuser.fuse_stream([])) == []
+
+
 # ---------------------------------------------------------------- building the library
 
 
