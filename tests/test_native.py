@@ -404,6 +404,34 @@ def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pai
     assert list(fuser.fuse_stream([])) == []
 
 
+def test_frame_folders_go_through_the_pipelined_stream(lib, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime import Fuser, video
+
+    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
+                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    fuser = Fuser.open(bundle, threads=1)
+    rng = _rng(5)
+    frames = [(rng.integers(0, 256, (21, 30), dtype=np.uint8), rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)) for _ in range(4)]
+    for role, k in (("ir", 0), ("vi", 1)):
+        (tmp_path / role).mkdir()
+        for i, pair in enumerate(frames):
+            images.write_image(tmp_path / role / f"{i:03d}.png", pair[k])
+    streams, original = [], Fuser.fuse_stream
+
+    def spy(self, pairs, stretch=None):
+        streams.append(stretch)
+        yield from original(self, pairs, stretch)
+
+    monkeypatch.setattr(Fuser, "fuse_stream", spy)
+    assert video.fuse_streams(fuser, tmp_path / "ir", tmp_path / "vi", tmp_path / "out") == 4
+    assert streams == [fuser.stretch]
+    for i, (ir, vis) in enumerate(frames):
+        np.testing.assert_array_equal(images.read_image(tmp_path / "out" / f"frame_{i:06d}.png"), fuser.fuse(ir, vis))
+
+
 # ---------------------------------------------------------------- building the library
 
 
