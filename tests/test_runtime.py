@@ -110,6 +110,21 @@ def test_openvino_runs_each_shape_on_a_static_model_deterministically(model, onn
     np.testing.assert_array_equal(backend.run_raw(ir, vis), results[1][2])  # raw output of the static model, copied
 
 
+@needs_ov
+def test_openvino_falls_back_to_the_dynamic_model_when_a_static_one_fails(model, onnx_file):
+    backend = open_backend("openvino", {"model": onnx_file}, threads=1)
+
+    class Refusing:
+        def compile_model(self, *args):
+            raise RuntimeError("cannot compile\nsecond line")
+
+    backend._static.core = Refusing()
+    ir, vis = _planes(24, 40, seed=3)
+    for _ in range(2):
+        np.testing.assert_allclose(backend.run(ir, vis), torch_reference(model, ir, vis), atol=1e-4)
+    assert backend.static_shapes == [] and list(backend._static.requests) == [((1, 1, 24, 40),) * 2]  # tried once
+
+
 @needs_litert
 def test_litert_nhwc_matches_torch(model, tmp_path):
     import litert_torch
