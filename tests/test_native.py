@@ -393,7 +393,7 @@ def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pai
     fuser = Fuser.open(bundle, threads=1)
     frames = _stream_frames(pairs)
     assert frame.native_frame(*frames[4]) is None  # really a frame for the generic path
-    streamed = [(out, out.copy()) for out in fuser.fuse_stream(iter(frames))]
+    streamed = [(out, out.copy()) for out in fuser.fuse_stream(iter(frames), pipeline=True)]
     single = [fuser.fuse(ir, vis) for ir, vis in frames]  # frame by frame, sizes changing between calls
     assert len(streamed) == len(frames)
     for (out, kept), expected, (ir, vis) in zip(streamed, single, frames):
@@ -401,7 +401,8 @@ def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pai
         np.testing.assert_array_equal(out, expected)
         assert out.shape == vis.shape[:2] + vis.shape[2:]
     np.testing.assert_array_equal(single[0], single[3])  # the same frame again after other sizes
-    assert list(fuser.fuse_stream([])) == []
+    assert list(fuser.fuse_stream([], pipeline=True)) == []
+    assert all(np.array_equal(a, b) for a, b in zip(fuser.fuse_stream(frames, pipeline=False), single))
 
 
 def test_frame_folders_go_through_the_pipelined_stream(lib, tmp_path, monkeypatch):
@@ -423,7 +424,7 @@ def test_frame_folders_go_through_the_pipelined_stream(lib, tmp_path, monkeypatc
 
     def spy(self, pairs, stretch=None):
         streams.append(stretch)
-        yield from original(self, pairs, stretch)
+        yield from original(self, pairs, stretch, pipeline=True)
 
     monkeypatch.setattr(Fuser, "fuse_stream", spy)
     assert video.fuse_streams(fuser, tmp_path / "ir", tmp_path / "vi", tmp_path / "out") == 4

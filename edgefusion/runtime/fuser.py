@@ -151,17 +151,22 @@ class Fuser:
             self.timings["compose_ms"] = frames.compose_ms
             return out
 
-    def fuse_stream(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]], stretch: preprocess.ThermalStretch | None = None
-                    ) -> Iterator[np.ndarray]:
+    def fuse_stream(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]], stretch: preprocess.ThermalStretch | None = None,
+                    pipeline: bool | None = None) -> Iterator[np.ndarray]:
         """:meth:`fuse` of every (ir, vis) pair, in order, pipelined for throughput (video).
 
-        For frames that take the one-pass C path, a second thread prepares the next frame
-        (normalization, statistics, padding) and composes the previous one while the network
-        runs the current one: with a core to spare, a frame costs about the network's time.
-        Results are equal to :meth:`fuse`'s; the pipeline holds up to two frames (their ``vis``
-        arrays are read until their result is yielded, so do not change them in place earlier).
+        With ``pipeline`` (default: when ``threads`` leaves a CPU core to spare), for frames that
+        take the one-pass C path a second thread prepares the next frame (normalization,
+        statistics, padding) and composes the previous one while the network runs the current
+        one, so a frame costs about the network's time. Results are equal to :meth:`fuse`'s; the
+        pipeline holds up to two frames (their ``vis`` arrays are read until their result is
+        yielded, so do not change them in place earlier).
         """
         stretch = stretch or self.stretch
+        if not (self._spare_core() if pipeline is None else pipeline):
+            for ir, vis in pairs:
+                yield self.fuse(ir, vis, stretch)
+            return
         frames = [None, None]  # two NativeFrames of this stream, used in turn
         with ThreadPoolExecutor(1, thread_name_prefix="edgefusion-stream") as helper:
             done = None  # future: the previous frame's result
@@ -204,6 +209,11 @@ class Fuser:
         if frames[0] is None:
             frames[0] = NativeFrame(lib, self.stride, workers=self.threads or 1)
         return helper.submit(frames[0].prepare, ir, vis, stretch, self.takes_stats), frames[0]
+
+    def _spare_core(self) -> bool:
+        """Whether the backend's threads leave a CPU core of this process free (``threads`` below the count)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.threads is not None and self.threads < cores
 
     def _native(self, ir: np.ndarray, vis: np.ndarray):
         """:func:`native_frame` for pairs the one-pass path runs (analyze-only bundle, untiled), else None."""
