@@ -398,6 +398,63 @@ def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch,
         assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1, ir.shape
 
 
+def _stream_frames(pairs):
+    """Mixed sizes and pixel types, with a frame outside the one-pass C path (16-bit RGB) in the middle."""
+    odd = (np.full((6, 10), 40, np.uint8), _rng(9).integers(0, 4096, (6, 10, 3), dtype=np.uint16))
+    return pairs[:3] + [pairs[0], odd] + pairs[-3:] + [pairs[-1]]
+
+
+def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pairs):
+    pytest.importorskip("onnxruntime")
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime import Fuser
+
+    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
+                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    fuser = Fuser.open(bundle, threads=1)
+    frames = _stream_frames(pairs)
+    assert frame.native_frame(*frames[4]) is None  # really a frame for the generic path
+    streamed = [(out, out.copy()) for out in fuser.fuse_stream(iter(frames), pipeline=True)]
+    single = [fuser.fuse(ir, vis) for ir, vis in frames]  # frame by frame, sizes changing between calls
+    assert len(streamed) == len(frames)
+    for (out, kept), expected, (ir, vis) in zip(streamed, single, frames):
+        np.testing.assert_array_equal(out, kept)  # not overwritten by later frames
+        np.testing.assert_array_equal(out, expected)
+        assert out.shape == vis.shape[:2] + vis.shape[2:]
+    np.testing.assert_array_equal(single[0], single[3])  # the same frame again after other sizes
+    assert list(fuser.fuse_stream([], pipeline=True)) == []
+    assert all(np.array_equal(a, b) for a, b in zip(fuser.fuse_stream(frames, pipeline=False), single))
+
+
+def test_frame_folders_go_through_the_pipelined_stream(lib, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime import Fuser, video
+
+    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
+                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+    fuser = Fuser.open(bundle, threads=1)
+    rng = _rng(5)
+    frames = [(rng.integers(0, 256, (21, 30), dtype=np.uint8), rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)) for _ in range(4)]
+    for role, k in (("ir", 0), ("vi", 1)):
+        (tmp_path / role).mkdir()
+        for i, pair in enumerate(frames):
+            images.write_image(tmp_path / role / f"{i:03d}.png", pair[k])
+    streams, original = [], Fuser.fuse_stream
+
+    def spy(self, pairs, stretch=None):
+        streams.append(stretch)
+        yield from original(self, pairs, stretch, pipeline=True)
+
+    monkeypatch.setattr(Fuser, "fuse_stream", spy)
+    assert video.fuse_streams(fuser, tmp_path / "ir", tmp_path / "vi", tmp_path / "out") == 4
+    assert streams == [fuser.stretch]
+    for i, (ir, vis) in enumerate(frames):
+        np.testing.assert_array_equal(images.read_image(tmp_path / "out" / f"frame_{i:06d}.png"), fuser.fuse(ir, vis))
+
+
 # ---------------------------------------------------------------- building the library
 
 

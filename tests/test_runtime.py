@@ -89,6 +89,42 @@ def test_openvino_matches_torch(model, onnx_file, tmp_path):
         np.testing.assert_allclose(backend.run(ir, vis), torch_reference(model, ir, vis), atol=1e-4)  # ~0.03 gray levels
 
 
+@needs_ov
+def test_openvino_runs_each_shape_on_a_static_model_deterministically(model, onnx_file):
+    backend = open_backend("openvino", {"model": onnx_file}, threads=1)
+    a, b, c = (24, 32), (40, 16), (16, 16)
+    results = []
+    for i, shape in enumerate([a, a, b, a, b, c, c, a]):
+        ir, vis = _planes(*shape, seed=i % 2)
+        got = backend.run(ir, vis)
+        np.testing.assert_allclose(got, torch_reference(model, ir, vis), atol=1e-4)
+        results.append((shape, i % 2, got, got.copy()))
+        if i == 0:  # compiled for the shape on its first call
+            assert backend.static_shapes == [((1, 1, *a),) * 2]
+    for shape, seed, got, kept in results:  # results are the caller's arrays, not the engine's reused output memory
+        np.testing.assert_array_equal(got, kept)
+        first = next(r for r in results if r[:2] == (shape, seed))
+        np.testing.assert_array_equal(got, first[2])  # the same input gives the same output, whatever ran before
+    assert backend.static_shapes == [((1, 1, *c),) * 2, ((1, 1, *a),) * 2]  # at most two kept, least recently used dropped
+    ir, vis = _planes(*a, seed=1)
+    np.testing.assert_array_equal(backend.run_raw(ir, vis), results[1][2])  # raw output of the static model, copied
+
+
+@needs_ov
+def test_openvino_falls_back_to_the_dynamic_model_when_a_static_one_fails(model, onnx_file):
+    backend = open_backend("openvino", {"model": onnx_file}, threads=1)
+
+    class Refusing:
+        def compile_model(self, *args):
+            raise RuntimeError("cannot compile\nsecond line")
+
+    backend._static.core = Refusing()
+    ir, vis = _planes(24, 40, seed=3)
+    for _ in range(2):
+        np.testing.assert_allclose(backend.run(ir, vis), torch_reference(model, ir, vis), atol=1e-4)
+    assert backend.static_shapes == [] and list(backend._static.requests) == [((1, 1, 24, 40),) * 2]  # tried once
+
+
 @needs_litert
 def test_litert_nhwc_matches_torch(model, tmp_path):
     import litert_torch

@@ -138,6 +138,7 @@ class NativeFrame:
         self.workers = workers
         self.compose_ms = 0.0
         self._size: tuple[int, int] | None = None
+        self._color: np.ndarray | None = None
 
     def _resize(self, h: int, w: int) -> None:
         if self._size == (h, w):
@@ -154,18 +155,34 @@ class NativeFrame:
         ``with_stats``: also compute the student-v2 frame statistics of the unpadded planes
         (C twin of ``edgefusion.runtime.frame_stats``) and pass them to ``analyze``.
         """
+        inputs, stats = self.prepare(ir, vis, stretch, with_stats)
+        return self.finish(analyze(inputs[0], inputs[1], stats))
+
+    def prepare(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch,
+                with_stats: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """First half of :meth:`fuse`: the padded planes (2, 1, 1, PH, PW) (views of this object's
+        buffers, valid until its next ``prepare``) and the (1, 6) statistics or None.
+
+        ``vis`` is read again by :meth:`finish` (its chroma): keep it unchanged until then.
+        """
         h, w = ir.shape
         self._resize(h, w)
         ir_p, vis_p = self.inputs[0, 0, 0], self.inputs[1, 0, 0]
-        color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
+        self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
         stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None
         native.pad_edge(self.lib, ir_p, w, h)
         native.pad_edge(self.lib, vis_p, w, h)
-        maps = analyze(self.inputs[0], self.inputs[1], stats)
+        return self.inputs, stats
+
+    def finish(self, maps: np.ndarray) -> np.ndarray:
+        """Second half of :meth:`fuse`: composition, color and uint8 of the prepared frame, given the
+        network's maps (1, 4, PH/4, PW/4); a new array."""
+        h, w = self._size
+        color = self._color
         out = np.empty((h, w) if color is None else (h, w, 3), np.uint8)
         chroma = native.chroma(src=color) if color is not None else None
         start = time.perf_counter()
-        self.composer.to_u8(ir_p, vis_p, maps[0], chroma, out)
+        self.composer.to_u8(self.inputs[0, 0, 0], self.inputs[1, 0, 0], maps[0], chroma, out)
         self.compose_ms = (time.perf_counter() - start) * 1e3
         return out
 

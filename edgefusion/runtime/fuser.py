@@ -31,8 +31,10 @@ manifest's backend and implements :class:`edgefusion.runtime.frame.PlaneFuser`:
 Model outputs, integer-I/O scratch, tiling accumulators, padded planes of the
 one-pass C path and composition temporaries are allocated once per frame shape
 and reused, so a video loop at a fixed size does not reallocate them (the
-numpy preprocessing still allocates its per-frame planes). Threads: a Fuser
-serializes its calls with a lock, so sharing one between threads is safe
+numpy preprocessing still allocates its per-frame planes); every call returns
+a new array. :meth:`Fuser.fuse_stream` pipelines a sequence of frames (the C
+pre- and post-processing on a second thread, beside the network). Threads: a
+Fuser serializes its calls with a lock, so sharing one between threads is safe
 but not parallel; open one Fuser per thread for parallel throughput.
 """
 
@@ -41,7 +43,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -131,22 +135,91 @@ class Fuser:
     def provider(self) -> str:
         return self.backend.provider
 
-    def fuse(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Fuse raw pixel arrays (uint8/uint16 IR, gray or RGB visible); uint8 gray or RGB result.
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch | None = None) -> np.ndarray:
+        """Fuse raw pixel arrays (uint8/uint16 IR, gray or RGB visible); uint8 gray or RGB result (a new array).
 
-        Analyze-only bundles run untiled frames through the one-pass C frame
-        path (:class:`edgefusion.runtime.frame.NativeFrame`) when the kernels are available.
+        ``stretch`` defaults to the bundle's. Analyze-only bundles run untiled frames through the
+        one-pass C frame path (:class:`edgefusion.runtime.frame.NativeFrame`) when the kernels are available.
         """
-        found = native_frame(ir, vis) if self.compose_in_runtime else None
-        if found is None or not self._runs_whole(found[1].shape):
-            return fuse_arrays(self, ir, vis, self.stretch)
+        stretch = stretch or self.stretch
+        found = self._native(ir, vis)
+        if found is None:
+            return fuse_arrays(self, ir, vis, stretch)
         lib, ir, vis = found
         with self._lock:
-            self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
             frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
-            out = frames.fuse(ir, vis, self.stretch, self._analyze, with_stats=self.takes_stats)
+            out = frames.fuse(ir, vis, stretch, self._analyze_frame, with_stats=self.takes_stats)
             self.timings["compose_ms"] = frames.compose_ms
             return out
+
+    def fuse_stream(self, pairs: Iterable[tuple[np.ndarray, np.ndarray]], stretch: preprocess.ThermalStretch | None = None,
+                    pipeline: bool | None = None) -> Iterator[np.ndarray]:
+        """:meth:`fuse` of every (ir, vis) pair, in order, pipelined for throughput (video).
+
+        With ``pipeline`` (default: when ``threads`` leaves a CPU core to spare), for frames that
+        take the one-pass C path a second thread prepares the next frame (normalization,
+        statistics, padding) and composes the previous one while the network runs the current
+        one, so a frame costs about the network's time. Results are equal to :meth:`fuse`'s; the
+        pipeline holds up to two frames (their ``vis`` arrays are read until their result is
+        yielded, so do not change them in place earlier).
+        """
+        stretch = stretch or self.stretch
+        if not (self._spare_core() if pipeline is None else pipeline):
+            for ir, vis in pairs:
+                yield self.fuse(ir, vis, stretch)
+            return
+        frames = [None, None]  # two NativeFrames of this stream, used in turn
+        with ThreadPoolExecutor(1, thread_name_prefix="edgefusion-stream") as helper:
+            done = None  # future: the previous frame's result
+            ahead = None  # (future of prepare, frame) of the next frame, prepared on the helper
+            items = iter(pairs)
+            while True:
+                current = ahead or self._prepare_ahead(helper, frames, items, stretch)
+                if current is None:
+                    break
+                if current[0] is None:  # not a one-pass frame: fuse it in order, on this thread
+                    if done is not None:
+                        yield done.result()
+                        done = None
+                    yield self.fuse(*current[1], stretch)
+                    ahead = None
+                    continue
+                ahead = self._prepare_ahead(helper, frames, items, stretch)
+                prepared, frame = current
+                inputs, stats = prepared.result()
+                with self._lock:
+                    maps = self._analyze_frame(inputs[0], inputs[1], stats)
+                finished = helper.submit(frame.finish, maps)
+                if done is not None:
+                    yield done.result()
+                done = finished
+            if done is not None:
+                yield done.result()
+
+    def _prepare_ahead(self, helper, frames: list, items: Iterator, stretch):
+        """The next pair, submitted for preparation on ``helper`` in the free NativeFrame:
+        (future, frame); (None, pair) for a frame outside the one-pass path; None at the end."""
+        pair = next(items, None)
+        if pair is None:
+            return None
+        found = self._native(*pair)
+        if found is None:
+            return None, pair
+        lib, ir, vis = found
+        frames.reverse()  # the other frame than the one in the network (whose finish runs before this prepare)
+        if frames[0] is None:
+            frames[0] = NativeFrame(lib, self.stride, workers=self.threads or 1)
+        return helper.submit(frames[0].prepare, ir, vis, stretch, self.takes_stats), frames[0]
+
+    def _spare_core(self) -> bool:
+        """Whether the backend's threads leave a CPU core of this process free (``threads`` below the count)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.threads is not None and self.threads < cores
+
+    def _native(self, ir: np.ndarray, vis: np.ndarray):
+        """:func:`native_frame` for pairs the one-pass path runs (analyze-only bundle, untiled), else None."""
+        found = native_frame(ir, vis) if self.compose_in_runtime else None
+        return found if found is not None and self._runs_whole(found[1].shape) else None
 
     def _runs_whole(self, shape: tuple[int, int]) -> bool:
         """Whether a frame of ``shape`` runs as one model call (no fixed shape, padded frame within the tile)."""
@@ -222,6 +295,11 @@ class Fuser:
         if maps.shape != (1, 4, h // SCALE, w // SCALE):
             raise UserError(f"analyze model returned maps of shape {maps.shape} for a {h}x{w} input; expected (1, 4, {h // SCALE}, {w // SCALE})")
         return maps
+
+    def _analyze_frame(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`_analyze` of one whole frame, with fresh :attr:`timings`."""
+        self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
+        return self._analyze(ir, vis, stats)
 
 
 def _frame_stats(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shlex
@@ -171,7 +172,7 @@ def _rows(a: np.ndarray, dtype, channels: int = 1) -> tuple[int, int]:
     """(pointer, row stride in bytes) of a 2-D (or (H, W, channels)) array with contiguous rows."""
     if a.dtype != dtype or a.strides[-1] != a.itemsize or (a.ndim == 3 and a.strides[1] != channels * a.itemsize):
         raise ValueError(f"native kernels need {np.dtype(dtype)} arrays with contiguous rows")
-    row = a.itemsize * int(np.prod(a.shape[1:]))
+    row = a.itemsize * math.prod(a.shape[1:])
     return a.ctypes.data, a.strides[0] if a.shape[0] > 1 else row  # numpy may give a single row any stride
 
 

@@ -107,7 +107,8 @@ def fuse_streams(fuser: PlaneFuser, ir: str | os.PathLike, vis: str | os.PathLik
                  stretch: preprocess.ThermalStretch | None = None, fps: float | None = None) -> int:
     """Fuse two videos / frame folders into a video or a frame folder; returns the number of frames.
 
-    ``stretch`` defaults to the fuser's own (a bundle's manifest) or the standard one.
+    ``stretch`` defaults to the fuser's own (a bundle's manifest) or the standard one. A fuser
+    with a ``fuse_stream`` method (:class:`edgefusion.runtime.Fuser`) fuses the frames through it.
     """
     from edgefusion.io.outputs import check_output_path
 
@@ -116,11 +117,13 @@ def fuse_streams(fuser: PlaneFuser, ir: str | os.PathLike, vis: str | os.PathLik
     stretch = stretch or getattr(fuser, "stretch", preprocess.DEFAULT_STRETCH)
     frames, count, source_fps = _frame_pairs(ir, vis)
     progress = progress_bar(total=count, desc=f"fuse ({getattr(fuser, 'name', 'fuse')})", unit="frame")
+    stream = getattr(fuser, "fuse_stream", None)  # a bundle's Fuser pipelines its frames
+    fused = stream(frames, stretch) if stream else (fuse_arrays(fuser, a, b, stretch) for a, b in frames)
     try:
         if is_video(output):
-            n = _write_video(output, (fuse_arrays(fuser, a, b, stretch) for a, b in frames), fps or source_fps or DEFAULT_FPS, progress)
+            n = _write_video(output, fused, fps or source_fps or DEFAULT_FPS, progress)
         else:
-            n = _write_frames(output, (fuse_arrays(fuser, a, b, stretch) for a, b in frames), progress)
+            n = _write_frames(output, fused, progress)
     finally:
         progress.close()
     print(f"fused {n} frame(s) into {output}", file=sys.stderr)
