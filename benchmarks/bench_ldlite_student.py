@@ -150,6 +150,8 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
     (offsets multiples of 8) fused alone (a tile); ``shift N``: the frame less its first N rows and
     columns (N = 8 keeps the grid, N = 4 does not). The region of the frame (or crop) in that output is
     compared with the whole frame's output (8-bit); v2 students see the stats of what they are given.
+    Student rows also give the student's PSNR against the teacher on that region in both settings
+    (``vs_teacher``: both given the variant, ``vs_teacher_whole``: both given the whole frame).
     """
     import torch
     import torch.nn.functional as F
@@ -176,11 +178,16 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
             "centre crop": (np.stack([ir[crop], vis[crop]]), (slice(None), slice(None)), crop),
             **{f"shift {n}": (np.stack([ir[n:, n:], vis[n:, n:]]), (slice(None), slice(None)), (slice(n, None), slice(n, None))) for n in (4, 8)},
         }
-        for label, fuser in fusers.items():
-            whole = np.rint(fuser.fuse_planes(ir, vis) * 255.0)
-            for variant, (planes, region, reference) in variants.items():
-                out = np.rint(fuser.fuse_planes(np.ascontiguousarray(planes[0]), np.ascontiguousarray(planes[1])) * 255.0)
-                rows.append({"set": folder.name, "pair": pairs.pairs[i].name, "model": label, "variant": variant, **_compare(out[region], whole[reference])})
+        fuse = lambda fuser, planes: np.rint(fuser.fuse_planes(np.ascontiguousarray(planes[0]), np.ascontiguousarray(planes[1])) * 255.0)  # noqa: E731
+        wholes = {label: fuse(fuser, (ir, vis)) for label, fuser in fusers.items()}
+        for variant, (planes, region, reference) in variants.items():
+            outs = {label: fuse(fuser, planes)[region] for label, fuser in fusers.items()}
+            for label, out in outs.items():
+                row = {"set": folder.name, "pair": pairs.pairs[i].name, "model": label, "variant": variant, **_compare(out, wholes[label][reference])}
+                if label != "LD-Lite":  # does the student follow the teacher's change?
+                    row["vs_teacher"] = _compare(out, outs["LD-Lite"])["psnr"]
+                    row["vs_teacher_whole"] = _compare(wholes[label][reference], wholes["LD-Lite"][reference])["psnr"]
+                rows.append(row)
     return rows
 
 
@@ -190,15 +197,17 @@ def grid_phase(teacher_path: Path, student_path: Path, folder: Path, count: int,
     For each of the first ``count`` pairs, the teacher fuses the frame less its first (dy, dx) rows and
     columns for every dy, dx in ``shifts``; ``T_avg`` is the mean of these outputs, aligned, over the region
     they share. Reported (8-bit outputs, that region): PSNR of the teacher's own output against ``T_avg``
-    (what a student that follows the content but not the grid phase loses at best) and the student's PSNR
-    against the teacher and against ``T_avg``; and the teacher's output shifted by (4, 4) against its own.
+    (what a student that follows the content but not the grid phase loses at best), the share of that
+    difference's energy below Gaussian sigma 2, the student's PSNR against the teacher and against
+    ``T_avg`` (as is, after an affine fit, with ``T_avg``'s low-pass put in at each sigma), and the
+    teacher's output for the input shifted by (4, 4) against its own.
     Sixteen of the 64 phases of the grid: on TNO 01 and RoadScene FLIR_00211 the average over all 64 put the
     teacher 0.4 and 0.9 dB further from its average.
     """
     from edgefusion.models.checkpoint import TorchFuser, load_model
     from edgefusion.training.dataset import PairCrops
     from edgefusion.training.recipe import DataConfig
-    from fidelity_diagnosis import psnr_of_mse
+    from fidelity_diagnosis import SIGMAS, affine_fit, frequency_split, psnr_of_mse
 
     teacher, student = TorchFuser(load_model(teacher_path)[0], "ld-lite"), TorchFuser.load(student_path)
     pairs = PairCrops(folder, DataConfig())
@@ -215,7 +224,14 @@ def grid_phase(teacher_path: Path, student_path: Path, folder: Path, count: int,
         t, avg = outs[0, 0], np.mean(list(outs.values()), axis=0)
         s = np.rint(student.fuse_planes(ir, vis) * 255.0)[m:, m:]
         mse = lambda a, b: float(np.mean((a - b) ** 2))  # noqa: E731
-        rows.append({"set": folder.name, "pair": pairs.pairs[i].name, "shifts": len(outs), "teacher_vs_avg": psnr_of_mse(mse(t, avg)), "student_vs_teacher": psnr_of_mse(mse(s, t)), "student_vs_avg": psnr_of_mse(mse(s, avg)), "teacher_vs_shift44": psnr_of_mse(mse(t, outs[4, 4]))})
+        a, b = affine_fit(s, avg)
+        alias, split = frequency_split(t, avg, (2.0,)), frequency_split(s, avg)
+        rows.append({
+            "set": folder.name, "pair": pairs.pairs[i].name, "shifts": len(outs),
+            "teacher_vs_avg": psnr_of_mse(mse(t, avg)), "alias_share_low_2": alias["2"]["mse_low"] / alias["mse"], "teacher_vs_shift44": psnr_of_mse(mse(t, outs[4, 4])),
+            "student_vs_teacher": psnr_of_mse(mse(s, t)), "student_vs_avg": psnr_of_mse(mse(s, avg)), "student_vs_avg_affine": psnr_of_mse(mse(a * s + b, avg)),
+            **{f"student_vs_avg_low_fixed_{g:g}": split[f"{g:g}"]["psnr_low_fixed"] for g in SIGMAS},
+        })
     return rows
 
 
@@ -275,17 +291,21 @@ def print_diagnosis(result: dict) -> None:
             cells = ", ".join(f"[{b['lo']:g}, {b['hi'] if b['hi'] is not None else 'inf'}): {100 * b['pixel_share']:.0f} % / {100 * b['error_share']:.0f} % / {b['rmse']:.1f}" for b in c["summary"]["contrast_bins"])
             print(f"| {name} | {label} | {cells} |")
     if result["context"]:
-        print("\n| set | pair | model | variant | PSNR vs whole frame | mean abs diff | PSNR after affine fit |")
-        print("| --- | --- | --- | --- | ---: | ---: | ---: |")
+        print("\n| set | pair | model | variant | PSNR vs whole frame | mean abs diff | PSNR after affine fit | student vs LD-Lite: variant / whole frame |")
+        print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
         for row in result["context"]:
-            print(f"| {row['set']} | {row['pair']} | {row['model']} | {row['variant']} | {row['psnr']:.2f} | {row['mean_abs']:.2f} | {row['psnr_affine']:.2f} |")
+            follow = f"{row['vs_teacher']:.2f} / {row['vs_teacher_whole']:.2f}" if "vs_teacher" in row else ""
+            print(f"| {row['set']} | {row['pair']} | {row['model']} | {row['variant']} | {row['psnr']:.2f} | {row['mean_abs']:.2f} | {row['psnr_affine']:.2f} | {follow} |")
     if result["grid_phase"]:
-        print("\n| set | pairs | grid shifts | LD-Lite vs its shift average | LD-Lite vs itself shifted (4, 4) | student vs LD-Lite | student vs shift average |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        keys = {"teacher_vs_avg": "LD-Lite vs its shift average", "alias_share_low_2": "that difference: share below sigma 2", "teacher_vs_shift44": "LD-Lite vs itself shifted (4, 4)",
+                "student_vs_teacher": "student vs LD-Lite", "student_vs_avg": "student vs shift average", "student_vs_avg_affine": "... + affine",
+                **{f"student_vs_avg_low_fixed_{g:g}": f"... average's low-pass, sigma {g:g}" for g in SIGMAS}}
+        print("\n| set | pairs | grid shifts | " + " | ".join(keys.values()) + " |")
+        print("| --- | ---: | ---: | " + " | ".join("---:" for _ in keys) + " |")
         for name in result["sets"]:
             rows = [row for row in result["grid_phase"] if row["set"] == name]
             if rows:
-                cells = " | ".join(f"{statistics.fmean(row[key] for row in rows):.2f}" for key in ("teacher_vs_avg", "teacher_vs_shift44", "student_vs_teacher", "student_vs_avg"))
+                cells = " | ".join(f"{statistics.fmean(row[key] for row in rows):.2f}" for key in keys)
                 print(f"| {name} | {len(rows)} | {rows[0]['shifts']} | {cells} |")
 
 
