@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/bench_ldlite_student.py --teacher teacher-ld.pt --student edgefusion/assets/models/student-ld.pt \
         [--data ../shared/data/ivif] [--sets TNO RoadScene] [--limit N] [--cost] [--threads 2] [--json out.json]
+    python benchmarks/bench_ldlite_student.py --teacher teacher-ld.pt --student edgefusion/assets/models/student-ld.pt \
+        --baseline edgefusion/assets/models/student-s.pt --diagnose DIR [--context 3] [--grid-phase 50]
 
 Quality: every pair of each set goes through the project's preprocessing; the
 teacher's output comes from the target cache (:mod:`edgefusion.training.target_cache`,
@@ -18,6 +20,16 @@ Tiles (``--tiles``): the student on a 4000x3000 frame (a shipped sample pair
 upscaled bilinearly), PyTorch whole vs in 1024-pixel tiles with 64-pixel margins
 (starts aligned to 8), every tile given the WHOLE frame's stats; mean and max
 absolute difference in gray levels (0..255).
+
+Diagnosis (``--diagnose DIR``): where each student (and ``max(ir, vis)``) differs from
+the teacher, per set (:mod:`fidelity_diagnosis`: error energy below / above Gaussian
+sigma 2, 8, 32 px and the PSNR with the teacher's low-pass put in; PSNR after a
+per-frame affine tone fit and a monotone tone curve; detail-band gain; error per
+local-contrast bin), how far the teacher's output on an unchanged region moves when
+the rest of its input changes (:func:`context_dependence`, ``--context`` pairs per set)
+and how much of it depends on its stride-8 grid phase (:func:`grid_phase`,
+``--grid-phase`` pairs per set). Writes ``DIR/diagnose.json``, ``diagnose-bars.png``,
+``diagnose-maps.png`` and prints Markdown tables.
 
 Cost (``--cost``): both models, PyTorch FP32, ``--threads`` threads, one process,
 side by side on the same random 1920x1080 pair: median latency (student: 5 runs,
@@ -148,7 +160,9 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
     into a (H + 2p) x (W + 2p) canvas filled with another pair of the set (bilinear-resized); ``mirror
     border``: the frame padded by ``p`` with its own mirror image; ``centre crop``: the centre H/2 x W/2
     (offsets multiples of 8) fused alone (a tile); ``shift N``: the frame less its first N rows and
-    columns (N = 8 keeps the grid, N = 4 does not). The region of the frame (or crop) in that output is
+    columns (N = 8 keeps the grid, N = 4 does not); ``input gain/offset``: the frame with IR
+    ``0.6 x + 0.2`` and visible ``0.5 x + 0.25`` (LD-Lite's first instance norms make it blind to
+    that). The region of the frame (or crop) in that output is
     compared with the whole frame's output (8-bit); v2 students see the stats of what they are given.
     Student rows also give the student's PSNR against the teacher on that region in both settings
     (``vs_teacher``: both given the variant, ``vs_teacher_whole``: both given the whole frame).
@@ -177,6 +191,7 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
             "mirror border": (np.stack([np.pad(x, p, mode="symmetric") for x in (ir, vis)]), (slice(p, p + h), slice(p, p + w)), (slice(None), slice(None))),
             "centre crop": (np.stack([ir[crop], vis[crop]]), (slice(None), slice(None)), crop),
             **{f"shift {n}": (np.stack([ir[n:, n:], vis[n:, n:]]), (slice(None), slice(None)), (slice(n, None), slice(n, None))) for n in (4, 8)},
+            "input gain/offset": (np.stack([0.6 * ir + 0.2, 0.5 * vis + 0.25]).astype(np.float32), (slice(None), slice(None)), (slice(None), slice(None))),
         }
         fuse = lambda fuser, planes: np.rint(fuser.fuse_planes(np.ascontiguousarray(planes[0]), np.ascontiguousarray(planes[1])) * 255.0)  # noqa: E731
         wholes = {label: fuse(fuser, (ir, vis)) for label, fuser in fusers.items()}
@@ -291,11 +306,15 @@ def print_diagnosis(result: dict) -> None:
             cells = ", ".join(f"[{b['lo']:g}, {b['hi'] if b['hi'] is not None else 'inf'}): {100 * b['pixel_share']:.0f} % / {100 * b['error_share']:.0f} % / {b['rmse']:.1f}" for b in c["summary"]["contrast_bins"])
             print(f"| {name} | {label} | {cells} |")
     if result["context"]:
-        print("\n| set | pair | model | variant | PSNR vs whole frame | mean abs diff | PSNR after affine fit | student vs LD-Lite: variant / whole frame |")
-        print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
+        print("\n| set | pairs | model | variant | PSNR vs whole frame | mean abs diff | PSNR after affine fit | student vs LD-Lite: variant / whole frame |")
+        print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |")
+        groups: dict[tuple, list[dict]] = {}
         for row in result["context"]:
-            follow = f"{row['vs_teacher']:.2f} / {row['vs_teacher_whole']:.2f}" if "vs_teacher" in row else ""
-            print(f"| {row['set']} | {row['pair']} | {row['model']} | {row['variant']} | {row['psnr']:.2f} | {row['mean_abs']:.2f} | {row['psnr_affine']:.2f} | {follow} |")
+            groups.setdefault((row["set"], row["model"], row["variant"]), []).append(row)
+        for (name, model, variant), rows in sorted(groups.items(), key=lambda item: (list(result["sets"]).index(item[0][0]), item[0][2], item[0][1] != "LD-Lite")):
+            mean = lambda key: statistics.fmean(row[key] for row in rows)  # noqa: E731
+            follow = f"{mean('vs_teacher'):.2f} / {mean('vs_teacher_whole'):.2f}" if "vs_teacher" in rows[0] else ""
+            print(f"| {name} | {len(rows)} | {model} | {variant} | {mean('psnr'):.2f} | {mean('mean_abs'):.2f} | {mean('psnr_affine'):.2f} | {follow} |")
     if result["grid_phase"]:
         keys = {"teacher_vs_avg": "LD-Lite vs its shift average", "alias_share_low_2": "that difference: share below sigma 2", "teacher_vs_shift44": "LD-Lite vs itself shifted (4, 4)",
                 "student_vs_teacher": "student vs LD-Lite", "student_vs_avg": "student vs shift average", "student_vs_avg_affine": "... + affine",
