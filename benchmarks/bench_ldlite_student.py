@@ -258,6 +258,7 @@ def diagnose(teacher_path: Path, student_paths: list[Path], data: Path, sets: li
 
     import fidelity_diagnosis as fd
 
+    from edgefusion.io.atomic import write_text
     from edgefusion.models.checkpoint import TorchFuser, load_model
 
     teacher = TorchFuser(load_model(teacher_path)[0], "ld-lite")
@@ -283,7 +284,7 @@ def diagnose(teacher_path: Path, student_paths: list[Path], data: Path, sets: li
             result["context"] += context_dependence(teacher_path, student_paths[0], data / name, context)
         if phases:
             result["grid_phase"] += grid_phase(teacher_path, student_paths[0], data / name, phases)
-    (out / "diagnose.json").write_text(json.dumps(result, indent=1))
+    write_text(out / "diagnose.json", json.dumps(result, indent=1))
     fd.plot_bars({name: {label: c["summary"] for label, c in candidates.items()} for name, candidates in result["sets"].items()}, out / "diagnose-bars.png")
     fd.plot_maps(maps, out / "diagnose-maps.png")
     return result
@@ -293,14 +294,21 @@ def print_diagnosis(result: dict) -> None:
     """The diagnosis tables (Markdown) on stdout."""
     from fidelity_diagnosis import SIGMAS
 
-    print("| set | candidate | PSNR | + affine | + monotone curve | " + " | ".join(f"low-pass share / PSNR if fixed, sigma {s:g}" for s in SIGMAS) + " | detail gain k / corr / PSNR if fixed |")
-    print("| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in SIGMAS) + " | ---: |")
+    print("| set | candidate | PSNR | frame mean matched | + affine | + monotone curve | " + " | ".join(f"low-pass share / PSNR if fixed, sigma {s:g}" for s in SIGMAS) + " | detail gain k / corr / PSNR if fixed |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in SIGMAS) + " | ---: |")
     for name, candidates in result["sets"].items():
         for label, c in candidates.items():
             s = c["summary"]
             bands = " | ".join(f"{100 * s[f'share_low_{g:g}']:.0f} % / {s[f'psnr_low_fixed_{g:g}']:.2f}" for g in SIGMAS)
-            print(f"| {name} | {label} | {s['psnr']:.2f} | {s['psnr_affine']:.2f} | {s['psnr_curve']:.2f} | {bands} | {s['detail_gain']:.2f} / {s['detail_corr']:.2f} / {s['detail_psnr_gain_fixed']:.2f} |")
-    print("\n| set | candidate | " + " | ".join(["contrast bin (gray levels): pixel share / error share / RMSE"]) + " |")
+            print(f"| {name} | {label} | {s['psnr']:.2f} | {s['psnr_mean_matched']:.2f} | {s['psnr_affine']:.2f} | {s['psnr_curve']:.2f} | {bands} | {s['detail_gain']:.2f} / {s['detail_corr']:.2f} / {s['detail_psnr_gain_fixed']:.2f} |")
+    print("\n| set | candidate | frame mean brightness: teacher (spread) / candidate spread / correlation |")
+    print("| --- | --- | ---: |")
+    for name, candidates in result["sets"].items():
+        for label, c in candidates.items():
+            s = c["summary"]
+            print(f"| {name} | {label} | {s['teacher_mean']:.1f} ({s['teacher_mean_spread']:.1f}) / {s['student_mean_spread']:.1f} / {s['mean_corr']:.2f} |")
+    print("\n| set | candidate | contrast bin (gray levels): pixel share / error share / RMSE |")
+    print("| --- | --- | --- |")
     for name, candidates in result["sets"].items():
         for label, c in candidates.items():
             cells = ", ".join(f"[{b['lo']:g}, {b['hi'] if b['hi'] is not None else 'inf'}): {100 * b['pixel_share']:.0f} % / {100 * b['error_share']:.0f} % / {b['rmse']:.1f}" for b in c["summary"]["contrast_bins"])

@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from edgefusion._filters import gaussian_filter
+from edgefusion.io.atomic import atomic_path
 
 #: Low-pass scales (pixels) of the frequency split.
 SIGMAS = (2.0, 8.0, 32.0)
@@ -130,6 +131,7 @@ def diagnose_frame(s8: np.ndarray, t8: np.ndarray, ir: np.ndarray, vis: np.ndarr
     lut = curve_fit(s8, t)
     return {
         "psnr": psnr_of_mse(float(np.mean((s - t) ** 2))),
+        "mean": {"student": float(s.mean()), "teacher": float(t.mean()), "psnr_matched": psnr_of_mse(float(np.mean((s - s.mean() + t.mean() - t) ** 2)))},
         "affine": {"a": a, "b": b, "psnr": psnr_of_mse(float(np.mean((a * s + b - t) ** 2)))},
         "curve_psnr": psnr_of_mse(float(np.mean((lut[np.asarray(s8).astype(np.int64)] - t) ** 2))),
         "frequency": frequency_split(s, t),
@@ -138,8 +140,16 @@ def diagnose_frame(s8: np.ndarray, t8: np.ndarray, ir: np.ndarray, vis: np.ndarr
     }
 
 
+def _correlation(x, y) -> float:
+    """Pearson correlation; NaN when either has no spread."""
+    dx, dy = np.asarray(x, dtype=np.float64) - np.mean(x), np.asarray(y, dtype=np.float64) - np.mean(y)
+    norm = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    return float(dx @ dy) / norm if norm > 0 else math.nan
+
+
 def summarize(frames: list[dict]) -> dict:
-    """Means over frames (PSNRs averaged in dB, as the benchmark does) and pooled contrast bins."""
+    """Means over frames (PSNRs averaged in dB, as the benchmark does), the spread (std over frames) of
+    the frame mean brightness and its correlation between student and teacher, and pooled contrast bins."""
     mean = lambda values: float(np.mean(list(values)))  # noqa: E731
     out = {
         "psnr": mean(f["psnr"] for f in frames),
@@ -147,6 +157,11 @@ def summarize(frames: list[dict]) -> dict:
         "affine_a": mean(f["affine"]["a"] for f in frames),
         "affine_b": mean(f["affine"]["b"] for f in frames),
         "psnr_curve": mean(f["curve_psnr"] for f in frames),
+        "psnr_mean_matched": mean(f["mean"]["psnr_matched"] for f in frames),
+        "teacher_mean": mean(f["mean"]["teacher"] for f in frames),
+        "teacher_mean_spread": float(np.std([f["mean"]["teacher"] for f in frames])),
+        "student_mean_spread": float(np.std([f["mean"]["student"] for f in frames])),
+        "mean_corr": _correlation([f["mean"]["student"] for f in frames], [f["mean"]["teacher"] for f in frames]),
         "mse": mean(f["frequency"]["mse"] for f in frames),
     }
     for sigma in SIGMAS:
@@ -208,7 +223,8 @@ def plot_bars(sets: dict, path, target_db: float = 30.0) -> None:
             ax.text(xi + 0.2, b["error_share"], f"{b['rmse']:.1f}", ha="center", va="bottom", fontsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
 
 
@@ -235,5 +251,6 @@ def plot_maps(rows: list[dict], path, sigma: float = 8.0, limit: float = 40.0) -
         axes[r, 0].set_ylabel(row["title"], fontsize=7)
     fig.suptitle(f"student vs LD-Lite; error colour scale +-{limit:g} gray levels (red: student brighter)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)

@@ -101,3 +101,12 @@ def test_plots_write_png_files(tmp_path, ramp):
     fd.plot_maps([{"title": "f", "ir": ramp, "vis": ramp, "t": ramp, "s": ramp * 0.9, "shifted": ramp}], tmp_path / "maps.png")
     for name in ("bars.png", "maps.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mean_matching_removes_a_constant_offset_only(ramp):
+    base = np.floor(ramp / 2)
+    frame = fd.diagnose_frame(base + 10.0, base, ramp, ramp)
+    assert frame["mean"] == {"student": pytest.approx(base.mean() + 10.0), "teacher": pytest.approx(base.mean()), "psnr_matched": math.inf}
+    assert frame["psnr"] == pytest.approx(10 * math.log10(255**2 / 100.0))  # 28.13 dB
+    summary = fd.summarize([frame, fd.diagnose_frame(base + 20.0, base + 5.0, ramp, ramp)])
+    assert summary["mean_corr"] == pytest.approx(1.0) and summary["teacher_mean_spread"] == pytest.approx(2.5)
