@@ -43,9 +43,10 @@ rows, :func:`upsample4_rows` by ``torch.lerp`` with the four phase weights,
 equal to the conv within float rounding) and, without autograd, the frame is
 composed in strips of :data:`STRIP_ROWS` low-res rows whose temporaries stay
 in the CPU cache (1080p, 1 thread: ~5 ms instead of ~33 ms). Training
-(autograd on) composes the whole crop at once.
+(autograd on) composes the whole crop at once. ``with export_graph():``
+runs the export formulation eagerly (:func:`macs_per_pixel` counts it).
 
-Ops: Conv (regular 3x3/1x1, strided 4x4, fixed 3x3), ReLU, AveragePool, ReduceMean (spatial mean),
+Export graph ops: Conv (regular 3x3/1x1, strided 4x4, fixed 3x3), ReLU, AveragePool, ReduceMean (spatial mean),
 Resize (nearest, low-res only), Concat, Slice, DepthToSpace, Add, Sub, Mul,
 Clip. Channel counts are multiples of 8 inside the network. Inputs must be
 padded to a multiple of :attr:`Student.stride` (8).
@@ -60,6 +61,10 @@ is 7 elementwise operations per pixel (not counted above).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -77,14 +82,31 @@ STRIP_ROWS = 16
 PHASES = ((0, 0.625), (0, 0.875), (1, 0.125), (1, 0.375))
 
 
+_EXPORT_GRAPH: ContextVar[bool] = ContextVar("edgefusion_export_graph", default=False)
+
+
 def exporting() -> bool:
-    """True while torch traces a model for export (torch.export / dynamo ONNX / LiteRT, TorchScript tracing).
+    """True while torch traces a model for export (torch.export / dynamo ONNX / LiteRT, TorchScript tracing)
+    or inside :func:`export_graph`.
 
     Models then build their export graph (the ops listed in this module's
     docstring, which the INT8 quantizers and converters are tuned for) instead
     of the faster eager formulations of the same math.
     """
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    return (
+        _EXPORT_GRAPH.get() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    )
+
+
+@contextmanager
+def export_graph() -> Iterator[None]:
+    """Run students in eager mode with their export graph's ops (cost counting, tests)."""
+    token = _EXPORT_GRAPH.set(True)
+    try:
+        yield
+    finally:
+        _EXPORT_GRAPH.reset(token)
 
 
 def _bilinear4_phases() -> torch.Tensor:
@@ -232,10 +254,10 @@ def example_inputs(model: nn.Module, height: int, width: int) -> tuple[torch.Ten
 
 
 def macs_per_pixel(model: nn.Module, height: int = 256, width: int = 256) -> float:
-    """Multiply-accumulates per input pixel of ``model(*inputs)``, counted by FlopCounterMode (FLOPs / 2)."""
+    """Multiply-accumulates per input pixel of ``model(*inputs)``'s export graph, counted by FlopCounterMode (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.no_grad(), export_graph():
         model(*example_inputs(model, height, width))
     return counter.get_total_flops() / 2 / (height * width)

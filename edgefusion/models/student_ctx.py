@@ -30,6 +30,19 @@ Network (all learned work at 1/4 and 1/8 resolution)
   ``h0`` a local brightness correction of ``max`` of the local means
   (products taken at 1/4 resolution only). Head ``plain``: ``M = h``.
   Both start as ``max(ir, vis)``.
+
+Eager vs export graph
+---------------------
+While exporting (:func:`edgefusion.models.student.exporting`) the graph uses
+the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, concat,
+``merge``), the ops the INT8 quantizers keep float or quantize by module name.
+Eager PyTorch computes the same math faster: each stem conv gets a fifth
+output channel of weight 1/16 (the 4x4 mean, no separate pass over the
+frame), the 1/4-resolution network runs channels_last, ``merge``'s first
+(1x1) conv is split over its two inputs so that the 1/8 part is upsampled
+after it (8 instead of ``c2`` channels), and the composition runs in strips
+(:class:`edgefusion.models.student.Composition`). Outputs agree within float
+rounding (``tests/test_student_speed.py``).
 """
 
 from __future__ import annotations
@@ -115,20 +128,20 @@ class StudentCtx(Composition, nn.Module):
         s_ir, s_vis, means = self._stems(ir, vis)
         n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
         n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
-        x = torch.relu(torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1) + self.stem_bias)
+        x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
         if not exporting():
             x = x.contiguous(memory_format=torch.channels_last)  # eager oneDNN convs skip a reorder per layer
         q = torch.relu(self.quarter(x))
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
-        h = self.head(self._merge(q, e)).contiguous()
+        h = self.head(self._merge(q, e))
         if self.head_kind == "plain":
-            return h
+            return h.contiguous()
         p_ir, p_vis = means or (self.pool4(ir), self.pool4(vis))
         h0, h1, h2, h3 = h[:, 0:1], h[:, 1:2], h[:, 2:3], h[:, 3:4]
         above = torch.relu(p_ir - p_vis)
         m0 = h0 + p_vis + above - h1 * p_ir - h2 * p_vis - h3 * above  # max(p_ir, p_vis) = p_vis + relu(p_ir - p_vis)
-        return torch.cat([m0, h1, h2, h3], dim=1)
+        return torch.cat([m0, h1, h2, h3], dim=1).contiguous()
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return self.compose(ir, vis, self.analyze(ir, vis, stats))
