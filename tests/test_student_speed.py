@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from edgefusion.models import build_model  # noqa: E402
-from edgefusion.models.student import STRIP_ROWS, export_graph, upsample4_columns, upsample4_rows  # noqa: E402
+from edgefusion.models.student import STRIP_ROWS, export_graph, pad_rows, upsample4  # noqa: E402
 from edgefusion.runtime.frame_stats import frame_stats  # noqa: E402
 
 #: Frozen constants of student-ctx (STD_EPS, STATS_SCALE) at the time of the reference.
@@ -96,11 +96,11 @@ def real_frame():
 def test_upsample4_hand_values():
     """Row [0, 4] -> samples at (i + 0.5) / 4 - 0.5, clamped to [0, 1], times 4; rows likewise."""
     maps = torch.tensor([[[[0.0, 4.0]]]])  # (1, 1, 1, 2)
-    up = upsample4_rows(upsample4_columns(maps), 0, 1)
+    up = upsample4(pad_rows(maps), 0, 1)
     expected = torch.tensor([0.0, 0.0, 0.5, 1.5, 2.5, 3.5, 4.0, 4.0])
     assert up.shape == (1, 1, 4, 8)
     torch.testing.assert_close(up[0, 0], expected.expand(4, 8), atol=1e-6, rtol=0)
-    column = upsample4_rows(upsample4_columns(maps.transpose(2, 3)), 0, 2)  # (1, 1, 8, 4): the same along rows
+    column = torch.cat([upsample4(pad_rows(maps.transpose(2, 3)), j, j + 1) for j in (0, 1)], dim=2)  # strips of one row
     torch.testing.assert_close(column[0, 0], expected[:, None].expand(8, 4), atol=1e-6, rtol=0)
 
 

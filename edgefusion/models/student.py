@@ -38,8 +38,8 @@ Export and eager execution
 While a model is traced for export (:func:`exporting`: ONNX, torch.export /
 LiteRT, TorchScript) ``compose`` builds the graph above (fixed conv +
 depth-to-space per map, whole frame). In eager PyTorch the same ``up4`` runs
-as two separable linear passes (:func:`upsample4_columns` over the low-res
-rows, :func:`upsample4_rows` by ``torch.lerp`` with the four phase weights,
+as two separable linear passes (:func:`upsample4`: a linear resize of the
+low-res rows' columns, then ``torch.lerp`` of two rows per output row phase;
 equal to the conv within float rounding) and, without autograd, the frame is
 composed in strips of :data:`STRIP_ROWS` low-res rows whose temporaries stay
 in the CPU cache (1080p, 1 thread: ~5 ms instead of ~33 ms). Training
@@ -150,18 +150,21 @@ class Upsample4(nn.Module):
         return [self.shuffle(F.conv2d(padded[:, k : k + 1], self.kernel)) for k in range(x.shape[1])]
 
 
-def upsample4_columns(maps: torch.Tensor) -> torch.Tensor:
-    """(N, C, h, w) -> (N, C, h + 2, 4w): rows edge-padded by one, columns upsampled x4 (bilinear, edge clamped)."""
-    n, c, h, w = maps.shape
-    rows = torch.cat([maps[:, :, :1], maps, maps[:, :, -1:]], dim=2).reshape(n, c * (h + 2), w)
-    return F.interpolate(rows, scale_factor=4.0, mode="linear", align_corners=False).view(n, c, h + 2, 4 * w)
+def pad_rows(maps: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, h + 2, w): one edge-replicated row above and below (input of :func:`upsample4`)."""
+    return torch.cat([maps[:, :, :1], maps, maps[:, :, -1:]], dim=2)
 
 
-def upsample4_rows(wide: torch.Tensor, j0: int, j1: int) -> torch.Tensor:
-    """Frame rows ``4 j0 .. 4 j1`` of the x4 bilinear upsampling, (N, C, 4 (j1 - j0), W), from :func:`upsample4_columns`."""
-    n, c, _, width = wide.shape
-    phases = [torch.lerp(wide[:, :, j0 + o : j1 + o], wide[:, :, j0 + o + 1 : j1 + o + 1], weight) for o, weight in PHASES]
-    return torch.stack(phases, dim=3).view(n, c, 4 * (j1 - j0), width)
+def upsample4(padded: torch.Tensor, j0: int, j1: int) -> torch.Tensor:
+    """Frame rows ``4 j0 .. 4 j1`` (N, C, 4 (j1 - j0), 4w) of the x4 bilinear upsampling of maps whose rows are
+    edge-padded by :func:`pad_rows`: x4 along the columns of low-res rows ``j0 - 1 .. j1`` (linear resize, edge
+    clamped), then each output row phase as one ``lerp`` of two of those rows (:data:`PHASES`)."""
+    n, c, _, w = padded.shape
+    k = j1 - j0
+    rows = padded[:, :, j0 : j1 + 2].reshape(n, c * (k + 2), w)
+    wide = F.interpolate(rows, scale_factor=4.0, mode="linear", align_corners=False).view(n, c, k + 2, 4 * w)
+    phases = [torch.lerp(wide[:, :, o : o + k], wide[:, :, o + 1 : o + 1 + k], weight) for o, weight in PHASES]
+    return torch.stack(phases, dim=3).view(n, c, 4 * k, 4 * w)
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -180,14 +183,14 @@ class Composition:
         """
         if exporting():
             return _fuse(self.up(maps), ir, vis)
-        wide, h = upsample4_columns(maps), maps.shape[2]
+        padded, h = pad_rows(maps), maps.shape[2]
         if torch.is_grad_enabled():
-            return _fuse(upsample4_rows(wide, 0, h).split(1, dim=1), ir, vis)
+            return _fuse(upsample4(padded, 0, h).split(1, dim=1), ir, vis)
         out = torch.empty_like(ir)
         for j0 in range(0, h, STRIP_ROWS):
             j1 = min(j0 + STRIP_ROWS, h)
             rows = slice(4 * j0, 4 * j1)
-            _fuse(upsample4_rows(wide, j0, j1).split(1, dim=1), ir[:, :, rows], vis[:, :, rows], out=out[:, :, rows])
+            _fuse(upsample4(padded, j0, j1).split(1, dim=1), ir[:, :, rows], vis[:, :, rows], out=out[:, :, rows])
         return out
 
 
