@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from edgefusion.models import build_model  # noqa: E402
 from edgefusion.models.student import STRIP_ROWS, export_graph, pad_rows, upsample4  # noqa: E402
 from edgefusion.runtime.frame_stats import frame_stats  # noqa: E402
+from test_student_ctx import _perturbed  # noqa: E402
 
 #: Frozen constants of student-ctx (STD_EPS, STATS_SCALE) at the time of the reference.
 STD_EPS = 0.01
@@ -59,15 +59,6 @@ def _frames(n: int, h: int, w: int, seed: int = 0):
     vis = torch.from_numpy(np.stack([p[1] for p in planes]))[:, None]
     stats = torch.from_numpy(np.stack([frame_stats(*p) for p in planes]))
     return ir, vis, stats
-
-
-def _perturbed(config: dict, seed: int = 0):
-    torch.manual_seed(seed)
-    model = build_model("student-ctx", config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return model
 
 
 @pytest.fixture(scope="module")
