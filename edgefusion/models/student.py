@@ -40,10 +40,10 @@ LiteRT, TorchScript) ``compose`` builds the graph above (fixed conv +
 depth-to-space per map, whole frame). In eager PyTorch the same ``up4`` runs
 as two separable linear passes (:func:`upsample4`: a linear resize of the
 low-res rows' columns, then ``torch.lerp`` of two rows per output row phase;
-equal to the conv within float rounding) and, without autograd, the frame is
+equal to the conv within float rounding) and, unless autograd records, the frame is
 composed in strips of :data:`STRIP_ROWS` low-res rows whose temporaries stay
 in the CPU cache (1080p, 1 thread: ~5 ms instead of ~33 ms). Training
-(autograd on) composes the whole crop at once. ``with export_graph():``
+(autograd recording) composes the whole crop at once. ``with export_graph():``
 runs the export formulation eagerly (:func:`macs_per_pixel` counts it).
 
 Export graph ops: Conv (regular 3x3/1x1, strided 4x4, fixed 3x3), ReLU, AveragePool, ReduceMean (spatial mean),
@@ -178,13 +178,13 @@ class Composition:
         """fused = clip(A0 + A1*ir + A2*vis + A3*relu(ir - vis), 0, 1) with Ak = bilinear x4 of map k.
 
         Export graph: :class:`Upsample4`, whole frame; eager: separable
-        upsampling, in strips of :data:`STRIP_ROWS` when autograd is off (see
-        the module docstring).
+        upsampling, in strips of :data:`STRIP_ROWS` unless autograd records
+        (see the module docstring).
         """
         if exporting():
             return _fuse(self.up(maps), ir, vis)
         padded, h = pad_rows(maps), maps.shape[2]
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (ir, vis, maps)):  # autograd: one piece
             return _fuse(upsample4(padded, 0, h).split(1, dim=1), ir, vis)
         out = torch.empty_like(ir)
         for j0 in range(0, h, STRIP_ROWS):
