@@ -197,7 +197,8 @@ class Composition:
 def _fuse(a: list[torch.Tensor], ir: torch.Tensor, vis: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """clip(a0 + a1*ir + a2*vis + a3*relu(ir - vis), 0, 1) of full-resolution maps ``a`` (N x 1 x H x W each)."""
     a0, a1, a2, a3 = a
-    return torch.clamp(a0 + a1 * ir + a2 * vis + a3 * torch.relu(ir - vis), 0.0, 1.0, out=out)
+    fused = torch.addcmul(torch.addcmul(torch.addcmul(a0, a1, ir), a2, vis), a3, torch.relu(ir - vis))
+    return torch.clamp(fused, 0.0, 1.0, out=out)
 
 
 class Student(Composition, nn.Module):
