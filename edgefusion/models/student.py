@@ -42,7 +42,7 @@ as two separable linear passes (:func:`upsample4`: a linear resize of the
 low-res rows' columns, then ``torch.lerp`` of two rows per output row phase;
 equal to the conv within float rounding) and, unless autograd records, the frame is
 composed in strips of :data:`STRIP_ROWS` low-res rows whose temporaries stay
-in the CPU cache (1080p, 1 thread: ~5 ms instead of ~33 ms). Training
+in the CPU cache (1080p, 1 thread, busy 2-core CPU: ~6.5 ms instead of ~33 ms). Training
 (autograd recording) composes the whole crop at once. ``with export_graph():``
 runs the export formulation eagerly (:func:`macs_per_pixel` counts it).
 
