@@ -64,3 +64,18 @@ def test_rejects_mismatched_planes():
         frame_stats(np.zeros((4, 4), np.float32), np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError):
         frame_stats(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(150, 37), (17, 5), (33, 2), (40, 1)])
+def test_row_blocks_match_whole_plane_float64(shape):
+    """Frames spanning several row blocks (partial last block, a block of one row) equal the definition
+    computed on whole float64 planes, gradients included."""
+    rng = np.random.default_rng(2)
+    ir, vis = rng.random((2, *shape), dtype=np.float32)
+
+    def reference(x):
+        x = x.astype(np.float64)
+        return x.mean(), x.std(), sum(np.abs(np.diff(x, axis=a)).mean() for a in (0, 1) if x.shape[a] > 1)
+
+    (m_ir, s_ir, g_ir), (m_vis, s_vis, g_vis) = reference(ir), reference(vis)
+    np.testing.assert_allclose(frame_stats(ir, vis), [m_ir, s_ir, m_vis, s_vis, g_ir, g_vis], rtol=0, atol=1e-7)

@@ -30,6 +30,20 @@ Network (all learned work at 1/4 and 1/8 resolution)
   ``h0`` a local brightness correction of ``max`` of the local means
   (products taken at 1/4 resolution only). Head ``plain``: ``M = h``.
   Both start as ``max(ir, vis)``.
+
+Eager vs export graph
+---------------------
+While exporting (:func:`edgefusion.models.student.exporting`) the graph uses
+the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, concat,
+``merge``), the ops the INT8 quantizers keep float or quantize by module name.
+Eager PyTorch computes the same math faster: each stem conv gets a fifth
+output channel of weight 1/16 (the 4x4 mean, no separate pass over the
+frame), the 1/4-resolution network runs channels_last, ``merge``'s first
+(1x1) conv is split over its two inputs so that the 1/8 part is upsampled
+after it (8 instead of ``c2`` channels), 1x1 convs run through oneDNN
+(:func:`_conv1x1`), and the composition runs in strips
+(:class:`edgefusion.models.student.Composition`). Outputs agree within float
+rounding (``tests/test_student_speed.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +52,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgefusion.models.student import N_MAPS, SIZES, Composition, Upsample4, _conv
+from edgefusion.models.student import N_MAPS, SIZES, Composition, Upsample4, _conv, exporting
 
 HEADS = ("structured", "plain")
 #: Sizes (c1 = width at 1/4, c2 = width at 1/8): the v1 sizes plus ``s+`` (wider 1/8 context).
@@ -90,27 +104,55 @@ class StudentCtx(Composition, nn.Module):
         weight_sum = conv.weight.sum(dim=(1, 2, 3))[None, :, None, None]
         return (features - mean[:, None, None, None] * weight_sum) / (std[:, None, None, None] + STD_EPS)
 
+    def _stems(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+        """``stem_ir(ir), stem_vis(vis)`` and, eager only, ``(pool4(ir), pool4(vis))`` from the same conv pass
+        (one more output channel of weight 1/16 per plane); None when exporting (the graph pools where it uses them)."""
+        if exporting():
+            return self.stem_ir(ir), self.stem_vis(vis), None
+        outputs = []
+        for x, conv in ((ir, self.stem_ir), (vis, self.stem_vis)):
+            mean = conv.weight.new_full((1, 1, 4, 4), 1.0 / 16.0)
+            outputs.append(F.conv2d(x, torch.cat([conv.weight, mean]), stride=4).split(conv.out_channels, dim=1))
+        (s_ir, p_ir), (s_vis, p_vis) = outputs
+        return s_ir, s_vis, (p_ir, p_vis)
+
+    def _merge(self, q: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``merge(cat[q, nearest x2 of e])``; eager: the first (1x1) conv split over q and e, e's part upsampled after it."""
+        if exporting():
+            return self.merge(torch.cat([q, F.interpolate(e, scale_factor=2.0, mode="nearest")], dim=1))
+        first, c = self.merge[0], q.shape[1]
+        z = _conv1x1(q, first.weight[:, :c], first.bias) + F.interpolate(_conv1x1(e, first.weight[:, c:]), scale_factor=2.0, mode="nearest")
+        return self.merge[1:](z)
+
     def analyze(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Maps M0..M3 at 1/4 resolution, N x 4 x H/4 x W/4 (see module docstring)."""
-        s_ir, s_vis = self.stem_ir(ir), self.stem_vis(vis)
+        s_ir, s_vis, means = self._stems(ir, vis)
         n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
         n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
-        x = torch.relu(torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1) + self.stem_bias)
+        x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
+        if not exporting():
+            x = x.contiguous(memory_format=torch.channels_last)  # eager oneDNN convs skip a reorder per layer
         q = torch.relu(self.quarter(x))
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
-        e = F.interpolate(e, scale_factor=2.0, mode="nearest")
-        h = self.head(self.merge(torch.cat([q, e], dim=1)))
+        z = self._merge(q, e)
+        h = self.head(z) if exporting() else _conv1x1(z, self.head.weight, self.head.bias)
         if self.head_kind == "plain":
-            return h
-        p_ir, p_vis = self.pool4(ir), self.pool4(vis)
+            return h.contiguous()
+        p_ir, p_vis = means or (self.pool4(ir), self.pool4(vis))
         h0, h1, h2, h3 = h[:, 0:1], h[:, 1:2], h[:, 2:3], h[:, 3:4]
         above = torch.relu(p_ir - p_vis)
         m0 = h0 + p_vis + above - h1 * p_ir - h2 * p_vis - h3 * above  # max(p_ir, p_vis) = p_vis + relu(p_ir - p_vis)
-        return torch.cat([m0, h1, h2, h3], dim=1)
+        return torch.cat([m0, h1, h2, h3], dim=1).contiguous()
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return self.compose(ir, vis, self.analyze(ir, vis, stats))
+
+
+def _conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Eager 1x1 convolution. ``dilation=2`` changes nothing for a 1x1 kernel but makes PyTorch pick oneDNN,
+    which its single-thread heuristic skips for 1x1 kernels (its fallback is 4-6x slower here at 1/4 resolution)."""
+    return F.conv2d(x, weight, bias, dilation=2)
 
 
 def build(config: dict) -> StudentCtx:
