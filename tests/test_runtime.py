@@ -624,6 +624,38 @@ def test_manifest_with_wrong_inputs_is_refused_in_one_line(student_v2, tmp_path,
 
 
 @needs_ort
+@pytest.mark.parametrize("command", ["fuse", "eval"])
+def test_fuse_and_eval_of_a_bundle_take_the_runtimes_frame_path(student_v2, tmp_path, monkeypatch, command):
+    """``edgefusion fuse/eval --model BUNDLE`` run Fuser.fuse (the path firmware and bench use), and write its result."""
+    from edgefusion.cli import main
+    from edgefusion.io.images import read_image, write_image
+
+    bundle = _v2_bundle(tmp_path / "b", student_v2[1])
+    rng = np.random.default_rng(5)
+    ir, vis = rng.integers(0, 256, (24, 40), np.uint8), rng.integers(0, 256, (24, 40, 3), np.uint8)
+    for folder, image in (("ir", ir), ("vi", vis)):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "p.png", image)
+    calls, fuse = [], Fuser.fuse
+
+    def spy(self, *args, **kwargs):
+        calls.append(args[0].shape)
+        return fuse(self, *args, **kwargs)
+
+    monkeypatch.setattr(Fuser, "fuse", spy)
+    out = tmp_path / "out"
+    if command == "fuse":
+        argv = ["fuse", "--model", str(bundle), "--ir", str(tmp_path / "ir" / "p.png"), "--vis", str(tmp_path / "vi" / "p.png"), "-o", str(out / "p.png")]
+    else:
+        argv = ["eval", "--model", str(bundle), "--data", str(tmp_path), "--json", str(tmp_path / "m.json")]
+    assert main(argv) == 0
+    assert calls == [(24, 40)]
+    if command == "fuse":
+        expected = Fuser.open(bundle).fuse(ir, vis)
+        np.testing.assert_array_equal(read_image(out / "p.png"), expected)
+
+
+@needs_ort
 def test_inputs_that_do_not_match_the_model_are_one_line_errors(student_v2, model, onnx_file, tmp_path):
     import json
 
