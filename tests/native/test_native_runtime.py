@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import BASE_MANIFEST, ENCODED_STATS_SCALE, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
+from native_build import BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, driver_json, frame_stats_reference, openvino_flags, openvino_root, read_image, run
 
 from edgefusion import preprocess
 from edgefusion.cli import main
@@ -382,8 +382,6 @@ class _Options(ctypes.Structure):
 @pytest.fixture(scope="session")
 def runtime_lib(work):
     """The runtime with the built-in OpenVINO backend as a shared library for ctypes (one context, many frame sizes)."""
-    from native_build import CORE, NATIVE, cc, openvino_flags
-
     lib = ctypes.CDLL(str(cc(work / "libedgefusion_ov.so", CORE, "-O1", "-fPIC", "-shared", *openvino_flags())))
     lib.ef_open_dir.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Options), ctypes.POINTER(ctypes.c_void_p)]
     lib.ef_fuse.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int,
