@@ -65,7 +65,8 @@ typedef struct {
     size_t size;
 } ef_file;
 
-/* What a backend is told when it is created. Files are the bundle's, verified. */
+/* What a backend is told when it is created. Files are the bundle's, verified; their bytes
+ * stay valid until destroy() (the strings and structs only during create()). */
 typedef struct {
     const char *backend;     /* manifest "backend": "openvino", "tensorrt", ... */
     const char *precision;   /* "int8", "fp32", ... */

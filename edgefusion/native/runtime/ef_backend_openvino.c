@@ -40,8 +40,8 @@ typedef struct {
 typedef struct {
     ov_core_t *core;
     ov_tensor_t *weights;
-    const ef_file *xml;    /* the bundle's model.xml (outlives the backend) */
-    const char *device;
+    ef_file xml;           /* the bundle's model.xml (its bytes outlive the backend) */
+    char device[128];      /* copied: ef_options.device need not outlive ef_open_* */
     char threads[16];      /* INFERENCE_NUM_THREADS, "" for the engine default */
     ov_runner dynamic;     /* the model as stored (dynamic h, w): fallback */
     int reshape;           /* 1: dynamic h, w on CPU, run each size on a static-shape copy */
@@ -100,7 +100,7 @@ static ov_status_e host_tensor(const float *data, int rank, const int64_t *dims,
 }
 
 static ov_status_e read_model(ov_state *s, ov_model_t **model) {
-    return ov_core_read_model_from_memory_buffer(s->core, (const char *)s->xml->data, s->xml->size, s->weights, model);
+    return ov_core_read_model_from_memory_buffer(s->core, (const char *)s->xml.data, s->xml.size, s->weights, model);
 }
 
 /* Compile model for s->device (CPU: f32 precision as the Python backend, threads if set) and create its request. */
@@ -121,14 +121,16 @@ static ov_status_e compile(ov_state *s, const ov_model_t *model, ov_runner *r) {
 static int ov_create(void *user, const ef_model_info *info, void **state, char *err, size_t n) {
     ov_state *s = (ov_state *)calloc(1, sizeof *s);
     ov_model_t *model = NULL;
+    const char *device = info->device && *info->device ? info->device : "CPU";
     ov_status_e st;
     (void)user;
     *state = NULL;
     if (!s) { snprintf(err, n, "out of memory"); return 1; }
     s->n_inputs = info->n_inputs;
     s->output_maps = info->output_maps;
-    s->xml = info->model;
-    s->device = info->device && *info->device ? info->device : "CPU";
+    s->xml = *info->model;
+    if (strlen(device) >= sizeof s->device) { snprintf(err, n, "OpenVINO device name too long"); goto error; }
+    strcpy(s->device, device);
     if (info->threads > 0) snprintf(s->threads, sizeof s->threads, "%d", info->threads);
     if ((st = ov_core_create(&s->core)) != OK) { fail(err, n, "core creation", st); goto error; }
     if (info->weights) {
