@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import BASE_MANIFEST, ENCODED_STATS_SCALE, SAMPLE_NAMES, driver_json, frame_stats_reference, openvino_root, read_image, run
+from native_build import BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, driver_json, frame_stats_reference, openvino_flags, openvino_root, read_image, run
 
 from edgefusion import preprocess
 from edgefusion.cli import main
@@ -373,3 +373,47 @@ def test_shipped_student_x86_int8_bundle(fuse_frames, pairs, work, numpy_runtime
         assert done.returncode == 0, done.stderr
         expected = fuser.fuse(read_image(ir_path), read_image(vis_path))
         assert np.abs(read_image(out).astype(int) - expected).max() <= 1, name
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [("backend", ctypes.c_void_p), ("device", ctypes.c_char_p), ("threads", ctypes.c_int)]
+
+
+@pytest.fixture(scope="session")
+def runtime_lib(work):
+    """The runtime with the built-in OpenVINO backend as a shared library for ctypes (one context, many frame sizes)."""
+    lib = ctypes.CDLL(str(cc(work / "libedgefusion_ov.so", CORE, "-O1", "-fPIC", "-shared", *openvino_flags())))
+    lib.ef_open_dir.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Options), ctypes.POINTER(ctypes.c_void_p)]
+    lib.ef_fuse.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int,
+                            ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    lib.ef_last_error.argtypes = [ctypes.c_void_p]
+    lib.ef_last_error.restype = ctypes.c_char_p
+    lib.ef_close.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_one_context_across_frame_sizes(runtime_lib, ov_bundles, pairs, numpy_runtime, version):
+    """Sizes A B C B A B on one context: each new padded size gets its own static-shape model, the third evicts the
+    least recently used (2 kept), B comes back cached after the runtime grew its buffers (bound again), A recompiled;
+    every frame fuses as the Python runtime does."""
+    from edgefusion.runtime import Fuser
+
+    ir, vis = read_image(pairs["rgb"][0]), read_image(pairs["rgb"][1])
+    crops = {"A": (9, 13), "B": (5, 7), "C": (ir.shape[0], ir.shape[1] - 3)}  # padded 16x16, 8x8, full frame
+    fuser = Fuser.open(ov_bundles[version], threads=1)
+    ctx = ctypes.c_void_p()
+    status = runtime_lib.ef_open_dir(str(ov_bundles[version]).encode(), ctypes.byref(_Options(None, None, 1)), ctypes.byref(ctx))
+    try:
+        assert status == 0, runtime_lib.ef_last_error(ctx)
+        first = {}
+        for key in "ABCBAB":
+            h, w = crops[key]
+            a, b = np.ascontiguousarray(ir[:h, :w]), np.ascontiguousarray(vis[:h, :w])
+            out = np.zeros((h, w, 3), np.uint8)
+            status = runtime_lib.ef_fuse(ctx, a.ctypes.data, 1, w, b.ctypes.data, 3, 3 * w, w, h, out.ctypes.data, 3, 3 * w)
+            assert status == 0, runtime_lib.ef_last_error(ctx)
+            assert np.abs(out.astype(int) - fuser.fuse(a, b)).max() <= 1, key
+            assert np.array_equal(out, first.setdefault(key, out)), key  # deterministic per size
+    finally:
+        runtime_lib.ef_close(ctx)

@@ -24,6 +24,11 @@
  * pointers). The built-in backend is OpenVINO's C API (compile with
  * EF_WITH_OPENVINO and link libopenvino_c); any other engine (TensorRT, a vendor
  * NPU) plugs in through ef_options.backend, see the example at the end of this file.
+ * The OpenVINO backend compiles a static-shape copy of a dynamic-shape model on the
+ * first frame of each padded size (on CPU; the dynamic model when that fails) and
+ * keeps the last EF_OV_STATIC_SHAPES (2) sizes: a new size costs one compilation
+ * and its engine buffers; a kept size costs nothing (cycling through more sizes than
+ * EF_OV_STATIC_SHAPES recompiles each time one comes back).
  */
 #ifndef EDGEFUSION_H
 #define EDGEFUSION_H
@@ -60,7 +65,8 @@ typedef struct {
     size_t size;
 } ef_file;
 
-/* What a backend is told when it is created. Files are the bundle's, verified. */
+/* What a backend is told when it is created. Files are the bundle's, verified; their bytes
+ * stay valid until destroy() (the strings and structs only during create()). */
 typedef struct {
     const char *backend;     /* manifest "backend": "openvino", "tensorrt", ... */
     const char *precision;   /* "int8", "fp32", ... */
