@@ -83,13 +83,13 @@ class StudentCtx(Composition, nn.Module):
         self.stem_ir = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_vis = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_bias = nn.Parameter(torch.zeros(1, 2 * c1, 1, 1))
-        self.quarter = _conv(2 * c1, c1)
+        self.quarter = PartsConv2d(2 * c1, c1, 3, padding=1)
         self.down = nn.AvgPool2d(2)
         self.eighth_in = _conv(c1, c2)
         self.context = nn.Sequential(nn.Linear(6, c2), nn.ReLU(), nn.Linear(c2, c2))
         wide = [layer for d in range(dilated) for layer in (nn.Conv2d(c2, c2, 3, padding=2 << d, dilation=2 << d), nn.ReLU())]
         self.eighth = nn.Sequential(_conv(c2, c2), nn.ReLU(), *wide, _conv(c2, c2), nn.ReLU())
-        self.merge = nn.Sequential(_conv(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
+        self.merge = nn.Sequential(PartsConv2d(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
         self.head = nn.Conv2d(c1, N_MAPS, 1)
         self.pool4 = nn.AvgPool2d(4)
         self.up = Upsample4()
@@ -119,7 +119,7 @@ class StudentCtx(Composition, nn.Module):
     def _merge(self, q: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """``merge(cat[q, nearest x2 of e])``; eager: the first (1x1) conv split over q and e, e's part upsampled after it."""
         if exporting():
-            return self.merge(torch.cat([q, F.interpolate(e, scale_factor=2.0, mode="nearest")], dim=1))
+            return self.merge([q, (e, 2)])
         first, c = self.merge[0], q.shape[1]
         z = _conv1x1(q, first.weight[:, :c], first.bias) + F.interpolate(_conv1x1(e, first.weight[:, c:]), scale_factor=2.0, mode="nearest")
         return self.merge[1:](z)
@@ -129,10 +129,12 @@ class StudentCtx(Composition, nn.Module):
         s_ir, s_vis, means = self._stems(ir, vis)
         n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
         n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
-        x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
-        if not exporting():
-            x = x.contiguous(memory_format=torch.channels_last)  # eager oneDNN convs skip a reorder per layer
-        q = torch.relu(self.quarter(x))
+        if exporting():
+            parts, c = (s_ir, s_vis, n_ir, n_vis), s_ir.shape[1]
+            q = torch.relu(self.quarter([torch.relu(x + self.stem_bias[:, k * c:(k + 1) * c]) for k, x in enumerate(parts)]))
+        else:
+            x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
+            q = torch.relu(self.quarter(x.contiguous(memory_format=torch.channels_last)))  # eager oneDNN convs skip a reorder per layer
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
         z = self._merge(q, e)
@@ -149,6 +151,30 @@ class StudentCtx(Composition, nn.Module):
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return self.compose(ir, vis, self.analyze(ir, vis, stats))
+
+
+class PartsConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters) that also takes its input as a list of channel parts, ``conv(cat(parts))`` as
+    the sum of the parts' convolutions over the matching input-channel slices of the weight (bias once).
+
+    A part given as ``(x, s)`` (1x1 kernels only) is at 1/s resolution: its convolution is nearest-upsampled
+    x s afterwards, which equals convolving the upsampled part. Used by the export graph, where OpenVINO's
+    CPU plugin runs a channel Concat as a reference kernel; the convolutions stay inside this module, so the
+    INT8 quantizers still find them by module name (:func:`edgefusion.convert.onnx.export_onnx` names the
+    weight slices after the weight)."""
+
+    def forward(self, parts: torch.Tensor | list[torch.Tensor | tuple[torch.Tensor, int]]) -> torch.Tensor:
+        if isinstance(parts, torch.Tensor):
+            return super().forward(parts)
+        out, start = None, 0
+        for part in parts:
+            x, scale = part if isinstance(part, tuple) else (part, 1)
+            if scale != 1 and self.kernel_size != (1, 1):
+                raise ValueError("only 1x1 convolutions take a low-resolution part")
+            y = self._conv_forward(x, self.weight[:, start:start + x.shape[1]], self.bias if out is None else None)
+            y = y if scale == 1 else F.interpolate(y, scale_factor=float(scale), mode="nearest")
+            out, start = y if out is None else out + y, start + x.shape[1]
+        return out
 
 
 def _structured_maps(h: torch.Tensor, p_ir: torch.Tensor, p_vis: torch.Tensor, above: torch.Tensor) -> torch.Tensor:
