@@ -82,6 +82,27 @@ def test_onnx_export_with_fixed_shape(tmp_path, students, architecture, names):
     assert dims == [[1, 1, 64, 96], [1, 1, 64, 96], [1, 6]][: len(names)]  # frame statistics: one fixed (1, 6) input
 
 
+def test_sliced_weights_keep_their_module_name(tmp_path, students):
+    """student-ctx's export graph convolves channel parts with slices of one weight (no Concat): the ONNX
+    initializers of those slices are named after the weight, so keep_float still finds every conv by module."""
+    import onnx
+
+    from edgefusion.quantize.onnxruntime import in_modules
+
+    out = tmp_path / "ctx.onnx"
+    assert main(["export", "--model", str(students("student-ctx")[0]), "--format", "onnx", "--out", str(out)]) == 0
+    graph = onnx.load(str(out)).graph
+    initializers = {i.name for i in graph.initializer}
+    weights = [n.input[1] for n in graph.node if n.op_type == "Conv"]
+    assert all(w in initializers for w in weights)
+    concat_axes = {a.i for n in graph.node if n.op_type == "Concat" for a in n.attribute if a.name == "axis"}
+    assert concat_axes <= {2, 3} and not [n for n in graph.node if n.op_type == "Split"]  # only the composition's edge padding
+    # quarter: 4 parts (raw and normalized stems of both planes); merge: its first conv over q and e, then a 3x3 conv
+    assert sum(in_modules(w, ("quarter",)) for w in weights) == 4
+    assert sum(in_modules(w, ("merge",)) for w in weights) == 3
+    assert all(in_modules(w, ("stem_ir", "stem_vis", "quarter", "eighth_in", "eighth", "merge", "head", "up")) for w in weights)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--format", "onnx", "--out", "x.tflite"], "must end in .onnx"),
     (["--format", "tflite", "--out", "x.tflite", "--shape", "60x90"], "multiple of the model stride 8"),

@@ -34,8 +34,14 @@ Network (all learned work at 1/4 and 1/8 resolution)
 Eager vs export graph
 ---------------------
 While exporting (:func:`edgefusion.models.student.exporting`) the graph uses
-the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, concat,
-``merge``), the ops the INT8 quantizers keep float or quantize by module name.
+the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, ``quarter``,
+``merge``), the ops the INT8 quantizers keep float or quantize by module name,
+with no channel concat or split (OpenVINO's CPU plugin ran the three concats
+and the split of ``h`` as reference kernels, ~1 of ~2.6 ms at 640x480 and ~13
+of ~40 ms at 1080p, 1 thread): ``quarter`` and ``merge``'s first conv take
+their inputs as parts (:class:`PartsConv2d`, ``merge``'s 1/8 part upsampled
+after its 1x1 conv) and the structured maps add a one-hot-masked correction to
+``h`` (:func:`_structured_maps`).
 Eager PyTorch computes the same math faster: each stem conv gets a fifth
 output channel of weight 1/16 (the 4x4 mean, no separate pass over the
 frame), the 1/4-resolution network runs channels_last, ``merge``'s first
