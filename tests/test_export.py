@@ -82,25 +82,27 @@ def test_onnx_export_with_fixed_shape(tmp_path, students, architecture, names):
     assert dims == [[1, 1, 64, 96], [1, 1, 64, 96], [1, 6]][: len(names)]  # frame statistics: one fixed (1, 6) input
 
 
-def test_sliced_weights_keep_their_module_name(tmp_path, students):
-    """student-ctx's export graph convolves channel parts with slices of one weight (no Concat): the ONNX
-    initializers of those slices are named after the weight, so keep_float still finds every conv by module."""
+def test_analysis_graph_has_no_channel_concat_and_keeps_module_names(tmp_path, students):
+    """student-ctx's exported analyze network (x86 bundles) joins and picks channels without Concat/Split/Slice
+    (OpenVINO's CPU plugin runs them as reference kernels); the weight slices it convolves its input parts
+    with are initializers named after the weight, so keep_float still finds every conv by module."""
     import onnx
 
+    from edgefusion.convert.onnx import export_onnx, op_types
     from edgefusion.quantize.onnxruntime import in_modules
+    from edgefusion.quantize.pipeline import analyze_only
 
-    out = tmp_path / "ctx.onnx"
-    assert main(["export", "--model", str(students("student-ctx")[0]), "--format", "onnx", "--out", str(out)]) == 0
-    graph = onnx.load(str(out)).graph
+    path = export_onnx(analyze_only(students("student-ctx")[1]), tmp_path / "analyze.onnx")
+    graph = onnx.load(str(path)).graph
+    assert not {"Concat", "Split", "Slice"} & set(op_types(path))
+    assert {n.input[0] for n in graph.node if n.op_type == "Gather"} == {"stats"}  # the frame statistics only
     initializers = {i.name for i in graph.initializer}
     weights = [n.input[1] for n in graph.node if n.op_type == "Conv"]
     assert all(w in initializers for w in weights)
-    concat_axes = {a.i for n in graph.node if n.op_type == "Concat" for a in n.attribute if a.name == "axis"}
-    assert concat_axes <= {2, 3} and not [n for n in graph.node if n.op_type == "Split"]  # only the composition's edge padding
-    # quarter: 4 parts (raw and normalized stems of both planes); merge: its first conv over q and e, then a 3x3 conv
-    assert sum(in_modules(w, ("quarter",)) for w in weights) == 4
-    assert sum(in_modules(w, ("merge",)) for w in weights) == 3
-    assert all(in_modules(w, ("stem_ir", "stem_vis", "quarter", "eighth_in", "eighth", "merge", "head", "up")) for w in weights)
+    counts = {m: sum(in_modules(w, (m,)) for w in weights) for m in ("stem_ir", "stem_vis", "quarter", "eighth_in", "eighth", "merge", "head")}
+    # quarter: one part per stem output (raw and normalized, both planes); merge: its first conv over q and e, then a 3x3 conv
+    assert counts == {"stem_ir": 1, "stem_vis": 1, "quarter": 4, "eighth_in": 1, "eighth": 2, "merge": 3, "head": 1}
+    assert sum(counts.values()) == len(weights)
 
 
 @pytest.mark.parametrize("argv, message", [
