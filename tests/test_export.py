@@ -82,6 +82,29 @@ def test_onnx_export_with_fixed_shape(tmp_path, students, architecture, names):
     assert dims == [[1, 1, 64, 96], [1, 1, 64, 96], [1, 6]][: len(names)]  # frame statistics: one fixed (1, 6) input
 
 
+def test_analysis_graph_has_no_channel_concat_and_keeps_module_names(tmp_path, students):
+    """student-ctx's exported analyze network (x86 bundles) joins and picks channels without Concat/Split/Slice
+    (OpenVINO's CPU plugin runs them as reference kernels); the weight slices it convolves its input parts
+    with are initializers named after the weight, so keep_float still finds every conv by module."""
+    import onnx
+
+    from edgefusion.convert.onnx import export_onnx, op_types
+    from edgefusion.quantize.onnxruntime import in_modules
+    from edgefusion.quantize.pipeline import analyze_only
+
+    path = export_onnx(analyze_only(students("student-ctx")[1]), tmp_path / "analyze.onnx")
+    graph = onnx.load(str(path)).graph
+    assert not {"Concat", "Split", "Slice"} & set(op_types(path))
+    assert {n.input[0] for n in graph.node if n.op_type == "Gather"} == {"stats"}  # the frame statistics only
+    initializers = {i.name for i in graph.initializer}
+    weights = [n.input[1] for n in graph.node if n.op_type == "Conv"]
+    assert all(w in initializers for w in weights)
+    counts = {m: sum(in_modules(w, (m,)) for w in weights) for m in ("stem_ir", "stem_vis", "quarter", "eighth_in", "eighth", "merge", "head")}
+    # quarter: one part per stem output (raw and normalized, both planes); merge: its first conv over q and e, then a 3x3 conv
+    assert counts == {"stem_ir": 1, "stem_vis": 1, "quarter": 4, "eighth_in": 1, "eighth": 2, "merge": 3, "head": 1}
+    assert sum(counts.values()) == len(weights)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--format", "onnx", "--out", "x.tflite"], "must end in .onnx"),
     (["--format", "tflite", "--out", "x.tflite", "--shape", "60x90"], "multiple of the model stride 8"),

@@ -116,12 +116,13 @@ def test_random_batch_equals_the_original_forward_and_the_export_graph(config):
         fused = model(ir, vis, stats)
         ref_fused, ref_maps = _reference(model, ir, vis, stats)
         with export_graph():
-            export_fused = model(ir, vis, stats)
+            export_fused, export_maps = model(ir, vis, stats), model.analyze(ir, vis, stats)
         single = model(ir[1:], vis[1:], stats[1:])
     tol = 1e-5 * max(1.0, float(ref_maps.abs().max()))  # randomly perturbed weights: maps far above 1, float error scales
     torch.testing.assert_close(model.analyze(ir, vis, stats), ref_maps, atol=tol, rtol=0)
     torch.testing.assert_close(fused, ref_fused, atol=tol, rtol=0)
     torch.testing.assert_close(fused, export_fused, atol=tol, rtol=0)
+    torch.testing.assert_close(export_maps, ref_maps, atol=tol, rtol=0)
     torch.testing.assert_close(fused[1:], single, atol=tol, rtol=0)
 
 
@@ -154,3 +155,34 @@ def test_export_traces_the_export_graph(shipped):
     graph = torch.export.export(shipped, (ir, vis, stats)).graph_module.code
     assert "pixel_shuffle" in graph and "avg_pool2d" in graph
     assert "lerp" not in graph and "upsample_linear1d" not in graph
+
+
+def test_export_analysis_has_no_channel_concat_or_split(shipped):
+    """The analyze network as exported (x86: analyze-only models) joins and picks channels without cat/split
+    (OpenVINO's CPU plugin runs both as reference kernels); the frozen reference above checks it is the same math."""
+    from edgefusion.quantize.pipeline import analyze_only
+
+    ir, vis, stats = _frames(1, 32, 32)
+    graph = torch.export.export(analyze_only(shipped), (ir, vis, stats)).graph_module.code
+    assert "aten.conv2d" in graph
+    assert not [op for op in ("aten.cat", "split", "chunk", "unbind") if op in graph]
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_parts_conv_equals_the_conv_of_the_concat(kernel):
+    """PartsConv2d([a, b, (c, 2)]) = conv(cat[a, b, nearest x2 of c]) (low-resolution parts: 1x1 only)."""
+    from edgefusion.models.student_ctx import PartsConv2d
+
+    torch.manual_seed(0)
+    conv = PartsConv2d(7, 5, kernel, padding=kernel // 2)
+    a, b, c = torch.randn(2, 3, 8, 10), torch.randn(2, 2, 8, 10), torch.randn(2, 2, 4, 5)
+    up = F.interpolate(c, scale_factor=2.0, mode="nearest")
+    with torch.no_grad():
+        expected = F.conv2d(torch.cat([a, b, up], dim=1), conv.weight, conv.bias, padding=kernel // 2)
+        torch.testing.assert_close(conv([a, b, up]), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(conv(torch.cat([a, b, up], dim=1)), expected, atol=1e-6, rtol=0)
+        if kernel == 1:
+            torch.testing.assert_close(conv([a, b, (c, 2)]), expected, atol=1e-5, rtol=0)
+        else:
+            with pytest.raises(ValueError, match="1x1"):
+                conv([a, b, (c, 2)])

@@ -121,7 +121,10 @@ def export_onnx(
                 dynamic_shapes=dynamic_shapes,
                 external_data=False,
                 verbose=False,
+                optimize=False,  # below, after naming the weight slices
             )
+        _name_weight_slices(program.model.graph, {name for name, _ in model.named_parameters()})
+        program.optimize()
     except Exception as exc:  # the exporter raises many types; report it as one line
         raise UserError(f"ONNX export of {type(model).__name__} failed: {str(exc).splitlines()[0]}") from None
     finally:
@@ -132,6 +135,16 @@ def export_onnx(
     with atomic_path(target) as tmp:
         onnx.save_model(proto, str(tmp))
     return target
+
+
+def _name_weight_slices(graph, parameters: set[str]) -> None:
+    """Name each Slice of a parameter ``<parameter>.<slice>`` before constant folding makes it an initializer,
+    so that weights a model slices at trace time (e.g. a convolution split over its input channels) still
+    belong to the parameter's module for the INT8 quantizers' ``keep_float`` (which match initializer names)."""
+    for node in graph:
+        source = node.inputs[0] if node.op_type == "Slice" and node.inputs else None
+        if source is not None and source.name in parameters:
+            node.outputs[0].name = f"{source.name}.{node.outputs[0].name}"
 
 
 def op_types(model_or_path) -> Counter:

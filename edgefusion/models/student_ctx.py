@@ -34,8 +34,14 @@ Network (all learned work at 1/4 and 1/8 resolution)
 Eager vs export graph
 ---------------------
 While exporting (:func:`edgefusion.models.student.exporting`) the graph uses
-the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, concat,
-``merge``), the ops the INT8 quantizers keep float or quantize by module name.
+the modules as listed above (``stem_ir``, ``stem_vis``, ``pool4``, ``quarter``,
+``merge``), the ops the INT8 quantizers keep float or quantize by module name,
+with no channel concat or split (OpenVINO's CPU plugin ran the three concats
+and the split of ``h`` as reference kernels, ~1 of ~2.6 ms at 640x480 and ~13
+of ~40 ms at 1080p, 1 thread): ``quarter`` and ``merge``'s first conv take
+their inputs as parts (:class:`PartsConv2d`, ``merge``'s 1/8 part upsampled
+after its 1x1 conv) and the structured maps add a one-hot-masked correction to
+``h`` (:func:`_structured_maps`).
 Eager PyTorch computes the same math faster: each stem conv gets a fifth
 output channel of weight 1/16 (the 4x4 mean, no separate pass over the
 frame), the 1/4-resolution network runs channels_last, ``merge``'s first
@@ -83,13 +89,13 @@ class StudentCtx(Composition, nn.Module):
         self.stem_ir = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_vis = nn.Conv2d(1, c1 // 2, 4, stride=4, bias=False)
         self.stem_bias = nn.Parameter(torch.zeros(1, 2 * c1, 1, 1))
-        self.quarter = _conv(2 * c1, c1)
+        self.quarter = PartsConv2d(2 * c1, c1, 3, padding=1)
         self.down = nn.AvgPool2d(2)
         self.eighth_in = _conv(c1, c2)
         self.context = nn.Sequential(nn.Linear(6, c2), nn.ReLU(), nn.Linear(c2, c2))
         wide = [layer for d in range(dilated) for layer in (nn.Conv2d(c2, c2, 3, padding=2 << d, dilation=2 << d), nn.ReLU())]
         self.eighth = nn.Sequential(_conv(c2, c2), nn.ReLU(), *wide, _conv(c2, c2), nn.ReLU())
-        self.merge = nn.Sequential(_conv(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
+        self.merge = nn.Sequential(PartsConv2d(c1 + c2, c1, 1), nn.ReLU(), _conv(c1, c1), nn.ReLU())
         self.head = nn.Conv2d(c1, N_MAPS, 1)
         self.pool4 = nn.AvgPool2d(4)
         self.up = Upsample4()
@@ -119,7 +125,7 @@ class StudentCtx(Composition, nn.Module):
     def _merge(self, q: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """``merge(cat[q, nearest x2 of e])``; eager: the first (1x1) conv split over q and e, e's part upsampled after it."""
         if exporting():
-            return self.merge(torch.cat([q, F.interpolate(e, scale_factor=2.0, mode="nearest")], dim=1))
+            return self.merge([q, (e, 2)])
         first, c = self.merge[0], q.shape[1]
         z = _conv1x1(q, first.weight[:, :c], first.bias) + F.interpolate(_conv1x1(e, first.weight[:, c:]), scale_factor=2.0, mode="nearest")
         return self.merge[1:](z)
@@ -129,10 +135,12 @@ class StudentCtx(Composition, nn.Module):
         s_ir, s_vis, means = self._stems(ir, vis)
         n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
         n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
-        x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
-        if not exporting():
-            x = x.contiguous(memory_format=torch.channels_last)  # eager oneDNN convs skip a reorder per layer
-        q = torch.relu(self.quarter(x))
+        if exporting():
+            parts, c = (s_ir, s_vis, n_ir, n_vis), s_ir.shape[1]
+            q = torch.relu(self.quarter([torch.relu(x + self.stem_bias[:, k * c:(k + 1) * c]) for k, x in enumerate(parts)]))
+        else:
+            x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
+            q = torch.relu(self.quarter(x.contiguous(memory_format=torch.channels_last)))  # eager oneDNN convs skip a reorder per layer
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
         z = self._merge(q, e)
@@ -140,13 +148,49 @@ class StudentCtx(Composition, nn.Module):
         if self.head_kind == "plain":
             return h.contiguous()
         p_ir, p_vis = means or (self.pool4(ir), self.pool4(vis))
-        h0, h1, h2, h3 = h[:, 0:1], h[:, 1:2], h[:, 2:3], h[:, 3:4]
         above = torch.relu(p_ir - p_vis)
+        if exporting():
+            return _structured_maps(h, p_ir, p_vis, above)
+        h0, h1, h2, h3 = h[:, 0:1], h[:, 1:2], h[:, 2:3], h[:, 3:4]
         m0 = h0 + p_vis + above - h1 * p_ir - h2 * p_vis - h3 * above  # max(p_ir, p_vis) = p_vis + relu(p_ir - p_vis)
         return torch.cat([m0, h1, h2, h3], dim=1).contiguous()
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         return self.compose(ir, vis, self.analyze(ir, vis, stats))
+
+
+class PartsConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters) that also takes its input as a list of channel parts, ``conv(cat(parts))`` as
+    the sum of the parts' convolutions over the matching input-channel slices of the weight (bias once).
+
+    A part given as ``(x, s)`` (1x1 kernels only) is at 1/s resolution: its convolution is nearest-upsampled
+    x s afterwards, which equals convolving the upsampled part. Used by the export graph, where OpenVINO's
+    CPU plugin runs a channel Concat as a reference kernel; the convolutions stay inside this module, so the
+    INT8 quantizers still find them by module name (:func:`edgefusion.convert.onnx.export_onnx` names the
+    weight slices after the weight)."""
+
+    def forward(self, parts: torch.Tensor | list[torch.Tensor | tuple[torch.Tensor, int]]) -> torch.Tensor:
+        if isinstance(parts, torch.Tensor):
+            return super().forward(parts)
+        out, start = None, 0
+        for part in parts:
+            x, scale = part if isinstance(part, tuple) else (part, 1)
+            if scale != 1 and self.kernel_size != (1, 1):
+                raise ValueError("only 1x1 convolutions take a low-resolution part")
+            y = self._conv_forward(x, self.weight[:, start:start + x.shape[1]], self.bias if out is None else None)
+            y = y if scale == 1 else F.interpolate(y, scale_factor=float(scale), mode="nearest")
+            out, start = y if out is None else out + y, start + x.shape[1]
+        return out
+
+
+def _structured_maps(h: torch.Tensor, p_ir: torch.Tensor, p_vis: torch.Tensor, above: torch.Tensor) -> torch.Tensor:
+    """Export graph of the structured head's maps, ``[m0, h1, h2, h3]`` without slicing ``h`` or concatenating
+    channels (OpenVINO's CPU plugin runs both as reference kernels, ~0.5 ms of ~3 ms at 640x480): with one-hot
+    channel vectors ``e_k``, ``g = p_ir e_1 + p_vis e_2 + above e_3`` and
+    ``maps = h + e_0 (p_vis + above - sum_c h_c g_c)``, the channel sum as 4 x ReduceMean."""
+    onehot = [h.new_tensor([float(k == c) for c in range(N_MAPS)]).view(1, N_MAPS, 1, 1) for k in range(N_MAPS)]
+    g = p_ir * onehot[1] + p_vis * onehot[2] + above * onehot[3]
+    return h + onehot[0] * (p_vis + above) - (N_MAPS * onehot[0]) * (h * g).mean(dim=1, keepdim=True)
 
 
 def _conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
