@@ -135,7 +135,7 @@ def test_student_carries_teacher_provenance_without_paths(tmp_path, data, teache
     assert str(tmp_path) not in text and str(data) not in text
 
 
-@pytest.mark.parametrize("name", ["student-ld", "student-ld-smoke"])
+@pytest.mark.parametrize("name", ["student-ld", "student-ld-smoke", "student-ld-go"])
 def test_shipped_recipes_are_valid_student_ctx_recipes(name):
     from edgefusion.resources import resource_dir
 
@@ -144,3 +144,55 @@ def test_shipped_recipes_are_valid_student_ctx_recipes(name):
     recipe = DC.load_ctx_recipe(path)
     assert recipe["model"].architecture == "student-ctx" and recipe["distill"].crop % 8 == 0
     assert recipe["distill"].cache_dir == ""  # no machine paths in shipped recipes
+
+
+def test_ld_lite_declares_a_true_gain_offset_invariance(data):
+    """The declaration gain_offset relies on: a per-plane a*x+b of the inputs leaves LD-Lite's output as is."""
+    torch.manual_seed(1)
+    teacher = build_model("ld-lite", {}).eval()
+    assert teacher.gain_offset_invariant is True
+    ir = torch.rand(1, 1, 32, 48) * 0.6 + 0.2
+    vis = torch.rand(1, 1, 32, 48) * 0.5 + 0.1
+    with torch.no_grad():
+        plain, moved = teacher(ir, vis), teacher(1.3 * ir - 0.1, 0.7 * vis + 0.2)
+    assert (plain - moved).abs().max() < 2e-3 and plain.std() > 1e-3
+
+
+def test_gain_offset_items_transform_planes_and_stats_not_the_target(tmp_path, data):
+    from edgefusion.training.dataset import PairCrops
+    from edgefusion.training.gain_offset import GainOffset
+    from edgefusion.training.recipe import DataConfig
+
+    pairs = PairCrops(data, DataConfig(crop=32))
+    cache = TC.TargetCache(tmp_path, pairs, build_model("ld-lite", {}), "0" * 64)
+    aug = TC.FrameAug.parse("s1-g1-1")
+    plain = DC.CachedCrops(cache, [aug], crop=32)
+    moved = DC.CachedCrops(cache, [aug], crop=32, gain_offset=GainOffset(0.7, 1.3, 0.1))
+    ir, vis = pairs.planes(1)
+    changed = 0
+    for seed in range(6):
+        p, m = plain[(1, seed)], moved[(1, seed)]
+        assert torch.equal(p["teacher"], m["teacher"])  # the target is the cached one, untouched
+        ab = []
+        for name in ("ir", "vis"):  # same window (drawn first); recover (a, b) by least squares on the crop
+            x, y = p[name].flatten().double().numpy(), m[name].flatten().double().numpy()
+            a, b = np.polyfit(x, y, 1)
+            assert np.abs(a * x + b - y).max() < 2e-3 and 0.69 < a < 1.31 and abs(b) < 0.101
+            ab.append((a, b))
+        changed += any(abs(a - 1) > 0.02 or abs(b) > 0.02 for a, b in ab)
+        # the stats are those of the transformed WHOLE frame (recomputed here from the planes)
+        whole = frame_stats(np.clip(ab[0][0] * ir + ab[0][1], 0, 1), np.clip(ab[1][0] * vis + ab[1][1], 0, 1))
+        np.testing.assert_allclose(m["stats"].numpy(), whole, atol=2e-3)
+    assert changed >= 4
+
+
+def test_gain_offset_is_refused_for_a_teacher_that_does_not_declare_the_invariance(tmp_path, data, capsys):
+    config = {"width": 4, "downsamples": 1, "res_blocks": 1, "style_dim": 2, "mlp_width": 8}
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, model_payload(build_model("teacher", config), "teacher", config, {"stage": "teacher"}))
+    recipe = _recipe(tmp_path, tmp_path / "cache", steps=2)
+    recipe.write_text(recipe.read_text().replace("[train]", "gain_offset = [0.8, 1.2, 0.05]\n[train]"))
+    rc = main(["train", "student", "--teacher", str(teacher), "--data", str(data), "--config", str(recipe), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "gain_offset" in err and "invariant" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

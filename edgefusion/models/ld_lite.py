@@ -90,6 +90,9 @@ class LDLite(nn.Module):
 
     stride = 1
     inputs = ("ir", "vis")
+    #: Output unchanged by a per-plane ``a * x + b`` (a > 0) of the inputs: each encoder's first conv (after a
+    #: reflection pad) is followed by an instance norm (lets ``[distill] gain_offset`` keep the target as is).
+    gain_offset_invariant = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -9,7 +9,11 @@ under each listed frame augmentation are computed once into the
 frame (planes and teacher output, same window) together with the
 :func:`~edgefusion.runtime.frame_stats.frame_stats` of that whole augmented
 frame, so the student learns what the teacher's whole-frame normalizations
-did, from the same context a tile gets at run time. Loss: ``l1 * |S - T| +
+did, from the same context a tile gets at run time. With ``gain_offset =
+[gmin, gmax, omax]`` (default ``[]``: off) each crop's planes get a random
+per-plane gain/offset and its stats are those of the so transformed whole frame,
+the target unchanged (only for a teacher declaring that invariance;
+:mod:`~edgefusion.training.gain_offset`). Loss: ``l1 * |S - T| +
 ssim * (1 - SSIM(S, T)) + grad * |sobel(S) - sobel(T)|`` (:class:`edgefusion.training.distill.DistillLoss`).
 """
 
@@ -33,6 +37,7 @@ from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops
 from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher, student_metadata
+from edgefusion.training.gain_offset import INVARIANT_ATTRIBUTE, GainOffset, apply, transform_stats
 from edgefusion.training.loop import Stage, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe
 from edgefusion.training.state import seed_all
@@ -64,6 +69,7 @@ class CtxDistillConfig:
     augmentations: list[str] = bounded(["s1-g1-1"])  # whole-frame augmentations cached once (target_cache.FrameAug)
     cache_dir: str = ""  # target cache root; empty: $EDGEFUSION_CACHE or ~/.cache/edgefusion/teacher-targets
     frames: int = bounded(0, min=0)  # use only the first N pairs (sorted by name); 0: all
+    gain_offset: list[float] = bounded([])  # [gmin, gmax, omax]: per-crop input gain/offset (gain_offset.py); []: off
 
 
 SECTIONS: dict[str, type] = {"model": CtxModelConfig, "distill": CtxDistillConfig, "train": TrainConfig}
@@ -88,32 +94,38 @@ def load_ctx_recipe(spec: str | os.PathLike) -> dict[str, Any]:
         raise UserError("distill.augmentations must list at least one frame augmentation (e.g. \"s1-g1-1\")")
     for spec_text in recipe["distill"].augmentations:
         FrameAug.parse(spec_text)
+    GainOffset.parse(recipe["distill"].gain_offset)
     return recipe
 
 
 class CachedCrops(Dataset):
-    """Items ``{"ir", "vis", "teacher"}`` (1, crop, crop) and ``"stats"`` (6,) of cached whole frames."""
+    """Items ``{"ir", "vis", "teacher"}`` (1, crop, crop) and ``"stats"`` (6,) of cached whole frames.
 
-    def __init__(self, cache: TargetCache, augs: list[FrameAug], crop: int, hflip: float = 0.0):
-        self.cache, self.augs, self.crop, self.hflip = cache, augs, crop, hflip
-        self._frames: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    ``gain_offset``: per item, the ir and vis planes get their own random gain/offset
+    and the stats are those of the so transformed whole frame; the teacher plane is kept.
+    """
+
+    def __init__(self, cache: TargetCache, augs: list[FrameAug], crop: int, hflip: float = 0.0, gain_offset: GainOffset | None = None):
+        self.cache, self.augs, self.crop, self.hflip, self.gain_offset = cache, augs, crop, hflip, gain_offset
+        self._frames: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.cache.pairs)
 
-    def frame(self, index: int, aug: FrameAug) -> tuple[np.ndarray, np.ndarray]:
-        """(planes (3, H, W) float16: ir, vis, teacher; stats (6,) float32) of one augmented whole frame."""
+    def frame(self, index: int, aug: FrameAug) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(planes (3, H, W) float16: ir, vis, teacher; stats (6,) float32; ranges (2, 2): [min, max] of ir, vis) of one augmented whole frame."""
         key = (index, aug.key)
         if key not in self._frames:
             ir, vis = self.cache.planes(index, aug)
             stack = np.stack([ir, vis, self.cache.target(index, aug)]).astype(np.float16)
-            self._frames[key] = (stack, frame_stats(ir, vis))
+            ranges = np.array([[ir.min(), ir.max()], [vis.min(), vis.max()]], dtype=np.float64)
+            self._frames[key] = (stack, frame_stats(ir, vis), ranges)
         return self._frames[key]
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key
         gen = np.random.default_rng(int(seed))
-        stack, stats = self.frame(index, self.augs[int(gen.integers(len(self.augs)))])
+        stack, stats, ranges = self.frame(index, self.augs[int(gen.integers(len(self.augs)))])
         _, h, w = stack.shape
         size_h, size_w = min(self.crop, h - h % 8), min(self.crop, w - w % 8)
         if size_h == 0 or size_w == 0:
@@ -124,6 +136,10 @@ class CachedCrops(Dataset):
             crop = torch.nn.functional.pad(crop[None], (0, self.crop - size_w, 0, self.crop - size_h), mode="replicate")[0]
         if gen.random() < self.hflip:
             crop = crop.flip(-1)
+        if self.gain_offset is not None:  # drawn last: crops and flips are those of the run without it
+            ab = [self.gain_offset.draw(gen, *ranges[p]) for p in (0, 1)]
+            crop[0:2] = torch.stack([apply(crop[p], *ab[p]) for p in (0, 1)])
+            stats = transform_stats(stats, *ab)
         return {"ir": crop[0:1], "vis": crop[1:2], "teacher": crop[2:3], "stats": torch.from_numpy(stats)}
 
 
@@ -146,6 +162,9 @@ def distill_ctx(
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     cfg: CtxDistillConfig = recipe["distill"]
+    gain_offset = GainOffset.parse(cfg.gain_offset)
+    if gain_offset is not None and not getattr(teacher, INVARIANT_ATTRIBUTE, False):
+        raise UserError(f"distill.gain_offset keeps the teacher target unchanged, which needs a gain/offset-invariant teacher (e.g. ld-lite); {teacher_path} is a {teacher_payload.get('architecture')!r}")
     pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True))
     if cfg.frames:
         pairs.pairs = pairs.pairs[: cfg.frames]
@@ -160,5 +179,5 @@ def distill_ctx(
     model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
     metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe)
     seed_all(recipe["train"].seed)
-    stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, build_model(ARCHITECTURE, model_config), loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip), metadata)
+    stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, build_model(ARCHITECTURE, model_config), loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip, gain_offset), metadata)
     return run_stage(stage, recipe, out, resume=resume, place=place, hooks=hooks, progress=progress)
