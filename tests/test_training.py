@@ -234,6 +234,27 @@ def test_resume_refuses_changed_recipe_and_missing_checkpoint(tmp_path, monkeypa
     assert "train.lr" in capsys.readouterr().err
 
 
+def test_resume_accepts_an_option_the_run_predates_only_while_it_is_off():
+    """A run started before a recipe option existed resumes with the option off, not with it on."""
+    from edgefusion.errors import UserError
+    from edgefusion.training.loop import _check_resume
+
+    class Stage:
+        architecture, model_config = "student-ctx", {"size": "s"}
+
+    payload = {"training": {}, "architecture": "student-ctx", "config": {"size": "s"},
+               "metadata": {"recipe": {"distill": {"crop": 160}, "train": {"steps": 10}}}}
+    recipe = {"distill": {"crop": 160, "gain_offset": []}, "train": {"steps": 10}}
+    _check_resume(payload, Stage, recipe, Path("last.pt"))  # no error
+    recipe["distill"]["gain_offset"] = [0.7, 1.3, 0.1]
+    with pytest.raises(UserError, match=r"distill\.gain_offset: None -> \[0\.7, 1\.3, 0\.1\]"):
+        _check_resume(payload, Stage, recipe, Path("last.pt"))
+    recipe["distill"]["gain_offset"] = []
+    del recipe["distill"]["crop"]  # an option the current recipe lacks is still a difference
+    with pytest.raises(UserError, match=r"distill\.crop"):
+        _check_resume(payload, Stage, recipe, Path("last.pt"))
+
+
 @needs_data
 @pytest.mark.parametrize(
     "extra, looked_for",

@@ -76,9 +76,17 @@ def _check_resume(payload: dict, stage: Stage, recipe_dict: dict, path: Path) ->
     if payload["architecture"] != stage.architecture or payload["config"] != stage.model_config:
         raise UserError(f"{path} was written for a different model ({payload['architecture']}, {payload['config']}); start a new run directory")
     stored, current = _flatten(payload["metadata"].get("recipe") or {}), _flatten(recipe_dict)
-    differing = sorted(k for k in set(stored) | set(current) if stored.get(k) != current.get(k))
+    differing = sorted(
+        k for k in set(stored) | set(current)
+        if stored.get(k) != current.get(k) and not (k not in stored and _is_off(current[k]))
+    )
     if differing:
         raise UserError(f"cannot resume {path}: the recipe differs from the one the run started with ({differing[0]}: {stored.get(differing[0])!r} -> {current.get(differing[0])!r})")
+
+
+def _is_off(value: Any) -> bool:
+    """True for a recipe option's "off" value; a run started before the option existed ran with it off."""
+    return value is None or value is False or (isinstance(value, (list, tuple, str, dict)) and not value)
 
 
 def _flatten(recipe_dict: dict) -> dict[str, Any]:
