@@ -53,7 +53,7 @@ from edgefusion.models.provenance import teacher_summary
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops, augment_crop
-from edgefusion.training.loop import Stage, run_stage
+from edgefusion.training.loop import Stage, refuse_existing_run, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
 from edgefusion.training.target_cache import FrameAug, TargetCache
@@ -280,8 +280,8 @@ def distill(
         raise UserError(f"finetune.batch_size must equal the number of processes ({place.world}): whole frames differ in size")
     out = Path(out)
     crops_dir = out / CROPS_DIR
-    if not resume and place.main and (crops_dir.exists() or (out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not resume:
+        refuse_existing_run(out, FINAL_NAME, place, crops_dir)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     if place.main and progress:
         print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)

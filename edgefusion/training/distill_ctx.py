@@ -38,7 +38,7 @@ from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops
 from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher, student_metadata
 from edgefusion.training.gain_offset import INVARIANT_ATTRIBUTE, GainOffset, apply, transform_stats
-from edgefusion.training.loop import Stage, run_stage
+from edgefusion.training.loop import Stage, refuse_existing_run, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe
 from edgefusion.training.state import seed_all
 from edgefusion.training.target_cache import FrameAug, TargetCache, cache_root
@@ -158,8 +158,8 @@ def distill_ctx(
     place = place or ddp.Dist()
     recipe = load_ctx_recipe(recipe_spec)
     out = Path(out)
-    if not resume and place.main and ((out / "last.pt").exists() or (out / f"{FINAL_NAME}.pt").exists()):
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if not resume:
+        refuse_existing_run(out, FINAL_NAME, place)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     cfg: CtxDistillConfig = recipe["distill"]
     gain_offset = GainOffset.parse(cfg.gain_offset)

@@ -93,6 +93,13 @@ def _flatten(recipe_dict: dict) -> dict[str, Any]:
     return {f"{section}.{key}": value for section, table in recipe_dict.items() for key, value in table.items()}
 
 
+def refuse_existing_run(run_dir: Path, final_name: str, place: ddp.Dist, *also: Path) -> None:
+    """A new run (no ``--resume``) never overwrites one: one line when ``run_dir`` holds ``last.pt``,
+    ``<final_name>.pt`` or any of ``also`` (checked on the main rank; callers check before long work)."""
+    if place.main and any(p.exists() for p in (run_dir / "last.pt", run_dir / f"{final_name}.pt", *also)):
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+
+
 def run_stage(
     stage: Stage,
     recipe: dict[str, Any],
@@ -140,8 +147,7 @@ def run_stage(
         set_rng_state(state["rng"][place.rank])
         start, elapsed_before = int(state["step"]), float(state["elapsed_s"])
     else:
-        if place.main and (last_path.exists() or final_path.exists()):
-            raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        refuse_existing_run(run_dir, stage.name, place)
         seed_all(train.seed * 1000 + place.rank)
 
     if place.main:
