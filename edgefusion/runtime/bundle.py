@@ -118,9 +118,7 @@ def validate_manifest(manifest: Any, where: str) -> None:
         raise UserError(f"{where}: fixed_shape must be [H, W] or null, got {fixed!r}")
     if not isinstance(manifest["stride"], int) or manifest["stride"] < 1:
         raise UserError(f"{where}: stride must be a positive integer")
-    names = input_names(manifest, where)
-    if stats_scale(manifest.get("stats_encoding"), where) is not None and names != INPUTS_V2:
-        raise UserError(f"{where}: stats_encoding is given but the model takes no stats input")
+    stats_scale(manifest.get("stats_encoding"), where, takes_stats=input_names(manifest, where) == INPUTS_V2)
 
 
 def input_names(manifest: Mapping[str, Any], where: str) -> tuple[str, ...]:

@@ -41,11 +41,14 @@ def entry(scale: tuple[float, ...]) -> dict[str, list[float]]:
     return {"scale": [float(s) for s in scale]}
 
 
-def stats_scale(encoding: Any, where: str = "bundle") -> tuple[float, ...] | None:
+def stats_scale(encoding: Any, where: str = "bundle", takes_stats: bool = True) -> tuple[float, ...] | None:
     """The per-value scale of a manifest ``stats_encoding`` value (None: absent, raw statistics);
-    UserError naming ``where`` for anything but ``{"scale": [6 numbers in (0, MAX_SCALE]]}``."""
+    UserError naming ``where`` for anything but ``{"scale": [6 numbers in (0, MAX_SCALE]]}``, or for
+    an encoding of a model that does not ``takes_stats``."""
     if encoding is None:
         return None
+    if not takes_stats:
+        raise UserError(f"{where}: stats_encoding is given but the model takes no stats input")
     if not isinstance(encoding, dict) or set(encoding) != {"scale"}:
         raise UserError(f"{where}: unsupported stats_encoding {json.dumps(encoding)[:120]}; this edgefusion reads {{\"scale\": [{N_STATS} numbers]}}")
     scale = encoding["scale"]

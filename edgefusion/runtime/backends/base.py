@@ -72,9 +72,7 @@ class IOSpec:
         inputs = tuple(inputs)
         if inputs not in (INPUT_NAMES, STATS_INPUTS):
             raise UserError(f"unsupported model inputs {list(inputs)}; expected {list(INPUT_NAMES)} or {list(STATS_INPUTS)}")
-        encoding = stats_scale(stats_encoding, "model")
-        if encoding is not None and inputs != STATS_INPUTS:
-            raise UserError("stats_encoding is given but the model takes no stats input")
+        encoding = stats_scale(stats_encoding, "model", takes_stats=inputs == STATS_INPUTS)
         if layout not in LAYOUTS:
             raise UserError(f"unsupported model layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
         if io_dtype not in IO_DTYPES:
