@@ -122,14 +122,6 @@ class StudentCtx(Composition, nn.Module):
         (s_ir, p_ir), (s_vis, p_vis) = outputs
         return s_ir, s_vis, (p_ir, p_vis)
 
-    def _merge(self, q: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """``merge(cat[q, nearest x2 of e])``; eager: the first (1x1) conv split over q and e, e's part upsampled after it."""
-        if exporting():
-            return self.merge([q, (e, 2)])
-        first, c = self.merge[0], q.shape[1]
-        z = _conv1x1(q, first.weight[:, :c], first.bias) + F.interpolate(_conv1x1(e, first.weight[:, c:]), scale_factor=2.0, mode="nearest")
-        return self.merge[1:](z)
-
     def analyze(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Maps M0..M3 at 1/4 resolution, N x 4 x H/4 x W/4 (see module docstring)."""
         s_ir, s_vis, means = self._stems(ir, vis)
@@ -143,7 +135,7 @@ class StudentCtx(Composition, nn.Module):
             q = torch.relu(self.quarter(x.contiguous(memory_format=torch.channels_last)))  # eager oneDNN convs skip a reorder per layer
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
-        z = self._merge(q, e)
+        z = self.merge([q, (e, 2)])  # merge(cat[q, nearest x2 of e]), e's part upsampled after the 1x1 conv
         h = self.head(z) if exporting() else _conv1x1(z, self.head.weight, self.head.bias)
         if self.head_kind == "plain":
             return h.contiguous()
@@ -164,7 +156,8 @@ class PartsConv2d(nn.Conv2d):
     the sum of the parts' convolutions over the matching input-channel slices of the weight (bias once).
 
     A part given as ``(x, s)`` (1x1 kernels only) is at 1/s resolution: its convolution is nearest-upsampled
-    x s afterwards, which equals convolving the upsampled part. Used by the export graph, where OpenVINO's
+    x s afterwards, which equals convolving the upsampled part (eager 1x1 parts run through :func:`_conv1x1`).
+    Used by ``merge`` (both paths: the 1/8 part is upsampled after the conv) and by the export graph, where OpenVINO's
     CPU plugin runs a channel Concat as a reference kernel; the convolutions stay inside this module, so the
     INT8 quantizers still find them by module name (:func:`edgefusion.convert.onnx.export_onnx` names the
     weight slices after the weight)."""
@@ -177,7 +170,8 @@ class PartsConv2d(nn.Conv2d):
             x, scale = part if isinstance(part, tuple) else (part, 1)
             if scale != 1 and self.kernel_size != (1, 1):
                 raise ValueError("only 1x1 convolutions take a low-resolution part")
-            y = self._conv_forward(x, self.weight[:, start:start + x.shape[1]], self.bias if out is None else None)
+            weight, bias = self.weight[:, start:start + x.shape[1]], self.bias if out is None else None
+            y = _conv1x1(x, weight, bias) if self.kernel_size == (1, 1) and not exporting() else self._conv_forward(x, weight, bias)
             y = y if scale == 1 else F.interpolate(y, scale_factor=float(scale), mode="nearest")
             out, start = y if out is None else out + y, start + x.shape[1]
         return out
