@@ -26,7 +26,7 @@ from edgefusion.io.atomic import replace_folder
 from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
-COPIED = ("CMakeLists.txt", "README.md", "include", "src", "runtime", "examples")
+COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "runtime", "examples")
 
 
 def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str]:

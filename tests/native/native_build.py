@@ -36,6 +36,30 @@ BASE_MANIFEST = {
 #: stats_encoding.scale of the "v2-encoded" fake bundle (scale[0] != 1, so that the trivial backend's M0 shows it).
 ENCODED_STATS_SCALE = (0.5, 2.0, 1.0, 2.0, 5.0, 10.0)
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+#: Hostile inputs for the fuzz harnesses' readers, beside their seed corpus (edgefusion/native/fuzz/corpus).
+HOSTILE = {
+    "manifest": [b"", b"{", b"[" * 5000, b'{"a":"\\u', b'{"a":"\\ud800\\u0041"}', b"-", b"1e999999999", b'"\xff\x00"'],
+    "pnm": [b"", b"P5", b"P5\n99999 99999\n255\n", b"P6\n2 2\n255\n\x00", b"P5\n1 1\n65535\n\x01", b"P5 -1 1 255 x",
+            b"P5\n#" + b"x" * 1000, b"P5\n1 1\n0\n\x00", b"P6\n16384 16385\n255\n"],
+}
+#: The fuzz harnesses and the reader sources each one links.
+FUZZ_HARNESSES = {"manifest": ("runtime/ef_manifest.c", "runtime/ef_json.c"), "pnm": ("examples/pnm.c",)}
+
+
+def fuzz_corpus_runner(out: Path, harness: str, *flags: str, compiler_path: str | None = None) -> Path:
+    """The libFuzzer harness ``harness`` linked with fuzz/run_corpus.c (a plain main over files) into ``out``."""
+    sources = [NATIVE / "fuzz" / f"fuzz_{harness}.c", NATIVE / "fuzz" / "run_corpus.c", *(NATIVE / s for s in FUZZ_HARNESSES[harness])]
+    return cc(out, sources, *flags, compiler_path=compiler_path)
+
+
+def fuzz_inputs(harness: str, folder: Path) -> list[Path]:
+    """The seed corpus of ``harness`` plus its HOSTILE inputs (written to ``folder``)."""
+    files = sorted((NATIVE / "fuzz" / "corpus" / harness).iterdir())
+    for i, data in enumerate(HOSTILE[harness]):
+        path = folder / f"hostile-{harness}{i}"
+        path.write_bytes(data)
+        files.append(path)
+    return files
 
 
 def compiler() -> str:
@@ -73,9 +97,10 @@ def require_sanitizers(work: Path) -> None:
         pytest.skip(f"the C compiler cannot build sanitized programs: {done.stderr.strip()[:200]}")
 
 
-def cc(out: Path, sources: list[Path], *flags: str) -> Path:
-    """Compile and link C99 ``sources`` into the executable or library ``out``; fails the test with the compiler output."""
-    cmd = [compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", *INCLUDES, *map(str, sources), *flags, "-lm", "-o", str(out)]
+def cc(out: Path, sources: list[Path], *flags: str, compiler_path: str | None = None) -> Path:
+    """Compile and link C99 ``sources`` (and libraries) into the executable or library ``out`` with ``compiler_path``
+    (default: the system compiler); fails the test with the compiler output."""
+    cmd = [compiler_path or compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", *INCLUDES, *map(str, sources), *flags, "-lm", "-o", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if done.returncode:
         pytest.fail(f"compile failed: {' '.join(cmd)}\n{done.stderr}")

@@ -12,7 +12,8 @@ import shutil
 
 import pytest
 
-from native_build import CORE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, openvino_flags, require_sanitizers, run
+from native_build import (CORE, DRIVERS, FUZZ_HARNESSES, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, fuzz_corpus_runner,
+                          fuzz_inputs, openvino_flags, require_sanitizers, run)
 
 ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86", "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
 
@@ -68,24 +69,11 @@ def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
         assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("harness,sources", [
-    ("manifest", ["runtime/ef_manifest.c", "runtime/ef_json.c"]),
-    ("pnm", ["examples/pnm.c"]),
-])
-def test_fuzz_harness_on_seed_corpus(work, tmp_path, harness, sources):
+@pytest.mark.parametrize("harness", sorted(FUZZ_HARNESSES))
+def test_fuzz_harness_on_seed_corpus(work, tmp_path, harness):
     """Each libFuzzer harness, linked with a plain main, on its seed corpus plus hostile inputs, under ASan + UBSan."""
     require_sanitizers(work)
-    exe = cc(work / f"fuzz_{harness}_corpus", [NATIVE / "fuzz" / f"fuzz_{harness}.c", NATIVE / "fuzz" / "run_corpus.c",
-                                              *(NATIVE / s for s in sources)], "-O1", "-g", *SANITIZE)
-    hostile = {
-        "manifest": [b"", b"{", b"[" * 5000, b'{"a":"\\u', b'{"a":"\\ud800\\u0041"}', b"-", b"1e999999999", b'"\xff\x00"'],
-        "pnm": [b"", b"P5", b"P5\n99999 99999\n255\n", b"P6\n2 2\n255\n\x00", b"P5\n1 1\n65535\n\x01", b"P5 -1 1 255 x",
-                b"P5\n#" + b"x" * 1000, b"P5\n1 1\n0\n\x00", b"P6\n16384 16385\n255\n"],
-    }[harness]
-    files = sorted((NATIVE / "fuzz" / "corpus" / harness).iterdir())
-    for i, data in enumerate(hostile):
-        path = tmp_path / f"hostile{i}"
-        path.write_bytes(data)
-        files.append(path)
+    exe = fuzz_corpus_runner(work / f"fuzz_{harness}_corpus", harness, "-O1", "-g", *SANITIZE)
+    files = fuzz_inputs(harness, tmp_path)
     done = run([exe, *files], env=ASAN_ENV)
     assert done.returncode == 0 and f"{len(files)} inputs" in done.stdout, done.stderr

@@ -1,0 +1,160 @@
+"""The CMake project's builds write the same bytes on every target: x86-64, x86-64-v3 (AVX2, FMA) and aarch64.
+
+Each build is ``edgefusion/native/CMakeLists.txt`` configured as an integrator would
+(aarch64: ``cmake/aarch64-linux-gnu.cmake``, Debian's cross toolchain, programs run under
+``qemu-aarch64``), with two test drivers linked against its ``libedgefusion.a``:
+``tests/native_kernels_check.c`` (one hash per size of every kernel's outputs, random
+inputs and maps) and ``tests/native/trivial_backend.c`` (whole frames through the runtime,
+PGM/PPM in and out). The host build without -march is the reference; FMA contraction of
+a*b+c (GCC's default outside ISO C mode) would change the bytes on aarch64 and
+x86-64-v3. The aarch64 tests skip when the cross compiler, its C library or qemu is
+missing; install them with
+``apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from native_build import DRIVERS, NATIVE, WRAP, cc, driver_json, fuzz_corpus_runner, fuzz_inputs, run, write_pnm
+
+CROSS_CC = "aarch64-linux-gnu-gcc"
+QEMU = "qemu-aarch64"
+SYSROOT = Path("/usr/aarch64-linux-gnu")
+INSTALL = "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+KERNELS_CHECK = DRIVERS.parent / "native_kernels_check.c"
+X86_64_V3 = ("avx2", "fma", "bmi2", "f16c", "movbe")
+
+
+class Build:
+    """A CMake build of the C runtime and its two drivers; ``runner`` prefixes every program (qemu for aarch64)."""
+
+    def __init__(self, folder: Path, compiler_path: str, runner: list[str], cmake_options: list[str]):
+        if not shutil.which("cmake"):
+            pytest.skip("cmake not found")
+        for cmd in (["cmake", "-S", NATIVE, "-B", folder, *cmake_options], ["cmake", "--build", folder]):
+            done = run(cmd, timeout=600)
+            if done.returncode:
+                pytest.fail(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        self.folder, self.compiler, self.runner = folder, compiler_path, runner
+        self.library = folder / "libedgefusion.a"
+        self.kernels = cc(folder / "kernels_check", [KERNELS_CHECK, self.library], compiler_path=compiler_path)
+        self.trivial = cc(folder / "trivial_backend", [DRIVERS / "trivial_backend.c", NATIVE / "examples" / "pnm.c", self.library],
+                          WRAP, compiler_path=compiler_path)
+
+    def run(self, program: Path, *args):
+        return run([*self.runner, program, *args], timeout=120)
+
+    def kernel_hashes(self) -> list[str]:
+        done = self.run(self.kernels)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout.splitlines()
+
+    def fuse(self, bundle: Path, ir: Path, vis: Path, out: Path) -> tuple[bytes, dict]:
+        """The fused frame's bytes and the driver's report (frame statistics as the backend got them)."""
+        report = driver_json(self.run(self.trivial, bundle, ir, vis, out, 2))
+        return out.read_bytes(), {key: report[key] for key in ("stats", "stats_scale", "bgr_difference")}
+
+
+def _host_compiler() -> str:
+    found = shutil.which("cc") or shutil.which("gcc")
+    if not found:
+        pytest.skip("no C compiler")
+    return found
+
+
+@pytest.fixture(scope="session")
+def host_build(work):
+    """The reference: host compiler, CMake defaults (no -march)."""
+    return Build(work / "cmake-host", _host_compiler(), [], [])
+
+
+@pytest.fixture(scope="session")
+def x86_64_v3_build(work):
+    from edgefusion.runtime import native
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or not set(X86_64_V3) <= native._cpu_flags():
+        pytest.skip("this CPU cannot run x86-64-v3 (AVX2, FMA) code")
+    return Build(work / "cmake-x86-64-v3", _host_compiler(), [], ["-DCMAKE_C_FLAGS=-march=x86-64-v3"])
+
+
+@pytest.fixture(scope="session")
+def aarch64_build(work):
+    """The aarch64 build with the shipped toolchain file; skips with the reason when a cross tool is missing."""
+    compiler_path, qemu = shutil.which(CROSS_CC), shutil.which(QEMU)
+    if not compiler_path or not qemu:
+        pytest.skip(f"{CROSS_CC if not compiler_path else QEMU} not found; the aarch64 checks need: {INSTALL}")
+    if not (SYSROOT / "include" / "stdio.h").is_file():
+        pytest.skip(f"no aarch64 C library headers under {SYSROOT}; the aarch64 checks need: {INSTALL}")
+    return Build(work / "cmake-aarch64", compiler_path, [qemu, "-L", str(SYSROOT)],
+                 [f"-DCMAKE_TOOLCHAIN_FILE={NATIVE / 'cmake' / 'aarch64-linux-gnu.cmake'}"])
+
+
+@pytest.fixture(scope="session")
+def frames(work, pairs):
+    """The samples and odd-size pairs of ``pairs`` plus 33x17 (16-bit IR) and 640x480 (RGB) made here."""
+    rng = np.random.default_rng(11)
+    out = dict(pairs)
+    made = {
+        "odd33x17": (rng.integers(0, 65536, (17, 33), dtype=np.uint16), rng.integers(0, 256, (17, 33, 3), dtype=np.uint8)),
+        "vga640x480": (np.tile(np.arange(640, dtype=np.uint8), (480, 1)) ^ rng.integers(0, 32, (480, 640), dtype=np.uint8),
+                       rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)),
+    }
+    for name, (ir, vis) in made.items():
+        out[name] = (work / f"{name}-ir.pgm", work / f"{name}-vis.ppm")
+        write_pnm(out[name][0], ir)
+        write_pnm(out[name][1], vis)
+    return out
+
+
+def test_cmake_build_is_iso_c_without_contraction(host_build):
+    """The library compiles as ISO C99 with -ffp-contract=off whatever the integrator's CMAKE_C_FLAGS (GNU mode contracts)."""
+    flags = (host_build.folder / "CMakeFiles" / "edgefusion.dir" / "flags.make").read_text()
+    assert "-std=c99" in flags and "-std=gnu" not in flags and "-ffp-contract=off" in flags
+
+
+def test_x86_64_v3_build_writes_the_portable_bytes(host_build, x86_64_v3_build, frames, fake_bundles, tmp_path):
+    assert x86_64_v3_build.kernel_hashes() == host_build.kernel_hashes()
+    for name in ("rgb", "ir16", "odd33x17"):
+        ir, vis = frames[name]
+        assert x86_64_v3_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "v3.pnm") == host_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "x.pnm")
+
+
+def test_aarch64_build_is_aarch64(aarch64_build):
+    head = aarch64_build.trivial.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_aarch64_kernels_write_the_x86_bytes(host_build, aarch64_build):
+    reference = host_build.kernel_hashes()
+    assert len(reference) == 13 and aarch64_build.kernel_hashes() == reference
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v2-encoded"])
+def test_aarch64_frames_equal_x86_frames(host_build, aarch64_build, frames, fake_bundles, tmp_path, version):
+    """Samples, color, 16-bit IR and odd sizes (1x1, 7x5, 13x9, 33x17, 640x480): the same bytes and statistics."""
+    names = sorted(frames) if version == "v2" else ["rgb", "odd7x5", "vga640x480"]
+    for name in names:
+        ir, vis = frames[name]
+        expected = host_build.fuse(fake_bundles[version], ir, vis, tmp_path / f"{name}-x86.pnm")
+        assert aarch64_build.fuse(fake_bundles[version], ir, vis, tmp_path / f"{name}-aarch64.pnm") == expected, name
+
+
+def test_aarch64_example_refuses_what_it_cannot_run(aarch64_build, fake_bundles, tmp_path):
+    """fuse_frames cross-built without a backend: one line on stderr and exit 2, not a crash."""
+    done = aarch64_build.run(aarch64_build.folder / "fuse_frames", "--model", fake_bundles["v1"], "--size", "64x48", "--bench", "1")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "backend" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("harness", ["manifest", "pnm"])
+def test_aarch64_fuzz_corpus(aarch64_build, work, tmp_path, harness):
+    """The fuzz harnesses' readers, cross-built at -O2, survive the seed corpus and the hostile inputs under qemu."""
+    exe = fuzz_corpus_runner(work / f"fuzz_{harness}_aarch64", harness, "-O2", compiler_path=aarch64_build.compiler)
+    files = fuzz_inputs(harness, tmp_path)
+    done = aarch64_build.run(exe, *files)
+    assert done.returncode == 0 and f"{len(files)} inputs" in done.stdout, done.stderr
