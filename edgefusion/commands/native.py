@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "native", help="write a firmware folder: C runtime + a bundle compiled in",
         description="Write a ready firmware folder for a bundle: the C99 runtime sources and header, a CMake project, "
-                    "the example fuse_frames and the bundle as C arrays (bundle_data.c/.h). See its README.md.")
+                    "the example fuse_frames, the bundle as C arrays (bundle_data.c/.h) and a sample check (samples/: the package "
+                    "samples as PGM and what edgefusion fuse makes of them, run by ctest). See its README.md.")
     parser.add_argument("--model", required=True, metavar="BUNDLE", help="bundle folder or .zip (e.g. from edgefusion quantize --target x86)")
     parser.add_argument("--out", required=True, metavar="DIR", help="firmware folder to write")
     parser.set_defaults(func=run)
@@ -18,8 +20,19 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgefusion.embed.firmware import write_firmware
 
-    out, backend = write_firmware(args.model, args.out)
-    note = "" if backend == "openvino" else f" (the C runtime has no built-in {backend} backend: pass your own ef_backend, see include/edgefusion.h)"
-    print(f"wrote {out}; build it (see {out}/README.md): cmake -S {out} -B {out}/build -DEF_OPENVINO_ROOT=OPENVINO_DIR "
-          f"&& cmake --build {out}/build{note}")
+    out, backend, checked = write_firmware(args.model, args.out)
+    if checked:
+        print(f"wrote {out}; build and check it (see {out}/README.md): cmake -S {out} -B {out}/build -DEF_OPENVINO_ROOT={_openvino_dir()} "
+              f"&& cmake --build {out}/build && ctest --test-dir {out}/build  ({checked} samples against edgefusion fuse)")
+    else:
+        print(f"wrote {out}; the C runtime has no built-in {backend} backend: pass your own ef_backend (see include/edgefusion.h "
+              f"and {out}/README.md); samples/ holds the package samples as PGM")
     return 0
+
+
+def _openvino_dir() -> str:
+    """The installed openvino Python package's folder (it carries the C API), else a placeholder."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("openvino")
+    return str(Path(spec.origin).parent) if spec and spec.origin else "OPENVINO_DIR"

@@ -4,11 +4,13 @@ Layout of the folder (the C runtime's own layout, plus the bundle)::
 
     CMakeLists.txt  README.md  bundle_data.c  bundle_data.h
     include/edgefusion.h   src/ (frame-path kernels)   runtime/ (API, bundle, backends)
-    examples/fuse_frames.c pnm.c pnm.h
+    examples/fuse_frames.c pnm_compare.c pnm.c pnm.h   cmake/ (cross toolchain files)
+    samples/ (the package samples as PGM and the Python runtime's results: edgefusion.embed.samples)
 
 ``cmake -S DIR -B DIR/build -DEF_OPENVINO_ROOT=...`` builds the library and
 ``fuse_frames``, whose default bundle is the compiled-in one (no file system
-needed to open it). The folder is written atomically; an existing firmware
+needed to open it); ``ctest --test-dir DIR/build`` checks it on the samples.
+The folder is written atomically; an existing firmware
 folder at the destination is replaced, any other non-empty folder is refused.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from edgefusion.embed import NATIVE_DIR
 from edgefusion.embed.c_arrays import SOURCE, bundle_c_arrays, bundle_files
+from edgefusion.embed.samples import write_sample_check
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import replace_folder
 from edgefusion.runtime.bundle import load_bundle
@@ -29,10 +32,10 @@ from edgefusion.runtime.bundle import load_bundle
 COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "runtime", "examples")
 
 
-def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str]:
+def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str, int]:
     """Write the firmware folder of ``bundle_path`` (a verified bundle folder or .zip) at ``out``.
 
-    Returns the folder and the bundle's backend name.
+    Returns the folder, the bundle's backend name and the number of sample results to check against.
     """
     bundle = load_bundle(bundle_path)
     out = Path(out)
@@ -52,8 +55,9 @@ def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tu
                 shutil.copyfile(src, stage / name)
         for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
             (stage / name).write_bytes(data)
+        checked = write_sample_check(stage, Path(bundle_path), bundle.manifest["backend"])
         os.chmod(stage, 0o755)
         replace_folder(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return out, bundle.manifest["backend"]
+    return out, bundle.manifest["backend"], checked

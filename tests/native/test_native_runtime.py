@@ -18,11 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, driver_json, frame_stats_reference, openvino_flags, openvino_root, read_image, run
+from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, driver_json, frame_stats_reference, openvino_flags, openvino_root,
+                          read_image, run, write_pnm)
 
 from edgefusion import preprocess
 from edgefusion.cli import main
 from edgefusion.embed.c_arrays import bundle_c_arrays
+from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import load_bundle, write_bundle
 from edgefusion.runtime.compose import Composer
 
@@ -348,6 +350,29 @@ def test_firmware_folder_builds_and_matches_edgefusion_fuse(ov_bundles, pairs, w
         reference = tmp_path / f"{name}.png"
         assert main(["fuse", "--model", str(ov_bundles["v1"]), "--ir", str(ir_path), "--vis", str(vis_path), "-o", str(reference)]) == 0
         assert np.abs(read_image(out).astype(int) - read_image(reference)).max() <= 1
+    # the folder's own check (README: ctest): fuse_frames on the package samples against the Python runtime, via pnm_compare
+    expected = sorted((fw / "samples" / "expected").iterdir())
+    assert [p.name for p in expected] == [f"{n}.pgm" for n in SAMPLE_NAMES]
+    sample = read_image(fw / "samples" / f"{SAMPLE_NAMES[0]}-ir.pgm")
+    np.testing.assert_array_equal(sample, read_image(SAMPLES / "ir" / f"{SAMPLE_NAMES[0]}.png"))
+    done = run(["ctest", "--test-dir", fw / "build", "--output-on-failure"])
+    assert done.returncode == 0 and f"0 tests failed out of {2 * len(SAMPLE_NAMES)}" in done.stdout, done.stdout + done.stderr
+    result = fw / "build" / "samples" / expected[0].name
+    assert np.abs(read_image(result).astype(int) - read_image(expected[0])).max() <= 1
+    off_by_two = read_image(result).copy()
+    off_by_two[0, 0] = (int(off_by_two[0, 0]) + 2) % 256
+    write_pnm(tmp_path / "off.pgm", off_by_two)
+    for reference, code in ((expected[0], 0), (tmp_path / "off.pgm", 1), (tmp_path / "missing.pgm", 2)):
+        assert run([fw / "build" / "pnm_compare", result, reference, 1]).returncode == code, reference
+
+
+def test_firmware_folder_of_a_bundle_without_builtin_c_backend(fake_bundles, tmp_path, capsys):
+    """A TensorRT bundle: sample pairs for the integrator's own backend, no expected results (nothing here runs it)."""
+    assert main(["native", "--model", str(fake_bundles["v1"]), "--out", str(tmp_path / "fw")]) == 0
+    assert "no built-in tensorrt backend" in capsys.readouterr().out
+    samples = tmp_path / "fw" / "samples"
+    assert sorted(p.name for p in samples.glob("*-ir.pgm")) == [f"{n}-ir.pgm" for n in SAMPLE_NAMES]
+    assert not any((samples / "expected").iterdir()) and (tmp_path / "fw" / "cmake" / "aarch64-linux-gnu.cmake").is_file()
 
 
 def test_firmware_folder_refuses_other_folders(ov_bundles, tmp_path, capsys):

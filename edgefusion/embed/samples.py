@@ -1,0 +1,53 @@
+"""The sample check of a firmware folder: the package samples as PGM/PPM and the Python runtime's results.
+
+Layout, under ``samples/`` of the firmware folder::
+
+    NAME-ir.pgm  NAME-vis.pgm|ppm     the package sample pairs (TNO, CC BY 4.0; README.md)
+    expected/NAME.pgm|ppm             what ``edgefusion fuse --model BUNDLE`` writes for them
+
+The firmware folder's CMake project registers one ctest per expected file:
+``fuse_frames`` (the compiled-in bundle) on the pair, then ``pnm_compare`` against the
+expected result within 1 gray level. Expected results exist for bundles the C
+runtime has a built-in backend for (OpenVINO); other bundles get the pairs only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edgefusion.resources import SAMPLES
+
+#: Bundle backends the C runtime runs without a custom ef_backend (and so the sample check can run).
+BUILTIN_C_BACKENDS = ("openvino",)
+#: Largest difference, in gray levels, that the sample check accepts (the C runtime's documented contract).
+TOLERANCE = 1
+
+
+def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> int:
+    """Write ``folder``/samples for the bundle at ``bundle_path``; returns the number of expected results written."""
+    import numpy as np
+    from PIL import Image
+
+    samples = folder / "samples"
+    (samples / "expected").mkdir(parents=True)
+    shutil.copyfile(SAMPLES / "README.md", samples / "README.md")
+    pairs = {}
+    for ir_file in sorted((SAMPLES / "ir").glob("*.png")):
+        ir, vis = (np.asarray(Image.open(SAMPLES / role / ir_file.name)) for role in ("ir", "vi"))
+        for role, image in (("ir", ir), ("vis", vis)):
+            Image.fromarray(image).save(samples / f"{ir_file.stem}-{role}{_suffix(image)}", format="PPM")
+        pairs[ir_file.stem] = (ir, vis)
+    if backend not in BUILTIN_C_BACKENDS:
+        return 0
+    from edgefusion.runtime import Fuser
+
+    fuser = Fuser.open(bundle_path)
+    for name, (ir, vis) in pairs.items():
+        fused = fuser.fuse(ir, vis)
+        Image.fromarray(fused).save(samples / "expected" / f"{name}{_suffix(fused)}", format="PPM")
+    return len(pairs)
+
+
+def _suffix(image) -> str:
+    return ".ppm" if image.ndim == 3 else ".pgm"
