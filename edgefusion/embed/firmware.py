@@ -32,10 +32,11 @@ from edgefusion.runtime.bundle import load_bundle
 COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "runtime", "examples")
 
 
-def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, str, int]:
+def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, int, str]:
     """Write the firmware folder of ``bundle_path`` (a verified bundle folder or .zip) at ``out``.
 
-    Returns the folder, the bundle's backend name and the number of sample results to check against.
+    Returns the folder, the number of sample results ctest checks against and, when there
+    are none, why (:func:`edgefusion.embed.samples.write_sample_check`).
     """
     bundle = load_bundle(bundle_path)
     out = Path(out)
@@ -55,9 +56,9 @@ def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tu
                 shutil.copyfile(src, stage / name)
         for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
             (stage / name).write_bytes(data)
-        checked = write_sample_check(stage, Path(bundle_path), bundle.manifest["backend"])
+        checked, why_not = write_sample_check(stage, Path(bundle_path), bundle.manifest["backend"])
         os.chmod(stage, 0o755)
         replace_folder(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return out, bundle.manifest["backend"], checked
+    return out, checked, why_not

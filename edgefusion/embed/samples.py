@@ -8,7 +8,8 @@ Layout, under ``samples/`` of the firmware folder::
 The firmware folder's CMake project registers one ctest per expected file:
 ``fuse_frames`` (the compiled-in bundle) on the pair, then ``pnm_compare`` against the
 expected result within 1 gray level. Expected results exist for bundles the C
-runtime has a built-in backend for (OpenVINO); other bundles get the pairs only.
+runtime has a built-in backend for (OpenVINO) when the Python runtime can run them
+here; other bundles get the pairs only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from edgefusion.errors import UserError
 from edgefusion.resources import SAMPLES
 
 #: Bundle backends the C runtime runs without a custom ef_backend (and so the sample check can run).
@@ -24,8 +26,11 @@ BUILTIN_C_BACKENDS = ("openvino",)
 TOLERANCE = 1
 
 
-def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> int:
-    """Write ``folder``/samples for the bundle at ``bundle_path``; returns the number of expected results written."""
+def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[int, str]:
+    """Write ``folder``/samples for the bundle at ``bundle_path``.
+
+    Returns the number of expected results written and, when none were, why ("" otherwise).
+    """
     import numpy as np
     from PIL import Image
 
@@ -39,14 +44,17 @@ def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> int:
             Image.fromarray(image).save(samples / f"{ir_file.stem}-{role}{_suffix(image)}", format="PPM")
         pairs[ir_file.stem] = (ir, vis)
     if backend not in BUILTIN_C_BACKENDS:
-        return 0
+        return 0, f"the C runtime has no built-in {backend} backend: pass your own ef_backend (see include/edgefusion.h)"
     from edgefusion.runtime import Fuser
 
-    fuser = Fuser.open(bundle_path)
+    try:
+        fuser = Fuser.open(bundle_path)
+    except UserError as exc:
+        return 0, f"the Python runtime cannot run the bundle here, so there are no expected results ({exc})"
     for name, (ir, vis) in pairs.items():
         fused = fuser.fuse(ir, vis)
         Image.fromarray(fused).save(samples / "expected" / f"{name}{_suffix(fused)}", format="PPM")
-    return len(pairs)
+    return len(pairs), ""
 
 
 def _suffix(image) -> str:

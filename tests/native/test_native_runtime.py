@@ -375,6 +375,20 @@ def test_firmware_folder_of_a_bundle_without_builtin_c_backend(fake_bundles, tmp
     assert not any((samples / "expected").iterdir()) and (tmp_path / "fw" / "cmake" / "aarch64-linux-gnu.cmake").is_file()
 
 
+def test_firmware_folder_when_python_cannot_run_the_bundle(ov_bundles, tmp_path, capsys, monkeypatch):
+    """No openvino in Python (the integrator may have OpenVINO's C library only): the folder, without expected results."""
+    from edgefusion.errors import UserError
+    from edgefusion.runtime import Fuser
+
+    def unavailable(*args, **kwargs):
+        raise UserError("openvino is not installed")
+
+    monkeypatch.setattr(Fuser, "open", unavailable)
+    assert main(["native", "--model", str(ov_bundles["v1"]), "--out", str(tmp_path / "fw")]) == 0
+    assert "cannot run the bundle here" in capsys.readouterr().out
+    assert (tmp_path / "fw" / "bundle_data.c").is_file() and not any((tmp_path / "fw" / "samples" / "expected").iterdir())
+
+
 def test_firmware_folder_refuses_other_folders(ov_bundles, tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
