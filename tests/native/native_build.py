@@ -88,11 +88,12 @@ def openvino_flags() -> list[str]:
             f"-Wl,-rpath,{root / 'libs'}"]
 
 
-def require_sanitizers(work: Path) -> None:
-    """Skip when the compiler cannot link -fsanitize=address,undefined programs (no libasan/libubsan)."""
+def require_sanitizers(work: Path, compiler_path: str | None = None) -> None:
+    """Skip when the compiler (default: the system's) cannot link -fsanitize=address,undefined programs (no libasan/libubsan)."""
     probe = work / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
-    done = subprocess.run([compiler(), *SANITIZE, str(probe), "-o", str(work / "probe")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([compiler_path or compiler(), *SANITIZE, str(probe), "-o", str(work / "probe")], capture_output=True, text=True,
+                          timeout=120)
     if done.returncode:
         pytest.skip(f"the C compiler cannot build sanitized programs: {done.stderr.strip()[:200]}")
 
