@@ -132,7 +132,7 @@ def test_aarch64_build_is_aarch64(aarch64_build):
 
 def test_aarch64_kernels_write_the_x86_bytes(host_build, aarch64_build):
     reference = host_build.kernel_hashes()
-    assert len(reference) == 13 and aarch64_build.kernel_hashes() == reference
+    assert reference and aarch64_build.kernel_hashes() == reference
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "v2-encoded"])
