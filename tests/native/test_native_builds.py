@@ -135,6 +135,16 @@ def test_aarch64_kernels_write_the_x86_bytes(host_build, aarch64_build):
     assert reference and aarch64_build.kernel_hashes() == reference
 
 
+def test_aarch64_python_loader_flags_write_the_x86_bytes(host_build, aarch64_build, work):
+    """The Python runtime's kernels on aarch64 are built with native.BASE_FLAGS alone (no -march): the same bytes as well."""
+    from edgefusion.runtime import native
+
+    flags = [f for f in native.BASE_FLAGS if f not in ("-fPIC", "-shared")]
+    exe = cc(work / "kernels_check_loader_aarch64", [KERNELS_CHECK, NATIVE / "src" / "ef_kernels.c"], *flags, compiler_path=aarch64_build.compiler)
+    done = aarch64_build.run(exe)
+    assert done.returncode == 0 and done.stdout.splitlines() == host_build.kernel_hashes(), done.stderr
+
+
 @pytest.mark.parametrize("version", ["v1", "v2", "v2-encoded"])
 def test_aarch64_frames_equal_x86_frames(host_build, aarch64_build, frames, fake_bundles, tmp_path, version):
     """Samples, color, 16-bit IR and odd sizes (1x1, 7x5, 13x9, 33x17, 640x480): the same bytes and statistics."""
