@@ -22,8 +22,6 @@ from edgefusion.resources import SAMPLES
 
 #: Bundle backends the C runtime runs without a custom ef_backend (and so the sample check can run).
 BUILTIN_C_BACKENDS = ("openvino",)
-#: Largest difference, in gray levels, that the sample check accepts (the C runtime's documented contract).
-TOLERANCE = 1
 
 
 def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[int, str]:
