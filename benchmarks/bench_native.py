@@ -4,9 +4,10 @@ Three measurements, each next to the floor measured in the same run (median of
 ``np.maximum(a, b, out=c)`` over two float32 frames of the size):
 
 1. **C frame path without the network** (``benchmarks/native_frame_path.c``,
-   built with the runtime's flags: IR / 255, BT.601 luma of an RGB frame,
-   the 6 frame statistics, stride padding, composition + color restore +
-   uint8 RGB), one thread, median per stage; target <= 3x floor at 1920x1080.
+   built with the runtime's flags: the input pass ``ef_prepare_u8`` (IR / 255,
+   BT.601 luma of an RGB frame, the 6 frame statistics, stride padding) and
+   ``ef_compose_u8`` (composition + color restore + uint8 RGB)), one thread,
+   median per stage; target <= 3x floor at 1920x1080.
 2. **Instruction counts** of the same driver (one frame, no warm-up) under
    ``valgrind --tool=callgrind``, per kernel: stable on a busy machine where
    seconds are not.
@@ -50,7 +51,7 @@ from cold import cycle, floors, ratios, rotating, sets_for  # the same protocols
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "native_frame_path.c"
-KERNELS = ("ef_normalize_u8", "ef_ycbcr_u8", "ef_frame_stats", "ef_frame_stats_u8", "ef_pad_edge", "ef_compose_u8")
+KERNELS = ("ef_prepare_u8", "ef_compose_u8")
 
 
 def build_driver(out: Path) -> tuple[Path, list[str]]:

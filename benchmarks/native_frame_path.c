@@ -2,9 +2,10 @@
  * The C frame path without the network, timed per stage (a benchmark driver, not shipped).
  *
  * One uint8 IR frame and one RGB visible frame of W x H (deterministic patterns) go
- * through: IR / 255, BT.601 luma, the 6 frame statistics (IR from its 8-bit source), stride padding (8), and the
- * composition with color restore and uint8 RGB output (fixed synthetic maps stand in
- * for the network). Prints one JSON line: median and minimum milliseconds per stage and in
+ * through the runtime's two passes: ef_prepare_u8 (IR / 255, BT.601 luma, the 6 frame statistics
+ * with the IR from its 8-bit source, stride padding to multiples of 8) and ef_compose_u8
+ * (composition with color restore and uint8 RGB output; fixed synthetic maps stand in for the
+ * network). Prints one JSON line: median and minimum milliseconds per stage and in
  * total (on a shared machine the minimum is the run least disturbed by other processes).
  *
  *   cc -O3 -std=c99 -march=x86-64-v3 -I edgefusion/native/src benchmarks/native_frame_path.c \
@@ -29,8 +30,8 @@
 
 #include "ef_kernels.h"
 
-#define N_STAGES 5
-static const char *STAGES[N_STAGES] = {"normalize_ms", "luma_ms", "stats_ms", "pad_ms", "compose_u8_ms"};
+#define N_STAGES 2
+static const char *STAGES[N_STAGES] = {"prepare_ms", "compose_u8_ms"};
 
 static double now_ms(void)
 {
@@ -99,18 +100,12 @@ int main(int argc, char **argv)
         uint8_t *out = sets[f][2];
         double t[N_STAGES + 1];
         t[0] = now_ms();
-        status |= ef_normalize_u8(ir, (size_t)w, w, h, ir_p, (size_t)pw);
+        status |= ef_prepare_u8(ir, (size_t)w, vis, 3u * (size_t)w, EF_K_RGB, w, h, pw, ph, ir_p, vis_p, (size_t)pw, stats);
         t[1] = now_ms();
-        status |= ef_ycbcr_u8(vis, 3u * (size_t)w, EF_K_RGB, w, h, vis_p, (size_t)pw, NULL, NULL, 0);
-        t[2] = now_ms();
-        status |= ef_frame_stats_u8(ir, (size_t)w, vis_p, (size_t)pw, w, h, stats);
-        t[3] = now_ms();
-        status |= ef_pad_edge(ir_p, (size_t)pw, w, h, pw, ph) | ef_pad_edge(vis_p, (size_t)pw, w, h, pw, ph);
-        t[4] = now_ms();
         ef_chroma chroma = {vis, 3u * (size_t)w, EF_K_RGB, NULL, NULL, 0};
         status |= ef_compose_u8(ir_p, vis_p, (size_t)pw, pw, ph, maps, w, h, &chroma, out, 3u * (size_t)w, EF_K_RGB,
                                 scratch);
-        t[5] = now_ms();
+        t[2] = now_ms();
         if (r < 0) continue;
         for (int k = 0; k < N_STAGES; k++) times[(size_t)k * runs + r] = t[k + 1] - t[k];
         times[(size_t)N_STAGES * runs + r] = t[N_STAGES] - t[0];

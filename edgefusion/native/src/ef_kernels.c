@@ -37,31 +37,36 @@ static int bad_size(int w, int h) { return w < 1 || h < 1; }
 static float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 /*
- * clip(rint(255 v), 0, 255) as numpy's to_uint8 of clip(v, 0, 1): float32 product, round half
- * to even by adding 1.5 * 2^23 (the integer lands in the low mantissa bits), clamp as integer.
- * Valid for |255 v| < 2^22; written without float-to-int conversion so that it vectorizes.
+ * clip(rint(t), 0, 255) of a value on the 0..255 scale: round half to even by adding 1.5 * 2^23
+ * (the integer lands in the low mantissa bits), clamp as integer. Valid for |t| < 2^22; written
+ * without float-to-int conversion so that it vectorizes.
  */
-static uint8_t to_u8(float v)
+static uint8_t round_u8(float t)
 {
-    float t = v * 255.0f + 12582912.0f;
+    float u = t + 12582912.0f;
     int32_t k;
-    memcpy(&k, &t, sizeof k);
+    memcpy(&k, &u, sizeof k);
     k -= 0x4B400000;
     k = k < 0 ? 0 : k;
     k = k > 255 ? 255 : k;
     return (uint8_t)k;
 }
 
+/* clip(rint(255 v), 0, 255) as numpy's to_uint8 of clip(v, 0, 1) (float32 product, then round_u8). */
+static uint8_t to_u8(float v) { return round_u8(v * 255.0f); }
+
 /* ---- input normalization ---------------------------------------------------------- */
+
+/* One row of ef_normalize_u8. */
+static void normalize_row(const uint8_t *restrict s, int w, float *restrict d)
+{
+    for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
+}
 
 int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *dst, size_t ld)
 {
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
-    for (int y = 0; y < h; y++) {
-        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
-        float *d = dst + (size_t)y * ld;
-        for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
-    }
+    for (int y = 0; y < h; y++) normalize_row(CROW(uint8_t, src, src_stride, y), w, dst + (size_t)y * ld);
     return EF_K_OK;
 }
 
@@ -213,6 +218,22 @@ static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y
 }
 #endif
 
+/* Luma of one row into yr (and, from the AVX2 path, chroma of the pixels it did); returns where chroma is left. */
+static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, float *cbr, float *crr)
+{
+    int x0 = 0;
+#if EF_AVX2
+    x0 = avx2_ycbcr_row(s, w, c, yr, cbr, crr);
+#else
+    (void)cbr, (void)crr;
+#endif
+    for (int x = x0; x < w; x++) {
+        float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
+        yr[x] = c->m[0][0] * p0 + c->m[0][1] * p1 + c->m[0][2] * p2;
+    }
+    return x0;
+}
+
 int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, float *y, size_t ld_y,
                 float *cb, float *cr, size_t ld_c)
 {
@@ -223,14 +244,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     for (int r = 0; r < h; r++) {
         const uint8_t *s = CROW(uint8_t, src, src_stride, r);
         float *yr = y + (size_t)r * ld_y, *cbr = cb ? cb + (size_t)r * ld_c : NULL, *crr = cr ? cr + (size_t)r * ld_c : NULL;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_ycbcr_row(s, w, &c, yr, cbr, crr);
-#endif
-        for (int x = x0; x < w; x++) {
-            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
-            yr[x] = c.m[0][0] * p0 + c.m[0][1] * p1 + c.m[0][2] * p2;
-        }
+        const int x0 = ycbcr_row(s, w, &c, yr, cbr, crr);
         if (!cb) continue;
         for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
@@ -379,22 +393,31 @@ static void finish_stats(double s1, double s2, double gx, double gy, int w, int 
     *grad = (float)g;
 }
 
+/* Rows y0 .. y0 + rows - 1 (rows <= STRIP; y0 a multiple of STRIP) of a float plane added into m. */
+static void plane_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+{
+    int x0 = 0;
+#if EF_AVX2
+    x0 = avx2_stats_strip(p, ld, w, y0, rows, m);
+#endif
+    for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, m);
+}
+
+/* (mean, population std, grad) of a w x h float plane from its strip sums m. */
+static void plane_stats_finish(const moments *m, int w, int h, float *mean, float *std, float *grad)
+{
+    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
+    for (int l = 0; l < LANES; l++) s1 += m->s1[l], s2 += m->s2[l], gx += m->gx[l], gy += m->gy[l];
+    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+}
+
 /* (mean, population std, grad) of one float plane. */
 static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
 {
     moments m;
     memset(&m, 0, sizeof m);
-    for (int y0 = 0; y0 < h; y0 += STRIP) {
-        const int rows = h - y0 < STRIP ? h - y0 : STRIP;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_stats_strip(p, ld, w, y0, rows, &m);
-#endif
-        for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, &m);
-    }
-    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
-    for (int l = 0; l < LANES; l++) s1 += m.s1[l], s2 += m.s2[l], gx += m.gx[l], gy += m.gy[l];
-    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+    for (int y0 = 0; y0 < h; y0 += STRIP) plane_stats_strip(p, ld, w, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    plane_stats_finish(&m, w, h, mean, std, grad);
 }
 
 /* Exact integer sums of v, v^2, |horizontal| and |vertical differences| of 8-bit samples. */
@@ -453,6 +476,27 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
 }
 #endif
 
+/* Rows y0 .. y1 - 1 of an 8-bit plane added into m. */
+static void stats_u8_rows(const uint8_t *ir, size_t ir_stride, int w, int y0, int y1, moments_u8 *m)
+{
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
+        int x0 = 0;
+#if EF_AVX2
+        x0 = avx2_stats_u8_row(r, up, w, m);
+#endif
+        stats_u8_row(r, up, x0, w, m);
+    }
+}
+
+/* out[0], out[1], out[4] (IR mean, std, grad; ir = v / 255) from the integer sums of a w x h 8-bit plane. */
+static void stats_u8_finish(const moments_u8 *m, int w, int h, float out[EF_K_N_STATS])
+{
+    const double k = 1.0 / 255.0;
+    finish_stats((double)m->s1 * k, (double)m->s2 * (k * k), (double)m->gx * k, (double)m->gy * k, w, h, &out[0], &out[1],
+                 &out[4]);
+}
+
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS])
 {
     if (!ir || !vis || !out || bad_size(w, h) || ld < (size_t)w) return EF_K_EARG;
@@ -466,33 +510,79 @@ int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, siz
 {
     if (!ir || !vis || !out || bad_size(w, h) || ir_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
     moments_u8 m = {0, 0, 0, 0};
-    for (int y = 0; y < h; y++) {
-        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_stats_u8_row(r, up, w, &m);
-#endif
-        stats_u8_row(r, up, x0, w, &m);
-    }
-    const double k = 1.0 / 255.0; /* ir = v / 255 */
-    finish_stats((double)m.s1 * k, (double)m.s2 * (k * k), (double)m.gx * k, (double)m.gy * k, w, h, &out[0], &out[1],
-                 &out[4]);
+    stats_u8_rows(ir, ir_stride, w, 0, h, &m);
+    stats_u8_finish(&m, w, h, out);
     plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
     return EF_K_OK;
 }
 
 /* ---- stride padding --------------------------------------------------------------- */
 
+/* Columns w .. pw - 1 of one row: copies of column w - 1. */
+static void pad_right(float *row, int w, int pw)
+{
+    const float edge = row[w - 1];
+    for (int x = w; x < pw; x++) row[x] = edge;
+}
+
+/* Rows h .. ph - 1 (pw wide): copies of row h - 1. */
+static void pad_bottom(float *plane, size_t ld, int h, int pw, int ph)
+{
+    const float *last = plane + (size_t)(h - 1) * ld;
+    for (int y = h; y < ph; y++) memcpy(plane + (size_t)y * ld, last, (size_t)pw * sizeof(float));
+}
+
 int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 {
     if (!plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
-    for (int y = 0; y < h; y++) {
-        float *row = plane + (size_t)y * ld;
-        const float edge = row[w - 1];
-        for (int x = w; x < pw; x++) row[x] = edge;
+    for (int y = 0; y < h; y++) pad_right(plane + (size_t)y * ld, w, pw);
+    pad_bottom(plane, ld, h, pw, ph);
+    return EF_K_OK;
+}
+
+/* ---- the input pass: normalization, luma, padding and statistics in one walk ------- */
+
+int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
+                  int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS])
+{
+    const size_t vis_row = (size_t)w * (vis_format == EF_K_GRAY ? 1u : 3u);
+    if (!vis || !ir_plane || !vis_plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
+    if ((vis_format != EF_K_GRAY && !color_order(vis_format)) || vis_stride < vis_row || (ir && ir_stride < (size_t)w))
+        return EF_K_EARG;
+    const ycc_matrix c = ycc_u8(vis_format == EF_K_BGR ? EF_K_BGR : EF_K_RGB);
+    moments m_ir, m_vis;
+    moments_u8 m_u8 = {0, 0, 0, 0};
+    memset(&m_ir, 0, sizeof m_ir);
+    memset(&m_vis, 0, sizeof m_vis);
+    for (int y0 = 0; y0 < h; y0 += STRIP) { /* a strip of rows is written, then its statistics read it from cache */
+        const int y1 = h - y0 < STRIP ? h : y0 + STRIP;
+        for (int y = y0; y < y1; y++) {
+            float *ir_row = ir_plane + (size_t)y * ld, *vis_row_f = vis_plane + (size_t)y * ld;
+            const uint8_t *v = CROW(uint8_t, vis, vis_stride, y);
+            if (ir) normalize_row(CROW(uint8_t, ir, ir_stride, y), w, ir_row);
+            if (vis_format == EF_K_GRAY)
+                normalize_row(v, w, vis_row_f);
+            else
+                ycbcr_row(v, w, &c, vis_row_f, NULL, NULL);
+            pad_right(ir_row, w, pw);
+            pad_right(vis_row_f, w, pw);
+        }
+        if (!stats) continue;
+        if (ir)
+            stats_u8_rows(ir, ir_stride, w, y0, y1, &m_u8);
+        else
+            plane_stats_strip(ir_plane, ld, w, y0, y1 - y0, &m_ir);
+        plane_stats_strip(vis_plane, ld, w, y0, y1 - y0, &m_vis);
     }
-    const float *last = plane + (size_t)(h - 1) * ld;
-    for (int y = h; y < ph; y++) memcpy(plane + (size_t)y * ld, last, (size_t)pw * sizeof(float));
+    pad_bottom(ir_plane, ld, h, pw, ph);
+    pad_bottom(vis_plane, ld, h, pw, ph);
+    if (stats) {
+        if (ir)
+            stats_u8_finish(&m_u8, w, h, stats);
+        else
+            plane_stats_finish(&m_ir, w, h, &stats[0], &stats[1], &stats[4]);
+        plane_stats_finish(&m_vis, w, h, &stats[2], &stats[3], &stats[5]);
+    }
     return EF_K_OK;
 }
 
@@ -503,21 +593,25 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /*
  * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
- * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py); with
- * an 8-bit source dr = R_s - Y_s, db = B_s - Y_s (0..1 scale) and the chroma factors 0.713 and
- * 0.564 folded into k: the same formula without computing Cb and Cr.
+ * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py), on the
+ * 0..1 scale; with an 8-bit source the whole formula runs on the 0..255 scale of the output:
+ * Y = 255 Y_f, dr = R_s - 255 Y_s, db = B_s - 255 Y_s and the chroma factors 0.713 and 0.564
+ * folded into k: the same formula without computing Cb and Cr, nor scaling the three channels.
  */
 typedef struct {
     float kr, kgr, kgb, kb;
 } restore_gains;
 
-/* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
-static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
+/*
+ * One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains), each channel
+ * times scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x) and rounded by round_u8.
+ */
+static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k, float scale)
 {
     float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
-    o[0] = to_u8(bgr ? blue : red);
-    o[1] = to_u8(green);
-    o[2] = to_u8(bgr ? red : blue);
+    o[0] = round_u8((bgr ? blue : red) * scale);
+    o[1] = round_u8(green * scale);
+    o[2] = round_u8((bgr ? red : blue) * scale);
 }
 
 /*
@@ -530,8 +624,8 @@ static inline void restore_from_source(const uint8_t *restrict s, const float *r
     const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
                              (float)(1.773 * 0.564)};
     for (int x = 0; x < n; x++) {
-        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
-        put_rgb(out + 3 * x, out_bgr, v[x], red * (1.0f / 255.0f) - ys[x], blue * (1.0f / 255.0f) - ys[x], k);
+        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)], y = ys[x] * 255.0f;
+        put_rgb(out + 3 * x, out_bgr, v[x] * 255.0f, red - y, blue - y, k, 1.0f);
     }
 }
 
@@ -540,7 +634,7 @@ static inline void restore_from_planes(const float *restrict cb, const float *re
                                        int n, int out_bgr, uint8_t *restrict out)
 {
     const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k);
+    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k, 255.0f);
 }
 
 /*
@@ -805,17 +899,17 @@ static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256
 /* restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o. */
 static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, uint8_t *o)
 {
-    const __m256 inv = _mm256_set1_ps(1.0f / 255.0f), scale = _mm256_set1_ps(255.0f);
+    const __m256 scale = _mm256_set1_ps(255.0f);
     const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
     const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
     __m256i px = avx2_load_pixels(s);
     __m256 red = avx2_channel(px, m->red), blue = avx2_channel(px, m->blue);
-    __m256 dr = _mm256_sub_ps(_mm256_mul_ps(red, inv), ys), db = _mm256_sub_ps(_mm256_mul_ps(blue, inv), ys);
-    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), v);
-    __m256 g = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
-    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), v);
-    __m256i ri = _mm256_cvtps_epi32(_mm256_mul_ps(r, scale)), gi = _mm256_cvtps_epi32(_mm256_mul_ps(g, scale));
-    __m256i bi = _mm256_cvtps_epi32(_mm256_mul_ps(b, scale));
+    __m256 y = _mm256_mul_ps(ys, scale), vs = _mm256_mul_ps(v, scale); /* the 0..255 scale */
+    __m256 dr = _mm256_sub_ps(red, y), db = _mm256_sub_ps(blue, y);
+    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), vs);
+    __m256 g = _mm256_sub_ps(_mm256_sub_ps(vs, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
+    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), vs);
+    __m256i ri = _mm256_cvtps_epi32(r), gi = _mm256_cvtps_epi32(g), bi = _mm256_cvtps_epi32(b);
     __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
     bytes = _mm256_shuffle_epi8(bytes, m->interleave);
     bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));

@@ -106,6 +106,19 @@ int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, siz
  */
 int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph);
 
+/* ---- the input pass ----------------------------------------------------------------- */
+
+/*
+ * ef_normalize_u8 (IR), ef_ycbcr_u8 luma (visible EF_K_RGB / EF_K_BGR) or ef_normalize_u8
+ * (visible EF_K_GRAY), ef_pad_edge of both planes to pw x ph, and, when stats is not NULL,
+ * ef_frame_stats_u8 (ef_frame_stats when ir is NULL) in one walk over the rows: each strip of
+ * rows is written and its statistics are taken while it is in cache; the source pixels are
+ * read once. Same values as those kernels, bit for bit. ir NULL: ir_plane already holds the
+ * unpadded IR plane (e.g. from ef_stretch_u16). Both planes share the stride ld.
+ */
+int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
+                  int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS]);
+
 /* ---- composition + color restore + uint8 ------------------------------------------ */
 
 /*
