@@ -354,9 +354,20 @@ static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m25
  * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
  * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
  */
-static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+/* One row r of avx2_stats_strip (up: the row above, c: the strip's first row) added into the sums; returns row r. */
+static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 *s, __m256 *q, __m256 *gx, __m256 *gy)
 {
     const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); /* fabsf */
+    __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
+    *s = _mm256_add_ps(*s, d);
+    *q = _mm256_add_ps(*q, _mm256_mul_ps(d, d));
+    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+    *gy = _mm256_add_ps(*gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
+    return v;
+}
+
+static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+{
     double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
     __m256d acc[4][2];
     for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
@@ -367,14 +378,14 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
         const float *r = col;
-        for (int y = 0; y < rows; y++, r += ld) {
-            __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
-            s = _mm256_add_ps(s, d);
-            q = _mm256_add_ps(q, _mm256_mul_ps(d, d));
-            gx = _mm256_add_ps(gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
-            gy = _mm256_add_ps(gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
-            up = v;
+        int y = 0;
+        for (; y + 4 <= rows; y += 4, r += 4 * ld) { /* rows in order, four per pass (no register copies) */
+            up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + 2 * ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + 3 * ld, up, c, &s, &q, &gx, &gy);
         }
+        for (; y < rows; y++, r += ld) up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
     for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
@@ -449,10 +460,29 @@ static inline uint64_t avx2_sum_u64(__m256i v)
     return (uint64_t)_mm_cvtsi128_si64(t) + (uint64_t)_mm_extract_epi64(t, 1);
 }
 
+/* 32 zero bytes, then 32 bytes 0xFF: loaded from TAIL_MASK + 32 - k, the first k bytes are zero. */
+static const uint8_t TAIL_MASK[64] = {
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+};
+
+/* Sum of squares of the 32 bytes of v, in 64-bit lanes. */
+static inline __m256i avx2_squares_u8(__m256i v)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+    __m256i q = _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi));
+    return _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero));
+}
+
 /*
  * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
- * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels). Returns the
- * pixels done, leaving at least the row's last pixel (no right neighbour) to stats_u8_row.
+ * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels); the last 1..32
+ * pixels of a row of w >= 33 as its last 32 bytes with the pixels already counted masked out
+ * (horizontal pairs taken as (x - 1, x) there). Returns the pixels done: w, or 0 for w < 33
+ * (stats_u8_row does the rest; integer sums, so the order does not matter).
  */
 static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments_u8 *m)
 {
@@ -460,7 +490,7 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
     __m256i s1 = zero, s2 = zero, gx = zero, gy = zero;
     int x = 0;
     while (x + 33 <= w) {
-        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits */
+        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits; widened below */
         for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
             s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
@@ -470,6 +500,18 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
             q = _mm256_add_epi32(q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
         }
         s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
+    }
+    if (w >= 33) { /* pixels x .. w - 1 (1..32 of them): bytes b .. w - 1, the first x - b masked out */
+        const int b = w - 32, skip = x - b;
+        const __m256i keep = _mm256_loadu_si256((const __m256i *)(TAIL_MASK + 32 - skip));
+        const __m256i pairs = _mm256_loadu_si256((const __m256i *)(TAIL_MASK + 31 - skip)); /* (p - 1, p), p - 1 >= x */
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(r + b)), v = _mm256_and_si256(raw, keep);
+        s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
+        s2 = _mm256_add_epi64(s2, avx2_squares_u8(v));
+        gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(up + b)), keep)));
+        __m256i left = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r + b - 1)), pairs);
+        gx = _mm256_add_epi64(gx, _mm256_sad_epu8(_mm256_and_si256(raw, pairs), left));
+        x = w;
     }
     m->s1 += avx2_sum_u64(s1), m->s2 += avx2_sum_u64(s2), m->gx += avx2_sum_u64(gx), m->gy += avx2_sum_u64(gy);
     return x;

@@ -143,7 +143,8 @@ typedef struct {
  * io/color.py ycbcr_to_rgb: R = Y + 1.403 (Cr - 0.5), G = Y - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5),
  * B = Y + 1.773 (Cb - 0.5), Y and each channel clipped to [0, 1], out = rint(255 v) (round half
  * to even). With an 8-bit source, Cr - 0.5 = 0.713 (R_s - Y_s) and Cb - 0.5 = 0.564 (B_s - Y_s)
- * are folded into the gains (same formula, float rounding may differ by one level at ties).
+ * are folded into the gains and the formula runs on the 0..255 scale (255 Y + k (R_s - 255 Y_s)):
+ * the same formula, float rounding may differ by one level at ties.
  * out_format EF_K_GRAY writes the clipped luma only. chroma may be NULL (gray).
  */
 int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *chroma, uint8_t *out,
