@@ -57,10 +57,19 @@ static uint8_t to_u8(float v) { return round_u8(v * 255.0f); }
 
 /* ---- input normalization ---------------------------------------------------------- */
 
-/* One row of ef_normalize_u8. */
+/* One row of ef_normalize_u8 (the AVX2 path: 32 pixels a step, one zero-extending load per 8). */
 static void normalize_row(const uint8_t *restrict s, int w, float *restrict d)
 {
-    for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
+    int x0 = 0;
+#if EF_AVX2
+    const __m256 k = _mm256_set1_ps(255.0f);
+    for (; x0 + 32 <= w; x0 += 32)
+        for (int i = 0; i < 32; i += 8) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + x0 + i)));
+            _mm256_storeu_ps(d + x0 + i, _mm256_div_ps(_mm256_cvtepi32_ps(v), k));
+        }
+#endif
+    for (int x = x0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
 }
 
 int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *dst, size_t ld)
