@@ -14,8 +14,9 @@
  *     EF_K_EARG (NULL pointer, size < 1, stride too small, odd padded size); they never
  *     abort and write nothing on EF_K_EARG.
  *   - Color order: EF_K_GRAY (1 channel), EF_K_RGB or EF_K_BGR (3 interleaved channels).
- *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for luma, frame
- *     statistics, upsampling and composition; they write the same bytes as the portable C99 loops.
+ *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for normalization,
+ *     luma, frame statistics, upsampling and composition; they write the same bytes as the
+ *     portable C99 loops.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
