@@ -10,7 +10,11 @@
  * two agree to the last bit in most pixels and within one gray level everywhere.
  * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
  * and write the same bytes; both need floating-point contraction off (GCC's default with
- * -std=c99; set below for Clang), else an FMA may round differently.
+ * -std=c99; set below for Clang), else an FMA may round differently. The multiply-adds of
+ * the composition (upsampling, map blending, fusion, color restore) are written MADD / NMADD:
+ * rounded once (fmaf, vfmadd) when EF_FMA is 1, the default on targets with FMA instructions
+ * (x86-64-v3, AArch64), else a product and a sum; -DEF_FMA=0 or =1 chooses. For one EF_FMA
+ * setting the portable and AVX2 paths write the same bytes.
  */
 #include "ef_kernels.h"
 
@@ -26,6 +30,25 @@
 #include <immintrin.h>
 #else
 #define EF_AVX2 0
+#endif
+
+#ifndef EF_FMA
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+#define EF_FMA 1
+#else
+#define EF_FMA 0
+#endif
+#endif
+#if EF_FMA && EF_AVX2 && !defined(__FMA__)
+#error "EF_FMA=1 with the AVX2 paths needs an FMA target (e.g. -march=x86-64-v3)"
+#endif
+/* a * b + c and c - a * b: one rounding with EF_FMA (fmaf of an exact negation), else two. */
+#if EF_FMA
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#define NMADD(a, b, c) fmaf(-(a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#define NMADD(a, b, c) ((c) - (a) * (b))
 #endif
 
 /* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
@@ -178,6 +201,25 @@ static ycc_matrix ycc_u8(int order)
 static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
 
 #if EF_AVX2
+/* MADD and NMADD on 8 lanes. */
+static inline __m256 avx2_madd(__m256 a, __m256 b, __m256 c)
+{
+#if EF_FMA
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+
+static inline __m256 avx2_nmadd(__m256 a, __m256 b, __m256 c)
+{
+#if EF_FMA
+    return _mm256_fnmadd_ps(a, b, c);
+#else
+    return _mm256_sub_ps(c, _mm256_mul_ps(a, b));
+#endif
+}
+
 /*
  * 8 interleaved 3-channel pixels (24 bytes at s) for avx2_channel: bytes 0..15 in the low lane,
  * bytes 8..23 in the high lane (two loads inside the 24 bytes, none past them).
@@ -659,7 +701,7 @@ typedef struct {
  */
 static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k, float scale)
 {
-    float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
+    float red = MADD(dr, k.kr, v), green = NMADD(k.kgb, db, NMADD(k.kgr, dr, v)), blue = MADD(db, k.kb, v);
     o[0] = round_u8((bgr ? blue : red) * scale);
     o[1] = round_u8(green * scale);
     o[2] = round_u8((bgr ? red : blue) * scale);
@@ -675,8 +717,8 @@ static inline void restore_from_source(const uint8_t *restrict s, const float *r
     const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
                              (float)(1.773 * 0.564)};
     for (int x = 0; x < n; x++) {
-        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)], y = ys[x] * 255.0f;
-        put_rgb(out + 3 * x, out_bgr, v[x] * 255.0f, red - y, blue - y, k, 1.0f);
+        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
+        put_rgb(out + 3 * x, out_bgr, v[x] * 255.0f, NMADD(ys[x], 255.0f, red), NMADD(ys[x], 255.0f, blue), k, 1.0f);
     }
 }
 
@@ -781,7 +823,7 @@ static void upsample_at(const float *v, int n, int i, float *wide)
     for (int q = 0; q < EF_K_SCALE; q++) {
         int i0 = i + OFF[q] - 1, i1 = i + OFF[q];
         float a = v[i0 < 0 ? 0 : i0], b = v[i1 > n - 1 ? n - 1 : i1];
-        wide[EF_K_SCALE * i + q] = a + WT[q] * (b - a);
+        wide[EF_K_SCALE * i + q] = MADD(WT[q], b - a, a);
     }
 }
 
@@ -795,8 +837,8 @@ static int avx2_upsample_row(const float *v, int n, float *wide)
     for (; i + 9 <= n; i += 8) {
         __m256 a = _mm256_loadu_ps(v + i - 1), b = _mm256_loadu_ps(v + i), c = _mm256_loadu_ps(v + i + 1);
         __m256 dab = _mm256_sub_ps(b, a), dbc = _mm256_sub_ps(c, b);
-        __m256 q0 = _mm256_add_ps(a, _mm256_mul_ps(w0, dab)), q1 = _mm256_add_ps(a, _mm256_mul_ps(w1, dab));
-        __m256 q2 = _mm256_add_ps(b, _mm256_mul_ps(w2, dbc)), q3 = _mm256_add_ps(b, _mm256_mul_ps(w3, dbc));
+        __m256 q0 = avx2_madd(w0, dab, a), q1 = avx2_madd(w1, dab, a);
+        __m256 q2 = avx2_madd(w2, dbc, b), q3 = avx2_madd(w3, dbc, b);
         __m256 t0 = _mm256_unpacklo_ps(q0, q1), t1 = _mm256_unpackhi_ps(q0, q1);
         __m256 t2 = _mm256_unpacklo_ps(q2, q3), t3 = _mm256_unpackhi_ps(q2, q3);
         __m256 p0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), p1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
@@ -821,10 +863,10 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 #endif
     for (; i < n - 1; i++) {
         float a = v[i - 1], b = v[i], c = v[i + 1];
-        wide[4 * i] = a + 0.625f * (b - a);
-        wide[4 * i + 1] = a + 0.875f * (b - a);
-        wide[4 * i + 2] = b + 0.125f * (c - b);
-        wide[4 * i + 3] = b + 0.375f * (c - b);
+        wide[4 * i] = MADD(0.625f, b - a, a);
+        wide[4 * i + 1] = MADD(0.875f, b - a, a);
+        wide[4 * i + 2] = MADD(0.125f, c - b, b);
+        wide[4 * i + 3] = MADD(0.375f, c - b, b);
     }
     if (n > 1) upsample_at(v, n, n - 1, wide);
 }
@@ -863,8 +905,8 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
 static inline float fuse_px(float xi, float v, float a0, float a1, float a2, float a3)
 {
     float d = (xi > v ? xi : v) * a3;
-    d = d + xi * a1;
-    d = d + v * a2;
+    d = MADD(xi, a1, d);
+    d = MADD(v, a2, d);
     d = d + a0;
     return clip01(d);
 }
@@ -884,8 +926,8 @@ static void compose_pair(const float *ir, const float *vis, size_t ld, float *co
     const float *restrict ia = ir, *restrict va = vis, *restrict ib = ir + ld, *restrict vb = vis + ld;
     for (int x = 0; x < n; x++) {
         float d0 = n0[x] - p0[x], d1 = n1[x] - p1[x], d2 = n2[x] - p2[x], d3 = n3[x] - p3[x];
-        out[0][x] = fuse_px(ia[x], va[x], d0 * wa + p0[x], d1 * wa + p1[x], d2 * wa + p2[x], d3 * wa + p3[x]);
-        out[1][x] = fuse_px(ib[x], vb[x], d0 * wb + p0[x], d1 * wb + p1[x], d2 * wb + p2[x], d3 * wb + p3[x]);
+        out[0][x] = fuse_px(ia[x], va[x], MADD(d0, wa, p0[x]), MADD(d1, wa, p1[x]), MADD(d2, wa, p2[x]), MADD(d3, wa, p3[x]));
+        out[1][x] = fuse_px(ib[x], vb[x], MADD(d0, wb, p0[x]), MADD(d1, wb, p1[x]), MADD(d2, wb, p2[x]), MADD(d3, wb, p3[x]));
     }
 }
 
@@ -898,8 +940,8 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
     for (int x = 0; x < w; x++)
-        out[x] = fuse_px(ir[x], vis[x], (n0[x] - p0[x]) * wt + p0[x], (n1[x] - p1[x]) * wt + p1[x],
-                         (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
+        out[x] = fuse_px(ir[x], vis[x], MADD(n0[x] - p0[x], wt, p0[x]), MADD(n1[x] - p1[x], wt, p1[x]),
+                         MADD(n2[x] - p2[x], wt, p2[x]), MADD(n3[x] - p3[x], wt, p3[x]));
 }
 
 #if EF_AVX2
@@ -942,8 +984,8 @@ static inline __m256 avx2_clip01(__m256 v)
 static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
     __m256 d = _mm256_mul_ps(_mm256_max_ps(xi, v), a3); /* xi > v ? xi : v */
-    d = _mm256_add_ps(d, _mm256_mul_ps(xi, a1));
-    d = _mm256_add_ps(d, _mm256_mul_ps(v, a2));
+    d = avx2_madd(xi, a1, d);
+    d = avx2_madd(v, a2, d);
     return avx2_clip01(_mm256_add_ps(d, a0));
 }
 
@@ -955,11 +997,9 @@ static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const av
     const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
     __m256i px = avx2_load_pixels(s);
     __m256 red = avx2_channel(px, m->red), blue = avx2_channel(px, m->blue);
-    __m256 y = _mm256_mul_ps(ys, scale), vs = _mm256_mul_ps(v, scale); /* the 0..255 scale */
-    __m256 dr = _mm256_sub_ps(red, y), db = _mm256_sub_ps(blue, y);
-    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), vs);
-    __m256 g = _mm256_sub_ps(_mm256_sub_ps(vs, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
-    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), vs);
+    __m256 vs = _mm256_mul_ps(v, scale); /* the 0..255 scale */
+    __m256 dr = avx2_nmadd(ys, scale, red), db = avx2_nmadd(ys, scale, blue);
+    __m256 r = avx2_madd(dr, kr, vs), g = avx2_nmadd(kgb, db, avx2_nmadd(kgr, dr, vs)), b = avx2_madd(db, kb, vs);
     __m256i ri = _mm256_cvtps_epi32(r), gi = _mm256_cvtps_epi32(g), bi = _mm256_cvtps_epi32(b);
     __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
     bytes = _mm256_shuffle_epi8(bytes, m->interleave);
@@ -980,8 +1020,8 @@ static inline void avx2_fuse_pair(const float *ir, const float *vis, size_t ld, 
     for (int k = 0; k < EF_K_N_MAPS; k++) {
         __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
         __m256 d = _mm256_sub_ps(hi, lo);
-        a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
-        b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
+        a[k] = avx2_madd(d, wa, lo);
+        b[k] = avx2_madd(d, wb, lo);
     }
     *va = _mm256_loadu_ps(vis + x), *vb = _mm256_loadu_ps(vis + ld + x);
     *fa = avx2_fuse(_mm256_loadu_ps(ir + x), *va, a[0], a[1], a[2], a[3]);
