@@ -2,17 +2,23 @@
 
     python benchmarks/bench_c_runtime.py [--bundle BUNDLE] [--runs 30] [--callgrind] [--massif] [--json F]
 
-* floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread);
+* floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread), hot and cold;
 * C frame path without the network (normalize, BT.601, padding, composition, color,
   uint8; uint8 IR + RGB visible -> RGB) at 1080p: the runtime with the trivial C backend
   of tests/native/trivial_backend.c, backend time excluded;
 * whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
   the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480, 1 thread
   and the engine's default;
-* Python ``Fuser.fuse`` on the same bundle at 1080p;
+* Python ``Fuser.fuse`` on the same bundle at 1080p, 1 thread and the engine's default;
 * ``--callgrind``: instructions of one 1080p ef_fuse without the backend (valgrind callgrind),
   stable where seconds are not; ``--massif``: peak heap of fuse_frames at 1080p with OpenVINO;
 * heap of the runtime itself at 1080p (counting allocator) against input + output buffers.
+
+Every time is measured under both protocols of ``benchmarks/cold.py`` (``*_cold`` keys,
+``ratios_to_floor`` ``*_hot`` / ``*_cold``): "hot", the same caller buffers every frame, and
+"cold", the frames cycle through K copies of the input and output buffers, K x their size
+>= 2x the last-level cache (the C programs' ``--frames K`` / FRAMES argument), as frames from
+a camera, DMA engine or decoder arrive in DRAM; each against the floor measured the same way.
 
 Builds go to a temporary folder; needs a C compiler, cmake and the openvino package.
 """
@@ -26,21 +32,22 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+from cold import cycle, floors, median_ms, rotating, sets_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "edgefusion" / "native"
 DRIVER = ROOT / "tests" / "native" / "trivial_backend.c"
+#: Bytes of the caller's buffers per 1080p frame: uint8 IR, RGB visible, RGB output.
+IO_1080P = 7 * 1920 * 1080
 
 
 def _cflags() -> list[str]:
     """-std=c99 -O3 plus the architecture flags the Python loader uses here (x86-64-v3 with AVX2, else v2)."""
     from edgefusion.runtime import native
 
-    return ["-std=c99", "-O3", *[f for f in native._flags() if f not in native.BASE_FLAGS]]
+    return ["-std=c99", "-O3", "-ffp-contract=off", *[f for f in native._flags() if f not in native.BASE_FLAGS]]
 
 
 CFLAGS = _cflags()
@@ -51,18 +58,6 @@ def sh(cmd, **kw) -> str:
     if done.returncode:
         sys.exit(f"bench_c_runtime: {' '.join(map(str, cmd))} failed:\n{done.stderr[-2000:]}")
     return done.stdout
-
-
-def floor_ms(runs: int = 50) -> float:
-    rng = np.random.default_rng(0)
-    a, b = rng.random((2, 1080, 1920), dtype=np.float32)
-    out = np.empty_like(a)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        np.maximum(a, b, out=out)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
 
 
 def build(work: Path) -> tuple[Path, Path]:
@@ -111,20 +106,16 @@ def massif_peak(fuse_frames: Path, bundle: Path, work: Path) -> float:
     return max(peaks) / 2**20
 
 
-def python_fuser_ms(bundle: Path, runs: int) -> float:
+def python_fuser_ms(bundle: Path, runs: int, threads: int | None) -> dict[str, float]:
+    """Median ms of Fuser.fuse on a 1080p pair: "hot" (one pair) and "cold" (the pairs of cold.rotating in turn)."""
     from edgefusion.bench import synthetic_pair
     from edgefusion.runtime import Fuser
 
-    ir, vis = synthetic_pair(1920, 1080)
-    fuser = Fuser.open(bundle, threads=1)
-    for _ in range(3):
-        fuser.fuse(ir, vis)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fuser.fuse(ir, vis)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+    pairs = rotating(lambda i: synthetic_pair(1920, 1080, seed=i))
+    fuser = Fuser.open(bundle, threads=threads)
+    following = cycle(pairs)
+    return {"hot": median_ms(lambda: fuser.fuse(*pairs[0]), runs),
+            "cold": median_ms(lambda: fuser.fuse(*following()), runs, warmup=len(pairs))}
 
 
 def main() -> None:
@@ -142,15 +133,24 @@ def main() -> None:
             sh([sys.executable, "-m", "edgefusion", "quantize", "--target", "x86", "--out", bundle])
         fuse_frames, trivial = build(work)
         fake = fake_bundle(work)
-        result = {"load_before": os.getloadavg(), "floor_ms": floor_ms(), "cflags": " ".join(CFLAGS)}
-        path = json.loads(sh([trivial, "--bench", fake, "1920x1080", args.runs]))
-        result["frame_path_ms"] = path["frame_path_median_ms"]
-        result["frame_path_min_ms"] = path["frame_path_min_ms"]
+        floor = floors(1920, 1080, args.runs)
+        result = {"load_before": os.getloadavg(), "floor_ms": floor["hot"], "floor_ms_cold": floor["cold"], "cflags": " ".join(CFLAGS)}
+        for suffix, frames in (("", 1), ("_cold", sets_for(IO_1080P))):
+            path = json.loads(sh([trivial, "--bench", fake, "1920x1080", args.runs, frames]))
+            result["frame_path_ms" + suffix] = path["frame_path_median_ms"]
+            result["frame_path_min_ms" + suffix] = path["frame_path_min_ms"]
+            result["frames" + suffix] = frames
         for label, size, threads in (("c_1080p_1t", "1920x1080", ["--threads", "1"]), ("c_1080p", "1920x1080", []),
                                      ("c_480p_1t", "640x480", ["--threads", "1"]), ("c_480p", "640x480", [])):
-            stats = json.loads(sh([fuse_frames, "--model", bundle, "--size", size, "--bench", args.runs, *threads]))["sizes"][0]
-            result[label] = {k: stats[k] for k in ("median_ms", "min_ms", "fps", "model_ms", "compose_ms", "overhead_ms", "peak_rss_mb")}
-        result["python_fuser_1080p_ms"] = python_fuser_ms(bundle, args.runs)
+            w, h = map(int, size.split("x"))
+            for suffix, frames in (("", 1), ("_cold", sets_for(7 * w * h))):
+                stats = json.loads(sh([fuse_frames, "--model", bundle, "--size", size, "--bench", args.runs, "--frames", frames,
+                                       *threads]))["sizes"][0]
+                result[label + suffix] = {k: stats[k] for k in ("median_ms", "min_ms", "fps", "model_ms", "compose_ms", "overhead_ms",
+                                                                 "peak_rss_mb", "frames")}
+        for label, threads in (("python_fuser_1080p_1t", 1), ("python_fuser_1080p", None)):
+            times = python_fuser_ms(bundle, args.runs, threads)
+            result[label + "_ms"], result[label + "_ms_cold"] = times["hot"], times["cold"]
         heap = json.loads(sh([trivial, "--synthetic", fake, "1920x1080"]))
         result["runtime_heap_1080p_mb"] = heap["peak_heap"] / 2**20
         result["io_buffers_1080p_mb"] = heap["io_bytes"] / 2**20
@@ -160,12 +160,16 @@ def main() -> None:
         if args.massif:
             result["massif_peak_heap_1080p_mb"] = massif_peak(fuse_frames, bundle, work)
         result["load_after"] = os.getloadavg()
-    floor = result["floor_ms"]
-    result["ratios_to_floor"] = {
-        "frame_path": result["frame_path_ms"] / floor, "c_1080p_1t": result["c_1080p_1t"]["median_ms"] / floor,
-        "c_1080p": result["c_1080p"]["median_ms"] / floor, "python_fuser_1080p": result["python_fuser_1080p_ms"] / floor,
-        "runtime_heap_to_io": result["runtime_heap_1080p_mb"] / result["io_buffers_1080p_mb"],
-    }
+    ratios = {}
+    for suffix, protocol in (("", "hot"), ("_cold", "cold")):
+        floor = result["floor_ms" + suffix]
+        ratios.update({f"frame_path_{protocol}": result["frame_path_ms" + suffix] / floor,
+                       f"c_1080p_1t_{protocol}": result["c_1080p_1t" + suffix]["median_ms"] / floor,
+                       f"c_1080p_{protocol}": result["c_1080p" + suffix]["median_ms"] / floor,
+                       f"python_fuser_1080p_1t_{protocol}": result["python_fuser_1080p_1t_ms" + suffix] / floor,
+                       f"python_fuser_1080p_{protocol}": result["python_fuser_1080p_ms" + suffix] / floor})
+    ratios["runtime_heap_to_io"] = result["runtime_heap_1080p_mb"] / result["io_buffers_1080p_mb"]
+    result["ratios_to_floor"] = ratios
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

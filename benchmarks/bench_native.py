@@ -4,9 +4,10 @@ Three measurements, each next to the floor measured in the same run (median of
 ``np.maximum(a, b, out=c)`` over two float32 frames of the size):
 
 1. **C frame path without the network** (``benchmarks/native_frame_path.c``,
-   built with the runtime's flags: IR / 255, BT.601 luma of an RGB frame,
-   the 6 frame statistics, stride padding, composition + color restore +
-   uint8 RGB), one thread, median per stage; target <= 3x floor at 1920x1080.
+   built with the runtime's flags: the input pass ``ef_prepare_u8`` (IR / 255,
+   BT.601 luma of an RGB frame, the 6 frame statistics, stride padding) and
+   ``ef_compose_u8`` (composition + color restore + uint8 RGB)), one thread,
+   median per stage; target <= 3x floor at 1920x1080.
 2. **Instruction counts** of the same driver (one frame, no warm-up) under
    ``valgrind --tool=callgrind``, per kernel: stable on a busy machine where
    seconds are not.
@@ -17,6 +18,12 @@ Three measurements, each next to the floor measured in the same run (median of
    ``Fuser.fuse_stream`` (the pipelined video path) over ``--runs`` frames.
 
     python benchmarks/bench_native.py [--bundle DIR] [--sizes 640x480,1920x1080] [--runs 30] [--threads 1] [--json FILE]
+
+Every time is measured under both protocols of ``benchmarks/cold.py``: "hot" (the same
+buffers every run) and "cold" (the caller's input and output buffers rotate through sets
+larger in total than twice the last-level cache, as frames from a camera or decoder do;
+the driver's FRAMES argument), each against the floor measured the same way:
+``x_floor_hot`` and ``x_floor_cold``.
 
 ``EDGEFUSION_NATIVE_CFLAGS`` (e.g. ``-march=x86-64-v3``) applies to the driver and to the
 runtime's kernels alike.
@@ -40,11 +47,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from bench_runtime import floor_ms, median_ms  # the same timing and floor as the runtime benchmark
+from cold import cycle, floors, ratios, rotating, sets_for  # the same protocols and floor as the runtime benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "native_frame_path.c"
-KERNELS = ("ef_normalize_u8", "ef_ycbcr_u8", "ef_frame_stats", "ef_frame_stats_u8", "ef_pad_edge", "ef_compose_u8")
+KERNELS = ("ef_prepare_u8", "ef_compose_u8")
 
 
 def build_driver(out: Path) -> tuple[Path, list[str]]:
@@ -59,8 +66,14 @@ def build_driver(out: Path) -> tuple[Path, list[str]]:
     return out, flags
 
 
-def c_frame_path(driver: Path, width: int, height: int, runs: int) -> dict:
-    done = subprocess.run([str(driver), str(width), str(height), str(runs)], check=True, capture_output=True, text=True)
+#: Bytes of the caller's buffers per pixel: uint8 IR, RGB visible, RGB output.
+IO_BYTES_PER_PIXEL = 7
+
+
+def c_frame_path(driver: Path, width: int, height: int, runs: int, frames: int = 1) -> dict:
+    """The driver's JSON; ``frames`` > 1 cycles that many caller buffer sets (cold protocol)."""
+    done = subprocess.run([str(driver), str(width), str(height), str(runs), str(frames)], check=True, capture_output=True,
+                          text=True)
     return json.loads(done.stdout)
 
 
@@ -92,8 +105,9 @@ def x86_int8_bundle(work: Path) -> Path:
     return out
 
 
-def fuser_rows(bundle: Path, sizes, runs: int, floors: dict, threads: int) -> list[dict]:
-    """Fuser.fuse per size with the C kernels and with numpy: median and minimum ms (the machine is shared)."""
+def fuser_rows(bundle: Path, sizes, runs: int, floor: dict, threads: int) -> list[dict]:
+    """Fuser.fuse per size with the C kernels and with numpy: median and minimum ms (the machine is shared),
+    hot (one input pair) and cold (``fuse_ms_cold``: the pairs of :func:`cold.rotating` in turn)."""
     import time
 
     from edgefusion import bench
@@ -105,7 +119,8 @@ def fuser_rows(bundle: Path, sizes, runs: int, floors: dict, threads: int) -> li
             os.environ["EDGEFUSION_NATIVE"] = "0"
         fuser = Fuser.open(bundle, threads=threads or None)
         for w, h in sizes:
-            ir, vis = bench.synthetic_pair(w, h)
+            pairs = rotating(lambda i: bench.synthetic_pair(w, h, seed=i))
+            ir, vis = pairs[0]
             totals, backend = [], []
             for i in range(runs + 3):  # 3 warm-up frames
                 start = time.perf_counter()
@@ -113,7 +128,14 @@ def fuser_rows(bundle: Path, sizes, runs: int, floors: dict, threads: int) -> li
                 if i >= 3:
                     totals.append((time.perf_counter() - start) * 1e3)
                     backend.append(fuser.timings["backend_ms"])
-            total, net = float(np.median(totals)), float(np.median(backend))
+            next_pair, cold_totals = cycle(pairs), []
+            for i in range(runs + len(pairs)):  # one warm-up round through the sets
+                pair = next_pair()
+                start = time.perf_counter()
+                fuser.fuse(*pair)
+                if i >= len(pairs):
+                    cold_totals.append((time.perf_counter() - start) * 1e3)
+            total, net, total_cold = float(np.median(totals)), float(np.median(backend)), float(np.median(cold_totals))
             stream_fps = None
             if mode == "C kernels":  # the pipelined video path: frames per second over the whole sequence
                 start = time.perf_counter()
@@ -121,8 +143,9 @@ def fuser_rows(bundle: Path, sizes, runs: int, floors: dict, threads: int) -> li
                     pass
                 stream_fps = runs / (time.perf_counter() - start)
             rows.append({"frame_path": mode, "size": f"{w}x{h}", "fuse_ms": total, "min_fuse_ms": min(totals),
-                         "backend_ms": net, "min_backend_ms": min(backend), "frame_path_ms": total - net,
-                         "fps": 1000.0 / total, "x_floor": total / floors[(w, h)], "fuse_stream_fps": stream_fps})
+                         "fuse_ms_cold": total_cold, "frames_cold": len(pairs), "backend_ms": net,
+                         "min_backend_ms": min(backend), "frame_path_ms": total - net, "fps": 1000.0 / total,
+                         **ratios(total, total_cold, floor[(w, h)]), "fuse_stream_fps": stream_fps})
         os.environ.pop("EDGEFUSION_NATIVE", None)
     return rows
 
@@ -146,15 +169,18 @@ def main() -> int:
         work = Path(tmp)
         driver, flags = build_driver(work / "frame_path")
         result["cflags"] = " ".join(flags)
-        floors = {size: floor_ms(*size, args.runs) for size in set(sizes) | {(1920, 1080)}}
+        floor = {size: floors(*size, args.runs) for size in set(sizes) | {(1920, 1080)}}
         c = c_frame_path(driver, 1920, 1080, args.runs)
-        c["floor_ms"] = floors[(1920, 1080)]
-        c["x_floor"] = c["total_ms"] / c["floor_ms"]
+        c_cold = c_frame_path(driver, 1920, 1080, args.runs, sets_for(IO_BYTES_PER_PIXEL * 1920 * 1080))
+        f = floor[(1920, 1080)]
+        c.update(floor_ms=f["hot"], floor_ms_cold=f["cold"], cold=c_cold, **ratios(c["total_ms"], c_cold["total_ms"], f))
         result["c_frame_path_1080p"] = c
-        stages = [k for k in c if k.endswith("_ms") and not k.startswith("min_") and k not in ("total_ms", "floor_ms")]
-        print(f"C frame path 1920x1080, 1 thread ({result['cflags']}): median {c['total_ms']:.2f} ms = {c['x_floor']:.1f}x floor "
-              f"({c['floor_ms']:.3f} ms), min {c['min_total_ms']:.2f} ms; stages median (min) "
-              + ", ".join(f"{k[:-3]} {c[k]:.2f} ({c['min_' + k]:.2f})" for k in stages))
+        stages = [k for k in c if k.endswith("_ms") and not k.startswith(("min_", "floor_")) and k != "total_ms"]
+        for label, run in (("hot", c), (f"cold ({c_cold['frames']} buffer sets)", c_cold)):
+            x = c["x_floor_hot"] if run is c else c["x_floor_cold"]
+            print(f"C frame path 1920x1080 {label}, 1 thread ({result['cflags']}): median {run['total_ms']:.2f} ms = {x:.1f}x "
+                  f"floor ({f['hot' if run is c else 'cold']:.3f} ms), min {run['min_total_ms']:.2f} ms; stages median (min) "
+                  + ", ".join(f"{k[:-3]} {run[k]:.2f} ({run['min_' + k]:.2f})" for k in stages))
         if not args.no_callgrind and shutil.which("valgrind"):
             counts = callgrind(driver, 1920, 1080, work)
             result["callgrind_1080p"] = counts
@@ -162,14 +188,15 @@ def main() -> int:
                   + f" = {counts['total'] / (1920 * 1080):.1f} per pixel")
         if not args.no_bundle:
             bundle = args.bundle or x86_int8_bundle(work)
-            rows = fuser_rows(bundle, sizes, args.runs, floors, args.threads)
+            rows = fuser_rows(bundle, sizes, args.runs, floor, args.threads)
             result["fuser"] = rows
-            print("\n| frame path | size (WxH) | Fuser.fuse ms (min) | backend ms (min) | rest ms | FPS | x floor | fuse_stream FPS |\n"
-                  "|---|---|---:|---:|---:|---:|---:|---:|")
+            print("\n| frame path | size (WxH) | Fuser.fuse ms hot (min) | cold | backend ms (min) | rest ms | FPS | x floor hot / cold "
+                  "| fuse_stream FPS |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 stream = "-" if r["fuse_stream_fps"] is None else f"{r['fuse_stream_fps']:.0f}"
-                print(f"| {r['frame_path']} | {r['size']} | {r['fuse_ms']:.2f} ({r['min_fuse_ms']:.2f}) | {r['backend_ms']:.2f} "
-                      f"({r['min_backend_ms']:.2f}) | {r['frame_path_ms']:.2f} | {r['fps']:.0f} | {r['x_floor']:.0f} | {stream} |")
+                print(f"| {r['frame_path']} | {r['size']} | {r['fuse_ms']:.2f} ({r['min_fuse_ms']:.2f}) | {r['fuse_ms_cold']:.2f} | "
+                      f"{r['backend_ms']:.2f} ({r['min_backend_ms']:.2f}) | {r['frame_path_ms']:.2f} | {r['fps']:.0f} | "
+                      f"{r['x_floor_hot']:.0f} / {r['x_floor_cold']:.0f} | {stream} |")
     result["load_after"] = os.getloadavg()[0]
     print(f"\nCPU: {result['cpu']}; Fuser threads {args.threads}; load average {result['load']:.1f} before, "
           f"{result['load_after']:.1f} after")

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ef_kernels.h"
 
@@ -66,6 +67,23 @@ static void check_size(int w, int h)
     hash(stats, sizeof stats);
     EXPECT(ef_pad_edge(ir, (size_t)pw, w, h, pw, ph) == EF_K_OK && ef_pad_edge(vis, (size_t)pw, w, h, pw, ph) == EF_K_OK);
     hash(ir, pn * 4), hash(vis, pn * 4);
+
+    /* the one-pass input kernel writes the bytes of the separate kernels above */
+    float *ir2 = malloc(pn * 4), *vis2 = malloc(pn * 4), stats2[EF_K_N_STATS];
+    EXPECT(ef_prepare_u8(gray, (size_t)w, rgb, (size_t)w * 3, EF_K_RGB, w, h, pw, ph, ir2, vis2, (size_t)pw, stats2) == EF_K_OK);
+    EXPECT(memcmp(ir2, ir, pn * 4) == 0 && memcmp(vis2, vis, pn * 4) == 0 && memcmp(stats2, stats, sizeof stats) == 0);
+    EXPECT(ef_frame_stats(ir, vis, (size_t)pw, w, h, stats) == EF_K_OK); /* IR given as its float plane (ir NULL) */
+    EXPECT(ef_prepare_u8(NULL, 0, rgb, (size_t)w * 3, EF_K_RGB, w, h, pw, ph, ir2, vis2, (size_t)pw, stats2) == EF_K_OK);
+    EXPECT(memcmp(ir2, ir, pn * 4) == 0 && memcmp(vis2, vis, pn * 4) == 0 && memcmp(stats2, stats, sizeof stats) == 0);
+    EXPECT(ef_frame_stats_u8(gray, (size_t)w, ir, (size_t)pw, w, h, stats) == EF_K_OK); /* gray visible: / 255 */
+    EXPECT(ef_prepare_u8(gray, (size_t)w, gray, (size_t)w, EF_K_GRAY, w, h, pw, ph, ir2, vis2, (size_t)pw, stats2) == EF_K_OK);
+    EXPECT(memcmp(vis2, ir, pn * 4) == 0 && memcmp(stats2, stats, sizeof stats) == 0);
+    EXPECT(ef_prepare_u8(gray, (size_t)w, rgb, (size_t)w * 3, EF_K_BGR, w, h, pw, ph, ir2, vis2, (size_t)pw, NULL) == EF_K_OK);
+    hash(vis2, pn * 4);
+    EXPECT(ef_prepare_u8(gray, (size_t)w, rgb, (size_t)w * 3 - 1, EF_K_RGB, w, h, pw, ph, ir2, vis2, (size_t)pw, NULL) == EF_K_EARG);
+    EXPECT(ef_prepare_u8(gray, (size_t)w, rgb, (size_t)w * 3, 7, w, h, pw, ph, ir2, vis2, (size_t)pw, NULL) == EF_K_EARG);
+    EXPECT(ef_prepare_u8(gray, (size_t)w, rgb, (size_t)w * 3, EF_K_RGB, w, h, w - 1, ph, ir2, vis2, (size_t)pw, NULL) == EF_K_EARG);
+    free(ir2), free(vis2);
     EXPECT(ef_compose_f32(ir, vis, (size_t)pw, pw, ph, maps, w, h, fused, (size_t)w, scratch) == EF_K_OK);
     hash(fused, n * 4);
 

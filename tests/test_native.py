@@ -516,12 +516,16 @@ def _require_avx2() -> None:
         pytest.skip("this CPU cannot run x86-64-v3 (AVX2) code")
 
 
-def test_avx2_kernels_write_the_portable_kernels_bytes(tmp_path):
-    """The AVX2 paths (built with -march=x86-64-v3) are bit-identical to the portable C99 reference, sanitizer-clean."""
+@pytest.mark.parametrize("fma", ["0", "1"])
+def test_avx2_kernels_write_the_portable_kernels_bytes(tmp_path, fma):
+    """The AVX2 paths (built with -march=x86-64-v3) are bit-identical to the portable C99 reference, sanitizer-clean,
+    with the composition's multiply-adds rounded twice (EF_FMA=0, the default) or once (EF_FMA=1: fmaf, opt-in)."""
     _require_avx2()
-    portable = _sanitized_check(tmp_path, [])
-    avx2 = _sanitized_check(tmp_path, ["-march=x86-64-v3"])
+    portable = _sanitized_check(tmp_path, [f"-DEF_FMA={fma}"])
+    avx2 = _sanitized_check(tmp_path, ["-march=x86-64-v3", f"-DEF_FMA={fma}"])
     assert avx2.splitlines() == portable.splitlines()
+    if fma == "0":  # the default on every target, x86-64-v3 included
+        assert _sanitized_check(tmp_path, ["-march=x86-64-v3"]).splitlines() == avx2.splitlines()
 
 
 def test_avx2_kernels_clean_under_valgrind(tmp_path):

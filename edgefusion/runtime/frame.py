@@ -168,6 +168,13 @@ class NativeFrame:
         h, w = ir.shape
         self._resize(h, w)
         ir_p, vis_p = self.inputs[0, 0, 0], self.inputs[1, 0, 0]
+        if vis.dtype == np.uint8:  # one pass over the rows (16-bit IR: stretched into its plane first)
+            if ir.dtype != np.uint8:
+                _normalize(self.lib, ir, stretch, ir_p[:h, :w])
+            self._color = vis if vis.ndim == 3 and not native.channels_identical(self.lib, vis) else None
+            source = vis if vis.ndim == 2 or self._color is not None else np.ascontiguousarray(vis[..., 0])
+            stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats)
+            return self.inputs, None if stats is None else stats[None]
         self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
         stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None
         native.pad_edge(self.lib, ir_p, w, h)

@@ -36,7 +36,7 @@ from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.compose import BandWorkers
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
-BASE_FLAGS = ("-O3", "-std=c99", "-fPIC", "-shared")
+BASE_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")  # ISO C99, no FMA contraction: the same bytes on every target
 GRAY, RGB, BGR = 1, 3, 4
 N_STATS = 6
 
@@ -150,6 +150,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ef_frame_stats": (_P, _P, _Z, _I, _I, _P),
         "ef_frame_stats_u8": (_P, _Z, _P, _Z, _I, _I, _P),
         "ef_pad_edge": (_P, _Z, _I, _I, _I, _I),
+        "ef_prepare_u8": (_P, _Z, _P, _Z, _I, _I, _I, _I, _I, _P, _P, _Z, _P),
         "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
         "ef_compose_scratch_bytes": (_I, _I),
         "ef_compose_f32_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, _P, _Z, _P),
@@ -268,6 +269,29 @@ def pad_edge(lib, plane: np.ndarray, w: int, h: int) -> np.ndarray:
     ptr, ld = _ld(plane)
     _check(lib.ef_pad_edge(ptr, ld, w, h, pw, ph), "ef_pad_edge")
     return plane
+
+
+def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray, vis_plane: np.ndarray,
+               with_stats: bool, order: int = RGB) -> np.ndarray | None:
+    """The input pass in one walk over the rows (``ef_prepare_u8``): IR uint8 (H, W) / 255 into
+    ``ir_plane`` (``ir`` None: ``ir_plane`` already holds the unpadded IR plane), the visible uint8
+    frame (gray (H, W), or (H, W, 3) in ``order``) as luma into ``vis_plane``, both padded planes
+    (PH, PW) of one stride filled by edge replication; returns the (6,) frame statistics of the
+    unpadded planes when ``with_stats``, else None."""
+    h, w = vis.shape[:2]
+    ph, pw = ir_plane.shape
+    if vis_plane.shape != ir_plane.shape or vis_plane.strides != ir_plane.strides or ph < h or pw < w:
+        raise ValueError(f"planes {ir_plane.shape}, {vis_plane.shape} for a {h}x{w} frame")
+    ir_ptr, ir_stride = (None, 0) if ir is None else _rows(ir, np.uint8)
+    if ir is not None:
+        _covers(h, w, ir)
+    channels = 3 if vis.ndim == 3 else 1
+    stats = np.empty(N_STATS, np.float32) if with_stats else None
+    ptr_i, ld = _ld(ir_plane)
+    _check(lib.ef_prepare_u8(ir_ptr, ir_stride, *_rows(vis, np.uint8, channels), order if channels == 3 else GRAY, w, h,
+                             pw, ph, ptr_i, _ld(vis_plane)[0], ld, None if stats is None else stats.ctypes.data),
+           "ef_prepare_u8")
+    return stats
 
 
 def chroma(src: np.ndarray | None = None, order: int = RGB, cbcr: np.ndarray | None = None) -> Chroma | None:

@@ -226,13 +226,17 @@ def test_v2_bundle_gets_frame_stats(fuse_frames, ov_bundles, pairs, tmp_path, na
 
 
 def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
-    done = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "64x48", "--bench", "3", "--warmup", "1", "--threads", "1"])
-    assert done.returncode == 0, done.stderr
-    size = json.loads(done.stdout)["sizes"][0]
     from edgefusion.bench import SizeResult
 
-    assert set(SizeResult.__dataclass_fields__) | {"size"} == set(size)
-    assert size["size"] == "64x48" and size["runs"] == 3 and size["min_ms"] <= size["median_ms"] <= size["max_ms"]
+    for frames in (1, 3):  # --frames 3: the timed frames cycle through 3 copies of the buffers (cold protocol)
+        done = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "64x48", "--bench", "3", "--warmup", "1", "--threads", "1",
+                    "--frames", frames])
+        assert done.returncode == 0, done.stderr
+        size = json.loads(done.stdout)["sizes"][0]
+        assert set(SizeResult.__dataclass_fields__) | {"size"} <= set(size)
+        assert size["size"] == "64x48" and size["runs"] == 3 and size["frames"] == frames
+        assert size["min_ms"] <= size["median_ms"] <= size["max_ms"]
+    assert run([fuse_frames, "--model", ov_bundles["v1"], "--size", "8x8", "--bench", "1", "--frames", "0"]).returncode == 2
 
 
 # ---- custom C backend, integrity, errors (no inference engine needed) ----------------------

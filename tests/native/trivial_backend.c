@@ -10,8 +10,11 @@
  *     (bgr_difference: largest difference between the RGB result and the result of the same
  *     frame given as BGR into a BGR output with padded rows, channels swapped back; -1 for gray)
  *   trivial_backend --bad-args BUNDLE   prints one status per invalid call, one line each
- *   trivial_backend --bench BUNDLE WxH N   times N fuses of a synthetic uint8 IR + RGB frame (after 3 warm-up
- *     frames); prints the median milliseconds of ef_fuse without the backend call (the C frame path)
+ *   trivial_backend --bench BUNDLE WxH N [FRAMES]   times N fuses of a synthetic uint8 IR + RGB frame (after 3
+ *     warm-up frames); prints the median milliseconds of ef_fuse without the backend call (the C frame path).
+ *     FRAMES (default 1): fuse n reads and writes the caller's buffer set n % FRAMES (IR, visible, output;
+ *     equal contents): more sets than fit twice in the last-level cache time frames that come from DRAM
+ *     ("cold", benchmarks/cold.py)
  *   trivial_backend --synthetic BUNDLE WxH   fuses a synthetic uint8 IR + RGB frame 3 times; prints the
  *     runtime's peak heap, the input+output bytes and the allocations of the third call
  */
@@ -162,46 +165,53 @@ static int compare(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int synthetic(const char *bundle, const char *size, int bench) {
+static int synthetic(const char *bundle, const char *size, int bench, int frames) {
     ef_context *ctx;
-    int w, h, k;
+    int w, h, k, f;
     size_t i, n;
-    uint8_t *ir, *vis, *out;
-    if (sscanf(size, "%dx%d", &w, &h) != 2 || w < 1 || h < 1) return 2;
+    uint8_t *ir[64], *vis[64], *out[64];
+    if (sscanf(size, "%dx%d", &w, &h) != 2 || w < 1 || h < 1 || frames < 1 || frames > 64) return 2;
     n = (size_t)w * h;
-    ir = (uint8_t *)malloc(n);
-    vis = (uint8_t *)malloc(3 * n);
-    out = (uint8_t *)malloc(3 * n);
-    if (!ir || !vis || !out) return 2;
-    for (i = 0; i < n; i++) ir[i] = (uint8_t)(i * 7);
-    for (i = 0; i < 3 * n; i++) vis[i] = (uint8_t)(i * 13 + 5);
+    for (f = 0; f < frames; f++) {
+        ir[f] = (uint8_t *)malloc(n);
+        vis[f] = (uint8_t *)malloc(3 * n);
+        out[f] = (uint8_t *)malloc(3 * n);
+        if (!ir[f] || !vis[f] || !out[f]) return 2;
+        for (i = 0; i < n; i++) ir[f][i] = (uint8_t)(i * 7);
+        for (i = 0; i < 3 * n; i++) vis[f][i] = (uint8_t)(i * 13 + 5);
+        memset(out[f], 0, 3 * n);
+    }
     if (open_trivial(bundle, &ctx)) return fail(ctx, "open");
     if (bench > 0) {
         double *ms = (double *)malloc((size_t)bench * sizeof *ms);
         if (!ms) return 2;
         for (k = -3; k < bench; k++) {
-            double start = now_ms(), total;
-            if (ef_fuse(ctx, ir, EF_U8, (size_t)w, vis, EF_RGB, 3 * (size_t)w, w, h, out, EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
+            double start, total;
+            f = (k + 3) % frames;
+            start = now_ms();
+            if (ef_fuse(ctx, ir[f], EF_U8, (size_t)w, vis[f], EF_RGB, 3 * (size_t)w, w, h, out[f], EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
             total = now_ms() - start;
             if (k >= 0) ms[k] = total - T.run_ms;
         }
         qsort(ms, (size_t)bench, sizeof *ms, compare);
-        printf("{\"size\": \"%dx%d\", \"frame_path_median_ms\": %.4f, \"frame_path_min_ms\": %.4f, \"runs\": %d}\n", w, h,
-               bench % 2 ? ms[bench / 2] : 0.5 * (ms[bench / 2 - 1] + ms[bench / 2]), ms[0], bench);
+        printf("{\"size\": \"%dx%d\", \"frame_path_median_ms\": %.4f, \"frame_path_min_ms\": %.4f, \"runs\": %d, \"frames\": %d}\n", w, h,
+               bench % 2 ? ms[bench / 2] : 0.5 * (ms[bench / 2 - 1] + ms[bench / 2]), ms[0], bench, frames);
         free(ms);
     } else {
         size_t base = peak, io = 7 * n, before; /* uint8 IR + RGB visible + RGB output */
         for (k = 0; k < 2; k++)
-            if (ef_fuse(ctx, ir, EF_U8, (size_t)w, vis, EF_RGB, 3 * (size_t)w, w, h, out, EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
+            if (ef_fuse(ctx, ir[0], EF_U8, (size_t)w, vis[0], EF_RGB, 3 * (size_t)w, w, h, out[0], EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
         before = allocs;
-        if (ef_fuse(ctx, ir, EF_U8, (size_t)w, vis, EF_RGB, 3 * (size_t)w, w, h, out, EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
+        if (ef_fuse(ctx, ir[0], EF_U8, (size_t)w, vis[0], EF_RGB, 3 * (size_t)w, w, h, out[0], EF_RGB, 3 * (size_t)w) != EF_OK) return fail(ctx, "fuse");
         printf("{\"size\": \"%dx%d\", \"peak_heap\": %lu, \"io_bytes\": %lu, \"allocs_after_first\": %lu}\n", w, h,
                (unsigned long)(peak - base), (unsigned long)io, (unsigned long)(allocs - before));
     }
     ef_close(ctx);
-    free(ir);
-    free(vis);
-    free(out);
+    for (f = 0; f < frames; f++) {
+        free(ir[f]);
+        free(vis[f]);
+        free(out[f]);
+    }
     return 0;
 }
 
@@ -240,8 +250,9 @@ int main(int argc, char **argv) {
     int repeat, i, out_channels, bgr, runs;
     size_t before;
     if (argc == 3 && strcmp(argv[1], "--bad-args") == 0) return bad_args(argv[2]);
-    if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0);
-    if (argc == 5 && strcmp(argv[1], "--bench") == 0) return synthetic(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1);
+    if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0, 1);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "--bench") == 0)
+        return synthetic(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1, argc == 6 ? atoi(argv[5]) : 1);
     if (argc < 5) {
         fprintf(stderr, "usage: trivial_backend BUNDLE IR VIS OUT [REPEAT]\n");
         return 2;

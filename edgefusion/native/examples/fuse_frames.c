@@ -2,14 +2,17 @@
  * fuse_frames: fuse an IR and a visible frame with a bundle through the edgefusion C runtime.
  *
  *   fuse_frames --model BUNDLE --ir IR.pgm --vis VIS.ppm -o OUT.ppm [--threads N] [--device CPU]
- *   fuse_frames --model BUNDLE --size 1920x1080 --bench 50 [--warmup 5] [--json FILE]
+ *   fuse_frames --model BUNDLE --size 1920x1080 --bench 50 [--warmup 5] [--frames K] [--json FILE]
  *
  * IR: P5 8 or 16 bit; visible: P5 or P6 8 bit; output: P6 (RGB) for a color
  * visible frame, else P5. Built with EF_EMBEDDED_BUNDLE (the firmware folder of
  * `edgefusion native`), --model may be omitted: the bundle compiled into the
  * program (bundle_data.c) is used. --bench N times N frames (after --warmup) and
  * prints the statistics keys of `edgefusion bench --json` as JSON (stdout, or
- * --json FILE); --size WxH fuses a synthetic pair instead of --ir/--vis.
+ * --json FILE); --size WxH fuses a synthetic pair instead of --ir/--vis. --frames K (default 1)
+ * cycles the timed frames through K copies of the input and output buffers: with K sets larger
+ * than the last-level cache each frame comes from memory, as a camera or decoder frame does
+ * ("cold"; K = 1 reuses one set, "hot"); the JSON gets "frames": K.
  * Errors: one line on stderr, exit 2.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -28,8 +31,10 @@
 
 typedef struct {
     const char *model, *ir, *vis, *out, *device, *json;
-    int threads, bench, warmup, size_w, size_h;
+    int threads, bench, warmup, frames, size_w, size_h;
 } args_t;
+
+#define MAX_FRAMES 64
 
 /* A backend wrapping the real one to time its calls (an example of a custom ef_backend). */
 typedef struct {
@@ -77,6 +82,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
     int i;
     memset(a, 0, sizeof *a);
     a->warmup = 5;
+    a->frames = 1;
     for (i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
@@ -89,6 +95,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
         else if (!strcmp(k, "--threads")) a->threads = atoi(v);
         else if (!strcmp(k, "--bench")) { if ((a->bench = atoi(v)) < 1) return -1; }
         else if (!strcmp(k, "--warmup")) { if ((a->warmup = atoi(v)) < 0) return -1; }
+        else if (!strcmp(k, "--frames")) { if ((a->frames = atoi(v)) < 1 || a->frames > MAX_FRAMES) return -1; }
         else if (!strcmp(k, "--size")) { if (sscanf(v, "%dx%d", &a->size_w, &a->size_h) != 2 || a->size_w < 1 || a->size_h < 1) return -1; }
         else return -1;
         i++;
@@ -167,33 +174,67 @@ static int fuse_once(ef_context *ctx, const pnm_image *ir, const pnm_image *vis,
                    out, out_channels == 3 ? EF_RGB : EF_GRAY, (size_t)ir->width * out_channels);
 }
 
+/* Copies k = 1 .. n - 1 of the input frames and output buffer (set 0: the originals); 0, or -1 out of memory. */
+static int copy_sets(const pnm_image *ir, const pnm_image *vis, unsigned char *out, size_t out_bytes, int n,
+                     pnm_image irs[], pnm_image viss[], unsigned char *outs[]) {
+    size_t ir_bytes = (size_t)ir->width * ir->height * (size_t)(ir->bits / 8);
+    size_t vis_bytes = (size_t)vis->width * vis->height * (size_t)vis->channels;
+    int k;
+    irs[0] = *ir;
+    viss[0] = *vis;
+    outs[0] = out;
+    for (k = 1; k < n; k++) {
+        irs[k] = *ir;
+        viss[k] = *vis;
+        irs[k].data = (unsigned char *)malloc(ir_bytes);
+        viss[k].data = (unsigned char *)malloc(vis_bytes);
+        outs[k] = (unsigned char *)calloc(out_bytes, 1);
+        if (!irs[k].data || !viss[k].data || !outs[k]) return -1;
+        memcpy(irs[k].data, ir->data, ir_bytes);
+        memcpy(viss[k].data, vis->data, vis_bytes);
+    }
+    return 0;
+}
+
 static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_image *ir, const pnm_image *vis,
                  unsigned char *out, int out_channels, double init_ms) {
-    int n = a->bench, i;
+    int n = a->bench, i, k;
     double *total = (double *)malloc(n * sizeof(double)), *model = (double *)malloc(n * sizeof(double));
     double *compose = (double *)malloc(n * sizeof(double)), *rest = (double *)malloc(n * sizeof(double));
     double start, first_ms, sum = 0, med;
     char tmp[4096];
     FILE *f = stdout;
-    if (!total || !model || !compose || !rest) return die("out of memory");
-    start = now_ms();
-    if (fuse_once(ctx, ir, vis, out, out_channels)) return die(ef_last_error(ctx));
-    first_ms = now_ms() - start;
-    for (i = 0; i < a->warmup; i++)
-        if (fuse_once(ctx, ir, vis, out, out_channels)) return die(ef_last_error(ctx));
-    for (i = 0; i < n; i++) {
-        double end;
-        start = now_ms();
-        if (fuse_once(ctx, ir, vis, out, out_channels)) return die(ef_last_error(ctx));
-        end = now_ms();
-        total[i] = end - start;
-        model[i] = timing->last_ms;
-        compose[i] = end - timing->end; /* composition, color restore and uint8 after the network */
-        rest[i] = total[i] - model[i] - compose[i];
-        sum += total[i];
+    pnm_image irs[MAX_FRAMES], viss[MAX_FRAMES];
+    unsigned char *outs[MAX_FRAMES];
+    int rc = 0;
+    memset(irs, 0, sizeof irs);
+    memset(viss, 0, sizeof viss);
+    memset(outs, 0, sizeof outs);
+    if (!total || !model || !compose || !rest ||
+        copy_sets(ir, vis, out, (size_t)ir->width * ir->height * out_channels, a->frames, irs, viss, outs)) {
+        rc = die("out of memory");
+        goto done;
     }
-    if (a->json && (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp || !(f = fopen(tmp, "w"))))
-        return die("cannot write the --json file");
+    start = now_ms();
+    if (fuse_once(ctx, ir, vis, out, out_channels)) { rc = die(ef_last_error(ctx)); goto done; }
+    first_ms = now_ms() - start;
+    for (i = 0; i < a->warmup + n; i++) {
+        double end;
+        k = i % a->frames;
+        start = now_ms();
+        if (fuse_once(ctx, &irs[k], &viss[k], outs[k], out_channels)) { rc = die(ef_last_error(ctx)); goto done; }
+        end = now_ms();
+        if (i < a->warmup) continue;
+        total[i - a->warmup] = end - start;
+        model[i - a->warmup] = timing->last_ms;
+        compose[i - a->warmup] = end - timing->end; /* composition, color restore and uint8 after the network */
+        rest[i - a->warmup] = total[i - a->warmup] - model[i - a->warmup] - compose[i - a->warmup];
+        sum += total[i - a->warmup];
+    }
+    if (a->json && (snprintf(tmp, sizeof tmp, "%s.tmp", a->json) >= (int)sizeof tmp || !(f = fopen(tmp, "w")))) {
+        rc = die("cannot write the --json file");
+        goto done;
+    }
     med = median(total, n);
     fprintf(f, "{\"bundle\": ");
     json_string(f, a->model ? a->model : "(embedded)");
@@ -202,14 +243,21 @@ static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_i
                "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"fps\": %.3f, ",
             EF_VERSION, ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
             percentile(total, n, 90), percentile(total, n, 99), sum / n, total[0], total[n - 1], med > 0 ? 1000.0 / med : 0.0);
-    fprintf(f, "\"model_ms\": %.4f, \"compose_ms\": %.4f, \"overhead_ms\": %.4f, \"peak_rss_mb\": %.2f, \"runs\": %d}]}\n",
-            median(model, n), median(compose, n), median(rest, n), peak_rss_mb(), n);
+    fprintf(f, "\"model_ms\": %.4f, \"compose_ms\": %.4f, \"overhead_ms\": %.4f, \"peak_rss_mb\": %.2f, \"runs\": %d, "
+               "\"frames\": %d}]}\n",
+            median(model, n), median(compose, n), median(rest, n), peak_rss_mb(), n, a->frames);
     if (f != stdout && (fclose(f) || rename(tmp, a->json))) { /* atomic: no half-written file */
         remove(tmp);
-        return die("cannot write the --json file");
+        rc = die("cannot write the --json file");
+    }
+done:
+    for (k = 1; k < a->frames; k++) {
+        free(irs[k].data);
+        free(viss[k].data);
+        free(outs[k]);
     }
     free(total); free(model); free(compose); free(rest);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -226,7 +274,7 @@ int main(int argc, char **argv) {
     double start;
     if (parse_args(argc, argv, &a))
         return die("usage: fuse_frames [--model BUNDLE] (--ir IR.pgm --vis VIS.pgm|ppm | --size WxH) (-o OUT | --bench N) "
-                   "[--warmup N] [--json FILE] [--threads N] [--device NAME]");
+                   "[--warmup N] [--frames K] [--json FILE] [--threads N] [--device NAME]");
     memset(&ir, 0, sizeof ir);
     memset(&vis, 0, sizeof vis);
     if (a.size_w) {

@@ -4,10 +4,11 @@
  *
  * Frame path of ef_fuse, for a w x h frame padded to pw x ph (stride multiple,
  * or the bundle's fixed_shape):
- *   1. IR -> float plane (uint8 / 255, or the uint16 percentile stretch);
- *   2. visible -> BT.601 luma plane (a color frame with three equal channels is gray);
- *   3. edge padding of both planes; frame statistics for v2 bundles (unpadded planes),
- *      encoded (times the manifest's stats_encoding.scale) when the bundle says so;
+ *   1. 16-bit IR: the percentile stretch into the IR plane;
+ *   2. one pass over the rows (ef_prepare_u8): 8-bit IR / 255, visible -> BT.601 luma plane
+ *      (a color frame with three equal channels is fused as gray), edge padding of both
+ *      planes, frame statistics for v2 bundles (unpadded planes);
+ *   3. the statistics encoded (times the manifest's stats_encoding.scale) when the bundle says so;
  *   4. backend: maps (compose = runtime) or fused luma;
  *   5. one strip-wise pass: composition, color restore from the visible frame, uint8.
  * Buffers are sized for the largest frame seen and reused: no allocation per frame.
@@ -299,36 +300,28 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
     if ((st = check_args(ctx, ir, ir_type, ir_stride, vis, vis_format, vis_stride, w, h, out, out_format, out_stride)) != EF_OK) return st;
     if ((st = padded_size(ctx, w, h, &pw, &ph)) != EF_OK || (st = reserve_frame(ctx, pw, ph)) != EF_OK) return st;
     ld = (size_t)pw;
-    if (ir_type == EF_U8) {
-        rc = ef_normalize_u8((const uint8_t *)ir, ir_stride, w, h, ctx->ir, ld);
-    } else {
+    rc = EF_K_OK;
+    if (ir_type == EF_U16) { /* the stretch needs the whole frame's percentiles first */
         double lo, hi;
         rc = ef_percentiles_u16((const uint16_t *)ir, ir_stride, w, h, m->stretch_low, m->stretch_high, ctx->scratch, &lo, &hi);
         if (rc == EF_K_OK) rc = ef_stretch_u16((const uint16_t *)ir, ir_stride, w, h, lo, hi, ctx->ir, ld);
     }
-    if (rc == EF_K_OK && vis_format == EF_GRAY) {
-        rc = ef_normalize_u8(vis, vis_stride, w, h, ctx->vis, ld);
-    } else if (rc == EF_K_OK) {
-        int order = vis_format == EF_RGB ? EF_K_RGB : EF_K_BGR;
-        rc = ef_ycbcr_u8(vis, vis_stride, order, w, h, ctx->vis, ld, NULL, NULL, 0);
-        if (!ef_channels_identical_u8(vis, vis_stride, w, h)) { /* else gray stored in a color frame */
-            chroma.src = vis;
-            chroma.src_stride = vis_stride;
-            chroma.order = order;
-            chroma.cb = chroma.cr = NULL;
-            chroma.ld = 0;
-            color = &chroma;
-        }
+    if (vis_format != EF_GRAY && !ef_channels_identical_u8(vis, vis_stride, w, h)) { /* else gray stored in a color frame */
+        chroma.src = vis;
+        chroma.src_stride = vis_stride;
+        chroma.order = vis_format == EF_RGB ? EF_K_RGB : EF_K_BGR;
+        chroma.cb = chroma.cr = NULL;
+        chroma.ld = 0;
+        color = &chroma;
     }
-    if (rc == EF_K_OK && m->n_inputs == 3)
-        rc = ir_type == EF_U8 ? ef_frame_stats_u8((const uint8_t *)ir, ir_stride, ctx->vis, ld, w, h, ctx->stats)
-                              : ef_frame_stats(ctx->ir, ctx->vis, ld, w, h, ctx->stats);
+    if (rc == EF_K_OK)
+        rc = ef_prepare_u8(ir_type == EF_U8 ? (const uint8_t *)ir : NULL, ir_stride, vis, vis_stride,
+                           vis_format == EF_GRAY ? EF_K_GRAY : vis_format == EF_RGB ? EF_K_RGB : EF_K_BGR, w, h, pw, ph,
+                           ctx->ir, ctx->vis, ld, m->n_inputs == 3 ? ctx->stats : NULL);
     if (rc == EF_K_OK && m->stats_encoded) {
         int k;
         for (k = 0; k < EF_N_STATS; k++) ctx->stats[k] *= m->stats_scale[k];
     }
-    if (rc == EF_K_OK) rc = ef_pad_edge(ctx->ir, ld, w, h, pw, ph);
-    if (rc == EF_K_OK) rc = ef_pad_edge(ctx->vis, ld, w, h, pw, ph);
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a frame-path kernel refused the %dx%d frame", w, h);
     reason[0] = '\0';
     if (ctx->backend.run(ctx->state, ctx->ir, ctx->vis, m->n_inputs == 3 ? ctx->stats : NULL, ph, pw, ctx->out, reason, sizeof reason))

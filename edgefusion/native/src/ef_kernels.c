@@ -10,7 +10,13 @@
  * two agree to the last bit in most pixels and within one gray level everywhere.
  * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
  * and write the same bytes; both need floating-point contraction off (GCC's default with
- * -std=c99; set below for Clang), else an FMA may round differently.
+ * -std=c99; set below for Clang), else an FMA may round differently. The multiply-adds of
+ * the composition (upsampling, map blending, fusion, color restore) are written MADD / NMADD:
+ * a product and a sum by default (EF_FMA 0: every build, x86 portable, AVX2 and AArch64,
+ * writes the same bytes), or rounded once with -DEF_FMA=1 (fmaf, vfmadd; only for targets with
+ * FMA instructions: ~5 % fewer instructions in the composition, results may differ from the
+ * default by one gray level at rounding ties). For one EF_FMA setting the portable and AVX2
+ * paths write the same bytes.
  */
 #include "ef_kernels.h"
 
@@ -28,6 +34,21 @@
 #define EF_AVX2 0
 #endif
 
+#ifndef EF_FMA
+#define EF_FMA 0
+#endif
+#if EF_FMA && EF_AVX2 && !defined(__FMA__)
+#error "EF_FMA=1 with the AVX2 paths needs an FMA target (e.g. -march=x86-64-v3)"
+#endif
+/* a * b + c and c - a * b: one rounding with EF_FMA (fmaf of an exact negation), else two. */
+#if EF_FMA
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#define NMADD(a, b, c) fmaf(-(a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#define NMADD(a, b, c) ((c) - (a) * (b))
+#endif
+
 /* Row y of a buffer with a stride in bytes, read-only (CROW) or writable (ROW). */
 #define CROW(type, base, stride, y) ((const type *)((const uint8_t *)(base) + (size_t)(y) * (stride)))
 #define ROW(type, base, stride, y) ((type *)((uint8_t *)(base) + (size_t)(y) * (stride)))
@@ -37,31 +58,45 @@ static int bad_size(int w, int h) { return w < 1 || h < 1; }
 static float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 /*
- * clip(rint(255 v), 0, 255) as numpy's to_uint8 of clip(v, 0, 1): float32 product, round half
- * to even by adding 1.5 * 2^23 (the integer lands in the low mantissa bits), clamp as integer.
- * Valid for |255 v| < 2^22; written without float-to-int conversion so that it vectorizes.
+ * clip(rint(t), 0, 255) of a value on the 0..255 scale: round half to even by adding 1.5 * 2^23
+ * (the integer lands in the low mantissa bits), clamp as integer. Valid for |t| < 2^22; written
+ * without float-to-int conversion so that it vectorizes.
  */
-static uint8_t to_u8(float v)
+static uint8_t round_u8(float t)
 {
-    float t = v * 255.0f + 12582912.0f;
+    float u = t + 12582912.0f;
     int32_t k;
-    memcpy(&k, &t, sizeof k);
+    memcpy(&k, &u, sizeof k);
     k -= 0x4B400000;
     k = k < 0 ? 0 : k;
     k = k > 255 ? 255 : k;
     return (uint8_t)k;
 }
 
+/* clip(rint(255 v), 0, 255) as numpy's to_uint8 of clip(v, 0, 1) (float32 product, then round_u8). */
+static uint8_t to_u8(float v) { return round_u8(v * 255.0f); }
+
 /* ---- input normalization ---------------------------------------------------------- */
+
+/* One row of ef_normalize_u8 (the AVX2 path: 32 pixels a step, one zero-extending load per 8). */
+static void normalize_row(const uint8_t *restrict s, int w, float *restrict d)
+{
+    int x0 = 0;
+#if EF_AVX2
+    const __m256 k = _mm256_set1_ps(255.0f);
+    for (; x0 + 32 <= w; x0 += 32)
+        for (int i = 0; i < 32; i += 8) {
+            __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(s + x0 + i)));
+            _mm256_storeu_ps(d + x0 + i, _mm256_div_ps(_mm256_cvtepi32_ps(v), k));
+        }
+#endif
+    for (int x = x0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
+}
 
 int ef_normalize_u8(const uint8_t *src, size_t src_stride, int w, int h, float *dst, size_t ld)
 {
     if (!src || !dst || bad_size(w, h) || src_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
-    for (int y = 0; y < h; y++) {
-        const uint8_t *s = CROW(uint8_t, src, src_stride, y);
-        float *d = dst + (size_t)y * ld;
-        for (int x = 0; x < w; x++) d[x] = (float)s[x] / 255.0f; /* as numpy: float32 division */
-    }
+    for (int y = 0; y < h; y++) normalize_row(CROW(uint8_t, src, src_stride, y), w, dst + (size_t)y * ld);
     return EF_K_OK;
 }
 
@@ -164,6 +199,25 @@ static ycc_matrix ycc_u8(int order)
 static int color_order(int order) { return order == EF_K_RGB || order == EF_K_BGR; }
 
 #if EF_AVX2
+/* MADD and NMADD on 8 lanes. */
+static inline __m256 avx2_madd(__m256 a, __m256 b, __m256 c)
+{
+#if EF_FMA
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+
+static inline __m256 avx2_nmadd(__m256 a, __m256 b, __m256 c)
+{
+#if EF_FMA
+    return _mm256_fnmadd_ps(a, b, c);
+#else
+    return _mm256_sub_ps(c, _mm256_mul_ps(a, b));
+#endif
+}
+
 /*
  * 8 interleaved 3-channel pixels (24 bytes at s) for avx2_channel: bytes 0..15 in the low lane,
  * bytes 8..23 in the high lane (two loads inside the 24 bytes, none past them).
@@ -213,6 +267,22 @@ static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y
 }
 #endif
 
+/* Luma of one row into yr (and, from the AVX2 path, chroma of the pixels it did); returns where chroma is left. */
+static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, float *cbr, float *crr)
+{
+    int x0 = 0;
+#if EF_AVX2
+    x0 = avx2_ycbcr_row(s, w, c, yr, cbr, crr);
+#else
+    (void)cbr, (void)crr;
+#endif
+    for (int x = x0; x < w; x++) {
+        float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
+        yr[x] = c->m[0][0] * p0 + c->m[0][1] * p1 + c->m[0][2] * p2;
+    }
+    return x0;
+}
+
 int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, float *y, size_t ld_y,
                 float *cb, float *cr, size_t ld_c)
 {
@@ -223,14 +293,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
     for (int r = 0; r < h; r++) {
         const uint8_t *s = CROW(uint8_t, src, src_stride, r);
         float *yr = y + (size_t)r * ld_y, *cbr = cb ? cb + (size_t)r * ld_c : NULL, *crr = cr ? cr + (size_t)r * ld_c : NULL;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_ycbcr_row(s, w, &c, yr, cbr, crr);
-#endif
-        for (int x = x0; x < w; x++) {
-            float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
-            yr[x] = c.m[0][0] * p0 + c.m[0][1] * p1 + c.m[0][2] * p2;
-        }
+        const int x0 = ycbcr_row(s, w, &c, yr, cbr, crr);
         if (!cb) continue;
         for (int x = x0; x < w; x++) {
             float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
@@ -340,9 +403,20 @@ static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m25
  * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
  * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
  */
-static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+/* One row r of avx2_stats_strip (up: the row above, c: the strip's first row) added into the sums; returns row r. */
+static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 *s, __m256 *q, __m256 *gx, __m256 *gy)
 {
     const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)); /* fabsf */
+    __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
+    *s = _mm256_add_ps(*s, d);
+    *q = _mm256_add_ps(*q, _mm256_mul_ps(d, d));
+    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+    *gy = _mm256_add_ps(*gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
+    return v;
+}
+
+static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+{
     double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
     __m256d acc[4][2];
     for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
@@ -353,14 +427,14 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
         const float *r = col;
-        for (int y = 0; y < rows; y++, r += ld) {
-            __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
-            s = _mm256_add_ps(s, d);
-            q = _mm256_add_ps(q, _mm256_mul_ps(d, d));
-            gx = _mm256_add_ps(gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
-            gy = _mm256_add_ps(gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
-            up = v;
+        int y = 0;
+        for (; y + 4 <= rows; y += 4, r += 4 * ld) { /* rows in order, four per pass (no register copies) */
+            up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + 2 * ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(r + 3 * ld, up, c, &s, &q, &gx, &gy);
         }
+        for (; y < rows; y++, r += ld) up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
     for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
@@ -379,22 +453,31 @@ static void finish_stats(double s1, double s2, double gx, double gy, int w, int 
     *grad = (float)g;
 }
 
+/* Rows y0 .. y0 + rows - 1 (rows <= STRIP; y0 a multiple of STRIP) of a float plane added into m. */
+static void plane_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
+{
+    int x0 = 0;
+#if EF_AVX2
+    x0 = avx2_stats_strip(p, ld, w, y0, rows, m);
+#endif
+    for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, m);
+}
+
+/* (mean, population std, grad) of a w x h float plane from its strip sums m. */
+static void plane_stats_finish(const moments *m, int w, int h, float *mean, float *std, float *grad)
+{
+    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
+    for (int l = 0; l < LANES; l++) s1 += m->s1[l], s2 += m->s2[l], gx += m->gx[l], gy += m->gy[l];
+    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+}
+
 /* (mean, population std, grad) of one float plane. */
 static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
 {
     moments m;
     memset(&m, 0, sizeof m);
-    for (int y0 = 0; y0 < h; y0 += STRIP) {
-        const int rows = h - y0 < STRIP ? h - y0 : STRIP;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_stats_strip(p, ld, w, y0, rows, &m);
-#endif
-        for (; x0 < w; x0 += COLS) stats_chunk(p, ld, w, x0, w - x0 < COLS ? w - x0 : COLS, y0, rows, &m);
-    }
-    double s1 = 0.0, s2 = 0.0, gx = 0.0, gy = 0.0;
-    for (int l = 0; l < LANES; l++) s1 += m.s1[l], s2 += m.s2[l], gx += m.gx[l], gy += m.gy[l];
-    finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
+    for (int y0 = 0; y0 < h; y0 += STRIP) plane_stats_strip(p, ld, w, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    plane_stats_finish(&m, w, h, mean, std, grad);
 }
 
 /* Exact integer sums of v, v^2, |horizontal| and |vertical differences| of 8-bit samples. */
@@ -426,10 +509,29 @@ static inline uint64_t avx2_sum_u64(__m256i v)
     return (uint64_t)_mm_cvtsi128_si64(t) + (uint64_t)_mm_extract_epi64(t, 1);
 }
 
+/* 32 zero bytes, then 32 bytes 0xFF: loaded from TAIL_MASK + 32 - k, the first k bytes are zero. */
+static const uint8_t TAIL_MASK[64] = {
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+};
+
+/* Sum of squares of the 32 bytes of v, in 64-bit lanes. */
+static inline __m256i avx2_squares_u8(__m256i v)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+    __m256i q = _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi));
+    return _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero));
+}
+
 /*
  * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
- * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels). Returns the
- * pixels done, leaving at least the row's last pixel (no right neighbour) to stats_u8_row.
+ * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels); the last 1..32
+ * pixels of a row of w >= 33 as its last 32 bytes with the pixels already counted masked out
+ * (horizontal pairs taken as (x - 1, x) there). Returns the pixels done: w, or 0 for w < 33
+ * (stats_u8_row does the rest; integer sums, so the order does not matter).
  */
 static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments_u8 *m)
 {
@@ -437,7 +539,7 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
     __m256i s1 = zero, s2 = zero, gx = zero, gy = zero;
     int x = 0;
     while (x + 33 <= w) {
-        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits */
+        __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits; widened below */
         for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
             s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
@@ -448,10 +550,43 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
         }
         s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
     }
+    if (w >= 33) { /* pixels x .. w - 1 (1..32 of them): bytes b .. w - 1, the first x - b masked out */
+        const int b = w - 32, skip = x - b;
+        const __m256i keep = _mm256_loadu_si256((const __m256i *)(TAIL_MASK + 32 - skip));
+        const __m256i pairs = _mm256_loadu_si256((const __m256i *)(TAIL_MASK + 31 - skip)); /* (p - 1, p), p - 1 >= x */
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(r + b)), v = _mm256_and_si256(raw, keep);
+        s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
+        s2 = _mm256_add_epi64(s2, avx2_squares_u8(v));
+        gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(up + b)), keep)));
+        __m256i left = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r + b - 1)), pairs);
+        gx = _mm256_add_epi64(gx, _mm256_sad_epu8(_mm256_and_si256(raw, pairs), left));
+        x = w;
+    }
     m->s1 += avx2_sum_u64(s1), m->s2 += avx2_sum_u64(s2), m->gx += avx2_sum_u64(gx), m->gy += avx2_sum_u64(gy);
     return x;
 }
 #endif
+
+/* Rows y0 .. y1 - 1 of an 8-bit plane added into m. */
+static void stats_u8_rows(const uint8_t *ir, size_t ir_stride, int w, int y0, int y1, moments_u8 *m)
+{
+    for (int y = y0; y < y1; y++) {
+        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
+        int x0 = 0;
+#if EF_AVX2
+        x0 = avx2_stats_u8_row(r, up, w, m);
+#endif
+        stats_u8_row(r, up, x0, w, m);
+    }
+}
+
+/* out[0], out[1], out[4] (IR mean, std, grad; ir = v / 255) from the integer sums of a w x h 8-bit plane. */
+static void stats_u8_finish(const moments_u8 *m, int w, int h, float out[EF_K_N_STATS])
+{
+    const double k = 1.0 / 255.0;
+    finish_stats((double)m->s1 * k, (double)m->s2 * (k * k), (double)m->gx * k, (double)m->gy * k, w, h, &out[0], &out[1],
+                 &out[4]);
+}
 
 int ef_frame_stats(const float *ir, const float *vis, size_t ld, int w, int h, float out[EF_K_N_STATS])
 {
@@ -466,33 +601,79 @@ int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, siz
 {
     if (!ir || !vis || !out || bad_size(w, h) || ir_stride < (size_t)w || ld < (size_t)w) return EF_K_EARG;
     moments_u8 m = {0, 0, 0, 0};
-    for (int y = 0; y < h; y++) {
-        const uint8_t *r = CROW(uint8_t, ir, ir_stride, y), *up = y ? CROW(uint8_t, ir, ir_stride, y - 1) : r;
-        int x0 = 0;
-#if EF_AVX2
-        x0 = avx2_stats_u8_row(r, up, w, &m);
-#endif
-        stats_u8_row(r, up, x0, w, &m);
-    }
-    const double k = 1.0 / 255.0; /* ir = v / 255 */
-    finish_stats((double)m.s1 * k, (double)m.s2 * (k * k), (double)m.gx * k, (double)m.gy * k, w, h, &out[0], &out[1],
-                 &out[4]);
+    stats_u8_rows(ir, ir_stride, w, 0, h, &m);
+    stats_u8_finish(&m, w, h, out);
     plane_stats(vis, ld, w, h, &out[2], &out[3], &out[5]);
     return EF_K_OK;
 }
 
 /* ---- stride padding --------------------------------------------------------------- */
 
+/* Columns w .. pw - 1 of one row: copies of column w - 1. */
+static void pad_right(float *row, int w, int pw)
+{
+    const float edge = row[w - 1];
+    for (int x = w; x < pw; x++) row[x] = edge;
+}
+
+/* Rows h .. ph - 1 (pw wide): copies of row h - 1. */
+static void pad_bottom(float *plane, size_t ld, int h, int pw, int ph)
+{
+    const float *last = plane + (size_t)(h - 1) * ld;
+    for (int y = h; y < ph; y++) memcpy(plane + (size_t)y * ld, last, (size_t)pw * sizeof(float));
+}
+
 int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 {
     if (!plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
-    for (int y = 0; y < h; y++) {
-        float *row = plane + (size_t)y * ld;
-        const float edge = row[w - 1];
-        for (int x = w; x < pw; x++) row[x] = edge;
+    for (int y = 0; y < h; y++) pad_right(plane + (size_t)y * ld, w, pw);
+    pad_bottom(plane, ld, h, pw, ph);
+    return EF_K_OK;
+}
+
+/* ---- the input pass: normalization, luma, padding and statistics in one walk ------- */
+
+int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
+                  int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS])
+{
+    const size_t vis_row = (size_t)w * (vis_format == EF_K_GRAY ? 1u : 3u);
+    if (!vis || !ir_plane || !vis_plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
+    if ((vis_format != EF_K_GRAY && !color_order(vis_format)) || vis_stride < vis_row || (ir && ir_stride < (size_t)w))
+        return EF_K_EARG;
+    const ycc_matrix c = ycc_u8(vis_format == EF_K_BGR ? EF_K_BGR : EF_K_RGB);
+    moments m_ir, m_vis;
+    moments_u8 m_u8 = {0, 0, 0, 0};
+    memset(&m_ir, 0, sizeof m_ir);
+    memset(&m_vis, 0, sizeof m_vis);
+    for (int y0 = 0; y0 < h; y0 += STRIP) { /* a strip of rows is written, then its statistics read it from cache */
+        const int y1 = h - y0 < STRIP ? h : y0 + STRIP;
+        for (int y = y0; y < y1; y++) {
+            float *ir_row = ir_plane + (size_t)y * ld, *vis_row_f = vis_plane + (size_t)y * ld;
+            const uint8_t *v = CROW(uint8_t, vis, vis_stride, y);
+            if (ir) normalize_row(CROW(uint8_t, ir, ir_stride, y), w, ir_row);
+            if (vis_format == EF_K_GRAY)
+                normalize_row(v, w, vis_row_f);
+            else
+                ycbcr_row(v, w, &c, vis_row_f, NULL, NULL);
+            pad_right(ir_row, w, pw);
+            pad_right(vis_row_f, w, pw);
+        }
+        if (!stats) continue;
+        if (ir)
+            stats_u8_rows(ir, ir_stride, w, y0, y1, &m_u8);
+        else
+            plane_stats_strip(ir_plane, ld, w, y0, y1 - y0, &m_ir);
+        plane_stats_strip(vis_plane, ld, w, y0, y1 - y0, &m_vis);
     }
-    const float *last = plane + (size_t)(h - 1) * ld;
-    for (int y = h; y < ph; y++) memcpy(plane + (size_t)y * ld, last, (size_t)pw * sizeof(float));
+    pad_bottom(ir_plane, ld, h, pw, ph);
+    pad_bottom(vis_plane, ld, h, pw, ph);
+    if (stats) {
+        if (ir)
+            stats_u8_finish(&m_u8, w, h, stats);
+        else
+            plane_stats_finish(&m_ir, w, h, &stats[0], &stats[1], &stats[4]);
+        plane_stats_finish(&m_vis, w, h, &stats[2], &stats[3], &stats[5]);
+    }
     return EF_K_OK;
 }
 
@@ -503,21 +684,25 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /*
  * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
- * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py); with
- * an 8-bit source dr = R_s - Y_s, db = B_s - Y_s (0..1 scale) and the chroma factors 0.713 and
- * 0.564 folded into k: the same formula without computing Cb and Cr.
+ * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py), on the
+ * 0..1 scale; with an 8-bit source the whole formula runs on the 0..255 scale of the output:
+ * Y = 255 Y_f, dr = R_s - 255 Y_s, db = B_s - 255 Y_s and the chroma factors 0.713 and 0.564
+ * folded into k: the same formula without computing Cb and Cr, nor scaling the three channels.
  */
 typedef struct {
     float kr, kgr, kgb, kb;
 } restore_gains;
 
-/* One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains). */
-static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k)
+/*
+ * One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains), each channel
+ * times scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x) and rounded by round_u8.
+ */
+static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k, float scale)
 {
-    float red = dr * k.kr + v, green = v - k.kgr * dr - k.kgb * db, blue = db * k.kb + v;
-    o[0] = to_u8(bgr ? blue : red);
-    o[1] = to_u8(green);
-    o[2] = to_u8(bgr ? red : blue);
+    float red = MADD(dr, k.kr, v), green = NMADD(k.kgb, db, NMADD(k.kgr, dr, v)), blue = MADD(db, k.kb, v);
+    o[0] = round_u8((bgr ? blue : red) * scale);
+    o[1] = round_u8(green * scale);
+    o[2] = round_u8((bgr ? red : blue) * scale);
 }
 
 /*
@@ -531,7 +716,7 @@ static inline void restore_from_source(const uint8_t *restrict s, const float *r
                              (float)(1.773 * 0.564)};
     for (int x = 0; x < n; x++) {
         float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
-        put_rgb(out + 3 * x, out_bgr, v[x], red * (1.0f / 255.0f) - ys[x], blue * (1.0f / 255.0f) - ys[x], k);
+        put_rgb(out + 3 * x, out_bgr, v[x] * 255.0f, NMADD(ys[x], 255.0f, red), NMADD(ys[x], 255.0f, blue), k, 1.0f);
     }
 }
 
@@ -540,7 +725,7 @@ static inline void restore_from_planes(const float *restrict cb, const float *re
                                        int n, int out_bgr, uint8_t *restrict out)
 {
     const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k);
+    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k, 255.0f);
 }
 
 /*
@@ -636,7 +821,7 @@ static void upsample_at(const float *v, int n, int i, float *wide)
     for (int q = 0; q < EF_K_SCALE; q++) {
         int i0 = i + OFF[q] - 1, i1 = i + OFF[q];
         float a = v[i0 < 0 ? 0 : i0], b = v[i1 > n - 1 ? n - 1 : i1];
-        wide[EF_K_SCALE * i + q] = a + WT[q] * (b - a);
+        wide[EF_K_SCALE * i + q] = MADD(WT[q], b - a, a);
     }
 }
 
@@ -650,8 +835,8 @@ static int avx2_upsample_row(const float *v, int n, float *wide)
     for (; i + 9 <= n; i += 8) {
         __m256 a = _mm256_loadu_ps(v + i - 1), b = _mm256_loadu_ps(v + i), c = _mm256_loadu_ps(v + i + 1);
         __m256 dab = _mm256_sub_ps(b, a), dbc = _mm256_sub_ps(c, b);
-        __m256 q0 = _mm256_add_ps(a, _mm256_mul_ps(w0, dab)), q1 = _mm256_add_ps(a, _mm256_mul_ps(w1, dab));
-        __m256 q2 = _mm256_add_ps(b, _mm256_mul_ps(w2, dbc)), q3 = _mm256_add_ps(b, _mm256_mul_ps(w3, dbc));
+        __m256 q0 = avx2_madd(w0, dab, a), q1 = avx2_madd(w1, dab, a);
+        __m256 q2 = avx2_madd(w2, dbc, b), q3 = avx2_madd(w3, dbc, b);
         __m256 t0 = _mm256_unpacklo_ps(q0, q1), t1 = _mm256_unpackhi_ps(q0, q1);
         __m256 t2 = _mm256_unpacklo_ps(q2, q3), t3 = _mm256_unpackhi_ps(q2, q3);
         __m256 p0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), p1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
@@ -676,10 +861,10 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 #endif
     for (; i < n - 1; i++) {
         float a = v[i - 1], b = v[i], c = v[i + 1];
-        wide[4 * i] = a + 0.625f * (b - a);
-        wide[4 * i + 1] = a + 0.875f * (b - a);
-        wide[4 * i + 2] = b + 0.125f * (c - b);
-        wide[4 * i + 3] = b + 0.375f * (c - b);
+        wide[4 * i] = MADD(0.625f, b - a, a);
+        wide[4 * i + 1] = MADD(0.875f, b - a, a);
+        wide[4 * i + 2] = MADD(0.125f, c - b, b);
+        wide[4 * i + 3] = MADD(0.375f, c - b, b);
     }
     if (n > 1) upsample_at(v, n, n - 1, wide);
 }
@@ -718,8 +903,8 @@ static void upsample_maps(const float *maps, int lw, int lh, int j, size_t wide,
 static inline float fuse_px(float xi, float v, float a0, float a1, float a2, float a3)
 {
     float d = (xi > v ? xi : v) * a3;
-    d = d + xi * a1;
-    d = d + v * a2;
+    d = MADD(xi, a1, d);
+    d = MADD(v, a2, d);
     d = d + a0;
     return clip01(d);
 }
@@ -739,8 +924,8 @@ static void compose_pair(const float *ir, const float *vis, size_t ld, float *co
     const float *restrict ia = ir, *restrict va = vis, *restrict ib = ir + ld, *restrict vb = vis + ld;
     for (int x = 0; x < n; x++) {
         float d0 = n0[x] - p0[x], d1 = n1[x] - p1[x], d2 = n2[x] - p2[x], d3 = n3[x] - p3[x];
-        out[0][x] = fuse_px(ia[x], va[x], d0 * wa + p0[x], d1 * wa + p1[x], d2 * wa + p2[x], d3 * wa + p3[x]);
-        out[1][x] = fuse_px(ib[x], vb[x], d0 * wb + p0[x], d1 * wb + p1[x], d2 * wb + p2[x], d3 * wb + p3[x]);
+        out[0][x] = fuse_px(ia[x], va[x], MADD(d0, wa, p0[x]), MADD(d1, wa, p1[x]), MADD(d2, wa, p2[x]), MADD(d3, wa, p3[x]));
+        out[1][x] = fuse_px(ib[x], vb[x], MADD(d0, wb, p0[x]), MADD(d1, wb, p1[x]), MADD(d2, wb, p2[x]), MADD(d3, wb, p3[x]));
     }
 }
 
@@ -753,8 +938,8 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     const float *p0 = r0, *p1 = r0 + wide, *p2 = r0 + 2 * wide, *p3 = r0 + 3 * wide;
     const float *n0 = r1, *n1 = r1 + wide, *n2 = r1 + 2 * wide, *n3 = r1 + 3 * wide;
     for (int x = 0; x < w; x++)
-        out[x] = fuse_px(ir[x], vis[x], (n0[x] - p0[x]) * wt + p0[x], (n1[x] - p1[x]) * wt + p1[x],
-                         (n2[x] - p2[x]) * wt + p2[x], (n3[x] - p3[x]) * wt + p3[x]);
+        out[x] = fuse_px(ir[x], vis[x], MADD(n0[x] - p0[x], wt, p0[x]), MADD(n1[x] - p1[x], wt, p1[x]),
+                         MADD(n2[x] - p2[x], wt, p2[x]), MADD(n3[x] - p3[x], wt, p3[x]));
 }
 
 #if EF_AVX2
@@ -797,25 +982,23 @@ static inline __m256 avx2_clip01(__m256 v)
 static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
     __m256 d = _mm256_mul_ps(_mm256_max_ps(xi, v), a3); /* xi > v ? xi : v */
-    d = _mm256_add_ps(d, _mm256_mul_ps(xi, a1));
-    d = _mm256_add_ps(d, _mm256_mul_ps(v, a2));
+    d = avx2_madd(xi, a1, d);
+    d = avx2_madd(v, a2, d);
     return avx2_clip01(_mm256_add_ps(d, a0));
 }
 
 /* restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o. */
 static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, uint8_t *o)
 {
-    const __m256 inv = _mm256_set1_ps(1.0f / 255.0f), scale = _mm256_set1_ps(255.0f);
+    const __m256 scale = _mm256_set1_ps(255.0f);
     const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
     const __m256 kgb = _mm256_set1_ps((float)(0.344 * 0.564)), kb = _mm256_set1_ps((float)(1.773 * 0.564));
     __m256i px = avx2_load_pixels(s);
     __m256 red = avx2_channel(px, m->red), blue = avx2_channel(px, m->blue);
-    __m256 dr = _mm256_sub_ps(_mm256_mul_ps(red, inv), ys), db = _mm256_sub_ps(_mm256_mul_ps(blue, inv), ys);
-    __m256 r = _mm256_add_ps(_mm256_mul_ps(dr, kr), v);
-    __m256 g = _mm256_sub_ps(_mm256_sub_ps(v, _mm256_mul_ps(kgr, dr)), _mm256_mul_ps(kgb, db));
-    __m256 b = _mm256_add_ps(_mm256_mul_ps(db, kb), v);
-    __m256i ri = _mm256_cvtps_epi32(_mm256_mul_ps(r, scale)), gi = _mm256_cvtps_epi32(_mm256_mul_ps(g, scale));
-    __m256i bi = _mm256_cvtps_epi32(_mm256_mul_ps(b, scale));
+    __m256 vs = _mm256_mul_ps(v, scale); /* the 0..255 scale */
+    __m256 dr = avx2_nmadd(ys, scale, red), db = avx2_nmadd(ys, scale, blue);
+    __m256 r = avx2_madd(dr, kr, vs), g = avx2_nmadd(kgb, db, avx2_nmadd(kgr, dr, vs)), b = avx2_madd(db, kb, vs);
+    __m256i ri = _mm256_cvtps_epi32(r), gi = _mm256_cvtps_epi32(g), bi = _mm256_cvtps_epi32(b);
     __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
     bytes = _mm256_shuffle_epi8(bytes, m->interleave);
     bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
@@ -835,8 +1018,8 @@ static inline void avx2_fuse_pair(const float *ir, const float *vis, size_t ld, 
     for (int k = 0; k < EF_K_N_MAPS; k++) {
         __m256 lo = _mm256_loadu_ps(r0 + k * wide + x), hi = _mm256_loadu_ps(r1 + k * wide + x);
         __m256 d = _mm256_sub_ps(hi, lo);
-        a[k] = _mm256_add_ps(_mm256_mul_ps(d, wa), lo);
-        b[k] = _mm256_add_ps(_mm256_mul_ps(d, wb), lo);
+        a[k] = avx2_madd(d, wa, lo);
+        b[k] = avx2_madd(d, wb, lo);
     }
     *va = _mm256_loadu_ps(vis + x), *vb = _mm256_loadu_ps(vis + ld + x);
     *fa = avx2_fuse(_mm256_loadu_ps(ir + x), *va, a[0], a[1], a[2], a[3]);

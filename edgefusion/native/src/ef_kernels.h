@@ -14,8 +14,9 @@
  *     EF_K_EARG (NULL pointer, size < 1, stride too small, odd padded size); they never
  *     abort and write nothing on EF_K_EARG.
  *   - Color order: EF_K_GRAY (1 channel), EF_K_RGB or EF_K_BGR (3 interleaved channels).
- *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for luma, frame
- *     statistics, upsampling and composition; they write the same bytes as the portable C99 loops.
+ *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for normalization,
+ *     luma, frame statistics, upsampling and composition; they write the same bytes as the
+ *     portable C99 loops.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
@@ -106,6 +107,19 @@ int ef_frame_stats_u8(const uint8_t *ir, size_t ir_stride, const float *vis, siz
  */
 int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph);
 
+/* ---- the input pass ----------------------------------------------------------------- */
+
+/*
+ * ef_normalize_u8 (IR), ef_ycbcr_u8 luma (visible EF_K_RGB / EF_K_BGR) or ef_normalize_u8
+ * (visible EF_K_GRAY), ef_pad_edge of both planes to pw x ph, and, when stats is not NULL,
+ * ef_frame_stats_u8 (ef_frame_stats when ir is NULL) in one walk over the rows: each strip of
+ * rows is written and its statistics are taken while it is in cache; the source pixels are
+ * read once. Same values as those kernels, bit for bit. ir NULL: ir_plane already holds the
+ * unpadded IR plane (e.g. from ef_stretch_u16). Both planes share the stride ld.
+ */
+int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
+                  int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS]);
+
 /* ---- composition + color restore + uint8 ------------------------------------------ */
 
 /*
@@ -130,7 +144,8 @@ typedef struct {
  * io/color.py ycbcr_to_rgb: R = Y + 1.403 (Cr - 0.5), G = Y - 0.714 (Cr - 0.5) - 0.344 (Cb - 0.5),
  * B = Y + 1.773 (Cb - 0.5), Y and each channel clipped to [0, 1], out = rint(255 v) (round half
  * to even). With an 8-bit source, Cr - 0.5 = 0.713 (R_s - Y_s) and Cb - 0.5 = 0.564 (B_s - Y_s)
- * are folded into the gains (same formula, float rounding may differ by one level at ties).
+ * are folded into the gains and the formula runs on the 0..255 scale (255 Y + k (R_s - 255 Y_s)):
+ * the same formula, float rounding may differ by one level at ties.
  * out_format EF_K_GRAY writes the clipped luma only. chroma may be NULL (gray).
  */
 int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *chroma, uint8_t *out,
