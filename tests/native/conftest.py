@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from native_build import BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, DRIVERS, NATIVE, SAMPLE_NAMES, WRAP, analyze_model, cc, fusing_model, openvino_flags, openvino_root, write_pnm
+from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, analyze_model, cc, fusing_model,
+                          openvino_flags, openvino_root, require_sanitizers, write_pnm)
 
 from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import write_bundle
@@ -34,6 +35,13 @@ def reader_lib(work):
 def trivial(work):
     """The runtime with the trivial C backend of tests/native/trivial_backend.c (no inference engine)."""
     return cc(work / "trivial_backend", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
+
+
+@pytest.fixture(scope="session")
+def trivial_asan(work):
+    """trivial_backend under AddressSanitizer + UndefinedBehaviorSanitizer (skips without libasan/libubsan)."""
+    require_sanitizers(work)
+    return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
 
 
 @pytest.fixture(scope="session")

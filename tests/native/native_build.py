@@ -36,6 +36,7 @@ BASE_MANIFEST = {
 #: stats_encoding.scale of the "v2-encoded" fake bundle (scale[0] != 1, so that the trivial backend's M0 shows it).
 ENCODED_STATS_SCALE = (0.5, 2.0, 1.0, 2.0, 5.0, 10.0)
 SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86", "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
 #: Hostile inputs for the fuzz harnesses' readers, beside their seed corpus (edgefusion/native/fuzz/corpus).
 HOSTILE = {
     "manifest": [b"", b"{", b"[" * 5000, b'{"a":"\\u', b'{"a":"\\ud800\\u0041"}', b"-", b"1e999999999", b'"\xff\x00"'],

@@ -12,16 +12,9 @@ import shutil
 
 import pytest
 
-from native_build import (CORE, DRIVERS, FUZZ_HARNESSES, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, fuzz_corpus_runner,
+from native_build import (ASAN_ENV, CORE, DRIVERS, FUZZ_HARNESSES, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, fuzz_corpus_runner,
                           fuzz_inputs, openvino_flags, require_sanitizers, run)
 
-ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86", "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
-
-
-@pytest.fixture(scope="session")
-def trivial_asan(work):
-    require_sanitizers(work)
-    return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
 
 
 @pytest.mark.parametrize("version,name", [("v1", SAMPLE_NAMES[0]), ("v2", "rgb"), ("v2", "ir16"), ("v1", "odd7x5"), ("v2", "one1x1"), ("v2-encoded", "rgb")])

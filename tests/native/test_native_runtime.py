@@ -235,6 +235,7 @@ def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
         size = json.loads(done.stdout)["sizes"][0]
         assert set(SizeResult.__dataclass_fields__) | {"size"} <= set(size)
         assert size["size"] == "64x48" and size["runs"] == 3 and size["frames"] == frames
+        assert size["frame_threads"] == 1  # default: --threads
         assert size["min_ms"] <= size["median_ms"] <= size["max_ms"]
     assert run([fuse_frames, "--model", ov_bundles["v1"], "--size", "8x8", "--bench", "1", "--frames", "0"]).returncode == 2
 

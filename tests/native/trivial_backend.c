@@ -2,6 +2,8 @@
  * Test driver: the C runtime with a trivial custom backend (no inference engine),
  * and a counting allocator (link with -Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc).
  *
+ *   trivial_backend [--frame-threads N] MODE...   any mode below with ef_options.frame_threads = N (default 0);
+ *     an open that fails prints "trivial_backend: open: STATUS: message" and exits 2
  *   trivial_backend BUNDLE IR.pgm VIS.pgm|ppm OUT.pgm|ppm [REPEAT]
  *     fuses REPEAT times (default 2) with maps M0 = stats[0] (v2 bundles) or 0,
  *     M1 = M2 = 0.5, M3 = 0: fused = stats[0] + (ir + vis) / 2 (clipped); prints JSON:
@@ -82,6 +84,7 @@ static double now_ms(void) {
 }
 
 static trivial T; /* the driver opens one context at a time */
+static int frame_threads; /* --frame-threads */
 
 static int t_create(void *user, const ef_model_info *info, void **state, char *err, size_t n) {
     (void)user;
@@ -133,9 +136,14 @@ static int fail(ef_context *ctx, const char *what) {
 
 static int open_trivial(const char *bundle, ef_context **ctx) {
     ef_options opts;
+    ef_status st;
     memset(&opts, 0, sizeof opts);
     opts.backend = &TRIVIAL;
-    return ef_open_dir(bundle, &opts, ctx) == EF_OK ? 0 : -1;
+    opts.frame_threads = frame_threads;
+    if ((st = ef_open_dir(bundle, &opts, ctx)) == EF_OK) return 0;
+    fprintf(stderr, "trivial_backend: open: %d: %s\n", (int)st, ef_last_error(*ctx));
+    ef_close(*ctx);
+    return -1;
 }
 
 static int bad_args(const char *bundle) {
@@ -144,7 +152,7 @@ static int bad_args(const char *bundle) {
     uint16_t ir16[64];
     memset(px, 100, sizeof px);
     memset(ir16, 0, sizeof ir16);
-    if (open_trivial(bundle, &ctx)) return fail(ctx, "open");
+    if (open_trivial(bundle, &ctx)) return 2;
     printf("%d\n", ef_fuse(NULL, px, EF_U8, 8, px, EF_GRAY, 8, 8, 8, out, EF_GRAY, 8));
     printf("%d\n", ef_fuse(ctx, NULL, EF_U8, 8, px, EF_GRAY, 8, 8, 8, out, EF_GRAY, 8));
     printf("%d\n", ef_fuse(ctx, px, EF_U8, 8, px, EF_GRAY, 8, 0, 8, out, EF_GRAY, 8));
@@ -181,7 +189,7 @@ static int synthetic(const char *bundle, const char *size, int bench, int frames
         for (i = 0; i < 3 * n; i++) vis[f][i] = (uint8_t)(i * 13 + 5);
         memset(out[f], 0, 3 * n);
     }
-    if (open_trivial(bundle, &ctx)) return fail(ctx, "open");
+    if (open_trivial(bundle, &ctx)) return 2;
     if (bench > 0) {
         double *ms = (double *)malloc((size_t)bench * sizeof *ms);
         if (!ms) return 2;
@@ -194,8 +202,9 @@ static int synthetic(const char *bundle, const char *size, int bench, int frames
             if (k >= 0) ms[k] = total - T.run_ms;
         }
         qsort(ms, (size_t)bench, sizeof *ms, compare);
-        printf("{\"size\": \"%dx%d\", \"frame_path_median_ms\": %.4f, \"frame_path_min_ms\": %.4f, \"runs\": %d, \"frames\": %d}\n", w, h,
-               bench % 2 ? ms[bench / 2] : 0.5 * (ms[bench / 2 - 1] + ms[bench / 2]), ms[0], bench, frames);
+        printf("{\"size\": \"%dx%d\", \"frame_path_median_ms\": %.4f, \"frame_path_min_ms\": %.4f, \"runs\": %d, \"frames\": %d, "
+               "\"frame_threads\": %d}\n", w, h, bench % 2 ? ms[bench / 2] : 0.5 * (ms[bench / 2 - 1] + ms[bench / 2]), ms[0], bench, frames,
+               frame_threads);
         free(ms);
     } else {
         size_t base = peak, io = 7 * n, before; /* uint8 IR + RGB visible + RGB output */
@@ -249,6 +258,11 @@ int main(int argc, char **argv) {
     unsigned char *out;
     int repeat, i, out_channels, bgr, runs;
     size_t before;
+    if (argc > 2 && strcmp(argv[1], "--frame-threads") == 0) {
+        frame_threads = atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
     if (argc == 3 && strcmp(argv[1], "--bad-args") == 0) return bad_args(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0, 1);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "--bench") == 0)
@@ -262,7 +276,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "trivial_backend: %s\n", err);
         return 2;
     }
-    if (open_trivial(argv[1], &ctx)) return fail(ctx, "open");
+    if (open_trivial(argv[1], &ctx)) return 2;
     out_channels = vis.channels;
     out = (unsigned char *)malloc((size_t)ir.width * ir.height * out_channels);
     before = allocs;

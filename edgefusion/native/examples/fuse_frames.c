@@ -1,7 +1,7 @@
 /*
  * fuse_frames: fuse an IR and a visible frame with a bundle through the edgefusion C runtime.
  *
- *   fuse_frames --model BUNDLE --ir IR.pgm --vis VIS.ppm -o OUT.ppm [--threads N] [--device CPU]
+ *   fuse_frames --model BUNDLE --ir IR.pgm --vis VIS.ppm -o OUT.ppm [--threads N] [--frame-threads N] [--device CPU]
  *   fuse_frames --model BUNDLE --size 1920x1080 --bench 50 [--warmup 5] [--frames K] [--json FILE]
  *
  * IR: P5 8 or 16 bit; visible: P5 or P6 8 bit; output: P6 (RGB) for a color
@@ -13,6 +13,10 @@
  * cycles the timed frames through K copies of the input and output buffers: with K sets larger
  * than the last-level cache each frame comes from memory, as a camera or decoder frame does
  * ("cold"; K = 1 reuses one set, "hot"); the JSON gets "frames": K.
+ * --threads N: the engine's threads (default: the engine's choice, all cores for OpenVINO);
+ * --frame-threads N: the frame path's (ef_options.frame_threads), default --threads when given, else
+ * the online CPU count (as the engine's default), 1 in an EF_NO_THREADS build; the JSON gets
+ * "frame_threads": N.
  * Errors: one line on stderr, exit 2.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -22,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "edgefusion.h"
 #include "pnm.h"
@@ -31,7 +36,7 @@
 
 typedef struct {
     const char *model, *ir, *vis, *out, *device, *json;
-    int threads, bench, warmup, frames, size_w, size_h;
+    int threads, frame_threads, bench, warmup, frames, size_w, size_h;
 } args_t;
 
 #define MAX_FRAMES 64
@@ -78,11 +83,24 @@ static int die(const char *message) {
     return 2;
 }
 
+/* --frame-threads when not given: the engine's threads, else the online CPUs (capped), 1 without threads. */
+static int default_frame_threads(int threads) {
+#ifdef EF_NO_THREADS
+    (void)threads;
+    return 1;
+#else
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads > 0) cores = threads;
+    return cores < 1 ? 1 : cores > EF_MAX_FRAME_THREADS ? EF_MAX_FRAME_THREADS : (int)cores;
+#endif
+}
+
 static int parse_args(int argc, char **argv, args_t *a) {
     int i;
     memset(a, 0, sizeof *a);
     a->warmup = 5;
     a->frames = 1;
+    a->frame_threads = -1; /* default below */
     for (i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return -1;
@@ -93,6 +111,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
         else if (!strcmp(k, "--device")) a->device = v;
         else if (!strcmp(k, "--json")) a->json = v;
         else if (!strcmp(k, "--threads")) a->threads = atoi(v);
+        else if (!strcmp(k, "--frame-threads")) { if ((a->frame_threads = atoi(v)) < 0) return -1; }
         else if (!strcmp(k, "--bench")) { if ((a->bench = atoi(v)) < 1) return -1; }
         else if (!strcmp(k, "--warmup")) { if ((a->warmup = atoi(v)) < 0) return -1; }
         else if (!strcmp(k, "--frames")) { if ((a->frames = atoi(v)) < 1 || a->frames > MAX_FRAMES) return -1; }
@@ -102,6 +121,7 @@ static int parse_args(int argc, char **argv, args_t *a) {
     }
     if (a->size_w ? (a->ir || a->vis) : !(a->ir && a->vis)) return -1;
     if (!a->bench && !a->out) return -1;
+    if (a->frame_threads < 0) a->frame_threads = default_frame_threads(a->threads);
 #ifndef EF_EMBEDDED_BUNDLE
     if (!a->model) return -1;
 #endif
@@ -244,8 +264,8 @@ static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_i
             EF_VERSION, ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
             percentile(total, n, 90), percentile(total, n, 99), sum / n, total[0], total[n - 1], med > 0 ? 1000.0 / med : 0.0);
     fprintf(f, "\"model_ms\": %.4f, \"compose_ms\": %.4f, \"overhead_ms\": %.4f, \"peak_rss_mb\": %.2f, \"runs\": %d, "
-               "\"frames\": %d}]}\n",
-            median(model, n), median(compose, n), median(rest, n), peak_rss_mb(), n, a->frames);
+               "\"frames\": %d, \"frame_threads\": %d}]}\n",
+            median(model, n), median(compose, n), median(rest, n), peak_rss_mb(), n, a->frames, a->frame_threads);
     if (f != stdout && (fclose(f) || rename(tmp, a->json))) { /* atomic: no half-written file */
         remove(tmp);
         rc = die("cannot write the --json file");
@@ -274,7 +294,7 @@ int main(int argc, char **argv) {
     double start;
     if (parse_args(argc, argv, &a))
         return die("usage: fuse_frames [--model BUNDLE] (--ir IR.pgm --vis VIS.pgm|ppm | --size WxH) (-o OUT | --bench N) "
-                   "[--warmup N] [--frames K] [--json FILE] [--threads N] [--device NAME]");
+                   "[--warmup N] [--frames K] [--json FILE] [--threads N] [--frame-threads N] [--device NAME]");
     memset(&ir, 0, sizeof ir);
     memset(&vis, 0, sizeof vis);
     if (a.size_w) {
@@ -289,6 +309,7 @@ int main(int argc, char **argv) {
     memset(&opts, 0, sizeof opts);
     opts.device = a.device;
     opts.threads = a.threads;
+    opts.frame_threads = a.frame_threads;
     start = now_ms();
     timed.user = &timing;
     opts.backend = &timed; /* the built-in backend of the bundle, timed */

@@ -7,6 +7,12 @@
  *
  * Threads: a context is not thread-safe; use one context per thread (contexts
  * share nothing, so several threads may each fuse on their own context).
+ * ef_options.frame_threads > 1 gives a context its own worker threads (POSIX threads,
+ * created by ef_open_*, joined by ef_close) that run the frame path before and after
+ * the network in bands of rows, with the calling thread; they are internal to the
+ * context and only work during its ef_fuse calls. Every frame_threads value writes the
+ * same bytes (and gives the backend the same statistics). Builds with EF_NO_THREADS
+ * (targets without pthreads) refuse frame_threads > 1 (EF_ERR_UNSUPPORTED).
  *
  * Pixel conventions (identical to the Python runtime, edgefusion/preprocess.py):
  *   - uint8 IR is divided by 255; uint16 IR is mapped by a per-frame percentile
@@ -48,9 +54,9 @@ typedef enum {
     EF_ERR_IO = 2,          /* a bundle file cannot be read */
     EF_ERR_MANIFEST = 3,    /* manifest.json malformed or lacks a key the runtime needs */
     EF_ERR_INTEGRITY = 4,   /* a file is missing or its SHA-256 differs from the manifest */
-    EF_ERR_UNSUPPORTED = 5, /* backend, precision, layout or shape this build cannot run */
+    EF_ERR_UNSUPPORTED = 5, /* backend, precision, layout, shape or frame_threads this build cannot run */
     EF_ERR_BACKEND = 6,     /* the inference engine failed */
-    EF_ERR_MEMORY = 7,      /* allocation failed */
+    EF_ERR_MEMORY = 7,      /* allocation (or starting a frame thread) failed */
     EF_ERR_STATE = 8        /* the context failed to open; only ef_last_error/ef_close are valid */
 } ef_status;
 
@@ -101,11 +107,18 @@ typedef struct {
     void *user; /* passed to create() */
 } ef_backend;
 
+/* Most frame threads of one context. */
+#define EF_MAX_FRAME_THREADS 64
+
 /* Options; a zeroed struct (or NULL) gives the defaults. */
 typedef struct {
     const ef_backend *backend; /* NULL: the built-in OpenVINO backend (needs EF_WITH_OPENVINO) */
     const char *device;        /* OpenVINO device name, default "CPU" */
     int threads;               /* engine threads, 0 = engine default */
+    int frame_threads;         /* threads of the frame path (input pass, composition, color, uint8) including the
+                                  caller's: 0 or 1 = the caller's thread only (NOT "as threads": the engine's
+                                  default is unknown here); 2 .. EF_MAX_FRAME_THREADS; else EF_ERR_ARGUMENT at open.
+                                  A worker that cannot be started fails ef_open_* with EF_ERR_MEMORY. */
 } ef_options;
 
 typedef struct ef_context ef_context;

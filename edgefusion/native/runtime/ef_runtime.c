@@ -12,6 +12,13 @@
  *   4. backend: maps (compose = runtime) or fused luma;
  *   5. one strip-wise pass: composition, color restore from the visible frame, uint8.
  * Buffers are sized for the largest frame seen and reused: no allocation per frame.
+ *
+ * Frame threads (ef_options.frame_threads = T > 1): steps 2 and 5 run in T bands of rows on
+ * the caller's thread and T - 1 workers (ef_pool.h) started at open: step 2 in bands of whole
+ * strips (EF_K_STRIP rows; each band's first strip's statistics after a second barrier, once the
+ * row above it is written), step 5 in bands of 4-row map blocks, each band with its own compose
+ * scratch. The statistics are sums per strip added in strip order, so every T gives the same
+ * bytes. Step 1 (16-bit percentiles) and the gray-in-color check stay on the caller's thread.
  */
 #include "edgefusion.h"
 
@@ -22,12 +29,16 @@
 
 #include "ef_kernels.h"
 #include "ef_manifest.h"
+#include "ef_pool.h"
 #include "ef_sha256.h"
 #ifdef EF_WITH_OPENVINO
 #include "ef_backend_openvino.h"
 #endif
 
 #define EF_ERR_LEN 512
+
+/* ef_pool runs at most EF_MAX_FRAME_THREADS bands (the per-band results below). */
+typedef char ef_pool_max_check[EF_POOL_MAX == EF_MAX_FRAME_THREADS ? 1 : -1];
 
 struct ef_context {
     int open;                      /* 1 once ef_open_* succeeded */
@@ -37,10 +48,21 @@ struct ef_context {
     unsigned char *owned[EF_MAX_FILES + 1]; /* file contents read by ef_open_dir */
     ef_backend backend;
     void *state;
-    size_t ir_cap, vis_cap, out_cap, scratch_cap; /* allocated bytes */
+    size_t ir_cap, vis_cap, out_cap, scratch_cap, partials_cap; /* allocated bytes */
     float *ir, *vis, *out;
-    void *scratch;
+    void *scratch;      /* frame threads x slice bytes: band b's compose scratch at b x slice (band 0: also the percentiles') */
+    size_t slice;
+    void *partials;     /* per-strip statistics sums (ef_prepare_u8_rows) */
     float stats[EF_K_N_STATS];
+    ef_pool pool;
+    struct frame_job {  /* the frame the bands work on (set by ef_fuse before each ef_pool_run) */
+        const uint8_t *ir, *vis;
+        size_t ir_stride, vis_stride, out_stride;
+        int vis_format, out_format, w, h, pw, ph, stats;
+        const ef_chroma *color;
+        uint8_t *out;
+        int rc[EF_POOL_MAX]; /* a kernel's result per band */
+    } job;
 };
 
 static ef_status set_error(ef_context *ctx, ef_status status, const char *fmt, ...) {
@@ -115,6 +137,12 @@ static ef_status open_bundle(ef_context *ctx, const ef_file *files, size_t n, co
         ctx->backend = *builtin;
     }
     if (!ctx->backend.create || !ctx->backend.run) return set_error(ctx, EF_ERR_ARGUMENT, "ef_options.backend lacks create or run");
+    switch (ef_pool_start(&ctx->pool, opts ? opts->frame_threads : 0, reason, sizeof reason)) { /* before the (slow) backend */
+    case EF_POOL_OK: break;
+    case EF_POOL_EARG: return set_error(ctx, EF_ERR_ARGUMENT, "ef_options.%s", reason);
+    case EF_POOL_EUNSUPPORTED: return set_error(ctx, EF_ERR_UNSUPPORTED, "ef_options.%s", reason);
+    default: return set_error(ctx, EF_ERR_MEMORY, "%s", reason);
+    }
     info.backend = m->backend;
     info.precision = m->precision;
     info.model = &ctx->model;
@@ -214,12 +242,14 @@ ef_status ef_open_dir(const char *path, const ef_options *opts, ef_context **ctx
 void ef_close(ef_context *ctx) {
     int i;
     if (!ctx) return;
+    ef_pool_stop(&ctx->pool);
     if (ctx->state && ctx->backend.destroy) ctx->backend.destroy(ctx->state);
     for (i = 0; i <= EF_MAX_FILES; i++) free(ctx->owned[i]);
     free(ctx->ir);
     free(ctx->vis);
     free(ctx->out);
     free(ctx->scratch);
+    free(ctx->partials);
     free(ctx);
 }
 
@@ -256,15 +286,75 @@ static ef_status padded_size(ef_context *ctx, int w, int h, int *pw, int *ph) {
 static ef_status reserve_frame(ef_context *ctx, int pw, int ph) {
     size_t plane = (size_t)pw * (size_t)ph * sizeof(float);
     size_t out = ctx->manifest.compose_runtime ? plane / 4 : plane; /* 4 maps at 1/16 of the pixels */
-    size_t scratch = ef_compose_scratch_bytes(pw, ph);
+    size_t slice = round_up(ef_compose_scratch_bytes(pw, ph), 64), scratch = slice * (size_t)ctx->pool.threads;
     if (scratch < ef_percentiles_scratch_bytes()) scratch = ef_percentiles_scratch_bytes();
     if (reserve((void **)&ctx->ir, &ctx->ir_cap, plane) || reserve((void **)&ctx->vis, &ctx->vis_cap, plane) ||
-        reserve((void **)&ctx->out, &ctx->out_cap, out) || reserve(&ctx->scratch, &ctx->scratch_cap, scratch))
+        reserve((void **)&ctx->out, &ctx->out_cap, out) || reserve(&ctx->scratch, &ctx->scratch_cap, scratch) ||
+        reserve(&ctx->partials, &ctx->partials_cap, ef_prepare_partials_bytes(ph)))
         return set_error(ctx, EF_ERR_MEMORY, "out of memory for a %dx%d frame", pw, ph);
+    ctx->slice = slice;
     return EF_OK;
 }
 
 static int channels(ef_format f) { return f == EF_GRAY ? 1 : 3; }
+
+/* Band b of T over n units of size rows (the last unit may be cut by h): rows *y0 .. *y1 - 1, empty when *y0 >= *y1. */
+static void band_rows(int b, int t, int h, int size, int *y0, int *y1) {
+    long n = (h + size - 1) / size;
+    *y0 = (int)(n * b / t) * size;
+    *y1 = (int)(n * (b + 1) / t) * size;
+    if (*y1 > h) *y1 = h;
+}
+
+/* ef_pool jobs of ef_fuse: the input pass (rows, then each band's first strip's statistics) and the output pass. */
+static void prepare_band(void *arg, int b) {
+    ef_context *ctx = (ef_context *)arg;
+    struct frame_job *f = &ctx->job;
+    int y0, y1;
+    band_rows(b, ctx->pool.threads, f->h, EF_K_STRIP, &y0, &y1);
+    f->rc[b] = y0 >= y1 ? EF_K_OK
+                        : ef_prepare_u8_rows(f->ir, f->ir_stride, f->vis, f->vis_stride, f->vis_format, f->w, f->h, f->pw, y0, y1, 0,
+                                             ctx->ir, ctx->vis, (size_t)f->pw, f->stats ? ctx->partials : NULL);
+}
+
+static void first_strip_band(void *arg, int b) {
+    ef_context *ctx = (ef_context *)arg;
+    struct frame_job *f = &ctx->job;
+    int y0, y1;
+    band_rows(b, ctx->pool.threads, f->h, EF_K_STRIP, &y0, &y1);
+    if (y0 > 0 && y0 < y1 && f->rc[b] == EF_K_OK)
+        f->rc[b] = ef_prepare_u8_strip_stats(f->ir, f->ir_stride, f->w, f->h, y0, ctx->ir, ctx->vis, (size_t)f->pw, ctx->partials);
+}
+
+static void output_band(void *arg, int b) {
+    ef_context *ctx = (ef_context *)arg;
+    struct frame_job *f = &ctx->job;
+    size_t ld = (size_t)f->pw;
+    int y0, y1;
+    band_rows(b, ctx->pool.threads, f->h, 4, &y0, &y1);
+    if (y0 >= y1) {
+        f->rc[b] = EF_K_OK;
+    } else if (ctx->manifest.compose_runtime) {
+        f->rc[b] = ef_compose_u8_rows(ctx->ir, ctx->vis, ld, f->pw, f->ph, ctx->out, f->w, f->h, y0, y1, f->color, f->out, f->out_stride,
+                                      f->out_format, (unsigned char *)ctx->scratch + (size_t)b * ctx->slice);
+    } else { /* restore rows y0 .. y1 - 1: the same kernel on the band's rows */
+        ef_chroma band;
+        if (f->color) {
+            band = *f->color;
+            band.src += (size_t)y0 * band.src_stride;
+        }
+        f->rc[b] = ef_restore_u8(ctx->out + (size_t)y0 * ld, ld, f->w, y1 - y0, f->color ? &band : NULL, f->out + (size_t)y0 * f->out_stride,
+                                 f->out_stride, f->out_format);
+    }
+}
+
+/* EF_K_OK when every band of the last run succeeded. */
+static int bands_rc(const ef_context *ctx) {
+    int b;
+    for (b = 0; b < ctx->pool.threads; b++)
+        if (ctx->job.rc[b] != EF_K_OK) return ctx->job.rc[b];
+    return EF_K_OK;
+}
 
 static ef_status check_args(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir_stride, const uint8_t *vis,
                             ef_format vis_format, size_t vis_stride, int w, int h, const uint8_t *out, ef_format out_format,
@@ -314,10 +404,27 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
         chroma.ld = 0;
         color = &chroma;
     }
+    ctx->job.ir = ir_type == EF_U8 ? (const uint8_t *)ir : NULL;
+    ctx->job.ir_stride = ir_stride;
+    ctx->job.vis = vis;
+    ctx->job.vis_stride = vis_stride;
+    ctx->job.vis_format = vis_format == EF_GRAY ? EF_K_GRAY : vis_format == EF_RGB ? EF_K_RGB : EF_K_BGR;
+    ctx->job.w = w;
+    ctx->job.h = h;
+    ctx->job.pw = pw;
+    ctx->job.ph = ph;
+    ctx->job.stats = m->n_inputs == 3;
+    ctx->job.color = color;
+    ctx->job.out = out;
+    ctx->job.out_stride = out_stride;
+    ctx->job.out_format = (int)out_format;
+    if (rc == EF_K_OK) {
+        ef_pool_run(&ctx->pool, prepare_band, ctx);
+        if (ctx->job.stats && ctx->pool.threads > 1) ef_pool_run(&ctx->pool, first_strip_band, ctx);
+        rc = bands_rc(ctx);
+    }
     if (rc == EF_K_OK)
-        rc = ef_prepare_u8(ir_type == EF_U8 ? (const uint8_t *)ir : NULL, ir_stride, vis, vis_stride,
-                           vis_format == EF_GRAY ? EF_K_GRAY : vis_format == EF_RGB ? EF_K_RGB : EF_K_BGR, w, h, pw, ph,
-                           ctx->ir, ctx->vis, ld, m->n_inputs == 3 ? ctx->stats : NULL);
+        rc = ef_prepare_u8_finish(ir_type == EF_U8, w, h, pw, ph, ctx->ir, ctx->vis, ld, ctx->partials, ctx->job.stats ? ctx->stats : NULL);
     if (rc == EF_K_OK && m->stats_encoded) {
         int k;
         for (k = 0; k < EF_N_STATS; k++) ctx->stats[k] *= m->stats_scale[k];
@@ -326,10 +433,8 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
     reason[0] = '\0';
     if (ctx->backend.run(ctx->state, ctx->ir, ctx->vis, m->n_inputs == 3 ? ctx->stats : NULL, ph, pw, ctx->out, reason, sizeof reason))
         return set_error(ctx, EF_ERR_BACKEND, "%s backend: %s", m->backend, reason[0] ? reason : "run failed");
-    if (m->compose_runtime)
-        rc = ef_compose_u8(ctx->ir, ctx->vis, ld, pw, ph, ctx->out, w, h, color, out, out_stride, (int)out_format, ctx->scratch);
-    else
-        rc = ef_restore_u8(ctx->out, ld, w, h, color, out, out_stride, (int)out_format);
+    ef_pool_run(&ctx->pool, output_band, ctx);
+    rc = bands_rc(ctx);
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: composition refused the %dx%d frame", w, h);
     return EF_OK;
 }

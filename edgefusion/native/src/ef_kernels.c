@@ -316,7 +316,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  * same order, bit for bit); deviations from a nearby value keep the variance E[x^2] - mean^2
  * at the precision of the deviations.
  */
-#define STRIP 16
+#define STRIP EF_K_STRIP
 #define COLS 128
 #define LANES 8
 
@@ -471,12 +471,27 @@ static void plane_stats_finish(const moments *m, int w, int h, float *mean, floa
     finish_stats(s1, s2, gx, gy, w, h, mean, std, grad);
 }
 
-/* (mean, population std, grad) of one float plane. */
+/* total += part, lane by lane: strip sums are added in strip order, whatever computed them. */
+static void add_moments(moments *total, const moments *part)
+{
+    for (int l = 0; l < LANES; l++) {
+        total->s1[l] += part->s1[l];
+        total->s2[l] += part->s2[l];
+        total->gx[l] += part->gx[l];
+        total->gy[l] += part->gy[l];
+    }
+}
+
+/* (mean, population std, grad) of one float plane: each strip's sums from zero, added in strip order. */
 static void plane_stats(const float *p, size_t ld, int w, int h, float *mean, float *std, float *grad)
 {
-    moments m;
+    moments m, strip;
     memset(&m, 0, sizeof m);
-    for (int y0 = 0; y0 < h; y0 += STRIP) plane_stats_strip(p, ld, w, y0, h - y0 < STRIP ? h - y0 : STRIP, &m);
+    for (int y0 = 0; y0 < h; y0 += STRIP) {
+        memset(&strip, 0, sizeof strip);
+        plane_stats_strip(p, ld, w, y0, h - y0 < STRIP ? h - y0 : STRIP, &strip);
+        add_moments(&m, &strip);
+    }
     plane_stats_finish(&m, w, h, mean, std, grad);
 }
 
@@ -633,47 +648,131 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph)
 
 /* ---- the input pass: normalization, luma, padding and statistics in one walk ------- */
 
+/* The statistics of one strip of the input pass, from zero (ef_prepare_u8_rows' partials). */
+typedef struct {
+    moments ir, vis;   /* float planes (ir: the stretched 16-bit IR; unused for 8-bit IR) */
+    moments_u8 ir_u8;  /* 8-bit IR source */
+} strip_moments;
+
+size_t ef_prepare_partials_bytes(int h) { return h < 1 ? 0 : (size_t)((h + STRIP - 1) / STRIP) * sizeof(strip_moments); }
+
+static int bad_prepare(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
+                       int h, int pw, const float *ir_plane, const float *vis_plane, size_t ld)
+{
+    const size_t vis_row = (size_t)w * (vis_format == EF_K_GRAY ? 1u : 3u);
+    return !vis || !ir_plane || !vis_plane || bad_size(w, h) || pw < w || ld < (size_t)pw ||
+           (vis_format != EF_K_GRAY && !color_order(vis_format)) || vis_stride < vis_row || (ir && ir_stride < (size_t)w);
+}
+
+/* Rows y0 .. y1 - 1 of both planes: normalized IR (when ir), visible luma, right padding. */
+static void prepare_rows(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format,
+                         int w, int pw, int y0, int y1, float *ir_plane, float *vis_plane, size_t ld)
+{
+    const ycc_matrix c = ycc_u8(vis_format == EF_K_BGR ? EF_K_BGR : EF_K_RGB);
+    for (int y = y0; y < y1; y++) {
+        float *ir_row = ir_plane + (size_t)y * ld, *vis_row_f = vis_plane + (size_t)y * ld;
+        const uint8_t *v = CROW(uint8_t, vis, vis_stride, y);
+        if (ir) normalize_row(CROW(uint8_t, ir, ir_stride, y), w, ir_row);
+        if (vis_format == EF_K_GRAY)
+            normalize_row(v, w, vis_row_f);
+        else
+            ycbcr_row(v, w, &c, vis_row_f, NULL, NULL);
+        pad_right(ir_row, w, pw);
+        pad_right(vis_row_f, w, pw);
+    }
+}
+
+/* The statistics of the strip of rows y0 .. y1 - 1 (written, as is row y0 - 1) into m, from zero. */
+static void strip_stats(const uint8_t *ir, size_t ir_stride, int w, int y0, int y1, const float *ir_plane,
+                        const float *vis_plane, size_t ld, strip_moments *m)
+{
+    memset(m, 0, sizeof *m);
+    if (ir)
+        stats_u8_rows(ir, ir_stride, w, y0, y1, &m->ir_u8);
+    else
+        plane_stats_strip(ir_plane, ld, w, y0, y1 - y0, &m->ir);
+    plane_stats_strip(vis_plane, ld, w, y0, y1 - y0, &m->vis);
+}
+
+/* total += part (strip sums in strip order). */
+static void add_strip(strip_moments *total, const strip_moments *part)
+{
+    add_moments(&total->ir, &part->ir);
+    add_moments(&total->vis, &part->vis);
+    total->ir_u8.s1 += part->ir_u8.s1, total->ir_u8.s2 += part->ir_u8.s2;
+    total->ir_u8.gx += part->ir_u8.gx, total->ir_u8.gy += part->ir_u8.gy;
+}
+
+/* The 6 statistics of a w x h frame from the sum of its strips. */
+static void strip_finish(int ir_u8, const strip_moments *m, int w, int h, float stats[EF_K_N_STATS])
+{
+    if (ir_u8)
+        stats_u8_finish(&m->ir_u8, w, h, stats);
+    else
+        plane_stats_finish(&m->ir, w, h, &stats[0], &stats[1], &stats[4]);
+    plane_stats_finish(&m->vis, w, h, &stats[2], &stats[3], &stats[5]);
+}
+
 int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
                   int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS])
 {
-    const size_t vis_row = (size_t)w * (vis_format == EF_K_GRAY ? 1u : 3u);
-    if (!vis || !ir_plane || !vis_plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw) return EF_K_EARG;
-    if ((vis_format != EF_K_GRAY && !color_order(vis_format)) || vis_stride < vis_row || (ir && ir_stride < (size_t)w))
-        return EF_K_EARG;
-    const ycc_matrix c = ycc_u8(vis_format == EF_K_BGR ? EF_K_BGR : EF_K_RGB);
-    moments m_ir, m_vis;
-    moments_u8 m_u8 = {0, 0, 0, 0};
-    memset(&m_ir, 0, sizeof m_ir);
-    memset(&m_vis, 0, sizeof m_vis);
+    if (bad_prepare(ir, ir_stride, vis, vis_stride, vis_format, w, h, pw, ir_plane, vis_plane, ld) || ph < h) return EF_K_EARG;
+    strip_moments total, strip;
+    memset(&total, 0, sizeof total);
     for (int y0 = 0; y0 < h; y0 += STRIP) { /* a strip of rows is written, then its statistics read it from cache */
         const int y1 = h - y0 < STRIP ? h : y0 + STRIP;
-        for (int y = y0; y < y1; y++) {
-            float *ir_row = ir_plane + (size_t)y * ld, *vis_row_f = vis_plane + (size_t)y * ld;
-            const uint8_t *v = CROW(uint8_t, vis, vis_stride, y);
-            if (ir) normalize_row(CROW(uint8_t, ir, ir_stride, y), w, ir_row);
-            if (vis_format == EF_K_GRAY)
-                normalize_row(v, w, vis_row_f);
-            else
-                ycbcr_row(v, w, &c, vis_row_f, NULL, NULL);
-            pad_right(ir_row, w, pw);
-            pad_right(vis_row_f, w, pw);
-        }
+        prepare_rows(ir, ir_stride, vis, vis_stride, vis_format, w, pw, y0, y1, ir_plane, vis_plane, ld);
         if (!stats) continue;
-        if (ir)
-            stats_u8_rows(ir, ir_stride, w, y0, y1, &m_u8);
-        else
-            plane_stats_strip(ir_plane, ld, w, y0, y1 - y0, &m_ir);
-        plane_stats_strip(vis_plane, ld, w, y0, y1 - y0, &m_vis);
+        strip_stats(ir, ir_stride, w, y0, y1, ir_plane, vis_plane, ld, &strip);
+        add_strip(&total, &strip);
     }
     pad_bottom(ir_plane, ld, h, pw, ph);
     pad_bottom(vis_plane, ld, h, pw, ph);
-    if (stats) {
-        if (ir)
-            stats_u8_finish(&m_u8, w, h, stats);
-        else
-            plane_stats_finish(&m_ir, w, h, &stats[0], &stats[1], &stats[4]);
-        plane_stats_finish(&m_vis, w, h, &stats[2], &stats[3], &stats[5]);
+    if (stats) strip_finish(ir != NULL, &total, w, h, stats);
+    return EF_K_OK;
+}
+
+int ef_prepare_u8_rows(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format,
+                       int w, int h, int pw, int y0, int y1, int first_stats, float *ir_plane, float *vis_plane,
+                       size_t ld, void *partials)
+{
+    if (bad_prepare(ir, ir_stride, vis, vis_stride, vis_format, w, h, pw, ir_plane, vis_plane, ld) || y0 < 0 ||
+        y0 % STRIP || y1 <= y0 || y1 > h || (y1 % STRIP && y1 != h))
+        return EF_K_EARG;
+    strip_moments *parts = (strip_moments *)partials;
+    for (int s0 = y0; s0 < y1; s0 += STRIP) {
+        const int s1 = y1 - s0 < STRIP ? y1 : s0 + STRIP;
+        prepare_rows(ir, ir_stride, vis, vis_stride, vis_format, w, pw, s0, s1, ir_plane, vis_plane, ld);
+        if (parts && (s0 > y0 || first_stats || y0 == 0))
+            strip_stats(ir, ir_stride, w, s0, s1, ir_plane, vis_plane, ld, &parts[s0 / STRIP]);
     }
+    return EF_K_OK;
+}
+
+int ef_prepare_u8_strip_stats(const uint8_t *ir, size_t ir_stride, int w, int h, int y0, const float *ir_plane,
+                              const float *vis_plane, size_t ld, void *partials)
+{
+    if (!partials || !ir_plane || !vis_plane || bad_size(w, h) || ld < (size_t)w || (ir && ir_stride < (size_t)w) ||
+        y0 < 0 || y0 >= h || y0 % STRIP)
+        return EF_K_EARG;
+    strip_stats(ir, ir_stride, w, y0, h - y0 < STRIP ? h : y0 + STRIP, ir_plane, vis_plane, ld,
+                (strip_moments *)partials + y0 / STRIP);
+    return EF_K_OK;
+}
+
+int ef_prepare_u8_finish(int ir_u8, int w, int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld,
+                         const void *partials, float stats[EF_K_N_STATS])
+{
+    if (!ir_plane || !vis_plane || bad_size(w, h) || pw < w || ph < h || ld < (size_t)pw || (stats && !partials))
+        return EF_K_EARG;
+    pad_bottom(ir_plane, ld, h, pw, ph);
+    pad_bottom(vis_plane, ld, h, pw, ph);
+    if (!stats) return EF_K_OK;
+    strip_moments total;
+    const strip_moments *parts = (const strip_moments *)partials;
+    memset(&total, 0, sizeof total);
+    for (int s = 0; s * STRIP < h; s++) add_strip(&total, &parts[s]);
+    strip_finish(ir_u8, &total, w, h, stats);
     return EF_K_OK;
 }
 

@@ -42,6 +42,8 @@ extern "C" {
 #define EF_K_SCALE 4
 /* Number of analysis maps (A0 .. A3). */
 #define EF_K_N_MAPS 4
+/* Rows per strip of the input pass and of the frame statistics' sums. */
+#define EF_K_STRIP 16
 
 /* ---- input normalization ---------------------------------------------------------- */
 
@@ -119,6 +121,28 @@ int ef_pad_edge(float *plane, size_t ld, int w, int h, int pw, int ph);
  */
 int ef_prepare_u8(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format, int w,
                   int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld, float stats[EF_K_N_STATS]);
+
+/*
+ * ef_prepare_u8 in bands of rows, for threads (the frame statistics are sums per strip of
+ * EF_K_STRIP rows, added in strip order: the same values, bit for bit, for any bands):
+ *   - ef_prepare_u8_rows: rows y0 .. y1 - 1 (y0 a multiple of EF_K_STRIP; y1 too, or h) of both
+ *     planes, right padding, and, when partials is not NULL, the sums of their strips into
+ *     partials (indexed by strip) -- except the band's first strip when y0 > 0 and first_stats is
+ *     0: its vertical differences read row y0 - 1, which another band writes;
+ *   - ef_prepare_u8_strip_stats: the sums of the strip starting at row y0, once its rows and row
+ *     y0 - 1 are written;
+ *   - ef_prepare_u8_finish: bottom padding of both planes and, when stats is not NULL, the
+ *     statistics from the sums of every strip (ir_u8: the IR plane came from 8-bit ir).
+ * partials: ef_prepare_partials_bytes(h) bytes (aligned as malloc's). Bands may run at once.
+ */
+size_t ef_prepare_partials_bytes(int h);
+int ef_prepare_u8_rows(const uint8_t *ir, size_t ir_stride, const uint8_t *vis, size_t vis_stride, int vis_format,
+                       int w, int h, int pw, int y0, int y1, int first_stats, float *ir_plane, float *vis_plane,
+                       size_t ld, void *partials);
+int ef_prepare_u8_strip_stats(const uint8_t *ir, size_t ir_stride, int w, int h, int y0, const float *ir_plane,
+                              const float *vis_plane, size_t ld, void *partials);
+int ef_prepare_u8_finish(int ir_u8, int w, int h, int pw, int ph, float *ir_plane, float *vis_plane, size_t ld,
+                         const void *partials, float stats[EF_K_N_STATS]);
 
 /* ---- composition + color restore + uint8 ------------------------------------------ */
 

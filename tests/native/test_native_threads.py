@@ -1,0 +1,146 @@
+"""The C runtime's frame threads (ef_options.frame_threads): same bytes and statistics for every thread count.
+
+Frames go through tests/native/trivial_backend.c (``--frame-threads N``): its backend hands the
+statistics it got back in the report, and fused = stats[0] + (ir + vis) / 2 for v2 bundles, so the
+output bytes depend on the input pass, the statistics and the output pass of every band.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from native_build import (ASAN_ENV, CORE, DRIVERS, NATIVE, WRAP, cc, compiler, driver_json, frame_stats_reference, read_image, run,
+                          write_pnm)
+
+from edgefusion import preprocess
+
+THREADS = (1, 2, 3)
+SIZES = ((1, 1), (7, 5), (33, 17), (640, 480))
+
+
+def frame_files(folder, w: int, h: int, vis_kind: str, ir_bits: int):
+    """A random IR (8 or 16-bit) + visible (gray or RGB) pair of w x h pixels as PGM/PPM; returns the paths."""
+    rng = np.random.default_rng(w * 1000 + h + ir_bits)
+    ir = rng.integers(0, 65536 if ir_bits == 16 else 256, (h, w)).astype(np.uint16 if ir_bits == 16 else np.uint8)
+    vis = rng.integers(0, 256, (h, w, 3) if vis_kind == "rgb" else (h, w)).astype(np.uint8)
+    ir_path, vis_path = folder / f"ir{ir_bits}-{w}x{h}.pgm", folder / f"vis-{w}x{h}.{'ppm' if vis_kind == 'rgb' else 'pgm'}"
+    write_pnm(ir_path, ir)
+    write_pnm(vis_path, vis)
+    return ir_path, vis_path
+
+
+def fuse_with_threads(exe, bundle, ir_path, vis_path, folder, threads=THREADS, env=None):
+    """{threads: (report, output bytes)} of trivial_backend with each frame thread count (3 frames each)."""
+    results = {}
+    for n in threads:
+        out = folder / f"out{n}.pnm"
+        report = driver_json(run([exe, "--frame-threads", n, bundle, ir_path, vis_path, out, 3], env=env))
+        results[n] = (report, out.read_bytes())
+    return results
+
+
+def assert_same(results):
+    (first, data), *others = results.values()
+    for report, other in others:
+        assert other == data  # byte for byte
+        assert report["stats"] == first["stats"]  # float32 printed with 9 digits: exact
+        assert report["bgr_difference"] == first["bgr_difference"]
+    for report, _ in results.values():
+        assert report["runs"] == 3 and report["allocs_after_first"] == 0
+
+
+@pytest.mark.parametrize("w,h", SIZES)
+@pytest.mark.parametrize("vis_kind", ["gray", "rgb"])
+@pytest.mark.parametrize("ir_bits", [8, 16])
+def test_same_bytes_and_stats_for_every_thread_count(trivial, fake_bundles, tmp_path, w, h, vis_kind, ir_bits):
+    ir_path, vis_path = frame_files(tmp_path, w, h, vis_kind, ir_bits)
+    results = fuse_with_threads(trivial, fake_bundles["v2"], ir_path, vis_path, tmp_path)
+    assert_same(results)
+    # and right (not only equal): the statistics of the contract, the trivial backend's fused frame
+    pair = preprocess.prepare_pair(read_image(ir_path), read_image(vis_path))
+    stats = frame_stats_reference(pair.ir, pair.vis_y)
+    report, _ = results[3]
+    np.testing.assert_allclose(report["stats"], stats, rtol=0, atol=1e-5)
+    fused = preprocess.to_uint8(preprocess.restore_color(np.clip(stats[0] + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1), pair.vis_cbcr))
+    assert np.abs(read_image(tmp_path / "out3.pnm").astype(int) - fused).max() <= 1
+
+
+def test_same_bytes_without_stats_and_on_samples(trivial, fake_bundles, pairs, tmp_path):
+    for version, name in (("v1", "rgb"), ("v1", "odd13x9"), ("v2-encoded", "rgb"), ("v2", "ir16")):
+        ir_path, vis_path = pairs[name]
+        assert_same(fuse_with_threads(trivial, fake_bundles[version], ir_path, vis_path, tmp_path))
+
+
+def test_no_allocation_per_frame_and_heap_with_threads(trivial, fake_bundles):
+    for version in ("v1", "v2"):
+        report = driver_json(run([trivial, "--frame-threads", 3, "--synthetic", fake_bundles[version], "1920x1080"]))
+        assert report["allocs_after_first"] == 0
+        assert report["peak_heap"] <= 3 * report["io_bytes"]
+
+
+@pytest.mark.parametrize("value,status", [(-1, 1), (65, 1)])
+def test_bad_frame_thread_counts_are_refused(trivial, fake_bundles, pairs, tmp_path, value, status):
+    ir_path, vis_path = pairs["odd7x5"]
+    done = run([trivial, "--frame-threads", value, fake_bundles["v1"], ir_path, vis_path, tmp_path / "o.pgm"])
+    assert done.returncode == 2 and f"open: {status}: " in done.stderr and "frame_threads" in done.stderr, done.stderr
+
+
+def test_build_without_threads_refuses_more_than_one(work, trivial, fake_bundles, pairs, tmp_path):
+    exe = cc(work / "trivial_no_threads", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-DEF_NO_THREADS",
+             WRAP)
+    ir_path, vis_path = pairs["rgb"]
+    done = run([exe, "--frame-threads", 2, fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm"])
+    assert done.returncode == 2 and "open: 5: " in done.stderr and "EF_NO_THREADS" in done.stderr, done.stderr  # EF_ERR_UNSUPPORTED
+    single = fuse_with_threads(exe, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(0, 1))
+    threaded = fuse_with_threads(trivial, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(2,))
+    assert_same({**single, **threaded})
+
+
+@pytest.mark.parametrize("w,h,vis_kind,ir_bits", [(7, 5, "gray", 8), (33, 17, "rgb", 16), (640, 480, "rgb", 8)])
+def test_threads_under_asan_ubsan(trivial_asan, fake_bundles, tmp_path, w, h, vis_kind, ir_bits):
+    ir_path, vis_path = frame_files(tmp_path, w, h, vis_kind, ir_bits)
+    assert_same(fuse_with_threads(trivial_asan, fake_bundles["v2"], ir_path, vis_path, tmp_path, env=ASAN_ENV))
+
+
+def test_threads_under_thread_sanitizer(work, fake_bundles, tmp_path):
+    """No data race between the caller and the workers (gcc -fsanitize=thread; skips where TSan cannot run)."""
+    flags = ("-O1", "-g", "-fsanitize=thread")
+    probe = work / "tsan_probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    built = subprocess.run([compiler(), *flags, str(probe), "-o", str(work / "tsan_probe")], capture_output=True, text=True, timeout=120)
+    if built.returncode or subprocess.run([str(work / "tsan_probe")], capture_output=True, timeout=60).returncode:
+        pytest.skip(f"ThreadSanitizer programs cannot be built or run here: {built.stderr.strip()[:200]}")
+    exe = cc(work / "trivial_tsan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], *flags, WRAP)
+    env = {"TSAN_OPTIONS": "halt_on_error=1:exitcode=88"}
+    for w, h, vis_kind, ir_bits in ((33, 17, "rgb", 16), (160, 120, "gray", 8)):
+        ir_path, vis_path = frame_files(tmp_path, w, h, vis_kind, ir_bits)
+        assert_same(fuse_with_threads(exe, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(1, 3), env=env))
+
+
+def test_threads_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
+    if not shutil.which("valgrind"):
+        pytest.skip("valgrind not found")
+    exe = cc(work / "trivial_plain_threads", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
+    memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
+    ir_path, vis_path = pairs["odd13x9"]
+    for args in (["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2]):
+        done = run(memcheck + [exe, "--frame-threads", 3, *args])
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "fused"])
+def test_fuse_frames_frame_threads_same_bytes(fuse_frames, ov_bundles, pairs, tmp_path, version):
+    """The OpenVINO example with --frame-threads 1 and 3: the same bytes (also the compose = model path)."""
+    for name in ("rgb", "odd13x9", "ir16"):
+        ir_path, vis_path = pairs[name]
+        outputs = []
+        for n in (1, 3):
+            out = tmp_path / f"{name}-{n}.pnm"
+            done = run([fuse_frames, "--model", ov_bundles[version], "--ir", ir_path, "--vis", vis_path, "-o", out, "--frame-threads", n])
+            assert done.returncode == 0, done.stderr
+            outputs.append(out.read_bytes())
+        assert outputs[0] == outputs[1]
