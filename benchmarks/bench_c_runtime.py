@@ -5,10 +5,13 @@
 * floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread), hot and cold;
 * C frame path without the network (normalize, BT.601, padding, composition, color,
   uint8; uint8 IR + RGB visible -> RGB) at 1080p: the runtime with the trivial C backend
-  of tests/native/trivial_backend.c, backend time excluded;
+  of tests/native/trivial_backend.c, backend time excluded, on 1 frame thread and on
+  ``frame_path_threads`` (the CPU count; keys ``frame_path_threads_*``);
 * whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
-  the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480, 1 thread
-  and the engine's default;
+  the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480: 1 thread
+  (``*_1t``: engine and frame path), the engine's default threads with the frame path on the
+  caller's thread only (``*_ft1``) and the engine's default with fuse_frames' default frame
+  threads (the CPU count; no suffix); each row records its ``frame_threads``;
 * Python ``Fuser.fuse`` on the same bundle at 1080p, 1 thread and the engine's default;
 * ``--callgrind``: instructions of one 1080p ef_fuse without the backend (valgrind callgrind),
   stable where seconds are not; ``--massif``: peak heap of fuse_frames at 1080p with OpenVINO;
@@ -135,19 +138,22 @@ def main() -> None:
         fake = fake_bundle(work)
         floor = floors(1920, 1080, args.runs)
         result = {"load_before": os.getloadavg(), "floor_ms": floor["hot"], "floor_ms_cold": floor["cold"], "cflags": " ".join(CFLAGS)}
-        for suffix, frames in (("", 1), ("_cold", sets_for(IO_1080P))):
-            path = json.loads(sh([trivial, "--bench", fake, "1920x1080", args.runs, frames]))
-            result["frame_path_ms" + suffix] = path["frame_path_median_ms"]
-            result["frame_path_min_ms" + suffix] = path["frame_path_min_ms"]
-            result["frames" + suffix] = frames
-        for label, size, threads in (("c_1080p_1t", "1920x1080", ["--threads", "1"]), ("c_1080p", "1920x1080", []),
-                                     ("c_480p_1t", "640x480", ["--threads", "1"]), ("c_480p", "640x480", [])):
+        result["frame_path_threads"] = os.cpu_count() or 1
+        for prefix, frame_threads in (("frame_path", 1), ("frame_path_threads", result["frame_path_threads"])):
+            for suffix, frames in (("", 1), ("_cold", sets_for(IO_1080P))):
+                path = json.loads(sh([trivial, "--frame-threads", frame_threads, "--bench", fake, "1920x1080", args.runs, frames]))
+                result[prefix + "_ms" + suffix] = path["frame_path_median_ms"]
+                result[prefix + "_min_ms" + suffix] = path["frame_path_min_ms"]
+                result["frames" + suffix] = frames
+        for label, size, threads in (("c_1080p_1t", "1920x1080", ["--threads", "1"]), ("c_1080p_ft1", "1920x1080", ["--frame-threads", "1"]),
+                                     ("c_1080p", "1920x1080", []), ("c_480p_1t", "640x480", ["--threads", "1"]),
+                                     ("c_480p_ft1", "640x480", ["--frame-threads", "1"]), ("c_480p", "640x480", [])):
             w, h = map(int, size.split("x"))
             for suffix, frames in (("", 1), ("_cold", sets_for(7 * w * h))):
                 stats = json.loads(sh([fuse_frames, "--model", bundle, "--size", size, "--bench", args.runs, "--frames", frames,
                                        *threads]))["sizes"][0]
                 result[label + suffix] = {k: stats[k] for k in ("median_ms", "min_ms", "fps", "model_ms", "compose_ms", "overhead_ms",
-                                                                 "peak_rss_mb", "frames")}
+                                                                 "peak_rss_mb", "frames", "frame_threads")}
         for label, threads in (("python_fuser_1080p_1t", 1), ("python_fuser_1080p", None)):
             times = python_fuser_ms(bundle, args.runs, threads)
             result[label + "_ms"], result[label + "_ms_cold"] = times["hot"], times["cold"]
@@ -164,7 +170,9 @@ def main() -> None:
     for suffix, protocol in (("", "hot"), ("_cold", "cold")):
         floor = result["floor_ms" + suffix]
         ratios.update({f"frame_path_{protocol}": result["frame_path_ms" + suffix] / floor,
+                       f"frame_path_threads_{protocol}": result["frame_path_threads_ms" + suffix] / floor,
                        f"c_1080p_1t_{protocol}": result["c_1080p_1t" + suffix]["median_ms"] / floor,
+                       f"c_1080p_ft1_{protocol}": result["c_1080p_ft1" + suffix]["median_ms"] / floor,
                        f"c_1080p_{protocol}": result["c_1080p" + suffix]["median_ms"] / floor,
                        f"python_fuser_1080p_1t_{protocol}": result["python_fuser_1080p_1t_ms" + suffix] / floor,
                        f"python_fuser_1080p_{protocol}": result["python_fuser_1080p_ms" + suffix] / floor})
