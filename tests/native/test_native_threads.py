@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from native_build import (ASAN_ENV, CORE, DRIVERS, NATIVE, WRAP, cc, compiler, driver_json, frame_stats_reference, read_image, run,
+from native_build import (ASAN_ENV, CORE, DRIVERS, NATIVE, SANITIZE, WRAP, cc, compiler, driver_json, frame_stats_reference, read_image, run,
                           write_pnm)
 
 from edgefusion import preprocess
@@ -98,6 +98,17 @@ def test_build_without_threads_refuses_more_than_one(work, trivial, fake_bundles
     single = fuse_with_threads(exe, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(0, 1))
     threaded = fuse_with_threads(trivial, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(2,))
     assert_same({**single, **threaded})
+
+
+def test_thread_that_cannot_start_fails_open(work, trivial_asan, fake_bundles, pairs, tmp_path):
+    """The 2nd worker's pthread_create fails: ef_open_dir returns EF_ERR_MEMORY with a message; the 1st worker is
+    joined (no leak under ASan); opening again afterwards works."""
+    exe = cc(work / "trivial_fail_thread", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE,
+             "-DTRIVIAL_FAIL_THREAD=2", "-Wl,--wrap=pthread_create", WRAP)
+    ir_path, vis_path = pairs["odd7x5"]
+    done = run([exe, "--frame-threads", 3, fake_bundles["v1"], ir_path, vis_path, tmp_path / "o.pgm"], env=ASAN_ENV)
+    assert done.returncode == 2 and "open: 7: " in done.stderr and "cannot start frame thread 3 of 3" in done.stderr, done.stderr
+    assert driver_json(run([exe, "--frame-threads", 1, fake_bundles["v1"], ir_path, vis_path, tmp_path / "o.pgm"], env=ASAN_ENV))["runs"] == 2
 
 
 @pytest.mark.parametrize("w,h,vis_kind,ir_bits", [(7, 5, "gray", 8), (33, 17, "rgb", 16), (640, 480, "rgb", 8)])

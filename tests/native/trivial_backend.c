@@ -69,6 +69,17 @@ void *__wrap_realloc(void *q, size_t n) {
     return p;
 }
 
+#ifdef TRIVIAL_FAIL_THREAD
+/* Built with -DTRIVIAL_FAIL_THREAD=K -Wl,--wrap=pthread_create: the K-th thread creation fails (EAGAIN). */
+#include <errno.h>
+#include <pthread.h>
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*f)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*f)(void *), void *arg) {
+    static int calls;
+    return ++calls == TRIVIAL_FAIL_THREAD ? EAGAIN : __real_pthread_create(t, a, f, arg);
+}
+#endif
+
 /* ---- the trivial backend ------------------------------------------------------------ */
 typedef struct {
     int n_inputs, output_maps, runs;
@@ -276,7 +287,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "trivial_backend: %s\n", err);
         return 2;
     }
-    if (open_trivial(argv[1], &ctx)) return 2;
+    if (open_trivial(argv[1], &ctx)) {
+        free(ir.data);
+        free(vis.data);
+        return 2;
+    }
     out_channels = vis.channels;
     out = (unsigned char *)malloc((size_t)ir.width * ir.height * out_channels);
     before = allocs;
