@@ -50,15 +50,19 @@ def test_ubsan_openvino_example(work, ov_bundles, pairs, tmp_path):
         assert done.returncode == 0, done.stderr
 
 
-def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
+@pytest.mark.parametrize("frame_threads", [0, 3])
+def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path, frame_threads):
+    """memcheck on the caller's thread only and with 3 frame threads (the pool's workers included)."""
     if not shutil.which("valgrind"):
         pytest.skip("valgrind not found")
     exe = cc(work / "trivial_plain", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
     memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
     ir_path, vis_path = pairs["odd13x9"]
-    for args in (["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2],
-                 ["--bad-args", fake_bundles["v1"]]):
-        done = run(memcheck + [exe, *args])
+    cases = [["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2]]
+    if not frame_threads:
+        cases.append(["--bad-args", fake_bundles["v1"]])
+    for args in cases:
+        done = run(memcheck + [exe, "--frame-threads", frame_threads, *args])
         assert done.returncode == 0, done.stderr
 
 

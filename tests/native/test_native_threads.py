@@ -7,7 +7,6 @@ output bytes depend on the input pass, the statistics and the output pass of eve
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -130,17 +129,6 @@ def test_threads_under_thread_sanitizer(work, fake_bundles, tmp_path):
     for w, h, vis_kind, ir_bits in ((33, 17, "rgb", 16), (160, 120, "gray", 8)):
         ir_path, vis_path = frame_files(tmp_path, w, h, vis_kind, ir_bits)
         assert_same(fuse_with_threads(exe, fake_bundles["v2"], ir_path, vis_path, tmp_path, threads=(1, 3), env=env))
-
-
-def test_threads_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path):
-    if not shutil.which("valgrind"):
-        pytest.skip("valgrind not found")
-    exe = cc(work / "trivial_plain_threads", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
-    memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
-    ir_path, vis_path = pairs["odd13x9"]
-    for args in (["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2]):
-        done = run(memcheck + [exe, "--frame-threads", 3, *args])
-        assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("version", ["v1", "v2", "fused"])
