@@ -5,7 +5,8 @@
 * floor: ``np.maximum`` of two float32 1920x1080 frames (numpy, one thread), hot and cold;
 * C frame path without the network (normalize, BT.601, padding, composition, color,
   uint8; uint8 IR + RGB visible -> RGB) at 1080p: the runtime with the trivial C backend
-  of tests/native/trivial_backend.c, backend time excluded, on 1 frame thread and on
+  of tests/native/trivial_backend.c on a bundle with the given bundle's inputs (frame
+  statistics included where it takes them), backend time excluded, on 1 frame thread and on
   ``frame_path_threads`` (the CPU count; keys ``frame_path_threads_*``);
 * whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
   the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480: 1 thread
@@ -77,14 +78,17 @@ def build(work: Path) -> tuple[Path, Path]:
     return work / "build" / "fuse_frames", trivial
 
 
-def fake_bundle(work: Path) -> Path:
+def fake_bundle(work: Path, bundle: Path) -> Path:
+    """A bundle for the trivial C backend with the real bundle's inputs (the shipped default's: ir, vis and the
+    frame statistics, so the frame path computes them as it does for that bundle)."""
     from edgefusion.runtime.bundle import write_bundle
 
+    real = json.loads((bundle / "manifest.json").read_text())
     plan = work / "model.plan"
     plan.write_bytes(b"trivial")
     manifest = {"schema": 1, "edgefusion_version": "bench", "backend": "tensorrt", "target": "bench", "precision": "fp32",
-                "inputs": ["ir", "vis"], "outputs": [], "layout": "NCHW", "io_dtype": "float32", "value_range": [0.0, 1.0],
-                "stride": 8, "fixed_shape": None, "compose": "runtime"}
+                "inputs": [i["name"] if isinstance(i, dict) else i for i in real["inputs"]], "outputs": [], "layout": "NCHW",
+                "io_dtype": "float32", "value_range": [0.0, 1.0], "stride": 8, "fixed_shape": None, "compose": "runtime"}
     return write_bundle(work / "fake", {"model": plan}, manifest)
 
 
@@ -135,7 +139,7 @@ def main() -> None:
         if not args.bundle:
             sh([sys.executable, "-m", "edgefusion", "quantize", "--target", "x86", "--out", bundle])
         fuse_frames, trivial = build(work)
-        fake = fake_bundle(work)
+        fake = fake_bundle(work, bundle)
         floor = floors(1920, 1080, args.runs)
         result = {"load_before": os.getloadavg(), "floor_ms": floor["hot"], "floor_ms_cold": floor["cold"], "cflags": " ".join(CFLAGS)}
         result["frame_path_threads"] = os.cpu_count() or 1
