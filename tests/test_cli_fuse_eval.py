@@ -107,6 +107,38 @@ def test_fuse_accepts_and_normalizes_16_bit_ir(capsys, tmp_path, suffix):
     assert fused.min() == 0 and fused.max() == 255
 
 
+def _netpbm(path):
+    """A binary PGM (P5) or PPM (P6) parsed by hand: magic, width, height, maxval, then the raw bytes."""
+    data = path.read_bytes()
+    fields, pos = [], 0
+    while len(fields) < 4:
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end].decode())
+        pos = end
+    magic, w, h, maxval = fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+    channels = {"P5": 1, "P6": 3}[magic]
+    pixels = np.frombuffer(data[pos + 1:], np.uint8)
+    assert maxval == 255 and pixels.size == w * h * channels
+    return pixels.reshape((h, w, channels) if channels == 3 else (h, w))
+
+
+def test_fuse_writes_binary_pgm_and_ppm(capsys, dataset, tmp_path):
+    """Netpbm output (what the C runtime's fuse_frames reads and writes): the same pixels as the PNG output."""
+    ir, vis = dataset / "ir" / "tno_07.png", dataset / "vi" / "tno_07.png"
+    color = _save(tmp_path / "vis-color.png", np.stack([read_image(vis)] * 3, -1) // np.array([1, 2, 3], np.uint8))
+    for vis_path, suffix in ((vis, ".pgm"), (color, ".ppm")):
+        png, netpbm = tmp_path / f"fused{suffix}.png", tmp_path / f"fused{suffix}"
+        for out in (png, netpbm):
+            assert run(capsys, "fuse", "--ir", ir, "--vis", vis_path, "-o", out, "--method", "max")[0] == 0
+        np.testing.assert_array_equal(_netpbm(netpbm), read_image(png))
+    assert_user_error(capsys, ["fuse", "--ir", ir, "--vis", color, "-o", tmp_path / "color.pgm", "--method", "max"], "color", ".ppm")
+    assert not (tmp_path / "color.pgm").exists()
+
+
 # --- eval ---------------------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ def _encoded(fmt: str, mode: str) -> bytes:
 
 
 SOURCES = [("PNG", "L", ".png"), ("PNG", "RGB", ".png"), ("PNG", "I;16", ".png"), ("JPEG", "RGB", ".jpg"),
-           ("TIFF", "I;16", ".tif"), ("BMP", "RGB", ".bmp")]
+           ("TIFF", "I;16", ".tif"), ("BMP", "RGB", ".bmp"), ("PPM", "L", ".pgm"), ("PPM", "RGB", ".ppm"), ("PPM", "I;16", ".pgm")]
 
 
 def _check_image(data: bytes, suffix: str) -> None:
@@ -55,7 +55,7 @@ def _check_image(data: bytes, suffix: str) -> None:
 
 
 @FUZZ
-@given(data=st.binary(max_size=2048), suffix=st.sampled_from([".png", ".jpg", ".tif", ".bmp"]))
+@given(data=st.binary(max_size=2048), suffix=st.sampled_from([".png", ".jpg", ".tif", ".bmp", ".pgm", ".ppm"]))
 def test_random_bytes_are_rejected_in_one_line(data, suffix):
     _check_image(data, suffix)
 

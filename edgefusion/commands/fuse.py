@@ -1,4 +1,4 @@
-"""``edgefusion fuse``: fuse one IR/visible pair, or every pair of two folders, into PNG/JPEG files.
+"""``edgefusion fuse``: fuse one IR/visible pair, or every pair of two folders, into image files (PNG, JPEG, TIFF, BMP, PGM/PPM).
 
 Inputs are two files (output: one image file) or two folders paired by stem
 (output: a folder receiving ``<name>.png``). Everything that can be checked

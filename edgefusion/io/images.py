@@ -1,4 +1,4 @@
-"""Reading and writing image files (PNG, JPEG, TIFF, BMP) with Pillow.
+"""Reading and writing image files (PNG, JPEG, TIFF, BMP, binary PGM/PPM) with Pillow.
 
 :func:`read_image` returns the file's pixels unchanged in type: uint8 for 8-bit
 files, uint16 for 16-bit files (radiometric thermal), shape (H, W) for gray or
@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -64,7 +64,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array atomically; format from the suffix."""
+    """Write a uint8 (H, W) or (H, W, 3) array atomically; format from the suffix (``.pgm``: gray only,
+    ``.ppm``: color only, binary P5 / P6 as the C runtime's ``fuse_frames`` reads and writes)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"unsupported output image type {path.suffix!r} for {path}; use one of {', '.join(IMAGE_SUFFIXES)}")
@@ -73,5 +74,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"write_image expects uint8 pixels, got {image.dtype}")
+    netpbm = {".pgm": 2, ".ppm": 3}.get(path.suffix.lower())
+    if netpbm and image.ndim != netpbm:
+        kind = "gray" if image.ndim == 2 else "color"
+        raise UserError(f"cannot write a {kind} image as {path.suffix} ({path}); use {'.ppm' if image.ndim == 3 else '.pgm'}")
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
