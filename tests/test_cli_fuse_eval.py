@@ -127,16 +127,18 @@ def _netpbm(path):
 
 
 def test_fuse_writes_binary_pgm_and_ppm(capsys, dataset, tmp_path):
-    """Netpbm output (what the C runtime's fuse_frames reads and writes): the same pixels as the PNG output."""
+    """Netpbm output as the C runtime's fuse_frames writes it (P5 for gray, P6 for color, whichever suffix): the
+    same pixels as the PNG output."""
     ir, vis = dataset / "ir" / "tno_07.png", dataset / "vi" / "tno_07.png"
     color = _save(tmp_path / "vis-color.png", np.stack([read_image(vis)] * 3, -1) // np.array([1, 2, 3], np.uint8))
-    for vis_path, suffix in ((vis, ".pgm"), (color, ".ppm")):
-        png, netpbm = tmp_path / f"fused{suffix}.png", tmp_path / f"fused{suffix}"
-        for out in (png, netpbm):
-            assert run(capsys, "fuse", "--ir", ir, "--vis", vis_path, "-o", out, "--method", "max")[0] == 0
-        np.testing.assert_array_equal(_netpbm(netpbm), read_image(png))
-    assert_user_error(capsys, ["fuse", "--ir", ir, "--vis", color, "-o", tmp_path / "color.pgm", "--method", "max"], "color", ".ppm")
-    assert not (tmp_path / "color.pgm").exists()
+    for vis_path, channels in ((vis, 1), (color, 3)):
+        png = tmp_path / f"fused{channels}.png"
+        assert run(capsys, "fuse", "--ir", ir, "--vis", vis_path, "-o", png, "--method", "max")[0] == 0
+        for suffix in (".pgm", ".ppm"):
+            netpbm = tmp_path / f"fused{channels}{suffix}"
+            assert run(capsys, "fuse", "--ir", ir, "--vis", vis_path, "-o", netpbm, "--method", "max")[0] == 0
+            assert netpbm.read_bytes()[:2] == (b"P5" if channels == 1 else b"P6")
+            np.testing.assert_array_equal(_netpbm(netpbm), read_image(png))
 
 
 # --- eval ---------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array atomically; format from the suffix (``.pgm``: gray only,
-    ``.ppm``: color only, binary P5 / P6 as the C runtime's ``fuse_frames`` reads and writes)."""
+    """Write a uint8 (H, W) or (H, W, 3) array atomically; format from the suffix (``.pgm`` / ``.ppm``: binary
+    P5 for gray, P6 for color pixels whichever of the two suffixes, as the C runtime's ``fuse_frames`` writes)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"unsupported output image type {path.suffix!r} for {path}; use one of {', '.join(IMAGE_SUFFIXES)}")
@@ -74,9 +74,5 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"write_image expects uint8 pixels, got {image.dtype}")
-    netpbm = {".pgm": 2, ".ppm": 3}.get(path.suffix.lower())
-    if netpbm and image.ndim != netpbm:
-        kind = "gray" if image.ndim == 2 else "color"
-        raise UserError(f"cannot write a {kind} image as {path.suffix} ({path}); use {'.ppm' if image.ndim == 3 else '.pgm'}")
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
