@@ -34,11 +34,11 @@ import numpy as np
 
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.compose import BandWorkers
+from edgefusion.runtime.frame_stats import N_STATS
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
 BASE_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")  # ISO C99, no FMA contraction: the same bytes on every target
 GRAY, RGB, BGR = 1, 3, 4
-N_STATS = 6
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}

@@ -31,6 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from edgefusion.errors import UserError
+from edgefusion.runtime.frame_stats import N_STATS
 from edgefusion.runtime.stats_encoding import stats_scale
 
 log = logging.getLogger("edgefusion.runtime")
@@ -40,7 +41,6 @@ IO_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}
 INPUT_NAMES = ("ir", "vis")
 #: Inputs of a v2 (frame-context) model: the planes plus the (1, 6) frame statistics.
 STATS_INPUTS = ("ir", "vis", "stats")
-N_STATS = 6
 
 
 @dataclass(frozen=True)
