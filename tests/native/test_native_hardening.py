@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from native_build import (ASAN_ENV, CORE, DRIVERS, FUZZ_HARNESSES, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, cc, driver_json, fuzz_corpus_runner,
+from native_build import (ASAN_ENV, CORE, FUZZ_HARNESSES, NATIVE, SAMPLE_NAMES, SANITIZE, cc, driver_json, fuzz_corpus_runner,
                           fuzz_inputs, openvino_flags, require_sanitizers, run)
 
 
@@ -51,18 +51,17 @@ def test_ubsan_openvino_example(work, ov_bundles, pairs, tmp_path):
 
 
 @pytest.mark.parametrize("frame_threads", [0, 3])
-def test_valgrind_memcheck_clean(work, fake_bundles, pairs, tmp_path, frame_threads):
+def test_valgrind_memcheck_clean(trivial, fake_bundles, pairs, tmp_path, frame_threads):
     """memcheck on the caller's thread only and with 3 frame threads (the pool's workers included)."""
     if not shutil.which("valgrind"):
         pytest.skip("valgrind not found")
-    exe = cc(work / "trivial_plain", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
     memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
     ir_path, vis_path = pairs["odd13x9"]
     cases = [["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2]]
     if not frame_threads:
         cases.append(["--bad-args", fake_bundles["v1"]])
     for args in cases:
-        done = run(memcheck + [exe, "--frame-threads", frame_threads, *args])
+        done = run(memcheck + [trivial, "--frame-threads", frame_threads, *args])
         assert done.returncode == 0, done.stderr
 
 

@@ -420,7 +420,7 @@ def test_shipped_student_x86_int8_bundle(fuse_frames, pairs, work, numpy_runtime
 
 
 class _Options(ctypes.Structure):
-    _fields_ = [("backend", ctypes.c_void_p), ("device", ctypes.c_char_p), ("threads", ctypes.c_int)]
+    _fields_ = [("backend", ctypes.c_void_p), ("device", ctypes.c_char_p), ("threads", ctypes.c_int), ("frame_threads", ctypes.c_int)]
 
 
 @pytest.fixture(scope="session")
