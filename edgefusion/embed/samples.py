@@ -29,18 +29,18 @@ def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[i
 
     Returns the number of expected results written and, when none were, why ("" otherwise).
     """
-    import numpy as np
-    from PIL import Image
+    from edgefusion.io.images import read_image, write_image
+    from edgefusion.io.pairs import find_pairs
 
     samples = folder / "samples"
     (samples / "expected").mkdir(parents=True)
     shutil.copyfile(SAMPLES / "README.md", samples / "README.md")
     pairs = {}
-    for ir_file in sorted((SAMPLES / "ir").glob("*.png")):
-        ir, vis = (np.asarray(Image.open(SAMPLES / role / ir_file.name)) for role in ("ir", "vi"))
+    for pair in find_pairs(SAMPLES):
+        ir, vis = read_image(pair.ir), read_image(pair.vis)
         for role, image in (("ir", ir), ("vis", vis)):
-            Image.fromarray(image).save(samples / f"{ir_file.stem}-{role}{_suffix(image)}", format="PPM")
-        pairs[ir_file.stem] = (ir, vis)
+            write_image(samples / f"{pair.name}-{role}{_suffix(image)}", image)
+        pairs[pair.name] = (ir, vis)
     if backend not in BUILTIN_C_BACKENDS:
         return 0, f"the C runtime has no built-in {backend} backend: pass your own ef_backend (see include/edgefusion.h)"
     from edgefusion.runtime import Fuser
@@ -51,7 +51,7 @@ def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[i
         return 0, f"the Python runtime cannot run the bundle here, so there are no expected results ({exc})"
     for name, (ir, vis) in pairs.items():
         fused = fuser.fuse(ir, vis)
-        Image.fromarray(fused).save(samples / "expected" / f"{name}{_suffix(fused)}", format="PPM")
+        write_image(samples / "expected" / f"{name}{_suffix(fused)}", fused)
     return len(pairs), ""
 
 
