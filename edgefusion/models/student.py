@@ -70,6 +70,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgefusion.runtime.compose import PHASES
+
 #: Student sizes: (c1 = width at 1/4 resolution, c2 = width at 1/8 resolution).
 SIZES: dict[str, tuple[int, int]] = {"s": (8, 16), "m": (16, 32)}
 
@@ -77,9 +79,6 @@ SIZES: dict[str, tuple[int, int]] = {"s": (8, 16), "m": (16, 32)}
 N_MAPS = 4
 #: Low-res rows per strip of the eager no-grad composition (64 frame rows: a 1080p strip's planes stay in L2).
 STRIP_ROWS = 16
-#: Upsampling phase ``p`` of output row/column ``4j + p``: (offset into the edge-padded low-res axis,
-#: weight of the next sample); it blends padded samples ``o`` and ``o + 1`` (= unpadded ``j - 1 + o``, ``j + o``).
-PHASES = ((0, 0.625), (0, 0.875), (1, 0.125), (1, 0.375))
 
 
 _EXPORT_GRAPH: ContextVar[bool] = ContextVar("edgefusion_export_graph", default=False)

@@ -23,9 +23,10 @@ import numpy as np
 
 N_MAPS = 4
 SCALE = 4
-#: For each of the 4 phases: (offset into the edge-padded low-res axis, weight of the next sample).
-#: Phase p blends samples ``o`` and ``o + 1`` as ``v[o] + w * (v[o + 1] - v[o])``.
-_PHASES = ((0, 0.625), (0, 0.875), (1, 0.125), (1, 0.375))
+#: Upsampling phase ``p`` of output row/column ``4j + p``: (offset into the edge-padded low-res axis,
+#: weight of the next sample); it blends padded samples ``o`` and ``o + 1`` (= unpadded ``j - 1 + o``, ``j + o``)
+#: as ``v[o] + w * (v[o + 1] - v[o])``. Shared with the PyTorch student (:mod:`edgefusion.models.student`).
+PHASES = ((0, 0.625), (0, 0.875), (1, 0.125), (1, 0.375))
 
 
 class _Scratch:
@@ -105,7 +106,7 @@ class Composer(BandWorkers):
             np.subtract(wide[:, 1:], wide[:, :-1], out=dy)
             a, t, d = scratch.a[:, : n * SCALE], scratch.t[: n * SCALE], scratch.d[: n * SCALE]
             a4 = a.reshape(N_MAPS, n, SCALE, -1)
-            for p, (o, weight) in enumerate(_PHASES):
+            for p, (o, weight) in enumerate(PHASES):
                 np.multiply(dy[:, o : o + n], np.float32(weight), out=a4[:, :, p])
                 np.add(a4[:, :, p], wide[:, o : o + n], out=a4[:, :, p])
             rows = slice(j0 * SCALE, j1 * SCALE)
@@ -135,6 +136,6 @@ class Composer(BandWorkers):
         rows = slice(j0, j1 + 2)
         p, dx = self._padded[:, rows], self._dx[:, rows]
         wide4 = wide.reshape(N_MAPS, j1 - j0 + 2, self.w, SCALE)
-        for q, (o, weight) in enumerate(_PHASES):
+        for q, (o, weight) in enumerate(PHASES):
             np.multiply(dx[:, :, o : o + self.w], np.float32(weight), out=wide4[..., q])
             wide4[..., q] += p[:, :, o : o + self.w]
