@@ -38,23 +38,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cold import cycle, floors, median_ms, rotating, sets_for
+from edgefusion.runtime import native
+
+from cold import IO_BYTES_PER_PIXEL, cycle, floors, median_ms, rotating, sets_for
 
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "edgefusion" / "native"
 DRIVER = ROOT / "tests" / "native" / "trivial_backend.c"
-#: Bytes of the caller's buffers per 1080p frame: uint8 IR, RGB visible, RGB output.
-IO_1080P = 7 * 1920 * 1080
 
 
-def _cflags() -> list[str]:
-    """-std=c99 -O3 plus the architecture flags the Python loader uses here (x86-64-v3 with AVX2, else v2)."""
-    from edgefusion.runtime import native
-
-    return ["-std=c99", "-O3", "-ffp-contract=off", *[f for f in native._flags() if f not in native.BASE_FLAGS]]
-
-
-CFLAGS = _cflags()
+#: The loader's flags for a program here: ISO C99, -O3, no FMA contraction, the CPU's instruction set.
+CFLAGS = [*native.PROGRAM_FLAGS, *native.target_flags()]
 
 
 def sh(cmd, **kw) -> str:
@@ -68,7 +62,7 @@ def build(work: Path) -> tuple[Path, Path]:
     import openvino
 
     ov = Path(openvino.__file__).parent
-    sh(["cmake", "-S", NATIVE, "-B", work / "build", f"-DEF_OPENVINO_ROOT={ov}", f"-DCMAKE_C_FLAGS={' '.join(CFLAGS[2:])}"])
+    sh(["cmake", "-S", NATIVE, "-B", work / "build", f"-DEF_OPENVINO_ROOT={ov}", f"-DCMAKE_C_FLAGS={' '.join(native.target_flags())}"])
     sh(["cmake", "--build", work / "build", "-j2"])
     sources = [*sorted((NATIVE / "runtime").glob("ef_*.c")), NATIVE / "src" / "ef_kernels.c", NATIVE / "examples" / "pnm.c", DRIVER]
     sources = [s for s in sources if s.name != "ef_backend_openvino.c"]
@@ -144,7 +138,7 @@ def main() -> None:
         result = {"load_before": os.getloadavg(), "floor_ms": floor["hot"], "floor_ms_cold": floor["cold"], "cflags": " ".join(CFLAGS)}
         result["frame_path_threads"] = os.cpu_count() or 1
         for prefix, frame_threads in (("frame_path", 1), ("frame_path_threads", result["frame_path_threads"])):
-            for suffix, frames in (("", 1), ("_cold", sets_for(IO_1080P))):
+            for suffix, frames in (("", 1), ("_cold", sets_for(IO_BYTES_PER_PIXEL * 1920 * 1080))):
                 path = json.loads(sh([trivial, "--frame-threads", frame_threads, "--bench", fake, "1920x1080", args.runs, frames]))
                 result[prefix + "_ms" + suffix] = path["frame_path_median_ms"]
                 result[prefix + "_min_ms" + suffix] = path["frame_path_min_ms"]
@@ -153,7 +147,7 @@ def main() -> None:
                                      ("c_1080p", "1920x1080", []), ("c_480p_1t", "640x480", ["--threads", "1"]),
                                      ("c_480p_ft1", "640x480", ["--frame-threads", "1"]), ("c_480p", "640x480", [])):
             w, h = map(int, size.split("x"))
-            for suffix, frames in (("", 1), ("_cold", sets_for(7 * w * h))):
+            for suffix, frames in (("", 1), ("_cold", sets_for(IO_BYTES_PER_PIXEL * w * h))):
                 stats = json.loads(sh([fuse_frames, "--model", bundle, "--size", size, "--bench", args.runs, "--frames", frames,
                                        *threads]))["sizes"][0]
                 result[label + suffix] = {k: stats[k] for k in ("median_ms", "min_ms", "fps", "model_ms", "compose_ms", "overhead_ms",

@@ -47,7 +47,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from cold import cycle, floors, ratios, rotating, sets_for  # the same protocols and floor as the runtime benchmark
+from cold import IO_BYTES_PER_PIXEL, cycle, floors, median_ms, ratios, rotating, sets_for  # the same protocols and floor as the runtime benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "native_frame_path.c"
@@ -59,15 +59,11 @@ def build_driver(out: Path) -> tuple[Path, list[str]]:
     from edgefusion.runtime import native
 
     compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
-    flags = [f for f in native._flags() if f not in ("-fPIC", "-shared")]
+    flags = [*native.PROGRAM_FLAGS, *native.target_flags()]
     sources = [str(DRIVER), *map(str, sorted(native.SOURCES.glob("*.c")))]
     cmd = [compiler, *flags, "-g", f"-I{native.SOURCES}", *sources, "-lm", "-o", str(out)]
     subprocess.run(cmd, check=True)
     return out, flags
-
-
-#: Bytes of the caller's buffers per pixel: uint8 IR, RGB visible, RGB output.
-IO_BYTES_PER_PIXEL = 7
 
 
 def c_frame_path(driver: Path, width: int, height: int, runs: int, frames: int = 1) -> dict:
@@ -128,14 +124,9 @@ def fuser_rows(bundle: Path, sizes, runs: int, floor: dict, threads: int) -> lis
                 if i >= 3:
                     totals.append((time.perf_counter() - start) * 1e3)
                     backend.append(fuser.timings["backend_ms"])
-            next_pair, cold_totals = cycle(pairs), []
-            for i in range(runs + len(pairs)):  # one warm-up round through the sets
-                pair = next_pair()
-                start = time.perf_counter()
-                fuser.fuse(*pair)
-                if i >= len(pairs):
-                    cold_totals.append((time.perf_counter() - start) * 1e3)
-            total, net, total_cold = float(np.median(totals)), float(np.median(backend)), float(np.median(cold_totals))
+            next_pair = cycle(pairs)
+            total_cold = median_ms(lambda: fuser.fuse(*next_pair()), runs, warmup=len(pairs))  # one warm-up round
+            total, net = float(np.median(totals)), float(np.median(backend))
             stream_fps = None
             if mode == "C kernels":  # the pipelined video path: frames per second over the whole sequence
                 start = time.perf_counter()

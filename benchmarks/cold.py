@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+#: Bytes of the caller's buffers per pixel of the frame path: uint8 IR, RGB visible, RGB output.
+IO_BYTES_PER_PIXEL = 7
 #: Last-level cache assumed when neither sysfs nor sysconf says (this project's build CPU).
 FALLBACK_L3 = 32 * 2**20
 

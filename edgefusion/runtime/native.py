@@ -37,7 +37,9 @@ from edgefusion.runtime.compose import BandWorkers
 from edgefusion.runtime.frame_stats import N_STATS
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
-BASE_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")  # ISO C99, no FMA contraction: the same bytes on every target
+#: Flags of any program built from the kernels: ISO C99, no FMA contraction (the same bytes on every target).
+PROGRAM_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off")
+BASE_FLAGS = (*PROGRAM_FLAGS, "-fPIC", "-shared")
 GRAY, RGB, BGR = 1, 3, 4
 
 _lock = threading.Lock()
@@ -64,7 +66,12 @@ X86_64_V3 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "a
 
 
 def _flags() -> list[str]:
-    flags = list(BASE_FLAGS)
+    return [*BASE_FLAGS, *target_flags()]
+
+
+def target_flags() -> list[str]:
+    """The instruction-set flags for this CPU (x86-64-v3 with AVX2, else v2 on x86) plus ``EDGEFUSION_NATIVE_CFLAGS``."""
+    flags = []
     if platform.machine().lower() in ("x86_64", "amd64"):
         cpu = _cpu_flags()
         if X86_64_V3 <= cpu:

@@ -139,7 +139,7 @@ def test_aarch64_python_loader_flags_write_the_x86_bytes(host_build, aarch64_bui
     """The Python runtime's kernels on aarch64 are built with native.BASE_FLAGS alone (no -march): the same bytes as well."""
     from edgefusion.runtime import native
 
-    flags = [f for f in native.BASE_FLAGS if f not in ("-fPIC", "-shared")]
+    flags = native.PROGRAM_FLAGS
     exe = cc(work / "kernels_check_loader_aarch64", [KERNELS_CHECK, NATIVE / "src" / "ef_kernels.c"], *flags, compiler_path=aarch64_build.compiler)
     done = aarch64_build.run(exe)
     assert done.returncode == 0 and done.stdout.splitlines() == host_build.kernel_hashes(), done.stderr
