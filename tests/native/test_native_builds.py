@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from native_build import (DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, driver_json, fuzz_corpus_runner, fuzz_inputs,
+from native_build import (DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, compiler, driver_json, fuzz_corpus_runner, fuzz_inputs,
                           require_sanitizers, run, write_pnm)
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
@@ -30,7 +30,6 @@ SYSROOT = Path("/usr/aarch64-linux-gnu")
 INSTALL = "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 KERNELS_CHECK = DRIVERS.parent / "native_kernels_check.c"
 TOOLCHAIN = f"-DCMAKE_TOOLCHAIN_FILE={NATIVE / 'cmake' / 'aarch64-linux-gnu.cmake'}"
-X86_64_V3 = ("avx2", "fma", "bmi2", "f16c", "movbe")
 
 
 class Build:
@@ -63,26 +62,19 @@ class Build:
         return out.read_bytes(), {key: report[key] for key in ("stats", "stats_scale", "bgr_difference")}
 
 
-def _host_compiler() -> str:
-    found = shutil.which("cc") or shutil.which("gcc")
-    if not found:
-        pytest.skip("no C compiler")
-    return found
-
-
 @pytest.fixture(scope="session")
 def host_build(work):
     """The reference: host compiler, CMake defaults (no -march)."""
-    return Build(work / "cmake-host", _host_compiler(), [], [])
+    return Build(work / "cmake-host", compiler(), [], [])
 
 
 @pytest.fixture(scope="session")
 def x86_64_v3_build(work):
     from edgefusion.runtime import native
 
-    if platform.machine().lower() not in ("x86_64", "amd64") or not set(X86_64_V3) <= native._cpu_flags():
+    if platform.machine().lower() not in ("x86_64", "amd64") or not native.X86_64_V3 <= native._cpu_flags():
         pytest.skip("this CPU cannot run x86-64-v3 (AVX2, FMA) code")
-    return Build(work / "cmake-x86-64-v3", _host_compiler(), [], ["-DCMAKE_C_FLAGS=-march=x86-64-v3"])
+    return Build(work / "cmake-x86-64-v3", compiler(), [], ["-DCMAKE_C_FLAGS=-march=x86-64-v3"])
 
 
 @pytest.fixture(scope="session")
