@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, DRIVERS, NATIVE, SAMPLE_NAMES, SANITIZE, WRAP, analyze_model, cc, fusing_model,
+from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, NATIVE, SAMPLE_NAMES, SANITIZE, TRIVIAL, WRAP, analyze_model, cc, fusing_model,
                           openvino_flags, openvino_root, require_sanitizers, write_pnm)
 
 from edgefusion.resources import SAMPLES
@@ -34,14 +34,14 @@ def reader_lib(work):
 @pytest.fixture(scope="session")
 def trivial(work):
     """The runtime with the trivial C backend of tests/native/trivial_backend.c (no inference engine)."""
-    return cc(work / "trivial_backend", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", WRAP)
+    return cc(work / "trivial_backend", TRIVIAL, "-O1", "-g", WRAP)
 
 
 @pytest.fixture(scope="session")
 def trivial_asan(work):
     """trivial_backend under AddressSanitizer + UndefinedBehaviorSanitizer (skips without libasan/libubsan)."""
     require_sanitizers(work)
-    return cc(work / "trivial_asan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE, WRAP)
+    return cc(work / "trivial_asan", TRIVIAL, "-O1", "-g", *SANITIZE, WRAP)
 
 
 @pytest.fixture(scope="session")

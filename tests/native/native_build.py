@@ -25,6 +25,8 @@ RUNTIME = sorted((NATIVE / "runtime").glob("ef_*.c"))
 CORE = [p for p in RUNTIME if p.name != "ef_backend_openvino.c"] + [NATIVE / "src" / "ef_kernels.c"]
 INCLUDES = [f"-I{NATIVE / d}" for d in ("include", "src", "runtime", "examples")]
 WRAP = "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc"
+#: Sources of trivial_backend.c (the runtime with a trivial C backend, no inference engine).
+TRIVIAL = [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"]
 SAMPLE_NAMES = sorted(p.stem for p in (SAMPLES / "ir").glob("*.png"))
 BASE_MANIFEST = {
     "schema": 1, "edgefusion_version": "0.2.0", "backend": "openvino", "target": "x86", "precision": "fp32",
@@ -89,14 +91,17 @@ def openvino_flags() -> list[str]:
             f"-Wl,-rpath,{root / 'libs'}"]
 
 
-def require_sanitizers(work: Path, compiler_path: str | None = None) -> None:
-    """Skip when the compiler (default: the system's) cannot link -fsanitize=address,undefined programs (no libasan/libubsan)."""
+def require_sanitizers(work: Path, compiler_path: str | None = None, flags: tuple[str, ...] = SANITIZE, run_probe: bool = False) -> None:
+    """Skip when the compiler (default: the system's) cannot link programs with the sanitizer ``flags`` (default
+    -fsanitize=address,undefined: no libasan/libubsan), or, with ``run_probe``, when such a program cannot run."""
     probe = work / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
-    done = subprocess.run([compiler_path or compiler(), *SANITIZE, str(probe), "-o", str(work / "probe")], capture_output=True, text=True,
-                          timeout=120)
+    exe = work / "probe"
+    done = subprocess.run([compiler_path or compiler(), *flags, str(probe), "-o", str(exe)], capture_output=True, text=True, timeout=120)
     if done.returncode:
-        pytest.skip(f"the C compiler cannot build sanitized programs: {done.stderr.strip()[:200]}")
+        pytest.skip(f"the C compiler cannot build programs with {' '.join(flags)}: {done.stderr.strip()[:200]}")
+    if run_probe and subprocess.run([str(exe)], capture_output=True, timeout=60).returncode:
+        pytest.skip(f"programs built with {' '.join(flags)} cannot run here")
 
 
 def cc(out: Path, sources: list[Path], *flags: str, compiler_path: str | None = None) -> Path:

@@ -7,12 +7,11 @@ output bytes depend on the input pass, the statistics and the output pass of eve
 
 from __future__ import annotations
 
-import subprocess
 
 import numpy as np
 import pytest
 
-from native_build import (ASAN_ENV, CORE, DRIVERS, NATIVE, SANITIZE, WRAP, cc, compiler, driver_json, frame_stats_reference, read_image, run,
+from native_build import (ASAN_ENV, SANITIZE, TRIVIAL, WRAP, cc, driver_json, frame_stats_reference, read_image, require_sanitizers, run,
                           write_pnm)
 
 from edgefusion import preprocess
@@ -89,7 +88,7 @@ def test_bad_frame_thread_counts_are_refused(trivial, fake_bundles, pairs, tmp_p
 
 
 def test_build_without_threads_refuses_more_than_one(work, trivial, fake_bundles, pairs, tmp_path):
-    exe = cc(work / "trivial_no_threads", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-DEF_NO_THREADS",
+    exe = cc(work / "trivial_no_threads", TRIVIAL, "-O1", "-DEF_NO_THREADS",
              WRAP)
     ir_path, vis_path = pairs["rgb"]
     done = run([exe, "--frame-threads", 2, fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm"])
@@ -102,7 +101,7 @@ def test_build_without_threads_refuses_more_than_one(work, trivial, fake_bundles
 def test_thread_that_cannot_start_fails_open(work, trivial_asan, fake_bundles, pairs, tmp_path):
     """The 2nd worker's pthread_create fails: ef_open_dir returns EF_ERR_MEMORY with a message; the 1st worker is
     joined (no leak under ASan); opening again afterwards works."""
-    exe = cc(work / "trivial_fail_thread", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], "-O1", "-g", *SANITIZE,
+    exe = cc(work / "trivial_fail_thread", TRIVIAL, "-O1", "-g", *SANITIZE,
              "-DTRIVIAL_FAIL_THREAD=2", "-Wl,--wrap=pthread_create", WRAP)
     ir_path, vis_path = pairs["odd7x5"]
     done = run([exe, "--frame-threads", 3, fake_bundles["v1"], ir_path, vis_path, tmp_path / "o.pgm"], env=ASAN_ENV)
@@ -119,12 +118,8 @@ def test_threads_under_asan_ubsan(trivial_asan, fake_bundles, tmp_path, w, h, vi
 def test_threads_under_thread_sanitizer(work, fake_bundles, tmp_path):
     """No data race between the caller and the workers (gcc -fsanitize=thread; skips where TSan cannot run)."""
     flags = ("-O1", "-g", "-fsanitize=thread")
-    probe = work / "tsan_probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    built = subprocess.run([compiler(), *flags, str(probe), "-o", str(work / "tsan_probe")], capture_output=True, text=True, timeout=120)
-    if built.returncode or subprocess.run([str(work / "tsan_probe")], capture_output=True, timeout=60).returncode:
-        pytest.skip(f"ThreadSanitizer programs cannot be built or run here: {built.stderr.strip()[:200]}")
-    exe = cc(work / "trivial_tsan", [*CORE, NATIVE / "examples" / "pnm.c", DRIVERS / "trivial_backend.c"], *flags, WRAP)
+    require_sanitizers(work, flags=flags, run_probe=True)
+    exe = cc(work / "trivial_tsan", TRIVIAL, *flags, WRAP)
     env = {"TSAN_OPTIONS": "halt_on_error=1:exitcode=88"}
     for w, h, vis_kind, ir_bits in ((33, 17, "rgb", 16), (160, 120, "gray", 8)):
         ir_path, vis_path = frame_files(tmp_path, w, h, vis_kind, ir_bits)
