@@ -75,12 +75,18 @@ def _normalize(lib, image: np.ndarray, stretch: preprocess.ThermalStretch, out: 
         native.stretch_u16(lib, image, stretch.low, stretch.high, out)
 
 
+def _gray_if_equal(lib, vis: np.ndarray) -> np.ndarray:
+    """``vis``, or its one channel when it is a gray frame stored in color (three equal channels)."""
+    if vis.ndim == 3 and native.channels_identical(lib, vis):
+        return np.ascontiguousarray(vis[..., 0])
+    return vis
+
+
 def _planes(lib, ir, vis, stretch, ir_out, vis_out, cbcr_out=None) -> np.ndarray | None:
     """Write the model planes of a supported pair into ``ir_out``, ``vis_out`` (and CbCr into
     ``cbcr_out`` when given); returns the 8-bit color source, or None for a gray visible frame."""
     _normalize(lib, ir, stretch, ir_out)
-    if vis.ndim == 3 and native.channels_identical(lib, vis):
-        vis = np.ascontiguousarray(vis[..., 0])  # gray stored in a color file
+    vis = _gray_if_equal(lib, vis)
     if vis.ndim == 2:
         _normalize(lib, vis, stretch, vis_out)
         return None
@@ -171,8 +177,8 @@ class NativeFrame:
         if vis.dtype == np.uint8:  # one pass over the rows (16-bit IR: stretched into its plane first)
             if ir.dtype != np.uint8:
                 _normalize(self.lib, ir, stretch, ir_p[:h, :w])
-            self._color = vis if vis.ndim == 3 and not native.channels_identical(self.lib, vis) else None
-            source = vis if vis.ndim == 2 or self._color is not None else np.ascontiguousarray(vis[..., 0])
+            source = _gray_if_equal(self.lib, vis)
+            self._color = source if source.ndim == 3 else None
             stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats)
             return self.inputs, None if stats is None else stats[None]
         self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
