@@ -23,7 +23,6 @@ import numpy as np
 from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.runtime.frame import PlaneFuser, fuse_arrays
-from edgefusion.runtime.fuser import Fuser
 from edgefusion.io.atomic import staged_folder, write_text
 from edgefusion.io.images import read_image, write_image
 from edgefusion.io.pairs import Pair
@@ -52,13 +51,8 @@ def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fuse_pair(fuser: PlaneFuser, pair: Pair, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch) -> np.ndarray:
-    """Fused uint8 image of a decoded pair; input errors name the pair's files.
-
-    A bundle's :class:`Fuser` takes its own frame path (one-pass C, as firmware and ``bench``).
-    """
+    """Fused uint8 image of a decoded pair (:func:`fuse_arrays`); input errors name the pair's files."""
     with naming(pair):
-        if isinstance(fuser, Fuser):
-            return fuser.fuse(ir, vis, stretch)
         return fuse_arrays(fuser, ir, vis, stretch)
 
 

@@ -310,6 +310,22 @@ def test_fuse_and_open_fuser_via_frame_and_fusers_modules(max_bundle):
     np.testing.assert_array_equal(fuse_arrays(fuser, ir, vis), np.maximum(ir, vis))
 
 
+@needs_ort
+def test_fuse_arrays_hands_a_bundle_to_its_own_frame_path(max_bundle, monkeypatch):
+    """fuse_arrays of a bundle's Fuser runs Fuser.fuse (the path of firmware, bench, eval and demo) with the stretch."""
+    from edgefusion import preprocess
+    from edgefusion.runtime.frame import fuse_arrays
+
+    fuser = Fuser.open(max_bundle)
+    calls = []
+    real = Fuser.fuse
+    monkeypatch.setattr(Fuser, "fuse", lambda self, ir, vis, stretch=None: calls.append(stretch) or real(self, ir, vis, stretch))
+    ir = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    vis = ir[::-1].copy()
+    np.testing.assert_array_equal(fuse_arrays(fuser, ir, vis), np.maximum(ir, vis))
+    assert calls == [preprocess.DEFAULT_STRETCH]
+
+
 # ---------------------------------------------------------------- analyze-only bundles, numpy composition
 
 def _student(seed: int = 0):

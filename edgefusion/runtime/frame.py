@@ -39,8 +39,24 @@ def fuse_arrays(
     """Fuse raw pixel arrays (uint8/uint16, gray or RGB); returns a uint8 image.
 
     The result is gray when the visible input is gray, else RGB with the
-    visible image's chroma.
+    visible image's chroma. A fuser with its own whole-frame path (a bundle's
+    :class:`edgefusion.runtime.Fuser`: ``fuse(ir, vis, stretch)``, the one-pass C
+    path of firmware and ``bench``) takes it; any other fuser gets
+    :func:`fuse_planes_path`.
     """
+    whole_frame = getattr(fuser, "fuse", None)
+    if callable(whole_frame):
+        return whole_frame(ir, vis, stretch)
+    return fuse_planes_path(fuser, ir, vis, stretch)
+
+
+def fuse_planes_path(
+    fuser: PlaneFuser,
+    ir: np.ndarray,
+    vis: np.ndarray,
+    stretch: preprocess.ThermalStretch = preprocess.DEFAULT_STRETCH,
+) -> np.ndarray:
+    """The shared pre- and post-processing around ``fuser.fuse_planes`` (see :func:`fuse_arrays`)."""
     pair = prepare_pair(ir, vis, stretch)
     fused_y = fuser.fuse_planes(pair.ir, pair.vis_y)
     return finish(fused_y, pair.vis_cbcr)

@@ -56,7 +56,7 @@ from edgefusion.runtime.backends import Backend, open_backend
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.bundle import Bundle, load_bundle
 from edgefusion.runtime.compose import SCALE, Composer
-from edgefusion.runtime.frame import NativeFrame, fuse_arrays, native_frame
+from edgefusion.runtime.frame import NativeFrame, fuse_planes_path, native_frame
 from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.runtime.tiling import Tiler
 
@@ -144,7 +144,7 @@ class Fuser:
         stretch = stretch or self.stretch
         found = self._native(ir, vis)
         if found is None:
-            return fuse_arrays(self, ir, vis, stretch)
+            return fuse_planes_path(self, ir, vis, stretch)
         lib, ir, vis = found
         with self._lock:
             frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
