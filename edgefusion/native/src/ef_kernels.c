@@ -1044,10 +1044,10 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
 #if EF_AVX2
 /*
  * AVX2 twin of compose_pair + restore_from_source for 8 pixels at a time: the same float
- * operations in the same order (no FMA contraction; cvtps2dq rounds half to even like to_u8),
+ * operations in the same order (MADD as avx2_madd; cvtps2dq rounds half to even like round_u8),
  * so its bytes equal the portable path's. R and B of 8 interleaved source pixels come from two
  * 16-byte loads at bytes 0 and 8 (inside the 24 bytes of the 8 pixels) and one in-lane byte
- * shuffle each; the three output channels are packed with saturation (the clamp of to_u8),
+ * shuffle each; the three output channels are packed with saturation (the clamp of round_u8),
  * shuffled to R G B order and stored as 16 + 8 bytes. Returns the pixels done (a multiple of
  * 8); the caller finishes the row pair with the portable code.
  */
