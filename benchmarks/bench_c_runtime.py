@@ -38,6 +38,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgefusion.embed import openvino_c_root
+from edgefusion.errors import UserError
 from edgefusion.runtime import native
 
 from cold import IO_BYTES_PER_PIXEL, cycle, floors, median_ms, rotating, sets_for
@@ -59,9 +61,10 @@ def sh(cmd, **kw) -> str:
 
 
 def build(work: Path) -> tuple[Path, Path]:
-    import openvino
-
-    ov = Path(openvino.__file__).parent
+    try:
+        ov = openvino_c_root()
+    except UserError as exc:
+        sys.exit(f"bench_c_runtime: {exc}")
     sh(["cmake", "-S", NATIVE, "-B", work / "build", f"-DEF_OPENVINO_ROOT={ov}", f"-DCMAKE_C_FLAGS={' '.join(native.target_flags())}"])
     sh(["cmake", "--build", work / "build", "-j2"])
     sources = [*sorted((NATIVE / "runtime").glob("ef_*.c")), NATIVE / "src" / "ef_kernels.c", NATIVE / "examples" / "pnm.c", DRIVER]

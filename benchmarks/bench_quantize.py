@@ -27,10 +27,11 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from timing import interleaved_ms
 
 TARGETS = (("onnxruntime", "onnx"), ("openvino", "x86"), ("litert", "arm"))
 
@@ -45,18 +46,6 @@ def _runner(engine, output: str, frame):
         return lambda: engine.run(**inputs, out=out)
     composer = Composer(*frame.ir.shape[2:])
     return lambda: composer(frame.ir[0, 0], frame.vis[0, 0], engine.run_raw(**inputs)[0], out[0, 0])
-
-
-def _paired_times_ms(first, second, runs: int) -> tuple[list[float], list[float]]:
-    """Per-call ms of two callables, called alternately so that load changes on a shared CPU hit both alike."""
-    first(), second()  # warm-up
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(runs):
-        for fn, bucket in ((first, times[0]), (second, times[1])):
-            start = time.perf_counter()
-            fn()
-            bucket.append((time.perf_counter() - start) * 1000.0)
-    return times
 
 
 def _size_kib(files: dict[str, Path]) -> float:
@@ -116,9 +105,8 @@ def main() -> int:
                 }
                 psnr = min(psnr_db(r[0, 0], o[0, 0]) for r, o in zip(refs, pipeline.backend_outputs(int8, calib)))
                 runs = max(5, args.runs if shape[0] * shape[1] <= 640 * 480 else args.runs // 2)
-                fp32_t, int8_t = _paired_times_ms(
-                    _runner(engines["fp32"], fp32.output, calib[0]), _runner(engines["int8"], int8.output, calib[0]), runs
-                )
+                times = interleaved_ms({kind: _runner(engines[kind], c.output, calib[0]) for kind, c in (("fp32", fp32), ("int8", int8))}, runs)
+                fp32_t, int8_t = times["fp32"][0], times["int8"][0]
                 fp32_ms, int8_ms = statistics.median(fp32_t), statistics.median(int8_t)
                 rows.append((backend, compose, f"{shape[0]}x{shape[1]}", fp32_ms, int8_ms, min(fp32_t), min(int8_t), fp32_size,
                              _size_kib(int8.files), psnr, len(int8.quantization.get("int8_layers", []))))

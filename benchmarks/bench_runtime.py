@@ -77,11 +77,13 @@ def input_sets(size: tuple[int, int]) -> tuple[list, list]:
     """Cold-protocol sets of one frame size: raw (ir, vis) pairs and their prepared (ir, vis_y) planes."""
     from edgefusion import bench, preprocess
 
-    def planes(i: int) -> tuple[np.ndarray, np.ndarray]:
-        pair = preprocess.prepare_pair(*bench.synthetic_pair(*size, seed=i))
+    raw = rotating(lambda i: bench.synthetic_pair(*size, seed=i))
+
+    def planes(i: int) -> tuple[np.ndarray, np.ndarray]:  # i < len(raw): planes take more bytes, so fewer sets
+        pair = preprocess.prepare_pair(*raw[i])
         return pair.ir, pair.vis_y
 
-    return rotating(lambda i: bench.synthetic_pair(*size, seed=i)), rotating(planes)
+    return raw, rotating(planes)
 
 
 def existing_bundles(folder: Path, sizes) -> list[tuple[str, Path, tuple[int, int] | None]]:

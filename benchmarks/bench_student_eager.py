@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
+
+from timing import interleaved_ms
 
 
 def main() -> None:
@@ -48,15 +49,7 @@ def main() -> None:
             fuser.fuse_planes(ir, vis)
 
     cases = {"export-graph formulation (~ before)": as_exported, "eager fast paths": lambda: fuser.fuse_planes(ir, vis)}
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in cases}
-    for run in cases.values():
-        run()  # warm-up
-    for _ in range(args.runs):
-        for name, run in cases.items():
-            wall, cpu = time.perf_counter(), time.thread_time()
-            run()
-            times[name][0].append(1e3 * (time.perf_counter() - wall))
-            times[name][1].append(1e3 * (time.thread_time() - cpu))
+    times = interleaved_ms(cases, args.runs)
     print(f"| {args.shape}, {args.threads} thread(s), {args.runs} runs | wall median ms | wall min ms | CPU median ms | CPU min ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, (wall, cpu) in times.items():

@@ -2,7 +2,7 @@
 
 Conventions: images are (H, W) arrays in gray levels 0..255 (8-bit fused luma
 as float), ``s`` the student (or baseline) and ``t`` the teacher; the error is
-``e = s - t``; PSNR uses a 255 peak (:func:`edgefusion.metrics.psnr`). Low-pass
+``e = s - t``; PSNR uses a 255 peak (:func:`edgefusion.metrics.psnr_of_mse`). Low-pass
 is a Gaussian blur of standard deviation ``sigma`` pixels, truncated at
 4 sigma, reflected at the borders (``edgefusion._filters.gaussian_filter``).
 "What-if" images (teacher low-pass put in, a fitted tone curve applied) are
@@ -17,6 +17,7 @@ import numpy as np
 
 from edgefusion._filters import gaussian_filter
 from edgefusion.io.atomic import atomic_path
+from edgefusion.metrics import psnr_of_mse
 
 #: Low-pass scales (pixels) of the frequency split.
 SIGMAS = (2.0, 8.0, 32.0)
@@ -24,11 +25,6 @@ SIGMAS = (2.0, 8.0, 32.0)
 CONTRAST_EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, math.inf)
 #: Scale (pixels) of the local standard deviation and of the detail band.
 LOCAL_SIGMA = 2.0
-
-
-def psnr_of_mse(mse: float) -> float:
-    """PSNR in dB (peak 255) of a mean squared error; ``inf`` for 0."""
-    return math.inf if mse <= 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def lowpass(x: np.ndarray, sigma: float) -> np.ndarray:

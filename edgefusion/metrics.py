@@ -279,7 +279,11 @@ def psnr(x: np.ndarray, y: np.ndarray, data_range: float = 255.0) -> float:
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"PSNR needs equal shapes, got {x.shape} and {y.shape}")
-    mse = float(np.mean((x - y) ** 2))
+    return psnr_of_mse(float(np.mean((x - y) ** 2)), data_range)
+
+
+def psnr_of_mse(mse: float, data_range: float = 255.0) -> float:
+    """PSNR in dB of a mean squared error ``mse`` (in squared units of ``data_range``); ``inf`` for 0."""
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -31,8 +30,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _openvino_dir() -> str:
-    """The installed openvino Python package's folder (it carries the C API), else a placeholder."""
-    import importlib.util
+    """The openvino package's folder with the C API (:func:`edgefusion.embed.openvino_c_root`), else a placeholder."""
+    from edgefusion.embed import openvino_c_root
+    from edgefusion.errors import UserError
 
-    spec = importlib.util.find_spec("openvino")
-    return str(Path(spec.origin).parent) if spec and spec.origin else "OPENVINO_DIR"
+    try:
+        return str(openvino_c_root())
+    except UserError:
+        return "OPENVINO_DIR"

@@ -56,7 +56,7 @@ def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tu
                 shutil.copyfile(src, stage / name)
         for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
             (stage / name).write_bytes(data)
-        checked, why_not = write_sample_check(stage, Path(bundle_path), bundle.manifest["backend"])
+        checked, why_not = write_sample_check(stage, bundle)
         os.chmod(stage, 0o755)
         replace_folder(stage, out)
     finally:

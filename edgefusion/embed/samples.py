@@ -19,13 +19,14 @@ from pathlib import Path
 
 from edgefusion.errors import UserError
 from edgefusion.resources import SAMPLES
+from edgefusion.runtime.bundle import Bundle
 
 #: Bundle backends the C runtime runs without a custom ef_backend (and so the sample check can run).
 BUILTIN_C_BACKENDS = ("openvino",)
 
 
-def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[int, str]:
-    """Write ``folder``/samples for the bundle at ``bundle_path``.
+def write_sample_check(folder: Path, bundle: Bundle) -> tuple[int, str]:
+    """Write ``folder``/samples for ``bundle`` (loaded and verified by the caller).
 
     Returns the number of expected results written and, when none were, why ("" otherwise).
     """
@@ -41,12 +42,12 @@ def write_sample_check(folder: Path, bundle_path: Path, backend: str) -> tuple[i
         for role, image in (("ir", ir), ("vis", vis)):
             write_image(samples / f"{pair.name}-{role}{_suffix(image)}", image)
         pairs[pair.name] = (ir, vis)
-    if backend not in BUILTIN_C_BACKENDS:
-        return 0, f"the C runtime has no built-in {backend} backend: pass your own ef_backend (see include/edgefusion.h)"
+    if bundle.backend not in BUILTIN_C_BACKENDS:
+        return 0, f"the C runtime has no built-in {bundle.backend} backend: pass your own ef_backend (see include/edgefusion.h)"
     from edgefusion.runtime import Fuser
 
     try:
-        fuser = Fuser.open(bundle_path)
+        fuser = Fuser.from_bundle(bundle)
     except UserError as exc:
         return 0, f"the Python runtime cannot run the bundle here, so there are no expected results ({exc})"
     for name, (ir, vis) in pairs.items():

@@ -113,7 +113,18 @@ class Fuser:
         overlap: int = DEFAULT_OVERLAP,
     ) -> Fuser:
         """Load and verify a bundle (folder or .zip) and its model; logs the provider/device in use."""
-        bundle = load_bundle(path)
+        return cls.from_bundle(load_bundle(path), threads=threads, device=device, tile=tile, overlap=overlap)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: Bundle,
+        threads: int | None = None,
+        device: str | None = None,
+        tile: tuple[int, int] | None = None,
+        overlap: int = DEFAULT_OVERLAP,
+    ) -> Fuser:
+        """:meth:`open` for a bundle already loaded and verified by :func:`load_bundle` (not hashed again)."""
         m = bundle.manifest
         output = "maps" if _compose_in_runtime(m, bundle.source) else "fused"
         backend = open_backend(
@@ -128,7 +139,7 @@ class Fuser:
             threads=threads,
             device=device,
         )
-        log.info("bundle %s: %s %s via %s", path, m["backend"], m["precision"], backend.provider)
+        log.info("bundle %s: %s %s via %s", bundle.source, m["backend"], m["precision"], backend.provider)
         return cls(bundle, backend, tile=tile, overlap=overlap, threads=threads)
 
     @property

@@ -17,6 +17,8 @@ import pytest
 from PIL import Image
 
 import edgefusion
+from edgefusion.embed import openvino_c_root
+from edgefusion.errors import UserError
 from edgefusion.resources import SAMPLES
 
 NATIVE = Path(edgefusion.__file__).resolve().parent / "native"
@@ -75,13 +77,9 @@ def compiler() -> str:
 def openvino_root() -> Path:
     """The openvino pip package folder with the C API headers and libopenvino_c; skips when absent."""
     try:
-        import openvino
-    except ImportError:
-        pytest.skip("openvino is not installed")
-    root = Path(openvino.__file__).resolve().parent
-    if not (root / "include" / "openvino" / "c" / "openvino.h").is_file() or not list((root / "libs").glob("libopenvino_c.so*")):
-        pytest.skip(f"openvino at {root} lacks its C API (include/openvino/c, libs/libopenvino_c.so)")
-    return root
+        return openvino_c_root()
+    except UserError as exc:
+        pytest.skip(str(exc))
 
 
 def openvino_flags() -> list[str]:
