@@ -42,6 +42,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,34 +50,50 @@ import numpy as np
 METRICS = ("EN", "SD", "SF", "AG")
 
 
-def frames(teacher_path: Path, student_paths: list[Path], folder: Path, limit: int = 0):
-    """Yield ``(name, ir, vis, teacher8, [student8, ...])`` per pair of ``folder``: prepared planes in [0, 1],
-    fused luma rounded to 8 bits (0..255 float); the teacher's from the target cache."""
-    from edgefusion.io.digest import sha256_file
-    from edgefusion.models.checkpoint import TorchFuser, load_model
+@dataclass
+class Models:
+    """The LD-Lite teacher (a TorchFuser named "ld-lite"), its checkpoint's SHA-256 (the target cache's key) and
+    the students (TorchFusers named after their files), each loaded once."""
+
+    teacher: object
+    digest: str
+    students: list
+
+    @classmethod
+    def load(cls, teacher_path: Path, student_paths: list[Path]) -> "Models":
+        from edgefusion.io.digest import sha256_file
+        from edgefusion.models.checkpoint import TorchFuser, load_model
+
+        return cls(TorchFuser(load_model(teacher_path)[0], "ld-lite"), sha256_file(teacher_path), [TorchFuser.load(p) for p in student_paths])
+
+
+def pair_set(folder: Path):
+    """The pairs of ``folder`` (:class:`edgefusion.training.dataset.PairCrops`: prepared planes, kept once read)."""
     from edgefusion.training.dataset import PairCrops
     from edgefusion.training.recipe import DataConfig
+
+    return PairCrops(folder, DataConfig())
+
+
+def frames(models: Models, pairs, limit: int = 0):
+    """Yield ``(name, ir, vis, teacher8, [student8, ...])`` per pair of ``pairs`` (the first ``limit``): prepared
+    planes in [0, 1], fused luma rounded to 8 bits (0..255 float); the teacher's from the target cache."""
     from edgefusion.training.target_cache import FrameAug, TargetCache, cache_root
 
-    teacher, _ = load_model(teacher_path)
-    pairs = PairCrops(folder, DataConfig())
-    if limit:
-        pairs.pairs = pairs.pairs[:limit]
-    cache = TargetCache(cache_root(), pairs, teacher, sha256_file(teacher_path))
-    students = [TorchFuser.load(path) for path in student_paths]
-    for i in range(len(pairs)):
+    cache = TargetCache(cache_root(), pairs, models.teacher.model, models.digest)
+    for i in range(min(limit, len(pairs)) if limit else len(pairs)):
         ir, vis = pairs.planes(i)
         t8 = np.rint(cache.target(i, FrameAug()) * 255.0)
-        yield pairs.pairs[i].name, ir, vis, t8, [np.rint(student.fuse_planes(ir, vis) * 255.0) for student in students]
+        yield pairs.pairs[i].name, ir, vis, t8, [np.rint(student.fuse_planes(ir, vis) * 255.0) for student in models.students]
 
 
-def quality(teacher_path: Path, student_path: Path, folder: Path, limit: int = 0) -> dict:
+def quality(models: Models, folder: Path, limit: int = 0) -> dict:
     from skimage.metrics import structural_similarity
 
     from edgefusion import metrics
 
     rows = []
-    for name, _, _, t8, (s8,) in frames(teacher_path, [student_path], folder, limit):
+    for name, _, _, t8, (s8,) in frames(models, pair_set(folder), limit):
         row = {"pair": name, "psnr": metrics.psnr(s8, t8), "ssim": float(structural_similarity(s8, t8, data_range=255))}
         for metric, fn in zip(METRICS, (metrics.entropy, metrics.standard_deviation, metrics.spatial_frequency, metrics.average_gradient)):
             row[f"teacher_{metric}"], row[f"student_{metric}"] = fn(t8), fn(s8)
@@ -146,16 +163,19 @@ def tiles(student_path: Path, height: int = 3000, width: int = 4000, core: int =
 
 def _compare(out8: np.ndarray, ref8: np.ndarray) -> dict:
     """A fused region against the same region fused another way: PSNR, mean |diff| (gray levels), PSNR after an affine fit."""
-    from fidelity_diagnosis import affine_fit, psnr_of_mse
+    from fidelity_diagnosis import affine_fit
+
+    from edgefusion.metrics import psnr_of_mse
 
     a, b = affine_fit(out8, ref8)
     return {"psnr": psnr_of_mse(float(np.mean((out8 - ref8) ** 2))), "mean_abs": float(np.mean(np.abs(out8 - ref8))), "psnr_affine": psnr_of_mse(float(np.mean((a * out8 + b - ref8) ** 2)))}
 
 
-def context_dependence(teacher_path: Path, student_path: Path, folder: Path, count: int) -> list[dict]:
-    """How much a model's output on an unchanged region moves when the rest of its input changes.
+def context_dependence(teacher, student, name: str, pairs, count: int) -> list[dict]:
+    """How much a model's output (the teacher's, labelled LD-Lite, and the student's) on an unchanged region moves
+    when the rest of its input changes.
 
-    For each of the first ``count`` pairs of ``folder`` (frame H x W, ``p`` = min(H, W) / 4 rounded down to
+    For each of the first ``count`` of ``pairs`` (set ``name``; frame H x W, ``p`` = min(H, W) / 4 rounded down to
     a multiple of 8, so that strided layers keep their sampling grid): ``other border``: the frame pasted
     into a (H + 2p) x (W + 2p) canvas filled with another pair of the set (bilinear-resized); ``mirror
     border``: the frame padded by ``p`` with its own mirror image; ``centre crop``: the centre H/2 x W/2
@@ -170,12 +190,7 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
     import torch
     import torch.nn.functional as F
 
-    from edgefusion.models.checkpoint import TorchFuser, load_model
-    from edgefusion.training.dataset import PairCrops
-    from edgefusion.training.recipe import DataConfig
-
-    fusers = {"LD-Lite": TorchFuser(load_model(teacher_path)[0], "ld-lite"), student_path.stem: TorchFuser.load(student_path)}
-    pairs = PairCrops(folder, DataConfig())
+    fusers = {"LD-Lite": teacher, student.name: student}
     rows = []
     for i in range(min(count, len(pairs))):
         ir, vis = pairs.planes(i)
@@ -198,7 +213,7 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
         for variant, (planes, region, reference) in variants.items():
             outs = {label: fuse(fuser, planes)[region] for label, fuser in fusers.items()}
             for label, out in outs.items():
-                row = {"set": folder.name, "pair": pairs.pairs[i].name, "model": label, "variant": variant, **_compare(out, wholes[label][reference])}
+                row = {"set": name, "pair": pairs.pairs[i].name, "model": label, "variant": variant, **_compare(out, wholes[label][reference])}
                 if label != "LD-Lite":  # does the student follow the teacher's change?
                     row["vs_teacher"] = _compare(out, outs["LD-Lite"])["psnr"]
                     row["vs_teacher_whole"] = _compare(wholes[label][reference], wholes["LD-Lite"][reference])["psnr"]
@@ -206,10 +221,10 @@ def context_dependence(teacher_path: Path, student_path: Path, folder: Path, cou
     return rows
 
 
-def grid_phase(teacher_path: Path, student_path: Path, folder: Path, count: int, shifts: tuple[int, ...] = (0, 2, 4, 6)) -> list[dict]:  # shifts include 0 and 4
+def grid_phase(teacher, student, name: str, pairs, count: int, shifts: tuple[int, ...] = (0, 2, 4, 6)) -> list[dict]:  # shifts include 0 and 4
     """How much of the teacher's output depends on where its stride-8 sampling grid falls (aliasing).
 
-    For each of the first ``count`` pairs, the teacher fuses the frame less its first (dy, dx) rows and
+    For each of the first ``count`` of ``pairs`` (set ``name``), the teacher fuses the frame less its first (dy, dx) rows and
     columns for every dy, dx in ``shifts``; ``T_avg`` is the mean of these outputs, aligned, over the region
     they share. Reported (8-bit outputs, that region): PSNR of the teacher's own output against ``T_avg``
     (what a student that follows the content but not the grid phase loses at best), the share of that
@@ -219,13 +234,10 @@ def grid_phase(teacher_path: Path, student_path: Path, folder: Path, count: int,
     Sixteen of the 64 phases of the grid: on TNO 01 and RoadScene FLIR_00211 the average over all 64 put the
     teacher 0.4 and 0.9 dB further from its average.
     """
-    from edgefusion.models.checkpoint import TorchFuser, load_model
-    from edgefusion.training.dataset import PairCrops
-    from edgefusion.training.recipe import DataConfig
-    from fidelity_diagnosis import SIGMAS, affine_fit, frequency_split, psnr_of_mse
+    from fidelity_diagnosis import SIGMAS, affine_fit, frequency_split
 
-    teacher, student = TorchFuser(load_model(teacher_path)[0], "ld-lite"), TorchFuser.load(student_path)
-    pairs = PairCrops(folder, DataConfig())
+    from edgefusion.metrics import psnr_of_mse
+
     m = max(shifts)
     rows = []
     for i in range(min(count, len(pairs))):
@@ -242,7 +254,7 @@ def grid_phase(teacher_path: Path, student_path: Path, folder: Path, count: int,
         a, b = affine_fit(s, avg)
         alias, split = frequency_split(t, avg, (2.0,)), frequency_split(s, avg)
         rows.append({
-            "set": folder.name, "pair": pairs.pairs[i].name, "shifts": len(outs),
+            "set": name, "pair": pairs.pairs[i].name, "shifts": len(outs),
             "teacher_vs_avg": psnr_of_mse(mse(t, avg)), "alias_share_low_2": alias["2"]["mse_low"] / alias["mse"], "teacher_vs_shift44": psnr_of_mse(mse(t, outs[4, 4])),
             "student_vs_teacher": psnr_of_mse(mse(s, t)), "student_vs_avg": psnr_of_mse(mse(s, avg)), "student_vs_avg_affine": psnr_of_mse(mse(a * s + b, avg)),
             **{f"student_vs_avg_low_fixed_{g:g}": split[f"{g:g}"]["psnr_low_fixed"] for g in SIGMAS},
@@ -259,21 +271,22 @@ def diagnose(teacher_path: Path, student_paths: list[Path], data: Path, sets: li
     import fidelity_diagnosis as fd
 
     from edgefusion.io.atomic import write_text
-    from edgefusion.models.checkpoint import TorchFuser, load_model
 
-    teacher = TorchFuser(load_model(teacher_path)[0], "ld-lite")
+    models = Models.load(teacher_path, student_paths)
+    teacher, student = models.teacher, models.students[0]
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"load_average": os.getloadavg(), "sets": {}, "context": [], "grid_phase": []}
     maps = []
     for name in sets:
         per: dict[str, list[dict]] = {}
         kept = []
-        for pair, ir, vis, t8, outs in frames(teacher_path, student_paths, data / name, limit):
+        pairs = pair_set(data / name)
+        for pair, ir, vis, t8, outs in frames(models, pairs, limit):
             ir8, vis8 = ir * 255.0, vis * 255.0
-            candidates = {path.stem: s8 for path, s8 in zip(student_paths, outs)} | {"max(ir, vis)": np.rint(np.maximum(ir8, vis8))}
+            candidates = {fuser.name: s8 for fuser, s8 in zip(models.students, outs)} | {"max(ir, vis)": np.rint(np.maximum(ir8, vis8))}
             for label, s8 in candidates.items():
                 per.setdefault(label, []).append({"pair": pair, **fd.diagnose_frame(s8, t8, ir8, vis8)})
-            kept.append({"ir": ir, "vis": vis, "t": t8.astype(np.uint8), "s": outs[0].astype(np.uint8), "psnr": per[student_paths[0].stem][-1]["psnr"], "pair": pair})
+            kept.append({"ir": ir, "vis": vis, "t": t8.astype(np.uint8), "s": outs[0].astype(np.uint8), "psnr": per[student.name][-1]["psnr"], "pair": pair})
         result["sets"][name] = {label: {"summary": fd.summarize(rows), "frames": rows} for label, rows in per.items()}
         kept.sort(key=lambda row: row["psnr"])
         for row, which in ((kept[0], "worst"), (kept[len(kept) // 2], "median"))[: min(2, len(kept))]:
@@ -281,9 +294,9 @@ def diagnose(teacher_path: Path, student_paths: list[Path], data: Path, sets: li
             shifted[4:, 4:] = np.rint(teacher.fuse_planes(np.ascontiguousarray(row["ir"][4:, 4:]), np.ascontiguousarray(row["vis"][4:, 4:])) * 255.0)
             maps.append({**row, "ir": row["ir"] * 255.0, "vis": row["vis"] * 255.0, "shifted": shifted, "title": f"{name} {row['pair']} ({which}, {row['psnr']:.1f} dB)"})
         if context:
-            result["context"] += context_dependence(teacher_path, student_paths[0], data / name, context)
+            result["context"] += context_dependence(teacher, student, name, pairs, context)
         if phases:
-            result["grid_phase"] += grid_phase(teacher_path, student_paths[0], data / name, phases)
+            result["grid_phase"] += grid_phase(teacher, student, name, pairs, phases)
     write_text(out / "diagnose.json", json.dumps(result, indent=1))
     fd.plot_bars({name: {label: c["summary"] for label, c in candidates.items()} for name, candidates in result["sets"].items()}, out / "diagnose-bars.png")
     fd.plot_maps(maps, out / "diagnose-maps.png")
@@ -358,7 +371,8 @@ def main() -> None:
     if args.diagnose:
         print_diagnosis(diagnose(args.teacher, [args.student, *args.baseline], args.data, args.sets, args.limit, args.context, args.grid_phase, args.diagnose))
         return
-    result = {"quality": [quality(args.teacher, args.student, args.data / name, args.limit) for name in args.sets]}
+    models = Models.load(args.teacher, [args.student])
+    result = {"quality": [quality(models, args.data / name, args.limit) for name in args.sets]}
     if args.tiles:
         result["tiles"] = tiles(args.student)
         print(f"tiles vs whole at {result['tiles']['frame']}: mean {result['tiles']['mean_gray']:.4f}, max {result['tiles']['max_gray']:.4f} gray levels")

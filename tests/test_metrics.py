@@ -134,6 +134,9 @@ def test_psnr():
     assert metrics.psnr(x, x) == math.inf
     assert metrics.psnr(x, x + 1.0) == pytest.approx(20 * math.log10(255.0))
     assert metrics.psnr(x, x + 0.1, data_range=1.0) == pytest.approx(20.0)
+    assert metrics.psnr_of_mse(0.0) == math.inf
+    assert metrics.psnr_of_mse(100.0) == pytest.approx(28.1308, abs=1e-4)  # 10 log10(65025 / 100)
+    assert metrics.psnr_of_mse(1e-4, data_range=1.0) == pytest.approx(40.0)
 
 
 # --- invariants --------------------------------------------------------------------------------

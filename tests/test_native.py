@@ -377,15 +377,21 @@ def _analyze_onnx(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_fuser_with_and_without_kernels_agree(lib, tmp_path, pairs, monkeypatch, threads):
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """A compose = runtime bundle (onnxruntime) around :func:`_analyze_onnx`, made once for the module."""
     pytest.importorskip("onnxruntime")
     from runtime_models import make_bundle
 
+    folder = tmp_path_factory.mktemp("analyze-bundle")
+    return make_bundle(folder / "b", _analyze_onnx(folder / "a.onnx"), stride=8, compose="runtime",
+                       outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fuser_with_and_without_kernels_agree(lib, bundle, pairs, monkeypatch, threads):
     from edgefusion.runtime import Fuser
 
-    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
-                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
     assert json.loads((bundle / "manifest.json").read_text())["compose"] == "runtime"
     fast = Fuser.open(bundle, threads=threads)
     monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
@@ -404,14 +410,9 @@ def _stream_frames(pairs):
     return pairs[:3] + [pairs[0], odd] + pairs[-3:] + [pairs[-1]]
 
 
-def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pairs):
-    pytest.importorskip("onnxruntime")
-    from runtime_models import make_bundle
-
+def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, bundle, pairs):
     from edgefusion.runtime import Fuser
 
-    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
-                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
     fuser = Fuser.open(bundle, threads=1)
     frames = _stream_frames(pairs)
     assert frame.native_frame(*frames[4]) is None  # really a frame for the generic path
@@ -427,14 +428,9 @@ def test_fuse_stream_equals_fuse_and_results_stay_the_callers(lib, tmp_path, pai
     assert all(np.array_equal(a, b) for a, b in zip(fuser.fuse_stream(frames, pipeline=False), single))
 
 
-def test_frame_folders_go_through_the_pipelined_stream(lib, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    from runtime_models import make_bundle
-
+def test_frame_folders_go_through_the_pipelined_stream(lib, bundle, tmp_path, monkeypatch):
     from edgefusion.runtime import Fuser, video
 
-    bundle = make_bundle(tmp_path / "b", _analyze_onnx(tmp_path / "a.onnx"), stride=8, compose="runtime",
-                         outputs=[{"name": "maps", "shape": [1, 4, "H/4", "W/4"], "dtype": "float32"}])
     fuser = Fuser.open(bundle, threads=1)
     rng = _rng(5)
     frames = [(rng.integers(0, 256, (21, 30), dtype=np.uint8), rng.integers(0, 256, (21, 30, 3), dtype=np.uint8)) for _ in range(4)]

@@ -82,16 +82,15 @@ def test_unknown_or_malformed_encodings_are_refused_in_one_line(encoding):
 
 
 def test_an_encoding_needs_a_stats_input(tmp_path):
-    from edgefusion.runtime.bundle import load_bundle, write_bundle
+    from runtime_models import make_bundle
+
+    from edgefusion.runtime.bundle import load_bundle
 
     with pytest.raises(UserError, match="takes no stats input"):
         IOSpec.create(stats_encoding={"scale": SCALE})
     model = tmp_path / "m.onnx"
     model.write_bytes(b"onnx")
-    manifest = {"schema": 1, "edgefusion_version": "0", "backend": "onnxruntime", "target": "t", "precision": "int8", "outputs": ["fused"],
-                "layout": "NCHW", "io_dtype": "float32", "value_range": [0, 1], "stride": 8, "fixed_shape": None}
     with pytest.raises(UserError, match="stats_encoding is given but the model takes no stats input"):
-        write_bundle(tmp_path / "v1", {"model": model}, dict(manifest, stats_encoding={"scale": SCALE}))
-    assert load_bundle(write_bundle(tmp_path / "raw", {"model": model}, dict(manifest, inputs=list(V2)))).stats_encoding is None
-    bundle = load_bundle(write_bundle(tmp_path / "enc", {"model": model}, dict(manifest, inputs=list(V2), stats_encoding={"scale": SCALE})))
-    assert bundle.stats_encoding == {"scale": SCALE}
+        make_bundle(tmp_path / "v1", model, stats_encoding={"scale": SCALE})  # inputs ir, vis
+    assert load_bundle(make_bundle(tmp_path / "raw", model, inputs=list(V2))).stats_encoding is None
+    assert load_bundle(make_bundle(tmp_path / "enc", model, inputs=list(V2), stats_encoding={"scale": SCALE})).stats_encoding == {"scale": SCALE}

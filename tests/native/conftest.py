@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, NATIVE, SAMPLE_NAMES, SANITIZE, TRIVIAL, WRAP, analyze_model, cc, fusing_model,
-                          openvino_flags, openvino_root, require_sanitizers, write_pnm)
+                          openvino_flags, openvino_root, require_sanitizers, write_pair)
 
 from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import write_bundle
@@ -66,14 +66,7 @@ def pairs(work):
     out["odd13x9"] = (ir[:9, :13], color[:9, :13])
     out["odd7x5"] = (ir[:5, :7], vis[:5, :7])
     out["one1x1"] = (ir[:1, :1], color[:1, :1])
-    files = {}
-    for name, (ir, vis) in out.items():
-        ir_path = work / f"{name}-ir.pgm"
-        vis_path = work / (f"{name}-vis.ppm" if vis.ndim == 3 else f"{name}-vis.pgm")
-        write_pnm(ir_path, ir)
-        write_pnm(vis_path, vis)
-        files[name] = (ir_path, vis_path)
-    return files
+    return {name: write_pair(work, name, ir, vis) for name, (ir, vis) in out.items()}
 
 
 @pytest.fixture(scope="session")

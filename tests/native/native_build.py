@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import edgefusion
+from edgefusion import preprocess
 from edgefusion.embed import openvino_c_root
 from edgefusion.errors import UserError
 from edgefusion.resources import SAMPLES
@@ -112,6 +113,17 @@ def cc(out: Path, sources: list[Path], *flags: str, compiler_path: str | None = 
     return out
 
 
+def cmake_build(source: Path, folder: Path, *options: str, build_options: tuple[str, ...] = ()) -> None:
+    """Configure the CMake project ``source`` in ``folder`` with ``options`` and build it; skips without cmake,
+    fails the test with the tools' output."""
+    if not shutil.which("cmake"):
+        pytest.skip("cmake not found")
+    for cmd in (["cmake", "-S", source, "-B", folder, *options], ["cmake", "--build", folder, *build_options]):
+        done = run(cmd, timeout=600)
+        if done.returncode:
+            pytest.fail(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
 def run(cmd: list, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
@@ -130,6 +142,20 @@ def frame_stats_reference(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
 
     ir, vis = ir.astype(np.float64), vis.astype(np.float64)
     return np.array([ir.mean(), ir.std(), vis.mean(), vis.std(), grad(ir), grad(vis)], np.float32)
+
+
+def trivial_fused(pair: preprocess.PreparedPair, m0: float) -> np.ndarray:
+    """What trivial_backend.c makes of a prepared pair whose map M0 is ``m0`` (M1 = M2 = 1/2, M3 = 0): fused luma
+    ``m0 + (ir + vis) / 2`` clipped to [0, 1], the visible colour restored, uint8 (numpy, independent of the C code)."""
+    return preprocess.to_uint8(preprocess.restore_color(np.clip(m0 + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1), pair.vis_cbcr))
+
+
+def write_pair(folder: Path, name: str, ir: np.ndarray, vis: np.ndarray) -> tuple[Path, Path]:
+    """``ir`` as ``folder``/NAME-ir.pgm and ``vis`` as NAME-vis.pgm (gray) or .ppm (RGB) (:func:`write_pnm`); the two paths."""
+    paths = folder / f"{name}-ir.pgm", folder / f"{name}-vis.{'ppm' if vis.ndim == 3 else 'pgm'}"
+    write_pnm(paths[0], ir)
+    write_pnm(paths[1], vis)
+    return paths
 
 
 def write_pnm(path, image: np.ndarray) -> None:

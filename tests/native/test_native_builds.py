@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from native_build import (DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, compiler, driver_json, fuzz_corpus_runner, fuzz_inputs,
-                          require_sanitizers, run, write_pnm)
+from native_build import (DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, cmake_build, compiler, driver_json, fuzz_corpus_runner,
+                          fuzz_inputs, require_sanitizers, run, write_pair)
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
 QEMU = "qemu-aarch64"
@@ -36,12 +36,7 @@ class Build:
     """A CMake build of the C runtime and its two drivers; ``runner`` prefixes every program (qemu for aarch64)."""
 
     def __init__(self, folder: Path, compiler_path: str, runner: list[str], cmake_options: list[str]):
-        if not shutil.which("cmake"):
-            pytest.skip("cmake not found")
-        for cmd in (["cmake", "-S", NATIVE, "-B", folder, *cmake_options], ["cmake", "--build", folder]):
-            done = run(cmd, timeout=600)
-            if done.returncode:
-                pytest.fail(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        cmake_build(NATIVE, folder, *cmake_options)
         self.folder, self.compiler, self.runner = folder, compiler_path, runner
         self.library = folder / "libedgefusion.a"
         self.kernels = cc(folder / "kernels_check", [KERNELS_CHECK, self.library], compiler_path=compiler_path)
@@ -92,17 +87,12 @@ def aarch64_build(work):
 def frames(work, pairs):
     """The samples and odd-size pairs of ``pairs`` plus 33x17 (16-bit IR) and 640x480 (RGB) made here."""
     rng = np.random.default_rng(11)
-    out = dict(pairs)
     made = {
         "odd33x17": (rng.integers(0, 65536, (17, 33), dtype=np.uint16), rng.integers(0, 256, (17, 33, 3), dtype=np.uint8)),
         "vga640x480": (np.tile(np.arange(640, dtype=np.uint8), (480, 1)) ^ rng.integers(0, 32, (480, 640), dtype=np.uint8),
                        rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)),
     }
-    for name, (ir, vis) in made.items():
-        out[name] = (work / f"{name}-ir.pgm", work / f"{name}-vis.ppm")
-        write_pnm(out[name][0], ir)
-        write_pnm(out[name][1], vis)
-    return out
+    return pairs | {name: write_pair(work, name, ir, vis) for name, (ir, vis) in made.items()}
 
 
 def test_cmake_build_is_iso_c_without_contraction(host_build):

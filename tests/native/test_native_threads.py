@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from native_build import (ASAN_ENV, SANITIZE, TRIVIAL, WRAP, cc, driver_json, frame_stats_reference, read_image, require_sanitizers, run,
-                          write_pnm)
+                          trivial_fused, write_pair)
 
 from edgefusion import preprocess
 
@@ -25,10 +25,7 @@ def frame_files(folder, w: int, h: int, vis_kind: str, ir_bits: int):
     rng = np.random.default_rng(w * 1000 + h + ir_bits)
     ir = rng.integers(0, 65536 if ir_bits == 16 else 256, (h, w)).astype(np.uint16 if ir_bits == 16 else np.uint8)
     vis = rng.integers(0, 256, (h, w, 3) if vis_kind == "rgb" else (h, w)).astype(np.uint8)
-    ir_path, vis_path = folder / f"ir{ir_bits}-{w}x{h}.pgm", folder / f"vis-{w}x{h}.{'ppm' if vis_kind == 'rgb' else 'pgm'}"
-    write_pnm(ir_path, ir)
-    write_pnm(vis_path, vis)
-    return ir_path, vis_path
+    return write_pair(folder, f"{w}x{h}-ir{ir_bits}", ir, vis)
 
 
 def fuse_with_threads(exe, bundle, ir_path, vis_path, folder, threads=THREADS, env=None):
@@ -63,8 +60,7 @@ def test_same_bytes_and_stats_for_every_thread_count(trivial, fake_bundles, tmp_
     stats = frame_stats_reference(pair.ir, pair.vis_y)
     report, _ = results[3]
     np.testing.assert_allclose(report["stats"], stats, rtol=0, atol=1e-5)
-    fused = preprocess.to_uint8(preprocess.restore_color(np.clip(stats[0] + 0.5 * pair.ir + 0.5 * pair.vis_y, 0, 1), pair.vis_cbcr))
-    assert np.abs(read_image(tmp_path / "out3.pnm").astype(int) - fused).max() <= 1
+    assert np.abs(read_image(tmp_path / "out3.pnm").astype(int) - trivial_fused(pair, stats[0])).max() <= 1
 
 
 def test_same_bytes_without_stats_and_on_samples(trivial, fake_bundles, pairs, tmp_path):
