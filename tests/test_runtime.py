@@ -599,9 +599,9 @@ def test_v2_bundle_with_stats_encoding_equals_the_student_on_raw_stats(student_v
     stats_encoding: the Fuser encodes the frame's stats, so the result is the student's on the raw stats."""
     from edgefusion.convert.onnx import export_onnx as project_export
     from edgefusion.quantize.pipeline import decoding_stats
+    from edgefusion.runtime.stats_encoding import INTEGER_IO_SCALE as scale  # the encoding quantize writes for integer I/O
 
     model, _ = student_v2
-    scale = (1.0, 2.0, 1.0, 2.0, 5.0, 5.0)
     path = project_export(decoding_stats(model, scale), tmp_path / "decoding.onnx", shape=(32, 48))
     ir, vis = _planes(40, 56, seed=4)
     expected = torch_reference(model, ir, vis, _stats(ir, vis))[0, 0]
