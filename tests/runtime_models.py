@@ -102,8 +102,8 @@ def max_float_onnx(path: Path) -> Path:
     return path
 
 
-def make_bundle(out: Path, model: Path, backend: str = "onnxruntime", as_zip: bool = False, **fields) -> Path:
-    """A bundle around one model file, through the shared bundle writer."""
+def make_bundle(out: Path, model: Path, backend: str = "onnxruntime", as_zip: bool = False, weights: Path | None = None, **fields) -> Path:
+    """A bundle around one model file (and its ``weights`` file, e.g. OpenVINO's .bin), through the shared bundle writer."""
     from edgefusion import __version__
     from edgefusion.runtime.bundle import write_bundle
 
@@ -115,7 +115,7 @@ def make_bundle(out: Path, model: Path, backend: str = "onnxruntime", as_zip: bo
         "color": "ycbcr-bt601", "preprocessing": {"thermal_stretch": [0.5, 99.5]},
     }
     manifest.update(fields)
-    return write_bundle(out, {"model": model}, manifest, as_zip=as_zip)
+    return write_bundle(out, {"model": model} | ({"weights": weights} if weights else {}), manifest, as_zip=as_zip)
 
 
 def perturbed_student(path: Path, seed: int, metadata: dict | None = None, architecture: str = "student"):
