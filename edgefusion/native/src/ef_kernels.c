@@ -249,12 +249,39 @@ static inline __m256 avx2_ycc_row(const ycc_matrix *c, int n, __m256 p0, __m256 
     return _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(c->m[n][2]), p2));
 }
 
+/* Luma of the 8 pixels of px (avx2_load_pixels' layout) into y. */
+static inline void avx2_luma8(__m256i px, const __m256i mask[3], const __m256 k[3], float *y)
+{
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(k[0], avx2_channel(px, mask[0])), _mm256_mul_ps(k[1], avx2_channel(px, mask[1])));
+    _mm256_storeu_ps(y, _mm256_add_ps(v, _mm256_mul_ps(k[2], avx2_channel(px, mask[2]))));
+}
+
+/*
+ * Luma of pixels 0 .. (returned count) - 1 of one row, 32 a pass: each 8 from one 32-byte load
+ * (24 bytes used) with its dwords 2..5 permuted into the high lane (avx2_load_pixels' layout),
+ * so it stops 11 pixels before the row's end (the load stays inside the row).
+ */
+static int avx2_luma_row(const uint8_t *s, int w, const ycc_matrix *c, float *y)
+{
+    const __m256i mask[3] = {avx2_channel_mask(0), avx2_channel_mask(1), avx2_channel_mask(2)};
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5);
+    const __m256 k[3] = {_mm256_set1_ps(c->m[0][0]), _mm256_set1_ps(c->m[0][1]), _mm256_set1_ps(c->m[0][2])};
+#define PX(i) _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(s + 3 * (x + (i)))), lanes)
+    int x = 0;
+    for (; x + 35 <= w; x += 32) /* pixels x .. x + 31; the last load reads bytes 3 x + 72 .. 3 x + 103 < 3 w */
+        avx2_luma8(PX(0), mask, k, y + x), avx2_luma8(PX(8), mask, k, y + x + 8), avx2_luma8(PX(16), mask, k, y + x + 16),
+            avx2_luma8(PX(24), mask, k, y + x + 24);
+    for (; x + 11 <= w; x += 8) avx2_luma8(PX(0), mask, k, y + x);
+#undef PX
+    return x;
+}
+
 /* ef_ycbcr_u8 for pixels 0 .. (returned count) - 1 of one row (cb, cr may be NULL). */
 static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y, float *cb, float *cr)
 {
     const __m256i m0 = avx2_channel_mask(0), m1 = avx2_channel_mask(1), m2 = avx2_channel_mask(2);
     const __m256 half = _mm256_set1_ps(0.5f);
-    int x = 0;
+    int x = cb ? 0 : avx2_luma_row(s, w, c, y);
     for (; x + 8 <= w; x += 8) {
         __m256i px = avx2_load_pixels(s + 3 * x);
         __m256 p0 = avx2_channel(px, m0), p1 = avx2_channel(px, m1), p2 = avx2_channel(px, m2);
@@ -410,7 +437,7 @@ static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 
     __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
     *s = _mm256_add_ps(*s, d);
     *q = _mm256_add_ps(*q, _mm256_mul_ps(d, d));
-    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(v, _mm256_loadu_ps(r + 1)), magnitude)); /* |a - b| = |b - a| */
     *gy = _mm256_add_ps(*gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
     return v;
 }
@@ -428,11 +455,9 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
         const float *r = col;
         int y = 0;
-        for (; y + 4 <= rows; y += 4, r += 4 * ld) { /* rows in order, four per pass (no register copies) */
+        for (; y + 2 <= rows; y += 2, r += 2 * ld) { /* rows in order, two per pass (no register copies) */
             up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
             up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + 2 * ld, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + 3 * ld, up, c, &s, &q, &gx, &gy);
         }
         for (; y < rows; y++, r += ld) up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
