@@ -566,6 +566,17 @@ static inline __m256i avx2_squares_u8(__m256i v)
     return _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero));
 }
 
+/* The 32 pixels at p (u: the row above) added into the sums of avx2_stats_u8_row (squares into 32-bit lanes q). */
+static inline void avx2_stats_u8_step(const uint8_t *p, const uint8_t *u, __m256i *s1, __m256i *gx, __m256i *gy, __m256i *q)
+{
+    const __m256i zero = _mm256_setzero_si256(), v = _mm256_loadu_si256((const __m256i *)p);
+    *s1 = _mm256_add_epi64(*s1, _mm256_sad_epu8(v, zero));
+    *gx = _mm256_add_epi64(*gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(p + 1))));
+    *gy = _mm256_add_epi64(*gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)u)));
+    const __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+    *q = _mm256_add_epi32(*q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+}
+
 /*
  * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
  * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels); the last 1..32
@@ -580,14 +591,14 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
     int x = 0;
     while (x + 33 <= w) {
         __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits; widened below */
-        for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
-            s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
-            gx = _mm256_add_epi64(gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(r + x + 1))));
-            gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(up + x))));
-            __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
-            q = _mm256_add_epi32(q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+        const int steps = (w - 1 - x) / 32 < 256 ? (w - 1 - x) / 32 : 256; /* each with x + 33 <= w */
+        const uint8_t *p = r + x, *u = up + x, *end = p + 32 * steps;
+        for (; p + 64 <= end; p += 64, u += 64) { /* two steps per pass: fewer loop instructions */
+            avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
+            avx2_stats_u8_step(p + 32, u + 32, &s1, &gx, &gy, &q);
         }
+        if (p < end) avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
+        x += 32 * steps;
         s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
     }
     if (w >= 33) { /* pixels x .. w - 1 (1..32 of them): bytes b .. w - 1, the first x - b masked out */
