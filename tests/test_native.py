@@ -167,6 +167,24 @@ def test_frame_stats_match_the_contract_module(lib):
         np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
 
 
+def test_input_pass_stats_of_a_large_nearly_constant_frame_equal_hand_values(lib):
+    """4000x3000 (12 M pixels: float32 running sums would lose the small std): the input pass's
+    statistics against values worked out by hand from the two levels of each plane."""
+    h, w = 3000, 4000
+    yy, xx = np.indices((h, w))
+    ir = np.where((yy + xx) % 2 == 0, 100, 200).astype(np.uint8)  # checkerboard: every difference is 100
+    vis = np.empty((h, w, 3), np.uint8)
+    vis[:] = (120, 130, 140)
+    vis[:, -1] = (121, 130, 140)  # the last column one red level up: std ~2e-5, grad only there
+    a, b = (float(v) for v in rgb_to_ycbcr(np.array([[[120, 130, 140], [121, 130, 140]]], np.uint8), scale=1 / 255)[0][0])
+    planes = np.empty((2, h, w), np.float32)
+    stats = native.prepare_u8(lib, ir, vis, planes[0], planes[1], with_stats=True)
+    p = 1.0 / w  # share of the last column
+    expected = [150 / 255, 50 / 255, a + p * (b - a), abs(b - a) * np.sqrt(p * (1 - p)), 2 * 100 / 255, abs(b - a) / (w - 1)]
+    np.testing.assert_allclose(stats, expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(stats[3], expected[3], rtol=1e-3)  # the small std itself, not just within 1e-6 of 0
+
+
 # ---------------------------------------------------------------- padding
 
 
