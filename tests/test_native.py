@@ -97,6 +97,20 @@ def test_ycbcr_matches_io_color(lib, h, w, order):
     np.testing.assert_allclose(cbcr, ref_cbcr, atol=2e-7)
 
 
+def test_input_pass_luma_is_the_float32_formula_for_every_row_tail(lib):
+    """The input pass's luma plane is (k0 p0 + k1 p1) + k2 p2 in float32 over the bytes p of a pixel in
+    memory order, k = float32(BT.601 / 255) in that order, bit for bit, for widths 1..80 (every
+    remainder of the 32- and 8-pixel steps) in both channel orders."""
+    rgb_k = [np.float32(k / 255.0) for k in (0.299, 0.587, 0.114)]
+    for w in range(1, 81):
+        src = _rng(w).integers(0, 256, (3, w, 3), dtype=np.uint8)
+        p0, p1, p2 = (src[..., i].astype(np.float32) for i in range(3))
+        for order, k in ((native.RGB, rgb_k), (native.BGR, rgb_k[::-1])):
+            planes = np.zeros((2, 8, w + 8), np.float32)
+            native.prepare_u8(lib, None, src, planes[0], planes[1], with_stats=False, order=order)
+            np.testing.assert_array_equal(planes[1, :3, :w], (k[0] * p0 + k[1] * p1) + k[2] * p2, err_msg=f"w={w} order={order}")
+
+
 def test_identical_channels_are_detected(lib):
     gray = _rng(2).integers(0, 256, (6, 7), dtype=np.uint8)
     rgb = np.repeat(gray[..., None], 3, axis=2)

@@ -228,13 +228,18 @@ static inline __m256i avx2_load_pixels(const uint8_t *s)
                                    _mm_loadu_si128((const __m128i *)(s + 8)), 1);
 }
 
-/* Byte shuffles taking channel c (0..2) of the 8 pixels of avx2_load_pixels into 32-bit lanes. */
-#define CH(c) c, -1, -1, -1, 3 + c, -1, -1, -1, 6 + c, -1, -1, -1, 9 + c, -1, -1, -1, \
-              4 + c, -1, -1, -1, 7 + c, -1, -1, -1, 10 + c, -1, -1, -1, 13 + c, -1, -1, -1
-static const int8_t CHANNEL_MASKS[3][32] = {{CH(0)}, {CH(1)}, {CH(2)}};
+/*
+ * Byte shuffles taking channel c (0..2) of 8 pixels into 32-bit lanes: CHANNEL_MASKS[0] for
+ * avx2_load_pixels (pixels 0..3 from byte 0 of the low lane, 4..7 from byte 4 of the high lane),
+ * CHANNEL_MASKS[1] for one 32-byte load starting 4 bytes before the pixels (from bytes 4 and 0).
+ */
+#define CH(c, lo, hi) lo + c, -1, -1, -1, lo + 3 + c, -1, -1, -1, lo + 6 + c, -1, -1, -1, lo + 9 + c, -1, -1, -1, \
+                      hi + c, -1, -1, -1, hi + 3 + c, -1, -1, -1, hi + 6 + c, -1, -1, -1, hi + 9 + c, -1, -1, -1
+static const int8_t CHANNEL_MASKS[2][3][32] = {{{CH(0, 0, 4)}, {CH(1, 0, 4)}, {CH(2, 0, 4)}},
+                                               {{CH(0, 4, 0)}, {CH(1, 4, 0)}, {CH(2, 4, 0)}}};
 #undef CH
 
-static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[c]); }
+static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[0][c]); }
 
 /* Channel of the 8 pixels (mask from avx2_channel_mask) as float. */
 static inline __m256 avx2_channel(__m256i px, __m256i mask)
@@ -257,21 +262,26 @@ static inline void avx2_luma8(__m256i px, const __m256i mask[3], const __m256 k[
 }
 
 /*
- * Luma of pixels 0 .. (returned count) - 1 of one row, 32 a pass: each 8 from one 32-byte load
- * (24 bytes used) with its dwords 2..5 permuted into the high lane (avx2_load_pixels' layout),
- * so it stops 11 pixels before the row's end (the load stays inside the row).
+ * Luma of pixels 0 .. (returned count) - 1 of one row, 32 a pass: the 8 pixels at x >= 8 from one
+ * 32-byte load at byte 3 x - 4 (pixels x .. x + 3 in the low lane, x + 4 .. x + 7 in the high
+ * lane), which stays inside the row up to x + 10 <= w; the first 8 as avx2_load_pixels.
  */
 static int avx2_luma_row(const uint8_t *s, int w, const ycc_matrix *c, float *y)
 {
-    const __m256i mask[3] = {avx2_channel_mask(0), avx2_channel_mask(1), avx2_channel_mask(2)};
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5);
+    const __m256i *masks = (const __m256i *)CHANNEL_MASKS[1];
+    const __m256i mask[3] = {_mm256_loadu_si256(masks), _mm256_loadu_si256(masks + 1), _mm256_loadu_si256(masks + 2)};
     const __m256 k[3] = {_mm256_set1_ps(c->m[0][0]), _mm256_set1_ps(c->m[0][1]), _mm256_set1_ps(c->m[0][2])};
-#define PX(i) _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(s + 3 * (x + (i)))), lanes)
-    int x = 0;
-    for (; x + 35 <= w; x += 32) /* pixels x .. x + 31; the last load reads bytes 3 x + 72 .. 3 x + 103 < 3 w */
+    if (w < 18) return 0;
+    {
+        const __m256i first[3] = {avx2_channel_mask(0), avx2_channel_mask(1), avx2_channel_mask(2)};
+        avx2_luma8(avx2_load_pixels(s), first, k, y);
+    }
+#define PX(i) _mm256_loadu_si256((const __m256i *)(s + 3 * (x + (i)) - 4))
+    int x = 8;
+    for (; x + 34 <= w; x += 32) /* pixels x .. x + 31; the last load reads bytes 3 x + 68 .. 3 x + 99 < 3 w */
         avx2_luma8(PX(0), mask, k, y + x), avx2_luma8(PX(8), mask, k, y + x + 8), avx2_luma8(PX(16), mask, k, y + x + 16),
             avx2_luma8(PX(24), mask, k, y + x + 24);
-    for (; x + 11 <= w; x += 8) avx2_luma8(PX(0), mask, k, y + x);
+    for (; x + 10 <= w; x += 8) avx2_luma8(PX(0), mask, k, y + x);
 #undef PX
     return x;
 }
