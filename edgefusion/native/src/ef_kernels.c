@@ -355,7 +355,7 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  */
 #define STRIP EF_K_STRIP
 #define COLS 128
-#define LANES 8
+#define LANES 4
 
 typedef struct {
     double s1[LANES], s2[LANES], gx[LANES], gy[LANES]; /* sums of x, x^2, |horizontal|, |vertical differences| */
@@ -416,8 +416,8 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
 }
 
 #if EF_AVX2
-/* add_column for the 8 columns of c, s, q, gx, gy into lanes 0..7 (held in acc[4][2]: s1, s2, gx, gy halves). */
-static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
+/* add_column for the 8 columns of c, s, q, gx, gy: columns 0..3, then 4..7, into lanes 0..3 (acc: s1, s2, gx, gy). */
+static inline void avx2_add_columns(__m256d acc[4], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
 {
     const __m256d n = _mm256_set1_pd((double)rows), two = _mm256_set1_pd(2.0);
     for (int half = 0; half < 2; half++) {
@@ -427,19 +427,14 @@ static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m25
         __m128 x4 = half ? _mm256_extractf128_ps(gx, 1) : _mm256_castps256_ps128(gx);
         __m128 y4 = half ? _mm256_extractf128_ps(gy, 1) : _mm256_castps256_ps128(gy);
         __m256d ci = _mm256_cvtps_pd(c4), si = _mm256_cvtps_pd(s4);
-        acc[0][half] = _mm256_add_pd(acc[0][half], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
+        acc[0] = _mm256_add_pd(acc[0], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
         __m256d t = _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(_mm256_mul_pd(two, ci), si));
-        acc[1][half] = _mm256_add_pd(acc[1][half], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
-        acc[2][half] = _mm256_add_pd(acc[2][half], _mm256_cvtps_pd(x4));
-        acc[3][half] = _mm256_add_pd(acc[3][half], _mm256_cvtps_pd(y4));
+        acc[1] = _mm256_add_pd(acc[1], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
+        acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(x4));
+        acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(y4));
     }
 }
 
-/*
- * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
- * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
- * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
- */
 /* One row r of avx2_stats_strip (up: the row above, c: the strip's first row) added into the sums; returns row r. */
 static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 *s, __m256 *q, __m256 *gx, __m256 *gy)
 {
@@ -452,27 +447,31 @@ static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 
     return v;
 }
 
+/*
+ * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
+ * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
+ * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
+ */
 static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
 {
     double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
-    __m256d acc[4][2];
-    for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
+    __m256d acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_pd(sums[k]);
     int x = 0;
-    for (; x + LANES < w; x += LANES) {
+    for (; x + 8 < w; x += 8) {
         const float *col = p + (size_t)y0 * ld + x;
         const __m256 c = _mm256_loadu_ps(col);
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
-        const float *r = col;
-        int y = 0;
-        for (; y + 2 <= rows; y += 2, r += 2 * ld) { /* rows in order, two per pass (no register copies) */
+        const float *r = col, *const pairs_end = col + (size_t)(rows & ~1) * ld;
+        for (; r != pairs_end; r += 2 * ld) { /* rows in order, two per pass (no register copies) */
             up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
             up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
         }
-        for (; y < rows; y++, r += ld) up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+        if (rows & 1) avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
-    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
+    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k]);
     return x;
 }
 #endif
