@@ -361,12 +361,15 @@ typedef struct {
     double s1[LANES], s2[LANES], gx[LANES], gy[LANES]; /* sums of x, x^2, |horizontal|, |vertical differences| */
 } moments;
 
-/* Adds one column's strip sums (deviations from c over rows rows) into lane l. */
+/*
+ * Adds one column's strip sums (deviations d = x - c over rows rows) into lane l: sum x = s + rows c = t,
+ * sum x^2 = q + 2 c s + rows c^2 = q + c (s + t).
+ */
 static void add_column(moments *m, int l, float c, float s, float q, float gx, float gy, int rows)
 {
-    double ci = c, si = s;
-    m->s1[l] += si + rows * ci;
-    m->s2[l] += (double)q + 2.0 * ci * si + rows * ci * ci;
+    const double ci = c, si = s, t = si + rows * ci;
+    m->s1[l] += t;
+    m->s2[l] += (double)q + ci * (si + t);
     m->gx[l] += gx;
     m->gy[l] += gy;
 }
@@ -419,7 +422,7 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
 /* add_column for the 8 columns of c, s, q, gx, gy: columns 0..3, then 4..7, into lanes 0..3 (acc: s1, s2, gx, gy). */
 static inline void avx2_add_columns(__m256d acc[4], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
 {
-    const __m256d n = _mm256_set1_pd((double)rows), two = _mm256_set1_pd(2.0);
+    const __m256d n = _mm256_set1_pd((double)rows);
     for (int half = 0; half < 2; half++) {
         __m128 c4 = half ? _mm256_extractf128_ps(c, 1) : _mm256_castps256_ps128(c);
         __m128 s4 = half ? _mm256_extractf128_ps(s, 1) : _mm256_castps256_ps128(s);
@@ -427,9 +430,9 @@ static inline void avx2_add_columns(__m256d acc[4], __m256 c, __m256 s, __m256 q
         __m128 x4 = half ? _mm256_extractf128_ps(gx, 1) : _mm256_castps256_ps128(gx);
         __m128 y4 = half ? _mm256_extractf128_ps(gy, 1) : _mm256_castps256_ps128(gy);
         __m256d ci = _mm256_cvtps_pd(c4), si = _mm256_cvtps_pd(s4);
-        acc[0] = _mm256_add_pd(acc[0], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
-        __m256d t = _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(_mm256_mul_pd(two, ci), si));
-        acc[1] = _mm256_add_pd(acc[1], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
+        const __m256d t = _mm256_add_pd(si, _mm256_mul_pd(n, ci));
+        acc[0] = _mm256_add_pd(acc[0], t);
+        acc[1] = _mm256_add_pd(acc[1], _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(ci, _mm256_add_pd(si, t))));
         acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(x4));
         acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(y4));
     }
