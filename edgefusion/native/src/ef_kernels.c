@@ -254,7 +254,7 @@ static inline __m256 avx2_ycc_row(const ycc_matrix *c, int n, __m256 p0, __m256 
     return _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(c->m[n][2]), p2));
 }
 
-/* Luma of the 8 pixels of px (avx2_load_pixels' layout) into y. */
+/* Luma of the 8 pixels of px into y (mask: their channel shuffles, from CHANNEL_MASKS; k: the matrix's luma row). */
 static inline void avx2_luma8(__m256i px, const __m256i mask[3], const __m256 k[3], float *y)
 {
     __m256 v = _mm256_add_ps(_mm256_mul_ps(k[0], avx2_channel(px, mask[0])), _mm256_mul_ps(k[1], avx2_channel(px, mask[1])));
@@ -604,12 +604,12 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
     while (x + 33 <= w) {
         __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits; widened below */
         const int steps = (w - 1 - x) / 32 < 256 ? (w - 1 - x) / 32 : 256; /* each with x + 33 <= w */
-        const uint8_t *p = r + x, *u = up + x, *end = p + 32 * steps;
-        for (; p + 64 <= end; p += 64, u += 64) { /* two steps per pass: fewer loop instructions */
+        const uint8_t *p = r + x, *u = up + x;
+        for (int pairs = steps / 2; pairs > 0; pairs--, p += 64, u += 64) { /* two steps per pass: fewer loop instructions */
             avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
             avx2_stats_u8_step(p + 32, u + 32, &s1, &gx, &gy, &q);
         }
-        if (p < end) avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
+        if (steps % 2) avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
         x += 32 * steps;
         s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
     }
