@@ -97,6 +97,20 @@ def test_ycbcr_matches_io_color(lib, h, w, order):
     np.testing.assert_allclose(cbcr, ref_cbcr, atol=2e-7)
 
 
+def test_input_pass_luma_is_the_float32_formula_for_every_row_tail(lib):
+    """The input pass's luma plane is (k0 p0 + k1 p1) + k2 p2 in float32 over the bytes p of a pixel in
+    memory order, k = float32(BT.601 / 255) in that order, bit for bit, for widths 1..80 (every
+    remainder of the 32- and 8-pixel steps) in both channel orders."""
+    rgb_k = [np.float32(k / 255.0) for k in (0.299, 0.587, 0.114)]
+    for w in range(1, 81):
+        src = _rng(w).integers(0, 256, (3, w, 3), dtype=np.uint8)
+        p0, p1, p2 = (src[..., i].astype(np.float32) for i in range(3))
+        for order, k in ((native.RGB, rgb_k), (native.BGR, rgb_k[::-1])):
+            planes = np.zeros((2, 8, w + 8), np.float32)
+            native.prepare_u8(lib, None, src, planes[0], planes[1], with_stats=False, order=order)
+            np.testing.assert_array_equal(planes[1, :3, :w], (k[0] * p0 + k[1] * p1) + k[2] * p2, err_msg=f"w={w} order={order}")
+
+
 def test_identical_channels_are_detected(lib):
     gray = _rng(2).integers(0, 256, (6, 7), dtype=np.uint8)
     rgb = np.repeat(gray[..., None], 3, axis=2)
@@ -165,6 +179,24 @@ def test_frame_stats_match_the_contract_module(lib):
     ir_u8 = images.read_image(SAMPLES / "ir" / "tno_08.png")
     if ir_u8.dtype == np.uint8 and ir_u8.ndim == 2:
         np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
+
+
+def test_input_pass_stats_of_a_large_nearly_constant_frame_equal_hand_values(lib):
+    """4000x3000 (12 M pixels: float32 running sums would lose the small std): the input pass's
+    statistics against values worked out by hand from the two levels of each plane."""
+    h, w = 3000, 4000
+    yy, xx = np.indices((h, w))
+    ir = np.where((yy + xx) % 2 == 0, 100, 200).astype(np.uint8)  # checkerboard: every difference is 100
+    vis = np.empty((h, w, 3), np.uint8)
+    vis[:] = (120, 130, 140)
+    vis[:, -1] = (121, 130, 140)  # the last column one red level up: std ~2e-5, grad only there
+    a, b = (float(v) for v in rgb_to_ycbcr(np.array([[[120, 130, 140], [121, 130, 140]]], np.uint8), scale=1 / 255)[0][0])
+    planes = np.empty((2, h, w), np.float32)
+    stats = native.prepare_u8(lib, ir, vis, planes[0], planes[1], with_stats=True)
+    p = 1.0 / w  # share of the last column
+    expected = [150 / 255, 50 / 255, a + p * (b - a), abs(b - a) * np.sqrt(p * (1 - p)), 2 * 100 / 255, abs(b - a) / (w - 1)]
+    np.testing.assert_allclose(stats, expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(stats[3], expected[3], rtol=1e-3)  # the small std itself, not just within 1e-6 of 0
 
 
 # ---------------------------------------------------------------- padding

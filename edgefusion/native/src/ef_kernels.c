@@ -228,13 +228,18 @@ static inline __m256i avx2_load_pixels(const uint8_t *s)
                                    _mm_loadu_si128((const __m128i *)(s + 8)), 1);
 }
 
-/* Byte shuffles taking channel c (0..2) of the 8 pixels of avx2_load_pixels into 32-bit lanes. */
-#define CH(c) c, -1, -1, -1, 3 + c, -1, -1, -1, 6 + c, -1, -1, -1, 9 + c, -1, -1, -1, \
-              4 + c, -1, -1, -1, 7 + c, -1, -1, -1, 10 + c, -1, -1, -1, 13 + c, -1, -1, -1
-static const int8_t CHANNEL_MASKS[3][32] = {{CH(0)}, {CH(1)}, {CH(2)}};
+/*
+ * Byte shuffles taking channel c (0..2) of 8 pixels into 32-bit lanes: CHANNEL_MASKS[0] for
+ * avx2_load_pixels (pixels 0..3 from byte 0 of the low lane, 4..7 from byte 4 of the high lane),
+ * CHANNEL_MASKS[1] for one 32-byte load starting 4 bytes before the pixels (from bytes 4 and 0).
+ */
+#define CH(c, lo, hi) lo + c, -1, -1, -1, lo + 3 + c, -1, -1, -1, lo + 6 + c, -1, -1, -1, lo + 9 + c, -1, -1, -1, \
+                      hi + c, -1, -1, -1, hi + 3 + c, -1, -1, -1, hi + 6 + c, -1, -1, -1, hi + 9 + c, -1, -1, -1
+static const int8_t CHANNEL_MASKS[2][3][32] = {{{CH(0, 0, 4)}, {CH(1, 0, 4)}, {CH(2, 0, 4)}},
+                                               {{CH(0, 4, 0)}, {CH(1, 4, 0)}, {CH(2, 4, 0)}}};
 #undef CH
 
-static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[c]); }
+static inline __m256i avx2_channel_mask(int c) { return _mm256_loadu_si256((const __m256i *)CHANNEL_MASKS[0][c]); }
 
 /* Channel of the 8 pixels (mask from avx2_channel_mask) as float. */
 static inline __m256 avx2_channel(__m256i px, __m256i mask)
@@ -249,12 +254,44 @@ static inline __m256 avx2_ycc_row(const ycc_matrix *c, int n, __m256 p0, __m256 
     return _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(c->m[n][2]), p2));
 }
 
+/* Luma of the 8 pixels of px into y (mask: their channel shuffles, from CHANNEL_MASKS; k: the matrix's luma row). */
+static inline void avx2_luma8(__m256i px, const __m256i mask[3], const __m256 k[3], float *y)
+{
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(k[0], avx2_channel(px, mask[0])), _mm256_mul_ps(k[1], avx2_channel(px, mask[1])));
+    _mm256_storeu_ps(y, _mm256_add_ps(v, _mm256_mul_ps(k[2], avx2_channel(px, mask[2]))));
+}
+
+/*
+ * Luma of pixels 0 .. (returned count) - 1 of one row, 32 a pass: the 8 pixels at x >= 8 from one
+ * 32-byte load at byte 3 x - 4 (pixels x .. x + 3 in the low lane, x + 4 .. x + 7 in the high
+ * lane), which stays inside the row up to x + 10 <= w; the first 8 as avx2_load_pixels.
+ */
+static int avx2_luma_row(const uint8_t *s, int w, const ycc_matrix *c, float *y)
+{
+    const __m256i *masks = (const __m256i *)CHANNEL_MASKS[1];
+    const __m256i mask[3] = {_mm256_loadu_si256(masks), _mm256_loadu_si256(masks + 1), _mm256_loadu_si256(masks + 2)};
+    const __m256 k[3] = {_mm256_set1_ps(c->m[0][0]), _mm256_set1_ps(c->m[0][1]), _mm256_set1_ps(c->m[0][2])};
+    if (w < 18) return 0;
+    {
+        const __m256i first[3] = {avx2_channel_mask(0), avx2_channel_mask(1), avx2_channel_mask(2)};
+        avx2_luma8(avx2_load_pixels(s), first, k, y);
+    }
+#define PX(i) _mm256_loadu_si256((const __m256i *)(s + 3 * (x + (i)) - 4))
+    int x = 8;
+    for (; x + 34 <= w; x += 32) /* pixels x .. x + 31; the last load reads bytes 3 x + 68 .. 3 x + 99 < 3 w */
+        avx2_luma8(PX(0), mask, k, y + x), avx2_luma8(PX(8), mask, k, y + x + 8), avx2_luma8(PX(16), mask, k, y + x + 16),
+            avx2_luma8(PX(24), mask, k, y + x + 24);
+    for (; x + 10 <= w; x += 8) avx2_luma8(PX(0), mask, k, y + x);
+#undef PX
+    return x;
+}
+
 /* ef_ycbcr_u8 for pixels 0 .. (returned count) - 1 of one row (cb, cr may be NULL). */
 static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y, float *cb, float *cr)
 {
     const __m256i m0 = avx2_channel_mask(0), m1 = avx2_channel_mask(1), m2 = avx2_channel_mask(2);
     const __m256 half = _mm256_set1_ps(0.5f);
-    int x = 0;
+    int x = cb ? 0 : avx2_luma_row(s, w, c, y);
     for (; x + 8 <= w; x += 8) {
         __m256i px = avx2_load_pixels(s + 3 * x);
         __m256 p0 = avx2_channel(px, m0), p1 = avx2_channel(px, m1), p2 = avx2_channel(px, m2);
@@ -318,18 +355,21 @@ int ef_ycbcr_u8(const uint8_t *src, size_t src_stride, int order, int w, int h, 
  */
 #define STRIP EF_K_STRIP
 #define COLS 128
-#define LANES 8
+#define LANES 4
 
 typedef struct {
     double s1[LANES], s2[LANES], gx[LANES], gy[LANES]; /* sums of x, x^2, |horizontal|, |vertical differences| */
 } moments;
 
-/* Adds one column's strip sums (deviations from c over rows rows) into lane l. */
+/*
+ * Adds one column's strip sums (deviations d = x - c over rows rows) into lane l: sum x = s + rows c = t,
+ * sum x^2 = q + 2 c s + rows c^2 = q + c (s + t).
+ */
 static void add_column(moments *m, int l, float c, float s, float q, float gx, float gy, int rows)
 {
-    double ci = c, si = s;
-    m->s1[l] += si + rows * ci;
-    m->s2[l] += (double)q + 2.0 * ci * si + rows * ci * ci;
+    const double ci = c, si = s, t = si + rows * ci;
+    m->s1[l] += t;
+    m->s2[l] += (double)q + ci * (si + t);
     m->gx[l] += gx;
     m->gy[l] += gy;
 }
@@ -379,10 +419,10 @@ static void stats_chunk(const float *p, size_t ld, int w, int x0, int n, int y0,
 }
 
 #if EF_AVX2
-/* add_column for the 8 columns of c, s, q, gx, gy into lanes 0..7 (held in acc[4][2]: s1, s2, gx, gy halves). */
-static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
+/* add_column for the 8 columns of c, s, q, gx, gy: columns 0..3, then 4..7, into lanes 0..3 (acc: s1, s2, gx, gy). */
+static inline void avx2_add_columns(__m256d acc[4], __m256 c, __m256 s, __m256 q, __m256 gx, __m256 gy, int rows)
 {
-    const __m256d n = _mm256_set1_pd((double)rows), two = _mm256_set1_pd(2.0);
+    const __m256d n = _mm256_set1_pd((double)rows);
     for (int half = 0; half < 2; half++) {
         __m128 c4 = half ? _mm256_extractf128_ps(c, 1) : _mm256_castps256_ps128(c);
         __m128 s4 = half ? _mm256_extractf128_ps(s, 1) : _mm256_castps256_ps128(s);
@@ -390,19 +430,14 @@ static inline void avx2_add_columns(__m256d acc[4][2], __m256 c, __m256 s, __m25
         __m128 x4 = half ? _mm256_extractf128_ps(gx, 1) : _mm256_castps256_ps128(gx);
         __m128 y4 = half ? _mm256_extractf128_ps(gy, 1) : _mm256_castps256_ps128(gy);
         __m256d ci = _mm256_cvtps_pd(c4), si = _mm256_cvtps_pd(s4);
-        acc[0][half] = _mm256_add_pd(acc[0][half], _mm256_add_pd(si, _mm256_mul_pd(n, ci)));
-        __m256d t = _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(_mm256_mul_pd(two, ci), si));
-        acc[1][half] = _mm256_add_pd(acc[1][half], _mm256_add_pd(t, _mm256_mul_pd(_mm256_mul_pd(n, ci), ci)));
-        acc[2][half] = _mm256_add_pd(acc[2][half], _mm256_cvtps_pd(x4));
-        acc[3][half] = _mm256_add_pd(acc[3][half], _mm256_cvtps_pd(y4));
+        const __m256d t = _mm256_add_pd(si, _mm256_mul_pd(n, ci));
+        acc[0] = _mm256_add_pd(acc[0], t);
+        acc[1] = _mm256_add_pd(acc[1], _mm256_add_pd(_mm256_cvtps_pd(q4), _mm256_mul_pd(ci, _mm256_add_pd(si, t))));
+        acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(x4));
+        acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(y4));
     }
 }
 
-/*
- * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
- * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
- * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
- */
 /* One row r of avx2_stats_strip (up: the row above, c: the strip's first row) added into the sums; returns row r. */
 static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 *s, __m256 *q, __m256 *gx, __m256 *gy)
 {
@@ -410,34 +445,36 @@ static inline __m256 avx2_stats_row(const float *r, __m256 up, __m256 c, __m256 
     __m256 v = _mm256_loadu_ps(r), d = _mm256_sub_ps(v, c);
     *s = _mm256_add_ps(*s, d);
     *q = _mm256_add_ps(*q, _mm256_mul_ps(d, d));
-    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 1), v), magnitude));
+    *gx = _mm256_add_ps(*gx, _mm256_and_ps(_mm256_sub_ps(v, _mm256_loadu_ps(r + 1)), magnitude)); /* |a - b| = |b - a| */
     *gy = _mm256_add_ps(*gy, _mm256_and_ps(_mm256_sub_ps(v, up), magnitude));
     return v;
 }
 
+/*
+ * stats_chunk over 8 columns at a time for rows y0 .. y0 + rows - 1, sums kept in registers down
+ * the strip (same operations per column as stats_chunk). Returns the columns done: a multiple of
+ * 8 that leaves at least the frame's last column (no right neighbour) to stats_chunk.
+ */
 static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, moments *m)
 {
     double *sums[4] = {m->s1, m->s2, m->gx, m->gy};
-    __m256d acc[4][2];
-    for (int k = 0; k < 4; k++) acc[k][0] = _mm256_loadu_pd(sums[k]), acc[k][1] = _mm256_loadu_pd(sums[k] + 4);
+    __m256d acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm256_loadu_pd(sums[k]);
     int x = 0;
-    for (; x + LANES < w; x += LANES) {
+    for (; x + 8 < w; x += 8) {
         const float *col = p + (size_t)y0 * ld + x;
         const __m256 c = _mm256_loadu_ps(col);
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
-        const float *r = col;
-        int y = 0;
-        for (; y + 4 <= rows; y += 4, r += 4 * ld) { /* rows in order, four per pass (no register copies) */
+        const float *r = col, *const pairs_end = col + (size_t)(rows & ~1) * ld;
+        for (; r != pairs_end; r += 2 * ld) { /* rows in order, two per pass (no register copies) */
             up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
             up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + 2 * ld, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + 3 * ld, up, c, &s, &q, &gx, &gy);
         }
-        for (; y < rows; y++, r += ld) up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+        if (rows & 1) avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
-    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k][0]), _mm256_storeu_pd(sums[k] + 4, acc[k][1]);
+    for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k]);
     return x;
 }
 #endif
@@ -541,6 +578,17 @@ static inline __m256i avx2_squares_u8(__m256i v)
     return _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero));
 }
 
+/* The 32 pixels at p (u: the row above) added into the sums of avx2_stats_u8_row (squares into 32-bit lanes q). */
+static inline void avx2_stats_u8_step(const uint8_t *p, const uint8_t *u, __m256i *s1, __m256i *gx, __m256i *gy, __m256i *q)
+{
+    const __m256i zero = _mm256_setzero_si256(), v = _mm256_loadu_si256((const __m256i *)p);
+    *s1 = _mm256_add_epi64(*s1, _mm256_sad_epu8(v, zero));
+    *gx = _mm256_add_epi64(*gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(p + 1))));
+    *gy = _mm256_add_epi64(*gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)u)));
+    const __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
+    *q = _mm256_add_epi32(*q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+}
+
 /*
  * stats_u8_row over 32 pixels at a time (psadbw against zero, the right and the upper
  * neighbours; squares by pmaddwd in 32-bit lanes, widened every 8192 pixels); the last 1..32
@@ -555,14 +603,14 @@ static int avx2_stats_u8_row(const uint8_t *r, const uint8_t *up, int w, moments
     int x = 0;
     while (x + 33 <= w) {
         __m256i q = zero; /* <= 2 * 2 * 255^2 per lane and step: 256 steps fit in 32 bits; widened below */
-        for (int steps = 0; steps < 256 && x + 33 <= w; steps++, x += 32) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(r + x));
-            s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(v, zero));
-            gx = _mm256_add_epi64(gx, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(r + x + 1))));
-            gy = _mm256_add_epi64(gy, _mm256_sad_epu8(v, _mm256_loadu_si256((const __m256i *)(up + x))));
-            __m256i lo = _mm256_unpacklo_epi8(v, zero), hi = _mm256_unpackhi_epi8(v, zero);
-            q = _mm256_add_epi32(q, _mm256_add_epi32(_mm256_madd_epi16(lo, lo), _mm256_madd_epi16(hi, hi)));
+        const int steps = (w - 1 - x) / 32 < 256 ? (w - 1 - x) / 32 : 256; /* each with x + 33 <= w */
+        const uint8_t *p = r + x, *u = up + x;
+        for (int pairs = steps / 2; pairs > 0; pairs--, p += 64, u += 64) { /* two steps per pass: fewer loop instructions */
+            avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
+            avx2_stats_u8_step(p + 32, u + 32, &s1, &gx, &gy, &q);
         }
+        if (steps % 2) avx2_stats_u8_step(p, u, &s1, &gx, &gy, &q);
+        x += 32 * steps;
         s2 = _mm256_add_epi64(s2, _mm256_add_epi64(_mm256_unpacklo_epi32(q, zero), _mm256_unpackhi_epi32(q, zero)));
     }
     if (w >= 33) { /* pixels x .. w - 1 (1..32 of them): bytes b .. w - 1, the first x - b masked out */
