@@ -109,6 +109,12 @@ static void check_size(int w, int h)
                                   EF_K_BGR, scratch) == EF_K_OK);
     }
     hash(fused, n * 4), hash(out3, n * 3);
+    /* maps beyond the fixed-point range [-8, 8] in some low-res rows: those rows take the float path */
+    for (size_t i = 0; i < pn / 16 * 4; i += 5) maps[i] *= 40.0f;
+    EXPECT(ef_compose_u8(ir, vis, (size_t)pw, pw, ph, maps, w, h, &from_src, out3, (size_t)w * 3, EF_K_RGB, scratch) ==
+           EF_K_OK);
+    EXPECT(ef_compose_u8(ir, vis, (size_t)pw, pw, ph, maps, w, h, NULL, out1, (size_t)w, EF_K_GRAY, scratch) == EF_K_OK);
+    hash(out3, n * 3), hash(out1, n);
     printf("%dx%d %016llx\n", w, h, (unsigned long long)digest);
 
     /* invalid arguments: rejected, nothing written */

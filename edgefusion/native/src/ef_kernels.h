@@ -17,6 +17,8 @@
  *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for normalization,
  *     luma, frame statistics, upsampling and composition; they write the same bytes as the
  *     portable C99 loops.
+ *   - Float kernels follow the numpy float32 operations; ef_compose_u8 (gray, or color from an
+ *     8-bit source) runs in 16-bit fixed point instead, within one gray level of them.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
@@ -188,10 +190,14 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
                    int h, float *out, size_t ld_out, void *scratch);
 
 /*
- * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: composes each row into
- * scratch and writes the w x h uint8 frame (gray, RGB or BGR) into out. The chroma source,
- * if any, is the UNPADDED w x h visible frame or chroma planes; with chroma->src, vis must be
- * the BT.601 luma of that frame (as ef_ycbcr_u8 writes it), which the restore reuses as Y_s.
+ * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: writes the w x h uint8 frame
+ * (gray, RGB or BGR) into out. The chroma source, if any, is the UNPADDED w x h visible frame
+ * or chroma planes; with chroma->src, vis must be the BT.601 luma of that frame (as ef_ycbcr_u8
+ * writes it), which the restore reuses as Y_s. Gray and color from chroma->src run in 16-bit
+ * fixed point where every upsampled map value lies in [-8, 8] (ir and vis in [0, 1]): within
+ * one gray level of the float formula (round half up of a value within 0.61 level of it),
+ * the same bytes on every build; planar chroma, and rows whose maps exceed [-8, 8], take the
+ * float path of ef_compose_f32 + ef_restore_u8. ef_compose_f32 stays the float path.
  */
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
                   const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch);
