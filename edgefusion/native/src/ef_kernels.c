@@ -1061,8 +1061,10 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * fused luma and the color channels in Q6 (1/64 gray level). Per pixel of a row of phase p
  * blending the upsampled rows lo and hi with weight t = WT[p] (A_2 is M2 - M3, as upsample_maps):
  *   A_k = mulhrs(lo_k, 2^15 (1 - t)) + mulhrs(hi_k, 2^15 t)             (k = 0 .. 3, int16),
- *   s   = A_1 x + A_2 v + A_3 max(x, v) + A_0 2^14 + 2^11 + 32 2^12     (int32, exact products),
+ *   s   = A_1 x + A_2 v + A_3 max(x, v) + (A_0 + 8) 2^14                (int32, exact products),
  *   f   = clamp(s >> 12, 32, 16352)                                      (Q6 of 255 clip(fused, 0, 1), + 32),
+ * (A_0 is stored + 8: the weights are multiples of 2^12, so the blend carries the 8 exactly, and
+ * 8 2^14 = 32 2^12 is half a gray level in Q6: gray f >> 6 = floor(255 fused + 1/2), round half up),
  * with mulhrs(a, c) = (a c + 2^14) >> 15 (vpmulhrsw) and >> rounding down. Gray: f >> 6. Color from
  * the source pixel (R_s, B_s) and y = clamp(mulhrs(v, 32640), 0, 16320) (16320 vis, its luma), with
  * Cr - 0.5 = 0.713 (R_s - 255 Y_s), Cb - 0.5 = 0.564 (B_s - 255 Y_s) folded into the gains of
@@ -1076,12 +1078,12 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * Error of 255 fused against the exact formula, in gray levels, for |A_k| <= 8 and x, v in [0, 1]:
  * each A_k is off by <= 1/32 (rint of the float upsampled value) + 2 x 1/32 (the two mulhrs) = 3/32;
  * x, v and max(x, v) by <= 2^-15, i.e. <= 8 * 255 * 2^-15 = 0.0623 through A_1..A_3; the shift
- * rounds to 1/128: 4 * 3/32 + 3 * 0.0623 + 1/128 < 0.57. Color adds: y off by <= 1/64, so
- * R < 0.57 + 0.016 + 1/128 + 0.0008, G < 0.57 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
- * B < 0.57 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0008 (kr), 0.0031 (kgr),
- * 0.0038 (kgb), 0.0072 (kb)); all < 0.61 < 1: before the final rounding C and numpy's float32
+ * drops < 1/64: 4 * 3/32 + 3 * 0.0623 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
+ * R < 0.58 + 0.016 + 1/128 + 0.0008, G < 0.58 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
+ * B < 0.58 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0008 (kr), 0.0031 (kgr),
+ * 0.0038 (kgb), 0.0072 (kb)); all < 0.62 < 1: before the final rounding C and numpy's float32
  * path (within 1e-4 of the exact formula) differ by < 1 level, so after it by at most 1.
- * Overflow: |A_k| <= 32641, |s| <= 4 * 32641 * 16384 + 2^18 < 2^31; out-of-contract x or vis
+ * Overflow: |A_k| <= 32648, |s| <= 4 * 32648 * 16384 < 2^31; out-of-contract x or vis
  * (outside [0, 1]) saturate to int16 and wrap in int32 alike on both paths (unspecified bytes, no UB).
  */
 #define RQ_FULL 16320 /* Q6 of 255 */
@@ -1091,12 +1093,15 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
 #define FQ_MAP 4080.0f /* units of a map value: 16 per gray level */
 #define FQ_MAP_MAX 32640 /* 8 * FQ_MAP */
 #define FQ_X 16384.0f /* Q14 of ir and vis */
-#define FQ_ROUND (2048 + 32 * 4096)
+#define FQ_A0_HALF 8 /* added to A0: half a gray level of f (see above) */
 #define FQ_LO 32
 #define FQ_HI (RQ_FULL + 32)
 
 /* (1 - WT[p], WT[p]) in Q15. */
 static const int16_t WQ[EF_K_SCALE][2] = {{12288, 20480}, {4096, 28672}, {28672, 4096}, {20480, 12288}};
+
+/* int16 wrap-around of an int32 (vpaddw). */
+static int32_t wrap16(int32_t v) { return (int32_t)((uint32_t)(v + 32768) & 0xFFFFu) - 32768; }
 
 /* cvtps2dq then packssdw of one value: rint(t) saturated to int16 (NaN and |t| >= 2^31: -32768). */
 static int32_t sat16(float t)
@@ -1114,6 +1119,7 @@ static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, 
     /* per lane: a0..3 b0..3 (packs) -> a0 b0 a1 b1 a2 b2 a3 b3 */
     const __m256i pairs = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
                                            0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+    const __m256i half = _mm256_set1_epi32(FQ_A0_HALF << 16);
     __m256i mn = _mm256_set1_epi16(0), mx = mn;
     int x = 0;
     for (; x + 8 <= pw; x += 8)
@@ -1122,7 +1128,9 @@ static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, 
             __m256i v = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a), k)),
                                            _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(b), k)));
             mn = _mm256_min_epi16(mn, v), mx = _mm256_max_epi16(mx, v);
-            _mm256_storeu_si256((__m256i *)(q + h * 2 * wide + 2 * (size_t)x), _mm256_shuffle_epi8(v, pairs));
+            v = _mm256_shuffle_epi8(v, pairs);
+            if (h) v = _mm256_add_epi16(v, half); /* A0, the odd lanes */
+            _mm256_storeu_si256((__m256i *)(q + h * 2 * wide + 2 * (size_t)x), v);
         }
     int16_t m[2][16];
     _mm256_storeu_si256((__m256i *)m[0], mn);
@@ -1134,7 +1142,7 @@ static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, 
 
 /*
  * Fixed-point rows of the 4 upsampled maps (float, 4 x wide) for fq_luma: pairs (A1, A2) at 2 x and
- * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A). Returns 1 when all lie in [-FQ_MAP_MAX, FQ_MAP_MAX]
+ * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A), A0 + FQ_A0_HALF. Returns 1 when all lie in [-FQ_MAP_MAX, FQ_MAP_MAX]
  * (|A| <= 8 + 1/8160; NaN and infinities fail), else 0 (the rows are not to be used).
  */
 static int fq_quantize(const float *rows, size_t wide, int pw, int16_t *q)
@@ -1148,7 +1156,8 @@ static int fq_quantize(const float *rows, size_t wide, int pw, int16_t *q)
         for (int k = 0; k < EF_K_N_MAPS; k++) {
             int32_t v = sat16(rows[k * wide + x] * FQ_MAP);
             lo = v < lo ? v : lo, hi = v > hi ? v : hi;
-            q[(k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x] = (int16_t)v;
+            q[(k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x] =
+                (int16_t)wrap16(k == 0 ? v + FQ_A0_HALF : v);
         }
     return lo >= -FQ_MAP_MAX && hi <= FQ_MAP_MAX;
 }
@@ -1163,8 +1172,6 @@ static uint8_t q6_u8(int32_t x) { return x < 0 ? 0 : (x >> 6 > 255 ? 255 : (uint
 /* (s >> k) of an int32 that wrapped like vpaddd, shifting as vpsrad (toward -inf). */
 static int32_t sra32(uint32_t s, int k) { return (int32_t)((s ^ 0x80000000u) >> k) - (int32_t)(0x80000000u >> k); }
 
-/* int16 wrap-around of an int32 (vpaddw). */
-static int32_t wrap16(int32_t v) { return (int32_t)((uint32_t)(v + 32768) & 0xFFFFu) - 32768; }
 
 static int32_t clamp_i32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
@@ -1179,8 +1186,7 @@ static int32_t fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p,
         size_t at = (k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x;
         a[k] = wrap16(mulhrs(lo[at], WQ[p][0]) + mulhrs(hi[at], WQ[p][1]));
     }
-    uint32_t s = (uint32_t)(a[1] * xq) + (uint32_t)(a[2] * vq) + (uint32_t)(a[3] * mq) + (uint32_t)(a[0] * 16384) +
-                 (uint32_t)FQ_ROUND;
+    uint32_t s = (uint32_t)(a[1] * xq) + (uint32_t)(a[2] * vq) + (uint32_t)(a[3] * mq) + (uint32_t)(a[0] * 16384);
     *y = clamp_i32(mulhrs(vq, 32640), 0, RQ_FULL);
     return clamp_i32(clamp_i32(sra32(s, 12), -32768, 32767), FQ_LO, FQ_HI);
 }
@@ -1413,7 +1419,7 @@ static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t 
                                    const float *vr, int x, __m256i *y)
 {
     const __m256i w1 = _mm256_set1_epi16(WQ[p][0]), w2 = _mm256_set1_epi16(WQ[p][1]);
-    const __m256i one = _mm256_set1_epi16(16384), round = _mm256_set1_epi32(FQ_ROUND);
+    const __m256i one = _mm256_set1_epi16(16384);
     __m256i xq = avx2_sat16(_mm256_loadu_ps(xr + x), _mm256_loadu_ps(xr + x + 8), FQ_X);
     __m256i vq = avx2_sat16(_mm256_loadu_ps(vr + x), _mm256_loadu_ps(vr + x + 8), FQ_X);
     __m256i mq = _mm256_max_epi16(xq, vq);
@@ -1423,44 +1429,38 @@ static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t 
                                   _mm256_madd_epi16(avx2_fq_blend(l30, h30, w1, w2), _mm256_unpacklo_epi16(mq, one)));
     __m256i s1 = _mm256_add_epi32(_mm256_madd_epi16(avx2_fq_blend(l12 + 16, h12 + 16, w1, w2), _mm256_unpackhi_epi16(xq, vq)),
                                   _mm256_madd_epi16(avx2_fq_blend(l30 + 16, h30 + 16, w1, w2), _mm256_unpackhi_epi16(mq, one)));
-    s0 = _mm256_srai_epi32(_mm256_add_epi32(s0, round), 12);
-    s1 = _mm256_srai_epi32(_mm256_add_epi32(s1, round), 12);
+    s0 = _mm256_srai_epi32(s0, 12), s1 = _mm256_srai_epi32(s1, 12);
     *y = _mm256_min_epi16(_mm256_max_epi16(_mm256_mulhrs_epi16(vq, _mm256_set1_epi16(32640)), _mm256_setzero_si256()),
                           _mm256_set1_epi16(RQ_FULL));
     return _mm256_min_epi16(_mm256_max_epi16(_mm256_packs_epi32(s0, s1), _mm256_set1_epi16(FQ_LO)), _mm256_set1_epi16(FQ_HI));
 }
 
-/* Byte shuffles of avx2_channel16: channel c of 16 pixels from loads a = bytes [0, 16) | [12, 28), b = [24, 40) | [32, 48). */
+/*
+ * Byte shuffles taking R and B of 16 source pixels into the two bytes of 16-bit lanes in packs
+ * order (lane 0: pixels 0-3, 8-11; lane 1: 4-7, 12-15), from the loads a = bytes [0, 16) | [12, 28)
+ * and b = [24, 40) | [32, 48) of avx2_fq_rgb: a gives slots 0-3 of each lane, b slots 4-7.
+ */
 typedef struct {
-    __m256i red_a, red_b, blue_a, blue_b, interleave;
+    __m256i rb_a, rb_b, interleave;
 } avx2_fq_masks;
-
-static void fq_channel_masks(int c, __m256i *ma, __m256i *mb)
-{
-    int8_t a[32], b[32];
-    for (int i = 0; i < 32; i++) a[i] = b[i] = -1;
-    for (int i = 0; i < 4; i++) {
-        a[2 * i] = a[16 + 2 * i] = (int8_t)(3 * i + c);
-        b[8 + 2 * i] = (int8_t)(3 * i + c);
-        b[24 + 2 * i] = (int8_t)(4 + 3 * i + c);
-    }
-    *ma = _mm256_loadu_si256((const __m256i *)a);
-    *mb = _mm256_loadu_si256((const __m256i *)b);
-}
 
 static avx2_fq_masks avx2_fq_make_masks(int src_bgr, int out_bgr)
 {
+    const int red = src_bgr ? 2 : 0, blue = src_bgr ? 0 : 2;
+    int8_t a[32], b[32];
+    for (int i = 0; i < 32; i++) a[i] = b[i] = -1;
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 2; c++) {
+            int8_t ch = (int8_t)(c ? blue : red);
+            a[2 * i + c] = a[16 + 2 * i + c] = (int8_t)(3 * i + ch);
+            b[8 + 2 * i + c] = (int8_t)(3 * i + ch);
+            b[24 + 2 * i + c] = (int8_t)(4 + 3 * i + ch);
+        }
     avx2_fq_masks m;
-    fq_channel_masks(src_bgr ? 2 : 0, &m.red_a, &m.red_b);
-    fq_channel_masks(src_bgr ? 0 : 2, &m.blue_a, &m.blue_b);
+    m.rb_a = _mm256_loadu_si256((const __m256i *)a);
+    m.rb_b = _mm256_loadu_si256((const __m256i *)b);
     m.interleave = _mm256_loadu_si256((const __m256i *)INTERLEAVE[out_bgr]);
     return m;
-}
-
-/* 64 x channel of the 16 source pixels (loads a, b of avx2_fq_rgb), in packs order. */
-static inline __m256i avx2_channel16(__m256i a, __m256i b, __m256i ma, __m256i mb)
-{
-    return _mm256_slli_epi16(_mm256_or_si256(_mm256_shuffle_epi8(a, ma), _mm256_shuffle_epi8(b, mb)), 6);
 }
 
 /* fq_rgb of 16 pixels: f, y in packs order, source s, 48 bytes to o (one 32-byte store first: room to its end). */
@@ -1470,8 +1470,9 @@ static inline void avx2_fq_rgb(__m256i f, __m256i y, const uint8_t *s, const avx
                                         _mm_loadu_si128((const __m128i *)(s + 12)), 1);
     __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s + 24))),
                                         _mm_loadu_si128((const __m128i *)(s + 32)), 1);
-    __m256i dr = _mm256_sub_epi16(avx2_channel16(a, b, m->red_a, m->red_b), y);
-    __m256i db = _mm256_sub_epi16(avx2_channel16(a, b, m->blue_a, m->blue_b), y);
+    __m256i rb = _mm256_or_si256(_mm256_shuffle_epi8(a, m->rb_a), _mm256_shuffle_epi8(b, m->rb_b)); /* R | B << 8 */
+    __m256i dr = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64)), y);      /* 64 R - y */
+    __m256i db = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64 << 8)), y); /* 64 B - y */
     __m256i r = _mm256_add_epi16(_mm256_add_epi16(f, dr), _mm256_mulhrs_epi16(dr, _mm256_set1_epi16(KR_FRAC)));
     __m256i g = _mm256_sub_epi16(_mm256_sub_epi16(f, _mm256_mulhrs_epi16(dr, _mm256_set1_epi16(KG_R))),
                                  _mm256_mulhrs_epi16(db, _mm256_set1_epi16(KG_B)));
