@@ -1510,31 +1510,43 @@ static inline void avx2_store_gray3x16(__m128i g, uint8_t *o)
 }
 
 /* fq_row for pixels 0 .. (returned) - 1 of one row, 16 at a time; kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC. */
-static inline int avx2_fq_loop(int kind, const float *xr, const float *vr, const int16_t *lo, const int16_t *hi,
-                               size_t wide, int p, int w, const uint8_t *s, const avx2_fq_masks *m, uint8_t *o)
+/*
+ * fq_row for pixels 0 .. (returned) - 1 of rows y (phase p) .. y + n - 1 (n = 1, or 2 when phase
+ * p + 1 blends the same rows lo, hi), 16 at a time, both rows in turn (their map rows are loaded
+ * once); kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC. Rows k: ir, vis xr, vr + k ld, source s +
+ * k s_stride, output o + k o_stride.
+ */
+static inline int avx2_fq_loop(int kind, const float *xr, const float *vr, size_t ld, const int16_t *lo,
+                               const int16_t *hi, size_t wide, int p, int n, int w, const uint8_t *s, size_t s_stride,
+                               const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
 {
     int x = 0;
-    for (; x + 16 <= w; x += 16) {
-        __m256i y, f = avx2_fq_luma(lo, hi, wide, p, xr, vr, x, &y);
-        if (kind == SINK_GRAY1)
-            _mm_storeu_si128((__m128i *)(o + x), avx2_fq_gray(f));
-        else if (kind == SINK_GRAY3)
-            avx2_store_gray3x16(avx2_fq_gray(f), o + 3 * x);
-        else
-            avx2_fq_rgb(f, y, s + 3 * x, m, o + 3 * x);
-    }
+    for (; x + 16 <= w; x += 16)
+        for (int k = 0; k < n; k++) {
+            uint8_t *ok = o + k * o_stride;
+            __m256i y, f = avx2_fq_luma(lo, hi, wide, p + k, xr + k * ld, vr + k * ld, x, &y);
+            if (kind == SINK_GRAY1)
+                _mm_storeu_si128((__m128i *)(ok + x), avx2_fq_gray(f));
+            else if (kind == SINK_GRAY3)
+                avx2_store_gray3x16(avx2_fq_gray(f), ok + 3 * x);
+            else
+                avx2_fq_rgb(f, y, s + k * s_stride + 3 * x, m, ok + 3 * x);
+        }
     return x;
 }
 
 /* avx2_fq_loop with kind a constant in each call. */
-static int avx2_fq_row(int kind, const float *xr, const float *vr, const int16_t *lo, const int16_t *hi, size_t wide,
-                       int p, int w, const uint8_t *s, const avx2_fq_masks *m, uint8_t *o)
+static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const int16_t *lo, const int16_t *hi,
+                        size_t wide, int p, int n, int w, const uint8_t *s, size_t s_stride, const avx2_fq_masks *m,
+                        uint8_t *o, size_t o_stride)
 {
+#define FQ_LOOP(k) avx2_fq_loop(k, xr, vr, ld, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
     switch (kind) {
-    case SINK_GRAY1: return avx2_fq_loop(SINK_GRAY1, xr, vr, lo, hi, wide, p, w, s, m, o);
-    case SINK_GRAY3: return avx2_fq_loop(SINK_GRAY3, xr, vr, lo, hi, wide, p, w, s, m, o);
-    default: return avx2_fq_loop(SINK_SRC, xr, vr, lo, hi, wide, p, w, s, m, o);
+    case SINK_GRAY1: return FQ_LOOP(SINK_GRAY1);
+    case SINK_GRAY3: return FQ_LOOP(SINK_GRAY3);
+    default: return FQ_LOOP(SINK_SRC);
     }
+#undef FQ_LOOP
 }
 #endif
 
@@ -1601,18 +1613,22 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             int y = j * EF_K_SCALE + p;
             if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
-            if (ok[OFF[p]] && ok[OFF[p] + 1]) { /* fixed point, one row */
+            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
+            if (ok[OFF[p]] && ok[OFF[p] + 1]) { /* fixed point */
                 const int16_t *lo = s.q[OFF[p]], *hi = s.q[OFF[p] + 1];
-                uint8_t *out = ROW(uint8_t, o->u8, o->stride, y);
                 int done = 0;
 #if EF_AVX2
-                done = avx2_fq_row(kind, xr, vr, lo, hi, wide, p, w,
-                                   kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL, &fq_masks, out);
+                done = avx2_fq_rows(kind, xr, vr, ld, lo, hi, wide, p, 1 + pair, w,
+                                    kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL,
+                                    kind == SINK_SRC ? c->src_stride : 0, &fq_masks, ROW(uint8_t, o->u8, o->stride, y),
+                                    o->stride);
 #endif
-                fq_row(xr, vr, lo, hi, wide, p, done, w - done, c, y, out, o->format);
+                for (int k = 0; k <= pair; k++)
+                    fq_row(xr + k * ld, vr + k * ld, lo, hi, wide, p + k, done, w - done, c, y + k,
+                           ROW(uint8_t, o->u8, o->stride, y + k), o->format);
+                p += pair;
                 continue;
             }
-            const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             if (o->f) {
                 float *fr = o->f + (size_t)y * o->ld_f;
                 int done = 0;
