@@ -1142,8 +1142,8 @@ static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, 
 
 /*
  * Fixed-point rows of the 4 upsampled maps (float, 4 x wide) for fq_luma: pairs (A1, A2) at 2 x and
- * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A), A0 + FQ_A0_HALF. Returns 1 when all lie in [-FQ_MAP_MAX, FQ_MAP_MAX]
- * (|A| <= 8 + 1/8160; NaN and infinities fail), else 0 (the rows are not to be used).
+ * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A), A0 + FQ_A0_HALF. Returns 1 when all sat16 values lie
+ * in [-FQ_MAP_MAX, FQ_MAP_MAX] (|A| <= 8 + 1/8160; NaN and infinities fail), else 0 (rows not to be used).
  */
 static int fq_quantize(const float *rows, size_t wide, int pw, int16_t *q)
 {

@@ -195,7 +195,7 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
  * or chroma planes; with chroma->src, vis must be the BT.601 luma of that frame (as ef_ycbcr_u8
  * writes it), which the restore reuses as Y_s. Gray and color from chroma->src run in 16-bit
  * fixed point where every upsampled map value lies in [-8, 8] (ir and vis in [0, 1]): within
- * one gray level of the float formula (round half up of a value within 0.61 level of it),
+ * one gray level of the float formula (round half up of a value within 0.62 level of it),
  * the same bytes on every build; planar chroma, and rows whose maps exceed [-8, 8], take the
  * float path of ef_compose_f32 + ef_restore_u8. ef_compose_f32 stays the float path.
  */
