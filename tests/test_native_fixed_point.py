@@ -116,3 +116,102 @@ def test_fixed_point_within_one_level_of_numpy(lib, h4, w4, seed, map_scale, bgr
     if bgr:
         color = color[..., ::-1]
     assert np.abs(color.astype(int) - preprocess.to_uint8(preprocess.restore_color(fused, cbcr))).max() <= 1
+
+
+# ---- the 8-bit inputs: ir read from its uint8 frame, the visible luma from the source pixels (7 bytes a pixel)
+
+def _ir_plane(ir8: np.ndarray, ph: int, pw: int) -> np.ndarray:
+    """The padded IR plane of a uint8 frame, ir8 / 255 (float32, as the input pass writes it)."""
+    h, w = ir8.shape
+    return np.pad(ir8.astype(np.float32) / np.float32(255.0), ((0, ph - h), (0, pw - w)), mode="edge")
+
+
+def _all_bytes(h: int = H, w: int = W) -> np.ndarray:
+    """A uint8 frame holding each of the 256 values (more than once)."""
+    return (np.arange(h * w) % 256).astype(np.uint8).reshape(h, w)
+
+
+@pytest.mark.parametrize("maps_of", [dict(a1=1.0), dict(a3=1.0)])
+def test_ir_bytes_come_back(lib, maps_of):
+    """fused = ir (A1 = 1, or A3 = 1 with vis 0: relu(ir - 0)) read from the uint8 frame: 255 fused = b exactly,
+    so every byte b of the IR frame is the output byte, gray and gray written to 3 channels."""
+    ir8 = _all_bytes(16, 32)
+    h, w = ir8.shape
+    maps = _constant_maps(h, w, **maps_of)
+    composer = native.Composer(lib, h, w)
+    zeros = np.zeros((h, w), np.float32)
+    gray = composer.to_u8(_ir_plane(ir8, h, w), zeros, maps, None, np.empty((h, w), np.uint8), ir_u8=ir8)
+    np.testing.assert_array_equal(gray, ir8)
+    rgb = composer.to_u8(_ir_plane(ir8, h, w), zeros, maps, None, np.empty((h, w, 3), np.uint8), ir_u8=ir8)
+    np.testing.assert_array_equal(rgb, np.repeat(ir8[..., None], 3, axis=2))
+
+
+def test_gray_source_pixels_come_back_exactly(lib):
+    """A2 = 1 (fused = vis luma, taken from the source pixels: L = 1000 g) with a gray source stored as RGB
+    (R = G = B = g): every pixel comes back as (g, g, g) exactly, for all 256 values of g."""
+    g = _all_bytes(16, 32)
+    h, w = g.shape
+    src = np.repeat(g[..., None], 3, axis=2)
+    vis = np.ascontiguousarray(rgb_to_ycbcr(src, scale=1.0 / 255.0)[0], np.float32)
+    out = native.Composer(lib, h, w).to_u8(np.zeros((h, w), np.float32), vis, _constant_maps(h, w, a2=1.0),
+                                           native.chroma(src=src), np.empty((h, w, 3), np.uint8), ir_u8=g)
+    np.testing.assert_array_equal(out, src)
+
+
+def test_visible_luma_is_the_exact_integer_luma(lib):
+    """A2 = 1, A1 = -1 and IR 0, fused = Y = (299 R + 587 G + 114 B) / 255000 (an exact integer L over 255000),
+    with a source whose chroma is zero except in one channel pair: the red output is 255 Y + 1.000339 (R - 255 Y);
+    checked for pixels whose exact value lies away from a rounding edge: the byte is floor(value + 1/2)."""
+    rng = np.random.default_rng(7)
+    h, w = 16, 48
+    src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    vis = np.ascontiguousarray(rgb_to_ycbcr(src, scale=1.0 / 255.0)[0], np.float32)
+    ir8 = np.zeros((h, w), np.uint8)
+    out = native.Composer(lib, h, w).to_u8(np.zeros((h, w), np.float32), vis, _constant_maps(h, w, a2=1.0),
+                                           native.chroma(src=src), np.empty((h, w, 3), np.uint8), ir_u8=ir8)
+    s = src.astype(np.int64)
+    luma = (299 * s[..., 0] + 587 * s[..., 1] + 114 * s[..., 2]) / 1000.0  # 255 Y, exact in float64
+    red = luma + 1.403 * 0.713 * (s[..., 0] - luma)
+    blue = luma + 1.773 * 0.564 * (s[..., 2] - luma)
+    for exact, got in ((red, out[..., 0]), (blue, out[..., 2])):
+        exact = np.clip(exact, 0, 255)
+        clear = np.abs(exact - np.floor(exact) - 0.5) > 0.05  # the fixed-point error bound is far below 0.05 here
+        assert clear.mean() > 0.8
+        np.testing.assert_array_equal(got[clear], np.floor(exact[clear] + 0.5).astype(np.uint8))
+
+
+def test_ir_bytes_narrower_than_the_frame_are_refused(lib):
+    """ir_u8 narrower than the output frame: ValueError (the kernel itself refuses a short stride: kernels check)."""
+    ir8 = _all_bytes()
+    with pytest.raises(ValueError):
+        native.Composer(lib, H, W).to_u8(_ir_plane(ir8, H, W), _ir_plane(ir8, H, W), _constant_maps(H, W), None,
+                                         np.empty((H, W), np.uint8), ir_u8=ir8[:, : W - 1])
+
+
+@SLOW_OK
+@given(h4=st.integers(1, 6), w4=st.integers(1, 14), seed=st.integers(0, 2**31 - 1),
+       map_scale=st.sampled_from([0.05, 0.6, 2.0, 7.9, 12.0]), bgr=st.booleans())
+def test_8bit_inputs_within_one_level_of_numpy(lib, h4, w4, seed, map_scale, bgr):
+    """uint8 IR (read as bytes) and an RGB/BGR source (its luma read from the pixels): gray and color output within
+    one level of numpy's float path on the planes the input pass writes, maps of several scales (some beyond the
+    fixed-point range: those rows read the planes)."""
+    rng = np.random.default_rng(seed)
+    ph, pw = 4 * h4, 4 * w4
+    h, w = max(1, ph - int(rng.integers(0, 4))), max(1, pw - int(rng.integers(0, 4)))
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ir8 = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    y, cbcr = rgb_to_ycbcr(rgb, scale=1.0 / 255.0)
+    ir = _ir_plane(ir8, ph, pw)
+    vis = np.pad(np.asarray(y, np.float32), ((0, ph - h), (0, pw - w)), mode="edge")
+    maps = (map_scale * rng.standard_normal((4, ph // 4, pw // 4))).astype(np.float32)
+    fused = Composer(ph, pw)(ir, vis, maps, np.empty((ph, pw), np.float32))[:h, :w]
+    composer = native.Composer(lib, ph, pw)
+    gray = composer.to_u8(ir, vis, maps, None, np.empty((h, w), np.uint8), ir_u8=ir8)
+    assert np.abs(gray.astype(int) - preprocess.to_uint8(preprocess.restore_color(fused, None))).max() <= 1
+    src = np.ascontiguousarray(rgb[..., ::-1]) if bgr else rgb
+    order = native.BGR if bgr else native.RGB
+    color = composer.to_u8(ir, vis, maps, native.chroma(src=src, order=order), np.empty((h, w, 3), np.uint8),
+                           order=order, ir_u8=ir8)
+    if bgr:
+        color = color[..., ::-1]
+    assert np.abs(color.astype(int) - preprocess.to_uint8(preprocess.restore_color(fused, cbcr))).max() <= 1

@@ -335,7 +335,8 @@ static void output_band(void *arg, int b) {
     if (y0 >= y1) {
         f->rc[b] = EF_K_OK;
     } else if (ctx->manifest.compose_runtime) {
-        f->rc[b] = ef_compose_u8_rows(ctx->ir, ctx->vis, ld, f->pw, f->ph, ctx->out, f->w, f->h, y0, y1, f->color, f->out, f->out_stride,
+        f->rc[b] = ef_compose_u8_rows(ctx->ir, ctx->vis, ld, f->pw, f->ph, ctx->out, f->w, f->h, y0, y1, f->ir, f->ir_stride, f->color,
+                                      f->out, f->out_stride,
                                       f->out_format, (unsigned char *)ctx->scratch + (size_t)b * ctx->slice);
     } else { /* restore rows y0 .. y1 - 1: the same kernel on the band's rows */
         ef_chroma band;

@@ -18,8 +18,9 @@
  * FMA instructions; results may differ from the default by one gray level at rounding ties).
  * The composition into uint8 frames (gray, or color from the 8-bit source) runs in 16-bit fixed
  * point (see fq_luma: within one gray level of the float formula, integer math identical on every
- * build) on maps upsampled in float, so EF_FMA reaches it through the upsampling only; float
- * outputs, planar chroma and maps beyond the fixed-point range take the float path. For one
+ * build; ir and the visible luma read from the 8-bit frames where given) on maps upsampled in
+ * float, so EF_FMA reaches it through the upsampling only; float outputs, planar chroma and maps
+ * beyond the fixed-point range take the float path. For one
  * EF_FMA setting the portable and AVX2 paths write the same bytes.
  */
 #include "ef_kernels.h"
@@ -1058,7 +1059,13 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * fuse_px and restore_from_source in integers, 16 pixels per AVX2 vector, the same integer math in
  * the portable loop (the bytes of every build are equal). Units: a map value A is held as
  * rint(4080 A) (1/16 gray level; int16 holds |A| <= 8), ir and vis as rint(16384 x) (Q14), the
- * fused luma and the color channels in Q6 (1/64 gray level). Per pixel of a row of phase p
+ * fused luma and the color channels in Q6 (1/64 gray level). The 8-bit inputs, where given, are read
+ * instead of the float planes (7 bytes a pixel with the output instead of 14): ir from its byte b,
+ * x = mulhrs(128 b, 16448) = rint(16384 b / 255) exactly (checked for all 256 bytes; the plane's
+ * sat16(16384 fl(b / 255)) is the same integer), and with color from the source the visible luma
+ * from its pixel, v = rint(fl(L) fl(16384 / 255000)) with L = 299 R + 587 G + 114 B exact (the
+ * BT.601 weights of ef_ycbcr_u8 times 1000): one float product of an exact integer, within
+ * 0.501 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the same bound). Per pixel of a row of phase p
  * blending the upsampled rows lo and hi with weight t = WT[p] (A_2 is M2 - M3, as upsample_maps):
  *   A_k = mulhrs(lo_k, 2^15 (1 - t)) + mulhrs(hi_k, 2^15 t)             (k = 0 .. 3, int16),
  *   s   = A_1 x + A_2 v + A_3 max(x, v) + (A_0 + 8) 2^14                (int32, exact products),
@@ -1066,7 +1073,7 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * (A_0 is stored + 8: the weights are multiples of 2^12, so the blend carries the 8 exactly, and
  * 8 2^14 = 32 2^12 is half a gray level in Q6: gray f >> 6 = floor(255 fused + 1/2), round half up),
  * with mulhrs(a, c) = (a c + 2^14) >> 15 (vpmulhrsw) and >> rounding down. Gray: f >> 6. Color from
- * the source pixel (R_s, B_s) and y = clamp(mulhrs(v, 32640), 0, 16320) (16320 vis, its luma), with
+ * the source pixel (R_s, B_s) and y = mulhrs(v, 32640) in [0, 16320] (16320 vis, its luma), with
  * Cr - 0.5 = 0.713 (R_s - 255 Y_s), Cb - 0.5 = 0.564 (B_s - 255 Y_s) folded into the gains of
  * io/color.py (kr = 1.403 * 0.713 = 1.000339, kgr = 0.714 * 0.713, kgb = 0.344 * 0.564,
  * kb = 1.773 * 0.564 = 0.999972 taken as 1): dr = 64 R_s - y, db = 64 B_s - y (exact),
@@ -1077,8 +1084,8 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * student's maps on the shared pairs span -2.4 .. 5.7 (M2 - M3 within +-8).
  * Error of 255 fused against the exact formula, in gray levels, for |A_k| <= 8 and x, v in [0, 1]:
  * each A_k is off by <= 1/32 (rint of the float upsampled value) + 2 x 1/32 (the two mulhrs) = 3/32;
- * x, v and max(x, v) by <= 2^-15, i.e. <= 8 * 255 * 2^-15 = 0.0623 through A_1..A_3; the shift
- * drops < 1/64: 4 * 3/32 + 3 * 0.0623 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
+ * x, v and max(x, v) by <= 0.501 2^-14, i.e. <= 8 * 255 * 0.501 2^-14 = 0.0624 through A_1..A_3; the shift
+ * drops < 1/64: 4 * 3/32 + 3 * 0.0624 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
  * R < 0.58 + 0.016 + 1/128 + 0.0008, G < 0.58 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
  * B < 0.58 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0008 (kr), 0.0031 (kgr),
  * 0.0038 (kgb), 0.0072 (kb)); all < 0.62 < 1: before the final rounding C and numpy's float32
@@ -1093,6 +1100,11 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
 #define FQ_MAP 4080.0f /* units of a map value: 16 per gray level */
 #define FQ_MAP_MAX 32640 /* 8 * FQ_MAP */
 #define FQ_X 16384.0f /* Q14 of ir and vis */
+#define FQ_X_U8 16448 /* 128 x 16448 / 2^15 = 64.25: Q14 of byte / 255 by mulhrs (fq_x_u8) */
+#define LUMA_R 299    /* BT.601 luma x 1000 (ef_ycbcr_u8's 0.299, 0.587, 0.114) */
+#define LUMA_G 587
+#define LUMA_B 114
+#define FQ_LUMA ((float)(16384.0 / 255000.0)) /* Q14 of L / 255000 */
 #define FQ_A0_HALF 8 /* added to A0: half a gray level of f (see above) */
 #define FQ_LO 32
 #define FQ_HI (RQ_FULL + 32)
@@ -1175,25 +1187,32 @@ static int32_t sra32(uint32_t s, int k) { return (int32_t)((s ^ 0x80000000u) >> 
 
 static int32_t clamp_i32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-/*
- * f of pixel x of a row of phase p (see above) from the fixed-point rows lo, hi and the float ir
- * xf and vis vf; *y gets the Q6 source luma for color.
- */
-static int32_t fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, int x, float xf, float vf, int32_t *y)
+/* Q14 of ir = byte / 255: mulhrs(128 byte, 16448), exactly rint(16384 byte / 255) for every byte. */
+static int32_t fq_x_u8(uint8_t b) { return mulhrs(b << 7, FQ_X_U8); }
+
+/* Q14 of the BT.601 luma of a source pixel (red at s[0], or s[2] when bgr): rint(fl(L) FQ_LUMA), L exact. */
+static int32_t fq_v_src(const uint8_t *s, int bgr)
 {
-    int32_t xq = sat16(xf * FQ_X), vq = sat16(vf * FQ_X), mq = xq > vq ? xq : vq, a[EF_K_N_MAPS];
+    int32_t l = LUMA_R * s[bgr ? 2 : 0] + LUMA_G * s[1] + LUMA_B * s[bgr ? 0 : 2];
+    return rint_i32((float)l * FQ_LUMA);
+}
+
+/* f of pixel x of a row of phase p (see above) from the fixed-point rows lo, hi and ir, vis in Q14 (xq, vq). */
+static int32_t fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, int x, int32_t xq, int32_t vq)
+{
+    int32_t mq = xq > vq ? xq : vq, a[EF_K_N_MAPS];
     for (int k = 0; k < EF_K_N_MAPS; k++) {
         size_t at = (k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x;
         a[k] = wrap16(mulhrs(lo[at], WQ[p][0]) + mulhrs(hi[at], WQ[p][1]));
     }
     uint32_t s = (uint32_t)(a[1] * xq) + (uint32_t)(a[2] * vq) + (uint32_t)(a[3] * mq) + (uint32_t)(a[0] * 16384);
-    *y = clamp_i32(mulhrs(vq, 32640), 0, RQ_FULL);
     return clamp_i32(clamp_i32(sra32(s, 12), -32768, 32767), FQ_LO, FQ_HI);
 }
 
-/* restore_from_source's channels from f (Q6, + 32), the Q6 source luma y and the source pixel s. */
-static inline void fq_rgb(int32_t f, int32_t y, const uint8_t *s, int src_bgr, int out_bgr, uint8_t *o)
+/* restore_from_source's channels from f (Q6, + 32), the source pixel s and its luma vq (fq_v_src). */
+static inline void fq_rgb(int32_t f, int32_t vq, const uint8_t *s, int src_bgr, int out_bgr, uint8_t *o)
 {
+    int32_t y = mulhrs(vq, 32640); /* Q6 of 255 Y_s, in [0, RQ_FULL] */
     int32_t dr = 64 * s[src_bgr ? 2 : 0] - y, db = 64 * s[src_bgr ? 0 : 2] - y;
     uint8_t red = q6_u8(f + dr + mulhrs(dr, KR_FRAC)), blue = q6_u8(f + db);
     o[0] = out_bgr ? blue : red;
@@ -1202,22 +1221,24 @@ static inline void fq_rgb(int32_t f, int32_t y, const uint8_t *s, int src_bgr, i
 }
 
 /*
- * Output pixels x0 .. x0 + n - 1 of row r (phase p, ir and vis rows xr, vr) in fixed point: gray
- * (channels 1 or 3 equal) without chroma->src, else color from it.
+ * Output pixels x0 .. x0 + n - 1 of row r (phase p, ir and vis plane rows xr, vr) in fixed point: gray
+ * (channels 1 or 3 equal) without chroma->src, else color from it. ir from the 8-bit row ir8 when
+ * not NULL, else from xr; vis from the source pixels when color comes from them, else from vr.
  */
-static void fq_row(const float *xr, const float *vr, const int16_t *lo, const int16_t *hi, size_t wide, int p, int x0,
-                   int n, const ef_chroma *chroma, int r, uint8_t *out, int format)
+static void fq_row(const float *xr, const float *vr, const uint8_t *ir8, const int16_t *lo, const int16_t *hi,
+                   size_t wide, int p, int x0, int n, const ef_chroma *chroma, int r, uint8_t *out, int format)
 {
     const uint8_t *s = chroma && chroma->src && format != EF_K_GRAY ? CROW(uint8_t, chroma->src, chroma->src_stride, r) : NULL;
     const int src_bgr = s && chroma->order == EF_K_BGR, out_bgr = format == EF_K_BGR;
     for (int x = x0; x < x0 + n; x++) {
-        int32_t y, f = fq_luma(lo, hi, wide, p, x, xr[x], vr[x], &y);
+        int32_t xq = ir8 ? fq_x_u8(ir8[x]) : sat16(xr[x] * FQ_X), vq = s ? fq_v_src(s + 3 * x, src_bgr) : sat16(vr[x] * FQ_X);
+        int32_t f = fq_luma(lo, hi, wide, p, x, xq, vq);
         if (format == EF_K_GRAY)
             out[x] = (uint8_t)(f >> 6);
         else if (!s)
             out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = (uint8_t)(f >> 6);
         else
-            fq_rgb(f, y, s + 3 * x, src_bgr, out_bgr, out + 3 * x);
+            fq_rgb(f, vq, s + 3 * x, src_bgr, out_bgr, out + 3 * x);
     }
 }
 
@@ -1414,14 +1435,12 @@ static inline __m256i avx2_fq_blend(const int16_t *lo, const int16_t *hi, __m256
                             _mm256_mulhrs_epi16(_mm256_loadu_si256((const __m256i *)hi), w2));
 }
 
-/* fq_luma of pixels x .. x + 15 (f, and the source luma in *y), in packs order. */
-static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, const float *xr,
-                                   const float *vr, int x, __m256i *y)
+/* fq_luma of 16 pixels from xq, vq (Q14, packs order): f in packs order. */
+static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, int x, __m256i xq,
+                                   __m256i vq)
 {
     const __m256i w1 = _mm256_set1_epi16(WQ[p][0]), w2 = _mm256_set1_epi16(WQ[p][1]);
     const __m256i one = _mm256_set1_epi16(16384);
-    __m256i xq = avx2_sat16(_mm256_loadu_ps(xr + x), _mm256_loadu_ps(xr + x + 8), FQ_X);
-    __m256i vq = avx2_sat16(_mm256_loadu_ps(vr + x), _mm256_loadu_ps(vr + x + 8), FQ_X);
     __m256i mq = _mm256_max_epi16(xq, vq);
     const int16_t *l12 = lo + 2 * (size_t)x, *h12 = hi + 2 * (size_t)x, *l30 = l12 + 2 * wide, *h30 = h12 + 2 * wide;
     /* unpacklo / unpackhi of packs-ordered lanes: (x, v) and (max, 1) pairs of pixels 0-7, then 8-15 */
@@ -1430,46 +1449,89 @@ static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t 
     __m256i s1 = _mm256_add_epi32(_mm256_madd_epi16(avx2_fq_blend(l12 + 16, h12 + 16, w1, w2), _mm256_unpackhi_epi16(xq, vq)),
                                   _mm256_madd_epi16(avx2_fq_blend(l30 + 16, h30 + 16, w1, w2), _mm256_unpackhi_epi16(mq, one)));
     s0 = _mm256_srai_epi32(s0, 12), s1 = _mm256_srai_epi32(s1, 12);
-    *y = _mm256_min_epi16(_mm256_max_epi16(_mm256_mulhrs_epi16(vq, _mm256_set1_epi16(32640)), _mm256_setzero_si256()),
-                          _mm256_set1_epi16(RQ_FULL));
     return _mm256_min_epi16(_mm256_max_epi16(_mm256_packs_epi32(s0, s1), _mm256_set1_epi16(FQ_LO)), _mm256_set1_epi16(FQ_HI));
 }
 
 /*
- * Byte shuffles taking R and B of 16 source pixels into the two bytes of 16-bit lanes in packs
- * order (lane 0: pixels 0-3, 8-11; lane 1: 4-7, 12-15), from the loads a = bytes [0, 16) | [12, 28)
- * and b = [24, 40) | [32, 48) of avx2_fq_rgb: a gives slots 0-3 of each lane, b slots 4-7.
+ * Byte shuffles of 16 source pixels from the loads a = bytes [0, 16) | [12, 28) and b = [24, 40) |
+ * [32, 48) (avx2_fq_load_src): rb_a, rb_b take R and B into the two bytes of 16-bit lanes in packs
+ * order (lane 0: pixels 0-3, 8-11; lane 1: 4-7, 12-15; a gives slots 0-3 of each lane, b slots 4-7);
+ * rg_*, b_* take (R, G) and (B, 0) as 16-bit pairs into the 32-bit lanes of pixels 0-7 (from a) and
+ * 8-15 (from b), for vpmaddwd with the luma weights.
  */
 typedef struct {
-    __m256i rb_a, rb_b, interleave;
+    __m256i rb_a, rb_b, rg_a, rg_b, b_a, b_b, interleave;
 } avx2_fq_masks;
 
 static avx2_fq_masks avx2_fq_make_masks(int src_bgr, int out_bgr)
 {
     const int red = src_bgr ? 2 : 0, blue = src_bgr ? 0 : 2;
-    int8_t a[32], b[32];
-    for (int i = 0; i < 32; i++) a[i] = b[i] = -1;
-    for (int i = 0; i < 4; i++)
+    int8_t a[32], b[32], rg[2][32], bl[2][32];
+    for (int i = 0; i < 32; i++) a[i] = b[i] = rg[0][i] = rg[1][i] = bl[0][i] = bl[1][i] = -1;
+    for (int i = 0; i < 4; i++) {
         for (int c = 0; c < 2; c++) {
             int8_t ch = (int8_t)(c ? blue : red);
             a[2 * i + c] = a[16 + 2 * i + c] = (int8_t)(3 * i + ch);
             b[8 + 2 * i + c] = (int8_t)(3 * i + ch);
             b[24 + 2 * i + c] = (int8_t)(4 + 3 * i + ch);
         }
+        for (int l = 0; l < 2; l++)     /* lane l of load a (offset 0) and of load b (offset 4 l) */
+            for (int h = 0; h < 2; h++) { /* h: load b */
+                int at = 16 * l + 4 * i, px = 3 * i + (h && l ? 4 : 0);
+                rg[h][at] = (int8_t)(px + red), rg[h][at + 2] = (int8_t)(px + 1), bl[h][at] = (int8_t)(px + blue);
+            }
+    }
     avx2_fq_masks m;
     m.rb_a = _mm256_loadu_si256((const __m256i *)a);
     m.rb_b = _mm256_loadu_si256((const __m256i *)b);
+    m.rg_a = _mm256_loadu_si256((const __m256i *)rg[0]);
+    m.rg_b = _mm256_loadu_si256((const __m256i *)rg[1]);
+    m.b_a = _mm256_loadu_si256((const __m256i *)bl[0]);
+    m.b_b = _mm256_loadu_si256((const __m256i *)bl[1]);
     m.interleave = _mm256_loadu_si256((const __m256i *)INTERLEAVE[out_bgr]);
     return m;
 }
 
-/* fq_rgb of 16 pixels: f, y in packs order, source s, 48 bytes to o (one 32-byte store first: room to its end). */
-static inline void avx2_fq_rgb(__m256i f, __m256i y, const uint8_t *s, const avx2_fq_masks *m, uint8_t *o)
+/* The loads a, b of 16 source pixels at s (see avx2_fq_masks). */
+static inline void avx2_fq_load_src(const uint8_t *s, __m256i *a, __m256i *b)
 {
-    __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
-                                        _mm_loadu_si128((const __m128i *)(s + 12)), 1);
-    __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s + 24))),
-                                        _mm_loadu_si128((const __m128i *)(s + 32)), 1);
+    *a = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
+                                 _mm_loadu_si128((const __m128i *)(s + 12)), 1);
+    *b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s + 24))),
+                                 _mm_loadu_si128((const __m128i *)(s + 32)), 1);
+}
+
+/* fq_v_src of 16 source pixels (loads a, b) in packs order: L by vpmaddwd, then rint(fl(L) FQ_LUMA). */
+static inline __m256i avx2_fq_v_src(__m256i a, __m256i b, const avx2_fq_masks *m)
+{
+    const __m256i wrg = _mm256_set1_epi32(LUMA_R | LUMA_G << 16), wb = _mm256_set1_epi32(LUMA_B);
+    const __m256 k = _mm256_set1_ps(FQ_LUMA);
+    __m256i la = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(a, m->rg_a), wrg),
+                                  _mm256_madd_epi16(_mm256_shuffle_epi8(a, m->b_a), wb)); /* pixels 0-7 */
+    __m256i lb = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(b, m->rg_b), wrg),
+                                  _mm256_madd_epi16(_mm256_shuffle_epi8(b, m->b_b), wb)); /* pixels 8-15 */
+    return _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(la), k)),
+                              _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(lb), k)));
+}
+
+/* fq_x_u8 of 16 bytes at s, in packs order. */
+static inline __m256i avx2_fq_x_u8(const uint8_t *s)
+{
+    __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)s)); /* pixels 0-7 | 8-15 */
+    v = _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0));            /* 0-3 8-11 | 4-7 12-15 */
+    return _mm256_mulhrs_epi16(_mm256_slli_epi16(v, 7), _mm256_set1_epi16(FQ_X_U8));
+}
+
+/* sat16(FQ_X v) of 16 plane values at v, in packs order. */
+static inline __m256i avx2_fq_plane(const float *v)
+{
+    return avx2_sat16(_mm256_loadu_ps(v), _mm256_loadu_ps(v + 8), FQ_X);
+}
+
+/* fq_rgb of 16 pixels: f, vq in packs order, source loads a, b, 48 bytes to o (one 32-byte store first: room to its end). */
+static inline void avx2_fq_rgb(__m256i f, __m256i vq, __m256i a, __m256i b, const avx2_fq_masks *m, uint8_t *o)
+{
+    __m256i y = _mm256_mulhrs_epi16(vq, _mm256_set1_epi16(32640));
     __m256i rb = _mm256_or_si256(_mm256_shuffle_epi8(a, m->rb_a), _mm256_shuffle_epi8(b, m->rb_b)); /* R | B << 8 */
     __m256i dr = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64)), y);      /* 64 R - y */
     __m256i db = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64 << 8)), y); /* 64 B - y */
@@ -1509,51 +1571,67 @@ static inline void avx2_store_gray3x16(__m128i g, uint8_t *o)
     _mm_storeu_si128((__m128i *)(o + 32), _mm_shuffle_epi8(g, m2));
 }
 
-/* fq_row for pixels 0 .. (returned) - 1 of one row, 16 at a time; kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC. */
 /*
  * fq_row for pixels 0 .. (returned) - 1 of rows y (phase p) .. y + n - 1 (n = 1, or 2 when phase
  * p + 1 blends the same rows lo, hi), 16 at a time, both rows in turn (their map rows are loaded
- * once); kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC. Rows k: ir, vis xr, vr + k ld, source s +
- * k s_stride, output o + k o_stride.
+ * once); kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC (vis from the source pixels); ir from the 8-bit
+ * rows ir8 when u8 is 1, else from the plane. Rows k: ir, vis xr, vr + k ld, ir8 + k ir8_stride,
+ * source s + k s_stride, output o + k o_stride.
  */
-static inline int avx2_fq_loop(int kind, const float *xr, const float *vr, size_t ld, const int16_t *lo,
-                               const int16_t *hi, size_t wide, int p, int n, int w, const uint8_t *s, size_t s_stride,
-                               const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
+static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *vr, size_t ld, const uint8_t *ir8,
+                               size_t ir8_stride, const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w,
+                               const uint8_t *s, size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
 {
     int x = 0;
     for (; x + 16 <= w; x += 16)
         for (int k = 0; k < n; k++) {
             uint8_t *ok = o + k * o_stride;
-            __m256i y, f = avx2_fq_luma(lo, hi, wide, p + k, xr + k * ld, vr + k * ld, x, &y);
+            __m256i a, b, f, vq;
+            __m256i xq = u8 ? avx2_fq_x_u8(ir8 + k * ir8_stride + x) : avx2_fq_plane(xr + k * ld + x);
+            if (kind == SINK_SRC) {
+                avx2_fq_load_src(s + k * s_stride + 3 * x, &a, &b);
+                vq = avx2_fq_v_src(a, b, m);
+            } else {
+                vq = avx2_fq_plane(vr + k * ld + x);
+            }
+            f = avx2_fq_luma(lo, hi, wide, p + k, x, xq, vq);
             if (kind == SINK_GRAY1)
                 _mm_storeu_si128((__m128i *)(ok + x), avx2_fq_gray(f));
             else if (kind == SINK_GRAY3)
                 avx2_store_gray3x16(avx2_fq_gray(f), ok + 3 * x);
             else
-                avx2_fq_rgb(f, y, s + k * s_stride + 3 * x, m, ok + 3 * x);
+                avx2_fq_rgb(f, vq, a, b, m, ok + 3 * x);
         }
     return x;
 }
 
-/* avx2_fq_loop with kind a constant in each call. */
-static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const int16_t *lo, const int16_t *hi,
-                        size_t wide, int p, int n, int w, const uint8_t *s, size_t s_stride, const avx2_fq_masks *m,
-                        uint8_t *o, size_t o_stride)
+/* avx2_fq_loop with kind and u8 constants in each call. */
+static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const uint8_t *ir8, size_t ir8_stride,
+                        const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w, const uint8_t *s,
+                        size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
 {
-#define FQ_LOOP(k) avx2_fq_loop(k, xr, vr, ld, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
-    switch (kind) {
-    case SINK_GRAY1: return FQ_LOOP(SINK_GRAY1);
-    case SINK_GRAY3: return FQ_LOOP(SINK_GRAY3);
-    default: return FQ_LOOP(SINK_SRC);
+#define FQ_LOOP(k, u) avx2_fq_loop(k, u, xr, vr, ld, ir8, ir8_stride, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
+    switch (kind + (ir8 ? 4 : 0)) {
+    case SINK_GRAY1: return FQ_LOOP(SINK_GRAY1, 0);
+    case SINK_GRAY3: return FQ_LOOP(SINK_GRAY3, 0);
+    case SINK_SRC: return FQ_LOOP(SINK_SRC, 0);
+    case SINK_GRAY1 + 4: return FQ_LOOP(SINK_GRAY1, 1);
+    case SINK_GRAY3 + 4: return FQ_LOOP(SINK_GRAY3, 1);
+    default: return FQ_LOOP(SINK_SRC, 1);
     }
 #undef FQ_LOOP
 }
 #endif
 
-/* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
+/*
+ * Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels; ir8: the
+ * 8-bit IR the plane holds / 255 (NULL: read the plane), for the fixed-point path.
+ */
 typedef struct {
     float *f;
     size_t ld_f;
+    const uint8_t *ir8;
+    size_t ir8_stride;
     const ef_chroma *chroma;
     uint8_t *u8;
     size_t stride;
@@ -1616,15 +1694,17 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             if (ok[OFF[p]] && ok[OFF[p] + 1]) { /* fixed point */
                 const int16_t *lo = s.q[OFF[p]], *hi = s.q[OFF[p] + 1];
+                const uint8_t *ir8 = o->ir8 ? CROW(uint8_t, o->ir8, o->ir8_stride, y) : NULL;
                 int done = 0;
 #if EF_AVX2
-                done = avx2_fq_rows(kind, xr, vr, ld, lo, hi, wide, p, 1 + pair, w,
+                done = avx2_fq_rows(kind, xr, vr, ld, ir8, o->ir8_stride, lo, hi, wide, p, 1 + pair, w,
                                     kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL,
                                     kind == SINK_SRC ? c->src_stride : 0, &fq_masks, ROW(uint8_t, o->u8, o->stride, y),
                                     o->stride);
 #endif
                 for (int k = 0; k <= pair; k++)
-                    fq_row(xr + k * ld, vr + k * ld, lo, hi, wide, p + k, done, w - done, c, y + k,
+                    fq_row(xr + k * ld, vr + k * ld, ir8 ? ir8 + k * o->ir8_stride : NULL, lo, hi, wide, p + k, done,
+                           w - done, c, y + k,
                            ROW(uint8_t, o->u8, o->stride, y + k), o->format);
                 p += pair;
                 continue;
@@ -1679,7 +1759,7 @@ int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, in
                         int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
-    const compose_out o = {out, ld_out, NULL, NULL, 0, EF_K_GRAY};
+    const compose_out o = {out, ld_out, NULL, 0, NULL, NULL, 0, EF_K_GRAY};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
@@ -1690,18 +1770,20 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
 }
 
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
-                       int out_format, void *scratch)
+                       int h, int y0, int y1, const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma,
+                       uint8_t *out, size_t out_stride, int out_format, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
-        bad_output(w, chroma, out, out_stride, out_format))
+        bad_output(w, chroma, out, out_stride, out_format) || (ir_u8 && ir_stride < (size_t)w))
         return EF_K_EARG;
-    const compose_out o = {NULL, 0, chroma, out, out_stride, out_format};
+    const compose_out o = {NULL, 0, ir_u8, ir_stride, chroma, out, out_stride, out_format};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                  const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch)
+                  const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                  int out_format, void *scratch)
 {
-    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, ir_u8, ir_stride, chroma, out, out_stride,
+                              out_format, scratch);
 }

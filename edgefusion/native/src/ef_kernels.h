@@ -193,14 +193,19 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
  * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: writes the w x h uint8 frame
  * (gray, RGB or BGR) into out. The chroma source, if any, is the UNPADDED w x h visible frame
  * or chroma planes; with chroma->src, vis must be the BT.601 luma of that frame (as ef_ycbcr_u8
- * writes it), which the restore reuses as Y_s. Gray and color from chroma->src run in 16-bit
- * fixed point where every upsampled map value lies in [-8, 8] (ir and vis in [0, 1]): within
- * one gray level of the float formula (round half up of a value within 0.62 level of it),
- * the same bytes on every build; planar chroma, and rows whose maps exceed [-8, 8], take the
- * float path of ef_compose_f32 + ef_restore_u8. ef_compose_f32 stays the float path.
+ * writes it), which the restore reuses as Y_s. ir_u8 (stride ir_stride in bytes), if not NULL,
+ * is the UNPADDED w x h uint8 IR frame the plane ir holds / 255 (as ef_normalize_u8 writes it).
+ * Gray and color from chroma->src run in 16-bit fixed point where every upsampled map value lies
+ * in [-8, 8] (ir and vis in [0, 1]), reading 8-bit inputs where given: ir from ir_u8 (else the
+ * plane), the visible luma from the chroma->src pixels (integer BT.601 luma; gray output: the
+ * plane vis); within one gray level of the float formula (round half up of a value within 0.62
+ * level of it), the same bytes on every build; planar chroma, and rows whose maps exceed [-8, 8],
+ * take the float path of ef_compose_f32 + ef_restore_u8 on the planes. ef_compose_f32 stays the
+ * float path.
  */
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                  const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch);
+                  const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                  int out_format, void *scratch);
 
 /*
  * Output rows y0 .. y1 - 1 only (0 <= y0 < y1 <= h, y0 a multiple of 4) of ef_compose_f32 /
@@ -210,8 +215,8 @@ int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, 
 int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
                         int h, int y0, int y1, float *out, size_t ld_out, void *scratch);
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
-                       int out_format, void *scratch);
+                       int h, int y0, int y1, const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma,
+                       uint8_t *out, size_t out_stride, int out_format, void *scratch);
 
 #ifdef __cplusplus
 }
