@@ -1,6 +1,6 @@
-"""The fixed-point composition of ef_compose_u8 (gray, and color from the 8-bit source): hand values at
-its rounding edges and map limits, the float fallback beyond them, and agreement with numpy within one
-gray level (edgefusion/runtime/compose.py + preprocess.restore_color / to_uint8)."""
+"""The fixed-point composition of ef_compose_u8 (gray, and color from the 8-bit source; inputs from the planes
+or the 8-bit frames): hand values at its rounding edges and map limits, the float fallback beyond them, and
+agreement with numpy within one gray level (edgefusion/runtime/compose.py + preprocess.restore_color / to_uint8)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,23 @@ def test_gray_source_pixels_come_back_exactly(lib):
     np.testing.assert_array_equal(out, src)
 
 
+def test_gray_visible_bytes_write_the_bytes_of_their_plane(lib):
+    """A gray visible frame read as bytes (vis_u8): x = rint(16384 b / 255) is the plane's own rounding for every
+    byte, so gray and 3-channel output equal those of the plane b / 255, byte for byte; A2 = 1 gives b back."""
+    rng = np.random.default_rng(8)
+    g = _all_bytes(16, 48)
+    h, w = g.shape
+    ir8 = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    planes = _ir_plane(ir8, h, w), _ir_plane(g, h, w)
+    composer = native.Composer(lib, h, w)
+    for maps in ((0.8 * rng.standard_normal((4, h // 4, w // 4))).astype(np.float32), _constant_maps(h, w, a2=1.0)):
+        for shape in ((h, w), (h, w, 3)):
+            plane = composer.to_u8(*planes, maps, None, np.empty(shape, np.uint8))
+            u8 = composer.to_u8(*planes, maps, None, np.empty(shape, np.uint8), ir_u8=ir8, vis_u8=g)
+            np.testing.assert_array_equal(u8, plane)
+    np.testing.assert_array_equal(composer.to_u8(*planes, maps, None, np.empty((h, w), np.uint8), vis_u8=g), g)
+
+
 def test_visible_luma_is_the_exact_integer_luma(lib):
     """A2 = 1, A1 = -1 and IR 0, fused = Y = (299 R + 587 G + 114 B) / 255000 (an exact integer L over 255000),
     with a source whose chroma is zero except in one channel pair: the red output is 255 Y + 1.000339 (R - 255 Y);
@@ -192,7 +209,8 @@ def test_ir_bytes_narrower_than_the_frame_are_refused(lib):
 @given(h4=st.integers(1, 6), w4=st.integers(1, 14), seed=st.integers(0, 2**31 - 1),
        map_scale=st.sampled_from([0.05, 0.6, 2.0, 7.9, 12.0]), bgr=st.booleans())
 def test_8bit_inputs_within_one_level_of_numpy(lib, h4, w4, seed, map_scale, bgr):
-    """uint8 IR (read as bytes) and an RGB/BGR source (its luma read from the pixels): gray and color output within
+    """uint8 IR (read as bytes) and an RGB/BGR source (its luma read from the pixels), or a gray visible frame read
+    as bytes: gray and color output within
     one level of numpy's float path on the planes the input pass writes, maps of several scales (some beyond the
     fixed-point range: those rows read the planes)."""
     rng = np.random.default_rng(seed)
@@ -208,6 +226,11 @@ def test_8bit_inputs_within_one_level_of_numpy(lib, h4, w4, seed, map_scale, bgr
     composer = native.Composer(lib, ph, pw)
     gray = composer.to_u8(ir, vis, maps, None, np.empty((h, w), np.uint8), ir_u8=ir8)
     assert np.abs(gray.astype(int) - preprocess.to_uint8(preprocess.restore_color(fused, None))).max() <= 1
+    green = rgb[..., 1].copy()  # a gray visible frame, read as bytes (copy: a new array's strides)
+    vis_gray = _ir_plane(green, ph, pw)
+    fused_gray = Composer(ph, pw)(ir, vis_gray, maps, np.empty((ph, pw), np.float32))[:h, :w]
+    gray = composer.to_u8(ir, vis_gray, maps, None, np.empty((h, w), np.uint8), ir_u8=ir8, vis_u8=green)
+    assert np.abs(gray.astype(int) - preprocess.to_uint8(preprocess.restore_color(fused_gray, None))).max() <= 1
     src = np.ascontiguousarray(rgb[..., ::-1]) if bgr else rgb
     order = native.BGR if bgr else native.RGB
     color = composer.to_u8(ir, vis, maps, native.chroma(src=src, order=order), np.empty((h, w, 3), np.uint8),

@@ -1059,13 +1059,14 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * fuse_px and restore_from_source in integers, 16 pixels per AVX2 vector, the same integer math in
  * the portable loop (the bytes of every build are equal). Units: a map value A is held as
  * rint(4080 A) (1/16 gray level; int16 holds |A| <= 8), ir and vis as rint(16384 x) (Q14), the
- * fused luma and the color channels in Q6 (1/64 gray level). The 8-bit inputs, where given, are read
- * instead of the float planes (7 bytes a pixel with the output instead of 14): ir from its byte b,
- * x = mulhrs(128 b, 16448) = rint(16384 b / 255) exactly (checked for all 256 bytes; the plane's
- * sat16(16384 fl(b / 255)) is the same integer), and with color from the source the visible luma
- * from its pixel, v = rint(fl(L) fl(16384 / 255000)) with L = 299 R + 587 G + 114 B exact (the
- * BT.601 weights of ef_ycbcr_u8 times 1000): one float product of an exact integer, within
- * 0.501 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the same bound). Per pixel of a row of phase p
+ * fused luma and the color channels in Q6 (1/64 gray level). The 8-bit inputs, where given, are
+ * read instead of the float planes (RGB: 7 bytes a pixel with the output instead of 14): ir (and a
+ * gray visible frame) from its byte b, x = mulhrs(128 b, 16448) = rint(16384 b / 255) exactly
+ * (checked for all 256 bytes; the plane's sat16(16384 fl(b / 255)) is the same integer), and with
+ * color from the source the visible luma from its pixel, v = rint(fl(L) fl(16384 / 255000)) with
+ * L = 299 R + 587 G + 114 B exact (the BT.601 weights of ef_ycbcr_u8 times 1000): one float product
+ * of an exact integer, within 0.501 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the
+ * same bound). Per pixel of a row of phase p
  * blending the upsampled rows lo and hi with weight t = WT[p] (A_2 is M2 - M3, as upsample_maps):
  *   A_k = mulhrs(lo_k, 2^15 (1 - t)) + mulhrs(hi_k, 2^15 t)             (k = 0 .. 3, int16),
  *   s   = A_1 x + A_2 v + A_3 max(x, v) + (A_0 + 8) 2^14                (int32, exact products),
@@ -1223,15 +1224,18 @@ static inline void fq_rgb(int32_t f, int32_t vq, const uint8_t *s, int src_bgr, 
 /*
  * Output pixels x0 .. x0 + n - 1 of row r (phase p, ir and vis plane rows xr, vr) in fixed point: gray
  * (channels 1 or 3 equal) without chroma->src, else color from it. ir from the 8-bit row ir8 when
- * not NULL, else from xr; vis from the source pixels when color comes from them, else from vr.
+ * not NULL, else from xr; vis from the source pixels when color comes from them, else from the gray
+ * 8-bit row vg when not NULL, else from vr.
  */
-static void fq_row(const float *xr, const float *vr, const uint8_t *ir8, const int16_t *lo, const int16_t *hi,
-                   size_t wide, int p, int x0, int n, const ef_chroma *chroma, int r, uint8_t *out, int format)
+static void fq_row(const float *xr, const float *vr, const uint8_t *ir8, const uint8_t *vg, const int16_t *lo,
+                   const int16_t *hi, size_t wide, int p, int x0, int n, const ef_chroma *chroma, int r, uint8_t *out,
+                   int format)
 {
     const uint8_t *s = chroma && chroma->src && format != EF_K_GRAY ? CROW(uint8_t, chroma->src, chroma->src_stride, r) : NULL;
     const int src_bgr = s && chroma->order == EF_K_BGR, out_bgr = format == EF_K_BGR;
     for (int x = x0; x < x0 + n; x++) {
-        int32_t xq = ir8 ? fq_x_u8(ir8[x]) : sat16(xr[x] * FQ_X), vq = s ? fq_v_src(s + 3 * x, src_bgr) : sat16(vr[x] * FQ_X);
+        int32_t xq = ir8 ? fq_x_u8(ir8[x]) : sat16(xr[x] * FQ_X);
+        int32_t vq = s ? fq_v_src(s + 3 * x, src_bgr) : vg ? fq_x_u8(vg[x]) : sat16(vr[x] * FQ_X);
         int32_t f = fq_luma(lo, hi, wide, p, x, xq, vq);
         if (format == EF_K_GRAY)
             out[x] = (uint8_t)(f >> 6);
@@ -1575,11 +1579,12 @@ static inline void avx2_store_gray3x16(__m128i g, uint8_t *o)
  * fq_row for pixels 0 .. (returned) - 1 of rows y (phase p) .. y + n - 1 (n = 1, or 2 when phase
  * p + 1 blends the same rows lo, hi), 16 at a time, both rows in turn (their map rows are loaded
  * once); kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC (vis from the source pixels); ir from the 8-bit
- * rows ir8 when u8 is 1, else from the plane. Rows k: ir, vis xr, vr + k ld, ir8 + k ir8_stride,
- * source s + k s_stride, output o + k o_stride.
+ * rows of in->ir when u8 is 1, else from the plane; gray kinds: vis from the 8-bit rows of in->vis
+ * when not NULL, else from the plane. Rows k: ir, vis xr, vr + k ld, source s + k s_stride, output
+ * o + k o_stride; in: the 8-bit frames offset to row y.
  */
-static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *vr, size_t ld, const uint8_t *ir8,
-                               size_t ir8_stride, const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w,
+static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *vr, size_t ld, const ef_frames_u8 *in,
+                               const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w,
                                const uint8_t *s, size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
 {
     int x = 0;
@@ -1587,12 +1592,12 @@ static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *v
         for (int k = 0; k < n; k++) {
             uint8_t *ok = o + k * o_stride;
             __m256i a, b, f, vq;
-            __m256i xq = u8 ? avx2_fq_x_u8(ir8 + k * ir8_stride + x) : avx2_fq_plane(xr + k * ld + x);
+            __m256i xq = u8 ? avx2_fq_x_u8(in->ir + k * in->ir_stride + x) : avx2_fq_plane(xr + k * ld + x);
             if (kind == SINK_SRC) {
                 avx2_fq_load_src(s + k * s_stride + 3 * x, &a, &b);
                 vq = avx2_fq_v_src(a, b, m);
             } else {
-                vq = avx2_fq_plane(vr + k * ld + x);
+                vq = in->vis ? avx2_fq_x_u8(in->vis + k * in->vis_stride + x) : avx2_fq_plane(vr + k * ld + x);
             }
             f = avx2_fq_luma(lo, hi, wide, p + k, x, xq, vq);
             if (kind == SINK_GRAY1)
@@ -1606,12 +1611,12 @@ static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *v
 }
 
 /* avx2_fq_loop with kind and u8 constants in each call. */
-static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const uint8_t *ir8, size_t ir8_stride,
+static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const ef_frames_u8 *in,
                         const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w, const uint8_t *s,
                         size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
 {
-#define FQ_LOOP(k, u) avx2_fq_loop(k, u, xr, vr, ld, ir8, ir8_stride, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
-    switch (kind + (ir8 ? 4 : 0)) {
+#define FQ_LOOP(k, u) avx2_fq_loop(k, u, xr, vr, ld, in, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
+    switch (kind + (in->ir ? 4 : 0)) {
     case SINK_GRAY1: return FQ_LOOP(SINK_GRAY1, 0);
     case SINK_GRAY3: return FQ_LOOP(SINK_GRAY3, 0);
     case SINK_SRC: return FQ_LOOP(SINK_SRC, 0);
@@ -1624,14 +1629,13 @@ static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, c
 #endif
 
 /*
- * Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels; ir8: the
- * 8-bit IR the plane holds / 255 (NULL: read the plane), for the fixed-point path.
+ * Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels; in8: the
+ * 8-bit frames of the planes (NULL: read the planes), for the fixed-point path.
  */
 typedef struct {
     float *f;
     size_t ld_f;
-    const uint8_t *ir8;
-    size_t ir8_stride;
+    const ef_frames_u8 *in8;
     const ef_chroma *chroma;
     uint8_t *u8;
     size_t stride;
@@ -1694,17 +1698,22 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
             if (ok[OFF[p]] && ok[OFF[p] + 1]) { /* fixed point */
                 const int16_t *lo = s.q[OFF[p]], *hi = s.q[OFF[p] + 1];
-                const uint8_t *ir8 = o->ir8 ? CROW(uint8_t, o->ir8, o->ir8_stride, y) : NULL;
+                ef_frames_u8 in = {NULL, 0, NULL, 0}; /* the 8-bit frames at row y */
+                if (o->in8) {
+                    in = *o->in8;
+                    in.ir = in.ir ? CROW(uint8_t, in.ir, in.ir_stride, y) : NULL;
+                    in.vis = in.vis ? CROW(uint8_t, in.vis, in.vis_stride, y) : NULL;
+                }
                 int done = 0;
 #if EF_AVX2
-                done = avx2_fq_rows(kind, xr, vr, ld, ir8, o->ir8_stride, lo, hi, wide, p, 1 + pair, w,
+                done = avx2_fq_rows(kind, xr, vr, ld, &in, lo, hi, wide, p, 1 + pair, w,
                                     kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL,
                                     kind == SINK_SRC ? c->src_stride : 0, &fq_masks, ROW(uint8_t, o->u8, o->stride, y),
                                     o->stride);
 #endif
                 for (int k = 0; k <= pair; k++)
-                    fq_row(xr + k * ld, vr + k * ld, ir8 ? ir8 + k * o->ir8_stride : NULL, lo, hi, wide, p + k, done,
-                           w - done, c, y + k,
+                    fq_row(xr + k * ld, vr + k * ld, in.ir ? in.ir + k * in.ir_stride : NULL,
+                           in.vis ? in.vis + k * in.vis_stride : NULL, lo, hi, wide, p + k, done, w - done, c, y + k,
                            ROW(uint8_t, o->u8, o->stride, y + k), o->format);
                 p += pair;
                 continue;
@@ -1759,7 +1768,7 @@ int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, in
                         int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
-    const compose_out o = {out, ld_out, NULL, 0, NULL, NULL, 0, EF_K_GRAY};
+    const compose_out o = {out, ld_out, NULL, NULL, NULL, 0, EF_K_GRAY};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
@@ -1770,20 +1779,21 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
 }
 
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, int y0, int y1, const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma,
-                       uint8_t *out, size_t out_stride, int out_format, void *scratch)
+                       int h, int y0, int y1, const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out,
+                       size_t out_stride, int out_format, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
-        bad_output(w, chroma, out, out_stride, out_format) || (ir_u8 && ir_stride < (size_t)w))
+        bad_output(w, chroma, out, out_stride, out_format) ||
+        (frames && ((frames->ir && frames->ir_stride < (size_t)w) || (frames->vis && frames->vis_stride < (size_t)w))))
         return EF_K_EARG;
-    const compose_out o = {NULL, 0, ir_u8, ir_stride, chroma, out, out_stride, out_format};
+    const compose_out o = {NULL, 0, frames, chroma, out, out_stride, out_format};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                  const uint8_t *ir_u8, size_t ir_stride, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                  const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
                   int out_format, void *scratch)
 {
-    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, ir_u8, ir_stride, chroma, out, out_stride,
-                              out_format, scratch);
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, frames, chroma, out, out_stride, out_format,
+                              scratch);
 }
