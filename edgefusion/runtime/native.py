@@ -373,6 +373,9 @@ class Composer(BandWorkers):
               order: int = RGB, ir_u8: np.ndarray | None = None, vis_u8: np.ndarray | None = None) -> np.ndarray:
         """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3]).
 
+        ``ir`` and ``vis`` hold values in [0, 1] (the frame path's planes); outside it the fixed-point
+        composition's bytes are unspecified.
+
         ``ir_u8``, ``vis_u8``: the uint8 frames (h, w) the planes ``ir`` and ``vis`` hold / 255 (``vis_u8``:
         a gray visible frame), read instead of the planes (fewer bytes); None: the plane."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)

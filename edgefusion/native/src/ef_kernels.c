@@ -476,12 +476,12 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         const __m256 c = _mm256_loadu_ps(col);
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
-        const float *r = col, *const pairs_end = col + (size_t)(rows & ~1) * ld;
-        for (; r != pairs_end; r += 2 * ld) { /* rows in order, two per pass (no register copies) */
-            up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
+        int y = 0;
+        for (; y + 1 < rows; y += 2) { /* rows in order, two per pass (no register copies) */
+            up = avx2_stats_row(col + (size_t)y * ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(col + (size_t)(y + 1) * ld, up, c, &s, &q, &gx, &gy);
         }
-        if (rows & 1) avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+        if (y < rows) avx2_stats_row(col + (size_t)y * ld, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
     for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k]);
@@ -1113,7 +1113,7 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * (checked for all 256 bytes; the plane's sat16(16384 fl(b / 255)) is the same integer), and with
  * color from the source the visible luma from its pixel, v = rint(fl(L) fl(16384 / 255000)) with
  * L = 299 R + 587 G + 114 B exact (the BT.601 weights of ef_ycbcr_u8 times 1000): one float product
- * of an exact integer, within 0.501 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the
+ * of an exact integer, within 0.502 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the
  * same bound). Per pixel of a row of phase p
  * blending the upsampled rows lo and hi with weight t = WT[p] (A_2 is M2 - M3, as upsample_maps):
  *   A_k = mulhrs(lo_k, 2^15 (1 - t)) + mulhrs(hi_k, 2^15 t)             (k = 0 .. 3, int16),
@@ -1133,12 +1133,13 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
  * student's maps on the shared pairs span -2.4 .. 5.7 (M2 - M3 within +-8).
  * Error of 255 fused against the exact formula, in gray levels, for |A_k| <= 8 and x, v in [0, 1]:
  * each A_k is off by <= 1/32 (rint of the float upsampled value) + 2 x 1/32 (the two mulhrs) = 3/32;
- * x, v and max(x, v) by <= 0.501 2^-14, i.e. <= 8 * 255 * 0.501 2^-14 = 0.0624 through A_1..A_3; the shift
- * drops < 1/64: 4 * 3/32 + 3 * 0.0624 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
- * R < 0.58 + 0.016 + 1/128 + 0.0008, G < 0.58 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
- * B < 0.58 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0008 (kr), 0.0031 (kgr),
+ * x, v and max(x, v) by <= 0.502 2^-14, i.e. <= 8 * 255 * 0.502 2^-14 = 0.0625 through A_1..A_3; the shift
+ * drops < 1/64: 4 * 3/32 + 3 * 0.0625 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
+ * R < 0.58 + 0.016 + 1/128 + 0.0009, G < 0.58 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
+ * B < 0.58 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0009 (kr), 0.0031 (kgr),
  * 0.0038 (kgb), 0.0072 (kb)); all < 0.62 < 1: before the final rounding C and numpy's float32
- * path (within 1e-4 of the exact formula) differ by < 1 level, so after it by at most 1.
+ * path (within 1e-4 of the exact formula in [0, 1] units, 0.026 gray level) differ by < 1 level, so
+ * after numpy's rounding to nearest (rint) and C's, by at most 1.
  * Overflow: |A_k| <= 32648, |s| <= 4 * 32648 * 16384 < 2^31; out-of-contract x or vis
  * (outside [0, 1]) saturate to int16 and wrap in int32 alike on both paths (unspecified bytes, no UB).
  */
@@ -1201,6 +1202,12 @@ static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, 
 }
 #endif
 
+/* Index of map k at pixel x in fq_quantize's rows: pairs (A1, A2) at 2 x, (A3, A0) at 2 wide + 2 x. */
+static size_t fq_slot(int k, size_t wide, int x)
+{
+    return (k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x;
+}
+
 /*
  * Fixed-point rows of the 4 upsampled maps (float, 4 x wide) for fq_luma: pairs (A1, A2) at 2 x and
  * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A), A0 + FQ_A0_HALF. Returns 1 when all sat16 values lie
@@ -1217,7 +1224,7 @@ static int fq_quantize(const float *rows, size_t wide, int pw, int16_t *q)
         for (int k = 0; k < EF_K_N_MAPS; k++) {
             int32_t v = sat16(rows[k * wide + x] * FQ_MAP);
             lo = v < lo ? v : lo, hi = v > hi ? v : hi;
-            q[(k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x] =
+            q[fq_slot(k, wide, x)] =
                 (int16_t)wrap16(k == 0 ? v + FQ_A0_HALF : v);
         }
     return lo >= -FQ_MAP_MAX && hi <= FQ_MAP_MAX;
@@ -1251,11 +1258,11 @@ static int32_t fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p,
 {
     int32_t mq = xq > vq ? xq : vq, a[EF_K_N_MAPS];
     for (int k = 0; k < EF_K_N_MAPS; k++) {
-        size_t at = (k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x;
+        size_t at = fq_slot(k, wide, x);
         a[k] = wrap16(mulhrs(lo[at], WQ[p][0]) + mulhrs(hi[at], WQ[p][1]));
     }
     uint32_t s = (uint32_t)(a[1] * xq) + (uint32_t)(a[2] * vq) + (uint32_t)(a[3] * mq) + (uint32_t)(a[0] * 16384);
-    return clamp_i32(clamp_i32(sra32(s, 12), -32768, 32767), FQ_LO, FQ_HI);
+    return clamp_i32(sra32(s, 12), FQ_LO, FQ_HI); /* [FQ_LO, FQ_HI] inside int16: packssdw's saturation changes nothing */
 }
 
 /* restore_from_source's channels from f (Q6, + 32), the source pixel s and its luma vq (fq_v_src). */
