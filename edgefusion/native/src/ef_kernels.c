@@ -1134,8 +1134,11 @@ static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256
     return avx2_clip01(_mm256_add_ps(d, a0));
 }
 
-/* restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o. */
-static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, uint8_t *o)
+/*
+ * restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o;
+ * with room (8 more pixels follow in the row, written next), as one 32-byte store.
+ */
+static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, int room, uint8_t *o)
 {
     const __m256 scale = _mm256_set1_ps(255.0f);
     const __m256 kr = _mm256_set1_ps((float)(1.403 * 0.713)), kgr = _mm256_set1_ps((float)(0.714 * 0.713));
@@ -1149,6 +1152,10 @@ static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const av
     __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(ri, gi), _mm256_packs_epi32(bi, bi));
     bytes = _mm256_shuffle_epi8(bytes, m->interleave);
     bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+    if (room) {
+        _mm256_storeu_si256((__m256i *)o, bytes);
+        return;
+    }
     _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(bytes));
     _mm_storel_epi64((__m128i *)(o + 16), _mm256_extracti128_si256(bytes, 1));
 }
@@ -1173,25 +1180,6 @@ static inline void avx2_fuse_pair(const float *ir, const float *vis, size_t ld, 
     *fb = avx2_fuse(_mm256_loadu_ps(ir + ld + x), *vb, b[0], b[1], b[2], b[3]);
 }
 
-/*
- * Rows y (phase p, even) and y + 1 of w pixels: composition and color restore from the 8-bit
- * source rows s0, s1 into o0, o1 (vis is the source luma). Returns the pixels done.
- */
-static int avx2_compose_pair_src(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
-                                 size_t wide, const uint8_t *s0, const uint8_t *s1, int src_bgr, int out_bgr,
-                                 uint8_t *o0, uint8_t *o1)
-{
-    const avx2_masks m = avx2_rgb_masks(src_bgr, out_bgr);
-    int x = 0;
-    for (; x + 8 <= w; x += 8) {
-        __m256 fa, fb, va, vb;
-        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
-        avx2_restore8(fa, va, s0 + 3 * x, &m, o0 + 3 * x);
-        avx2_restore8(fb, vb, s1 + 3 * x, &m, o1 + 3 * x);
-    }
-    return x;
-}
-
 /* to_u8 of 8 lanes (cvtps2dq rounds half to even; the packs saturate as to_u8 clamps) into the low 8 bytes. */
 static inline __m128i avx2_u8x8(__m256 v)
 {
@@ -1209,40 +1197,71 @@ static inline void avx2_store_gray3(__m128i g, uint8_t *o)
     _mm_storel_epi64((__m128i *)(o + 16), _mm_shuffle_epi8(g, rest));
 }
 
+/* What avx2_compose_pair writes: float rows, gray bytes (1 or 3 channels a pixel), color from an 8-bit source. */
+enum { SINK_F32, SINK_GRAY1, SINK_GRAY3, SINK_SRC };
+
 /*
- * Rows y (phase p, even) and y + 1 of w pixels without chroma: the fused luma as uint8 gray
- * (channels 1) or copied to the 3 channels of each pixel (channels 3). Returns the pixels done.
+ * The output step of 8 pixels at x of one row: fused luma f, its vis v; row pointers of that row
+ * (unused: NULL); room: 8 more pixels follow.
  */
-static int avx2_compose_pair_gray(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
-                                  size_t wide, int channels, uint8_t *o0, uint8_t *o1)
+static inline void avx2_put8(int kind, const avx2_masks *m, __m256 f, __m256 v, int x, int room, float *of,
+                             const uint8_t *s, uint8_t *o)
 {
-    int x = 0;
-    for (; x + 8 <= w; x += 8) {
-        __m256 fa, fb, va, vb;
-        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
-        if (channels == 1) {
-            _mm_storel_epi64((__m128i *)(o0 + x), avx2_u8x8(fa));
-            _mm_storel_epi64((__m128i *)(o1 + x), avx2_u8x8(fb));
-        } else {
-            avx2_store_gray3(avx2_u8x8(fa), o0 + 3 * x);
-            avx2_store_gray3(avx2_u8x8(fb), o1 + 3 * x);
-        }
+    switch (kind) {
+    case SINK_F32:
+        _mm256_storeu_ps(of + x, f);
+        break;
+    case SINK_GRAY1:
+        _mm_storel_epi64((__m128i *)(o + x), avx2_u8x8(f));
+        break;
+    case SINK_GRAY3:
+        avx2_store_gray3(avx2_u8x8(f), o + 3 * x);
+        break;
+    default:
+        avx2_restore8(f, v, s + 3 * x, m, room, o + 3 * x);
     }
-    return x;
 }
 
-/* Rows y (phase p, even) and y + 1 of w pixels: fused luma into the float rows o0, o1. Returns the pixels done. */
-static int avx2_compose_pair_f32(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
-                                 size_t wide, float *o0, float *o1)
+/* Pixels x .. x + 7 of rows y (phase p, even) and y + 1: composition and the output step (see avx2_pair_loop). */
+static inline void avx2_pair_step(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int x,
+                                  int room, size_t wide, int kind, const avx2_masks *m, float *of0, float *of1,
+                                  const uint8_t *s0, const uint8_t *s1, uint8_t *o0, uint8_t *o1)
+{
+    __m256 fa, fb, va, vb;
+    avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
+    avx2_put8(kind, m, fa, va, x, room, of0, s0, o0);
+    avx2_put8(kind, m, fb, vb, x, room, of1, s1, o1);
+}
+
+/*
+ * Rows y (phase p, even) and y + 1 of w pixels, 8 at a time: composition and the output step of
+ * kind into the float rows of0, of1 or the uint8 rows o0, o1 (color from the source rows s0, s1;
+ * vis is their luma). Returns the pixels done; the caller finishes the rows with the portable code.
+ */
+static inline int avx2_pair_loop(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                                 size_t wide, int kind, const avx2_masks *m, float *of0, float *of1,
+                                 const uint8_t *s0, const uint8_t *s1, uint8_t *o0, uint8_t *o1)
 {
     int x = 0;
-    for (; x + 8 <= w; x += 8) {
-        __m256 fa, fb, va, vb;
-        avx2_fuse_pair(ir, vis, ld, rows[OFF[p]], rows[OFF[p] + 1], wide, p, x, &fa, &fb, &va, &vb);
-        _mm256_storeu_ps(o0 + x, fa);
-        _mm256_storeu_ps(o1 + x, fb);
+    for (; x + 16 <= w; x += 8) avx2_pair_step(ir, vis, ld, rows, p, x, 1, wide, kind, m, of0, of1, s0, s1, o0, o1);
+    if (x + 8 > w) return x;
+    avx2_pair_step(ir, vis, ld, rows, p, x, 0, wide, kind, m, of0, of1, s0, s1, o0, o1);
+    return x + 8;
+}
+
+/* avx2_pair_loop with kind a constant in each call: one loop compiled per output step, no switch per pixel. */
+static int avx2_compose_pair(const float *ir, const float *vis, size_t ld, float *const rows[3], int p, int w,
+                             size_t wide, int kind, const avx2_masks *m, float *of0, float *of1, const uint8_t *s0,
+                             const uint8_t *s1, uint8_t *o0, uint8_t *o1)
+{
+#define PAIR_LOOP(k) avx2_pair_loop(ir, vis, ld, rows, p, w, wide, k, m, of0, of1, s0, s1, o0, o1)
+    switch (kind) {
+    case SINK_F32: return PAIR_LOOP(SINK_F32);
+    case SINK_GRAY1: return PAIR_LOOP(SINK_GRAY1);
+    case SINK_GRAY3: return PAIR_LOOP(SINK_GRAY3);
+    default: return PAIR_LOOP(SINK_SRC);
     }
-    return x;
+#undef PAIR_LOOP
 }
 #endif
 
@@ -1262,6 +1281,16 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
 {
     const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, j0 = y0 / EF_K_SCALE;
     const int channels = o->format == EF_K_GRAY ? 1 : 3;
+#if EF_AVX2
+    /* the AVX2 output step: as restore_chunk (gray without chroma), none for planar chroma (-1) */
+    const ef_chroma *c = o->chroma;
+    int kind = SINK_F32;
+    if (!o->f && (o->format == EF_K_GRAY || !c || (!c->src && !c->cb)))
+        kind = channels == 1 ? SINK_GRAY1 : SINK_GRAY3;
+    else if (!o->f)
+        kind = c->src ? SINK_SRC : -1;
+    const avx2_masks masks = avx2_rgb_masks(kind == SINK_SRC && c->order == EF_K_BGR, o->format == EF_K_BGR);
+#endif
     const size_t wide = align4((size_t)pw);
     compose_scratch s = split_scratch(scratch, pw);
     float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
@@ -1285,7 +1314,9 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
                 float *fr = o->f + (size_t)y * o->ld_f;
                 int done = 0;
 #if EF_AVX2
-                if (pair) done = avx2_compose_pair_f32(xr, vr, ld, rows, p, w, wide, fr, fr + o->ld_f);
+                if (pair)
+                    done = avx2_compose_pair(xr, vr, ld, rows, p, w, wide, SINK_F32, &masks, fr, fr + o->ld_f, NULL,
+                                             NULL, NULL, NULL);
 #endif
                 for (int k = 0; k <= pair; k++)
                     compose_row(xr + k * ld + done, vr + k * ld + done, rows, done, p + k, w - done, wide,
@@ -1295,14 +1326,11 @@ static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph,
             }
             int done = 0;
 #if EF_AVX2
-            const ef_chroma *c = o->chroma;
-            uint8_t *o0 = ROW(uint8_t, o->u8, o->stride, y), *o1 = ROW(uint8_t, o->u8, o->stride, y + 1);
-            if (pair && (o->format == EF_K_GRAY || !c || (!c->src && !c->cb))) /* as restore_chunk: gray */
-                done = avx2_compose_pair_gray(xr, vr, ld, rows, p, w, wide, channels, o0, o1);
-            else if (pair && c->src)
-                done = avx2_compose_pair_src(xr, vr, ld, rows, p, w, wide, CROW(uint8_t, c->src, c->src_stride, y),
-                                             CROW(uint8_t, c->src, c->src_stride, y + 1), c->order == EF_K_BGR,
-                                             o->format == EF_K_BGR, o0, o1);
+            if (pair && kind >= 0)
+                done = avx2_compose_pair(xr, vr, ld, rows, p, w, wide, kind, &masks, NULL, NULL,
+                                         kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL,
+                                         kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y + 1) : NULL,
+                                         ROW(uint8_t, o->u8, o->stride, y), ROW(uint8_t, o->u8, o->stride, y + 1));
 #endif
             for (int x0 = done; x0 < w; x0 += CHUNK) { /* chunks of a row stay in the L1 cache */
                 float fused[2][CHUNK];
