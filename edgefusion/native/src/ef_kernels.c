@@ -466,12 +466,12 @@ static int avx2_stats_strip(const float *p, size_t ld, int w, int y0, int rows, 
         const __m256 c = _mm256_loadu_ps(col);
         __m256 up = y0 > 0 ? _mm256_loadu_ps(col - ld) : c;
         __m256 s = _mm256_setzero_ps(), q = s, gx = s, gy = s;
-        const float *r = col, *const pairs_end = col + (size_t)(rows & ~1) * ld;
-        for (; r != pairs_end; r += 2 * ld) { /* rows in order, two per pass (no register copies) */
-            up = avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
-            up = avx2_stats_row(r + ld, up, c, &s, &q, &gx, &gy);
+        int y = 0;
+        for (; y + 1 < rows; y += 2) { /* rows in order, two per pass (no register copies) */
+            up = avx2_stats_row(col + (size_t)y * ld, up, c, &s, &q, &gx, &gy);
+            up = avx2_stats_row(col + (size_t)(y + 1) * ld, up, c, &s, &q, &gx, &gy);
         }
-        if (rows & 1) avx2_stats_row(r, up, c, &s, &q, &gx, &gy);
+        if (y < rows) avx2_stats_row(col + (size_t)y * ld, up, c, &s, &q, &gx, &gy);
         avx2_add_columns(acc, c, s, q, gx, gy, rows);
     }
     for (int k = 0; k < 4; k++) _mm256_storeu_pd(sums[k], acc[k]);
