@@ -103,9 +103,8 @@ int main(int argc, char **argv)
         status |= ef_prepare_u8(ir, (size_t)w, vis, 3u * (size_t)w, EF_K_RGB, w, h, pw, ph, ir_p, vis_p, (size_t)pw, stats);
         t[1] = now_ms();
         ef_chroma chroma = {vis, 3u * (size_t)w, EF_K_RGB, NULL, NULL, 0};
-        ef_frames_u8 in8 = {ir, (size_t)w, NULL, 0};
-        status |= ef_compose_u8(ir_p, vis_p, (size_t)pw, pw, ph, maps, w, h, &in8, &chroma, out, 3u * (size_t)w,
-                                EF_K_RGB, scratch);
+        status |= ef_compose_u8(ir_p, vis_p, (size_t)pw, pw, ph, maps, w, h, &chroma, out, 3u * (size_t)w, EF_K_RGB,
+                                scratch);
         t[2] = now_ms();
         if (r < 0) continue;
         for (int k = 0; k < N_STAGES; k++) times[(size_t)k * runs + r] = t[k + 1] - t[k];

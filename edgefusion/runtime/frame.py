@@ -161,8 +161,6 @@ class NativeFrame:
         self.compose_ms = 0.0
         self._size: tuple[int, int] | None = None
         self._color: np.ndarray | None = None
-        self._ir_u8: np.ndarray | None = None  # the uint8 IR frame of the planes (read by finish), or None
-        self._vis_u8: np.ndarray | None = None  # the gray uint8 visible frame of the planes, or None
 
     def _resize(self, h: int, w: int) -> None:
         if self._size == (h, w):
@@ -187,8 +185,7 @@ class NativeFrame:
         """First half of :meth:`fuse`: the padded planes (2, 1, 1, PH, PW) (views of this object's
         buffers, valid until its next ``prepare``) and the (1, 6) statistics or None.
 
-        ``vis`` (its chroma and luma) and a uint8 ``ir`` are read again by :meth:`finish`: keep them
-        unchanged until then.
+        ``vis`` is read again by :meth:`finish` (its chroma): keep it unchanged until then.
         """
         h, w = ir.shape
         self._resize(h, w)
@@ -198,12 +195,9 @@ class NativeFrame:
                 _normalize(self.lib, ir, stretch, ir_p[:h, :w])
             source = _gray_if_equal(self.lib, vis)
             self._color = source if source.ndim == 3 else None
-            self._ir_u8 = ir if ir.dtype == np.uint8 else None
-            self._vis_u8 = source if source.ndim == 2 else None
             stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats)
             return self.inputs, None if stats is None else stats[None]
         self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
-        self._ir_u8 = self._vis_u8 = None
         stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None
         native.pad_edge(self.lib, ir_p, w, h)
         native.pad_edge(self.lib, vis_p, w, h)
@@ -217,8 +211,7 @@ class NativeFrame:
         out = np.empty((h, w) if color is None else (h, w, 3), np.uint8)
         chroma = native.chroma(src=color) if color is not None else None
         start = time.perf_counter()
-        self.composer.to_u8(self.inputs[0, 0, 0], self.inputs[1, 0, 0], maps[0], chroma, out, ir_u8=self._ir_u8,
-                            vis_u8=self._vis_u8)
+        self.composer.to_u8(self.inputs[0, 0, 0], self.inputs[1, 0, 0], maps[0], chroma, out)
         self.compose_ms = (time.perf_counter() - start) * 1e3
         return out
 

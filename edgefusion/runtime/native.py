@@ -147,12 +147,6 @@ class Chroma(ctypes.Structure):
     _fields_ = [("src", _P), ("src_stride", _Z), ("order", _I), ("cb", _P), ("cr", _P), ("ld", _Z)]
 
 
-class Frames(ctypes.Structure):
-    """``ef_frames_u8``: the uint8 IR and gray visible frames of the planes (NULL: read the plane)."""
-
-    _fields_ = [("ir", _P), ("ir_stride", _Z), ("vis", _P), ("vis_stride", _Z)]
-
-
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     signatures = {
         "ef_normalize_u8": (_P, _Z, _I, _I, _P, _Z),
@@ -167,8 +161,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
         "ef_compose_scratch_bytes": (_I, _I),
         "ef_compose_f32_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, _P, _Z, _P),
-        "ef_compose_u8_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, ctypes.POINTER(Frames), ctypes.POINTER(Chroma),
-                               _P, _Z, _I, _P),
+        "ef_compose_u8_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I, _P),
     }
     for name, args in signatures.items():
         fn = getattr(lib, name)
@@ -370,29 +363,15 @@ class Composer(BandWorkers):
         return out
 
     def to_u8(self, ir: np.ndarray, vis: np.ndarray, maps: np.ndarray, color: Chroma | None, out: np.ndarray,
-              order: int = RGB, ir_u8: np.ndarray | None = None, vis_u8: np.ndarray | None = None) -> np.ndarray:
-        """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3]).
-
-        ``ir`` and ``vis`` hold values in [0, 1] (the frame path's planes); outside it the fixed-point
-        composition's bytes are unspecified.
-
-        ``ir_u8``, ``vis_u8``: the uint8 frames (h, w) the planes ``ir`` and ``vis`` hold / 255 (``vis_u8``:
-        a gray visible frame), read instead of the planes (fewer bytes); None: the plane."""
+              order: int = RGB) -> np.ndarray:
+        """Composition, color restore and uint8 conversion in one pass into ``out`` (h, w[, 3])."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape[:2]
         ref = _chroma_ref(color, h, w)
-        frames = Frames()
-        for name, a in (("ir", ir_u8), ("vis", vis_u8)):
-            if a is not None:
-                _covers(h, w, a)
-                ptr, row = _rows(a, np.uint8)
-                setattr(frames, name, ptr)
-                setattr(frames, name + "_stride", row)
-        ref_8 = ctypes.byref(frames)
         ptr_o, stride = _rows(out, np.uint8, 3)
         fmt = _out_format(out, order)
         self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(
-            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ref_8, ref, ptr_o, stride, fmt, scratch),
+            ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ref, ptr_o, stride, fmt, scratch),
             "ef_compose_u8_rows")
         return out
 

@@ -60,7 +60,6 @@ struct ef_context {
         size_t ir_stride, vis_stride, out_stride;
         int vis_format, out_format, w, h, pw, ph, stats;
         const ef_chroma *color;
-        ef_frames_u8 in8;  /* the 8-bit IR and gray visible frames, read by the composition */
         uint8_t *out;
         int rc[EF_POOL_MAX]; /* a kernel's result per band */
     } job;
@@ -336,8 +335,8 @@ static void output_band(void *arg, int b) {
     if (y0 >= y1) {
         f->rc[b] = EF_K_OK;
     } else if (ctx->manifest.compose_runtime) {
-        f->rc[b] = ef_compose_u8_rows(ctx->ir, ctx->vis, ld, f->pw, f->ph, ctx->out, f->w, f->h, y0, y1, &f->in8, f->color, f->out,
-                                      f->out_stride, f->out_format, (unsigned char *)ctx->scratch + (size_t)b * ctx->slice);
+        f->rc[b] = ef_compose_u8_rows(ctx->ir, ctx->vis, ld, f->pw, f->ph, ctx->out, f->w, f->h, y0, y1, f->color, f->out, f->out_stride,
+                                      f->out_format, (unsigned char *)ctx->scratch + (size_t)b * ctx->slice);
     } else { /* restore rows y0 .. y1 - 1: the same kernel on the band's rows */
         ef_chroma band;
         if (f->color) {
@@ -416,10 +415,6 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
     ctx->job.ph = ph;
     ctx->job.stats = m->n_inputs == 3;
     ctx->job.color = color;
-    ctx->job.in8.ir = ctx->job.ir;
-    ctx->job.in8.ir_stride = ir_stride;
-    ctx->job.in8.vis = vis_format == EF_GRAY ? vis : NULL;
-    ctx->job.in8.vis_stride = vis_stride;
     ctx->job.out = out;
     ctx->job.out_stride = out_stride;
     ctx->job.out_format = (int)out_format;

@@ -7,21 +7,16 @@
  * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
  * processed in chunks that stay in the L1 cache. The float operations follow the
  * numpy code operation by operation (the color restore folds two constants), so the
- * two agree to the last bit in most pixels and within one gray level everywhere; the
- * fixed-point composition (fq_luma) is within one gray level by its error bound.
+ * two agree to the last bit in most pixels and within one gray level everywhere.
  * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
  * and write the same bytes; both need floating-point contraction off (GCC's default with
  * -std=c99; set below for Clang), else an FMA may round differently. The multiply-adds of
- * the float composition (upsampling, map blending, fusion, color restore) are written MADD / NMADD:
+ * the composition (upsampling, map blending, fusion, color restore) are written MADD / NMADD:
  * a product and a sum by default (EF_FMA 0: every build, x86 portable, AVX2 and AArch64,
  * writes the same bytes), or rounded once with -DEF_FMA=1 (fmaf, vfmadd; only for targets with
- * FMA instructions; results may differ from the default by one gray level at rounding ties).
- * The composition into uint8 frames (gray, or color from the 8-bit source) runs in 16-bit fixed
- * point (see fq_luma: within one gray level of the float formula, integer math identical on every
- * build; ir and the visible luma read from the 8-bit frames where given) on maps upsampled in
- * float, so EF_FMA reaches it through the upsampling only; float outputs, planar chroma and maps
- * beyond the fixed-point range take the float path. For one
- * EF_FMA setting the portable and AVX2 paths write the same bytes.
+ * FMA instructions: ~5 % fewer instructions in the composition, results may differ from the
+ * default by one gray level at rounding ties). For one EF_FMA setting the portable and AVX2
+ * paths write the same bytes.
  */
 #include "ef_kernels.h"
 
@@ -63,21 +58,16 @@ static int bad_size(int w, int h) { return w < 1 || h < 1; }
 static float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 /*
- * rint(t) (round half to even) for |t| < 2^22: adding 1.5 * 2^23 lands the integer in the low
- * mantissa bits; written without float-to-int conversion so that it vectorizes.
+ * clip(rint(t), 0, 255) of a value on the 0..255 scale: round half to even by adding 1.5 * 2^23
+ * (the integer lands in the low mantissa bits), clamp as integer. Valid for |t| < 2^22; written
+ * without float-to-int conversion so that it vectorizes.
  */
-static int32_t rint_i32(float t)
+static uint8_t round_u8(float t)
 {
     float u = t + 12582912.0f;
     int32_t k;
     memcpy(&k, &u, sizeof k);
-    return k - 0x4B400000;
-}
-
-/* clip(rint(t), 0, 255) of a value on the 0..255 scale (|t| < 2^22), clamped as integer. */
-static uint8_t round_u8(float t)
-{
-    int32_t k = rint_i32(t);
+    k -= 0x4B400000;
     k = k < 0 ? 0 : k;
     k = k > 255 ? 255 : k;
     return (uint8_t)k;
@@ -968,8 +958,8 @@ size_t ef_compose_scratch_bytes(int pw, int ph)
     (void)ph;
     if (pw < 1) return 0;
     size_t wide = align4((size_t)pw), low = align4((size_t)pw / EF_K_SCALE + 1u);
-    /* 3 rows x 4 maps of column-upsampled maps (float, then int16), one low-res row */
-    return (3u * EF_K_N_MAPS * wide + low) * sizeof(float) + 3u * EF_K_N_MAPS * wide * sizeof(int16_t);
+    /* 3 rows x 4 maps of column-upsampled maps, one low-res row */
+    return (3u * EF_K_N_MAPS * wide + low) * sizeof(float);
 }
 
 /* Samples 4 i .. 4 i + 3 of the x4 upsampled row v (n samples), edge clamped. */
@@ -1027,20 +1017,17 @@ static void upsample_row(const float *restrict v, int n, float *restrict wide)
 }
 
 typedef struct {
-    float *rows[3];   /* column-upsampled maps (4 x pw) of low-res rows j - 1, j, j + 1 (clamped) */
-    int16_t *q[3];    /* the same rows in fixed point (fq_quantize) */
-    float *low;       /* M2 - M3 of one low-res row */
+    float *rows[3]; /* column-upsampled maps (4 x pw) of low-res rows j - 1, j, j + 1 (clamped) */
+    float *low;     /* M2 - M3 of one low-res row */
 } compose_scratch;
 
 static compose_scratch split_scratch(void *scratch, int pw)
 {
     compose_scratch s;
-    size_t wide = align4((size_t)pw), low = align4((size_t)pw / EF_K_SCALE + 1u);
+    size_t wide = align4((size_t)pw);
     float *f = (float *)scratch;
     for (int k = 0; k < 3; k++) s.rows[k] = f + (size_t)k * EF_K_N_MAPS * wide;
     s.low = f + 3u * EF_K_N_MAPS * wide;
-    int16_t *q = (int16_t *)(s.low + low);
-    for (int k = 0; k < 3; k++) s.q[k] = q + (size_t)k * EF_K_N_MAPS * wide;
     return s;
 }
 
@@ -1100,205 +1087,6 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
     for (int x = 0; x < w; x++)
         out[x] = fuse_px(ir[x], vis[x], MADD(n0[x] - p0[x], wt, p0[x]), MADD(n1[x] - p1[x], wt, p1[x]),
                          MADD(n2[x] - p2[x], wt, p2[x]), MADD(n3[x] - p3[x], wt, p3[x]));
-}
-
-/*
- * Fixed-point composition for uint8 outputs (gray, or color from an 8-bit source): the formula of
- * fuse_px and restore_from_source in integers, 16 pixels per AVX2 vector, the same integer math in
- * the portable loop (the bytes of every build are equal). Units: a map value A is held as
- * rint(4080 A) (1/16 gray level; int16 holds |A| <= 8), ir and vis as rint(16384 x) (Q14), the
- * fused luma and the color channels in Q6 (1/64 gray level). The 8-bit inputs, where given, are
- * read instead of the float planes (RGB: 7 bytes a pixel with the output instead of 14): ir (and a
- * gray visible frame) from its byte b, x = mulhrs(128 b, 16448) = rint(16384 b / 255) exactly
- * (checked for all 256 bytes; the plane's sat16(16384 fl(b / 255)) is the same integer), and with
- * color from the source the visible luma from its pixel, v = rint(fl(L) fl(16384 / 255000)) with
- * L = 299 R + 587 G + 114 B exact (the BT.601 weights of ef_ycbcr_u8 times 1000): one float product
- * of an exact integer, within 0.502 / 16384 of 16384 L / 255000 (the plane's float32 luma gives the
- * same bound). Per pixel of a row of phase p
- * blending the upsampled rows lo and hi with weight t = WT[p] (A_2 is M2 - M3, as upsample_maps):
- *   A_k = mulhrs(lo_k, 2^15 (1 - t)) + mulhrs(hi_k, 2^15 t)             (k = 0 .. 3, int16),
- *   s   = A_1 x + A_2 v + A_3 max(x, v) + (A_0 + 8) 2^14                (int32, exact products),
- *   f   = clamp(s >> 12, 32, 16352)                                      (Q6 of 255 clip(fused, 0, 1), + 32),
- * (A_0 is stored + 8: the weights are multiples of 2^12, so the blend carries the 8 exactly, and
- * 8 2^14 = 32 2^12 is half a gray level in Q6: gray f >> 6 = floor(255 fused + 1/2), round half up),
- * with mulhrs(a, c) = (a c + 2^14) >> 15 (vpmulhrsw) and >> rounding down. Gray: f >> 6. Color from
- * the source pixel (R_s, B_s) and y = mulhrs(v, 32640) in [0, 16320] (16320 vis, its luma), with
- * Cr - 0.5 = 0.713 (R_s - 255 Y_s), Cb - 0.5 = 0.564 (B_s - 255 Y_s) folded into the gains of
- * io/color.py (kr = 1.403 * 0.713 = 1.000339, kgr = 0.714 * 0.713, kgb = 0.344 * 0.564,
- * kb = 1.773 * 0.564 = 0.999972 taken as 1): dr = 64 R_s - y, db = 64 B_s - y (exact),
- *   R = f + dr + mulhrs(dr, 11), G = f - mulhrs(dr, 16682) - mulhrs(db, 6358), B = f + db,
- * each byte clamp(X >> 6, 0, 255) (11, 16682, 6358 = rint(2^15 (kr - 1, kgr, kgb))); every sum lies
- * in [-16325, 32677], in int16. Maps beyond |A| <= 8 (checked on each upsampled row, NaN included)
- * send the rows that blend them to the float path (same bytes on every build too). The shipped
- * student's maps on the shared pairs span -2.4 .. 5.7 (M2 - M3 within +-8).
- * Error of 255 fused against the exact formula, in gray levels, for |A_k| <= 8 and x, v in [0, 1]:
- * each A_k is off by <= 1/32 (rint of the float upsampled value) + 2 x 1/32 (the two mulhrs) = 3/32;
- * x, v and max(x, v) by <= 0.502 2^-14, i.e. <= 8 * 255 * 0.502 2^-14 = 0.0625 through A_1..A_3; the shift
- * drops < 1/64: 4 * 3/32 + 3 * 0.0625 + 1/64 < 0.58. Color adds: y off by <= 1/64, so
- * R < 0.58 + 0.016 + 1/128 + 0.0009, G < 0.58 + (0.51 + 0.2) / 64 + 2/128 + 0.007,
- * B < 0.58 + 0.016 + 0.0072 (gains off by 255 |rint(2^15 k) / 2^15 - k| <= 0.0009 (kr), 0.0031 (kgr),
- * 0.0038 (kgb), 0.0072 (kb)); all < 0.62 < 1: before the final rounding C and numpy's float32
- * path (within 1e-4 of the exact formula in [0, 1] units, 0.026 gray level) differ by < 1 level, so
- * after numpy's rounding to nearest (rint) and C's, by at most 1.
- * Overflow: |A_k| <= 32648, |s| <= 4 * 32648 * 16384 < 2^31; out-of-contract x or vis
- * (outside [0, 1]) saturate to int16 and wrap in int32 alike on both paths (unspecified bytes, no UB).
- */
-#define RQ_FULL 16320 /* Q6 of 255 */
-#define KR_FRAC 11    /* rint(2^15 (1.403 * 0.713 - 1)) */
-#define KG_R 16682    /* rint(2^15 * 0.714 * 0.713) */
-#define KG_B 6358     /* rint(2^15 * 0.344 * 0.564) */
-#define FQ_MAP 4080.0f /* units of a map value: 16 per gray level */
-#define FQ_MAP_MAX 32640 /* 8 * FQ_MAP */
-#define FQ_X 16384.0f /* Q14 of ir and vis */
-#define FQ_X_U8 16448 /* 128 x 16448 / 2^15 = 64.25: Q14 of byte / 255 by mulhrs (fq_x_u8) */
-#define LUMA_R 299    /* BT.601 luma x 1000 (ef_ycbcr_u8's 0.299, 0.587, 0.114) */
-#define LUMA_G 587
-#define LUMA_B 114
-#define FQ_LUMA ((float)(16384.0 / 255000.0)) /* Q14 of L / 255000 */
-#define FQ_A0_HALF 8 /* added to A0: half a gray level of f (see above) */
-#define FQ_LO 32
-#define FQ_HI (RQ_FULL + 32)
-
-/* (1 - WT[p], WT[p]) in Q15. */
-static const int16_t WQ[EF_K_SCALE][2] = {{12288, 20480}, {4096, 28672}, {28672, 4096}, {20480, 12288}};
-
-/* int16 wrap-around of an int32 (vpaddw). */
-static int32_t wrap16(int32_t v) { return (int32_t)((uint32_t)(v + 32768) & 0xFFFFu) - 32768; }
-
-/* cvtps2dq then packssdw of one value: rint(t) saturated to int16 (NaN and |t| >= 2^31: -32768). */
-static int32_t sat16(float t)
-{
-    if (!(t > -2147483648.0f && t < 2147483648.0f)) return -32768;
-    if (t >= 32767.0f) return 32767;
-    return t <= -32768.0f ? -32768 : rint_i32(t);
-}
-
-#if EF_AVX2
-/* fq_quantize of pixels 0 .. (returned) - 1, 8 at a time; *lo, *hi: the least and greatest value written. */
-static int avx2_fq_quantize(const float *rows, size_t wide, int pw, int16_t *q, int32_t *lo, int32_t *hi)
-{
-    const __m256 k = _mm256_set1_ps(FQ_MAP);
-    /* per lane: a0..3 b0..3 (packs) -> a0 b0 a1 b1 a2 b2 a3 b3 */
-    const __m256i pairs = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15,
-                                           0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
-    const __m256i half = _mm256_set1_epi32(FQ_A0_HALF << 16);
-    __m256i mn = _mm256_set1_epi16(0), mx = mn;
-    int x = 0;
-    for (; x + 8 <= pw; x += 8)
-        for (int h = 0; h < 2; h++) { /* pair rows (A1, A2) and (A3, A0) */
-            const float *a = rows + (h ? 3 : 1) * wide + x, *b = rows + (h ? 0 : 2) * wide + x;
-            __m256i v = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a), k)),
-                                           _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(b), k)));
-            mn = _mm256_min_epi16(mn, v), mx = _mm256_max_epi16(mx, v);
-            v = _mm256_shuffle_epi8(v, pairs);
-            if (h) v = _mm256_add_epi16(v, half); /* A0, the odd lanes */
-            _mm256_storeu_si256((__m256i *)(q + h * 2 * wide + 2 * (size_t)x), v);
-        }
-    int16_t m[2][16];
-    _mm256_storeu_si256((__m256i *)m[0], mn);
-    _mm256_storeu_si256((__m256i *)m[1], mx);
-    for (int i = 0; i < 16; i++) *lo = m[0][i] < *lo ? m[0][i] : *lo, *hi = m[1][i] > *hi ? m[1][i] : *hi;
-    return x;
-}
-#endif
-
-/* Index of map k at pixel x in fq_quantize's rows: pairs (A1, A2) at 2 x, (A3, A0) at 2 wide + 2 x. */
-static size_t fq_slot(int k, size_t wide, int x)
-{
-    return (k == 1 ? 0 : k == 2 ? 1 : k == 3 ? 2 * wide : 2 * wide + 1) + 2 * (size_t)x;
-}
-
-/*
- * Fixed-point rows of the 4 upsampled maps (float, 4 x wide) for fq_luma: pairs (A1, A2) at 2 x and
- * (A3, A0) at 2 wide + 2 x, each sat16(FQ_MAP A), A0 + FQ_A0_HALF. Returns 1 when all sat16 values lie
- * in [-FQ_MAP_MAX, FQ_MAP_MAX] (|A| <= 8 + 1/8160; NaN and infinities fail), else 0 (rows not to be used).
- */
-static int fq_quantize(const float *rows, size_t wide, int pw, int16_t *q)
-{
-    int32_t lo = 0, hi = 0;
-    int x = 0;
-#if EF_AVX2
-    x = avx2_fq_quantize(rows, wide, pw, q, &lo, &hi);
-#endif
-    for (; x < pw; x++)
-        for (int k = 0; k < EF_K_N_MAPS; k++) {
-            int32_t v = sat16(rows[k * wide + x] * FQ_MAP);
-            lo = v < lo ? v : lo, hi = v > hi ? v : hi;
-            q[fq_slot(k, wide, x)] =
-                (int16_t)wrap16(k == 0 ? v + FQ_A0_HALF : v);
-        }
-    return lo >= -FQ_MAP_MAX && hi <= FQ_MAP_MAX;
-}
-
-/* (a * c + 2^14) >> 15, the shift rounding down (vpmulhrsw); needs |a * c| < 2^30 - 2^14. */
-static int32_t mulhrs(int32_t a, int32_t c) { return (int32_t)((uint32_t)(a * c + 0x40004000) >> 15) - 0x8000; }
-
-/* A Q6 channel as a byte: floor(x / 64) clamped to [0, 255] (vpsraw 6, vpackuswb). */
-static uint8_t q6_u8(int32_t x) { return x < 0 ? 0 : (x >> 6 > 255 ? 255 : (uint8_t)(x >> 6)); }
-
-
-/* (s >> k) of an int32 that wrapped like vpaddd, shifting as vpsrad (toward -inf). */
-static int32_t sra32(uint32_t s, int k) { return (int32_t)((s ^ 0x80000000u) >> k) - (int32_t)(0x80000000u >> k); }
-
-
-static int32_t clamp_i32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-/* Q14 of ir = byte / 255: mulhrs(128 byte, 16448), exactly rint(16384 byte / 255) for every byte. */
-static int32_t fq_x_u8(uint8_t b) { return mulhrs(b << 7, FQ_X_U8); }
-
-/* Q14 of the BT.601 luma of a source pixel (red at s[0], or s[2] when bgr): rint(fl(L) FQ_LUMA), L exact. */
-static int32_t fq_v_src(const uint8_t *s, int bgr)
-{
-    int32_t l = LUMA_R * s[bgr ? 2 : 0] + LUMA_G * s[1] + LUMA_B * s[bgr ? 0 : 2];
-    return rint_i32((float)l * FQ_LUMA);
-}
-
-/* f of pixel x of a row of phase p (see above) from the fixed-point rows lo, hi and ir, vis in Q14 (xq, vq). */
-static int32_t fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, int x, int32_t xq, int32_t vq)
-{
-    int32_t mq = xq > vq ? xq : vq, a[EF_K_N_MAPS];
-    for (int k = 0; k < EF_K_N_MAPS; k++) {
-        size_t at = fq_slot(k, wide, x);
-        a[k] = wrap16(mulhrs(lo[at], WQ[p][0]) + mulhrs(hi[at], WQ[p][1]));
-    }
-    uint32_t s = (uint32_t)(a[1] * xq) + (uint32_t)(a[2] * vq) + (uint32_t)(a[3] * mq) + (uint32_t)(a[0] * 16384);
-    return clamp_i32(sra32(s, 12), FQ_LO, FQ_HI); /* [FQ_LO, FQ_HI] inside int16: packssdw's saturation changes nothing */
-}
-
-/* restore_from_source's channels from f (Q6, + 32), the source pixel s and its luma vq (fq_v_src). */
-static inline void fq_rgb(int32_t f, int32_t vq, const uint8_t *s, int src_bgr, int out_bgr, uint8_t *o)
-{
-    int32_t y = mulhrs(vq, 32640); /* Q6 of 255 Y_s, in [0, RQ_FULL] */
-    int32_t dr = 64 * s[src_bgr ? 2 : 0] - y, db = 64 * s[src_bgr ? 0 : 2] - y;
-    uint8_t red = q6_u8(f + dr + mulhrs(dr, KR_FRAC)), blue = q6_u8(f + db);
-    o[0] = out_bgr ? blue : red;
-    o[1] = q6_u8(f - mulhrs(dr, KG_R) - mulhrs(db, KG_B));
-    o[2] = out_bgr ? red : blue;
-}
-
-/*
- * Output pixels x0 .. x0 + n - 1 of row r (phase p, ir and vis plane rows xr, vr) in fixed point: gray
- * (channels 1 or 3 equal) without chroma->src, else color from it. ir from the 8-bit row ir8 when
- * not NULL, else from xr; vis from the source pixels when color comes from them, else from the gray
- * 8-bit row vg when not NULL, else from vr.
- */
-static void fq_row(const float *xr, const float *vr, const uint8_t *ir8, const uint8_t *vg, const int16_t *lo,
-                   const int16_t *hi, size_t wide, int p, int x0, int n, const ef_chroma *chroma, int r, uint8_t *out,
-                   int format)
-{
-    const uint8_t *s = chroma && chroma->src && format != EF_K_GRAY ? CROW(uint8_t, chroma->src, chroma->src_stride, r) : NULL;
-    const int src_bgr = s && chroma->order == EF_K_BGR, out_bgr = format == EF_K_BGR;
-    for (int x = x0; x < x0 + n; x++) {
-        int32_t xq = ir8 ? fq_x_u8(ir8[x]) : sat16(xr[x] * FQ_X);
-        int32_t vq = s ? fq_v_src(s + 3 * x, src_bgr) : vg ? fq_x_u8(vg[x]) : sat16(vr[x] * FQ_X);
-        int32_t f = fq_luma(lo, hi, wide, p, x, xq, vq);
-        if (format == EF_K_GRAY)
-            out[x] = (uint8_t)(f >> 6);
-        else if (!s)
-            out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = (uint8_t)(f >> 6);
-        else
-            fq_rgb(f, vq, s + 3 * x, src_bgr, out_bgr, out + 3 * x);
-    }
 }
 
 #if EF_AVX2
@@ -1477,302 +1265,51 @@ static int avx2_compose_pair(const float *ir, const float *vis, size_t ld, float
 }
 #endif
 
-#if EF_AVX2
-/* ---- the fixed-point composition on AVX2: fq_row, 16 pixels at a time (lanes in _mm256_packs_epi32 order) */
-
-/* sat16(k * lo), sat16(k * hi) of 8 + 8 lanes as 16 int16 (lane 0: pixels 0-3, 8-11; lane 1: 4-7, 12-15). */
-static inline __m256i avx2_sat16(__m256 lo, __m256 hi, float k)
-{
-    const __m256 kk = _mm256_set1_ps(k);
-    return _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(lo, kk)), _mm256_cvtps_epi32(_mm256_mul_ps(hi, kk)));
-}
-
-/* One pair row of fq_luma's A at 8 pixels: mulhrs(lo, w1) + mulhrs(hi, w2). */
-static inline __m256i avx2_fq_blend(const int16_t *lo, const int16_t *hi, __m256i w1, __m256i w2)
-{
-    return _mm256_add_epi16(_mm256_mulhrs_epi16(_mm256_loadu_si256((const __m256i *)lo), w1),
-                            _mm256_mulhrs_epi16(_mm256_loadu_si256((const __m256i *)hi), w2));
-}
-
-/* fq_luma of 16 pixels from xq, vq (Q14, packs order): f in packs order. */
-static inline __m256i avx2_fq_luma(const int16_t *lo, const int16_t *hi, size_t wide, int p, int x, __m256i xq,
-                                   __m256i vq)
-{
-    const __m256i w1 = _mm256_set1_epi16(WQ[p][0]), w2 = _mm256_set1_epi16(WQ[p][1]);
-    const __m256i one = _mm256_set1_epi16(16384);
-    __m256i mq = _mm256_max_epi16(xq, vq);
-    const int16_t *l12 = lo + 2 * (size_t)x, *h12 = hi + 2 * (size_t)x, *l30 = l12 + 2 * wide, *h30 = h12 + 2 * wide;
-    /* unpacklo / unpackhi of packs-ordered lanes: (x, v) and (max, 1) pairs of pixels 0-7, then 8-15 */
-    __m256i s0 = _mm256_add_epi32(_mm256_madd_epi16(avx2_fq_blend(l12, h12, w1, w2), _mm256_unpacklo_epi16(xq, vq)),
-                                  _mm256_madd_epi16(avx2_fq_blend(l30, h30, w1, w2), _mm256_unpacklo_epi16(mq, one)));
-    __m256i s1 = _mm256_add_epi32(_mm256_madd_epi16(avx2_fq_blend(l12 + 16, h12 + 16, w1, w2), _mm256_unpackhi_epi16(xq, vq)),
-                                  _mm256_madd_epi16(avx2_fq_blend(l30 + 16, h30 + 16, w1, w2), _mm256_unpackhi_epi16(mq, one)));
-    s0 = _mm256_srai_epi32(s0, 12), s1 = _mm256_srai_epi32(s1, 12);
-    return _mm256_min_epi16(_mm256_max_epi16(_mm256_packs_epi32(s0, s1), _mm256_set1_epi16(FQ_LO)), _mm256_set1_epi16(FQ_HI));
-}
-
-/*
- * Byte shuffles of 16 source pixels from the loads a = bytes [0, 16) | [12, 28) and b = [24, 40) |
- * [32, 48) (avx2_fq_load_src): rb_a, rb_b take R and B into the two bytes of 16-bit lanes in packs
- * order (lane 0: pixels 0-3, 8-11; lane 1: 4-7, 12-15; a gives slots 0-3 of each lane, b slots 4-7);
- * rg_*, b_* take (R, G) and (B, 0) as 16-bit pairs into the 32-bit lanes of pixels 0-7 (from a) and
- * 8-15 (from b), for vpmaddwd with the luma weights.
- */
-typedef struct {
-    __m256i rb_a, rb_b, rg_a, rg_b, b_a, b_b, interleave;
-} avx2_fq_masks;
-
-static avx2_fq_masks avx2_fq_make_masks(int src_bgr, int out_bgr)
-{
-    const int red = src_bgr ? 2 : 0, blue = src_bgr ? 0 : 2;
-    int8_t a[32], b[32], rg[2][32], bl[2][32];
-    for (int i = 0; i < 32; i++) a[i] = b[i] = rg[0][i] = rg[1][i] = bl[0][i] = bl[1][i] = -1;
-    for (int i = 0; i < 4; i++) {
-        for (int c = 0; c < 2; c++) {
-            int8_t ch = (int8_t)(c ? blue : red);
-            a[2 * i + c] = a[16 + 2 * i + c] = (int8_t)(3 * i + ch);
-            b[8 + 2 * i + c] = (int8_t)(3 * i + ch);
-            b[24 + 2 * i + c] = (int8_t)(4 + 3 * i + ch);
-        }
-        for (int l = 0; l < 2; l++)     /* lane l of load a (offset 0) and of load b (offset 4 l) */
-            for (int h = 0; h < 2; h++) { /* h: load b */
-                int at = 16 * l + 4 * i, px = 3 * i + (h && l ? 4 : 0);
-                rg[h][at] = (int8_t)(px + red), rg[h][at + 2] = (int8_t)(px + 1), bl[h][at] = (int8_t)(px + blue);
-            }
-    }
-    avx2_fq_masks m;
-    m.rb_a = _mm256_loadu_si256((const __m256i *)a);
-    m.rb_b = _mm256_loadu_si256((const __m256i *)b);
-    m.rg_a = _mm256_loadu_si256((const __m256i *)rg[0]);
-    m.rg_b = _mm256_loadu_si256((const __m256i *)rg[1]);
-    m.b_a = _mm256_loadu_si256((const __m256i *)bl[0]);
-    m.b_b = _mm256_loadu_si256((const __m256i *)bl[1]);
-    m.interleave = _mm256_loadu_si256((const __m256i *)INTERLEAVE[out_bgr]);
-    return m;
-}
-
-/* The loads a, b of 16 source pixels at s (see avx2_fq_masks). */
-static inline void avx2_fq_load_src(const uint8_t *s, __m256i *a, __m256i *b)
-{
-    *a = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)s)),
-                                 _mm_loadu_si128((const __m128i *)(s + 12)), 1);
-    *b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s + 24))),
-                                 _mm_loadu_si128((const __m128i *)(s + 32)), 1);
-}
-
-/* fq_v_src of 16 source pixels (loads a, b) in packs order: L by vpmaddwd, then rint(fl(L) FQ_LUMA). */
-static inline __m256i avx2_fq_v_src(__m256i a, __m256i b, const avx2_fq_masks *m)
-{
-    const __m256i wrg = _mm256_set1_epi32(LUMA_R | LUMA_G << 16), wb = _mm256_set1_epi32(LUMA_B);
-    const __m256 k = _mm256_set1_ps(FQ_LUMA);
-    __m256i la = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(a, m->rg_a), wrg),
-                                  _mm256_madd_epi16(_mm256_shuffle_epi8(a, m->b_a), wb)); /* pixels 0-7 */
-    __m256i lb = _mm256_add_epi32(_mm256_madd_epi16(_mm256_shuffle_epi8(b, m->rg_b), wrg),
-                                  _mm256_madd_epi16(_mm256_shuffle_epi8(b, m->b_b), wb)); /* pixels 8-15 */
-    return _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(la), k)),
-                              _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(lb), k)));
-}
-
-/* fq_x_u8 of 16 bytes at s, in packs order. */
-static inline __m256i avx2_fq_x_u8(const uint8_t *s)
-{
-    __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)s)); /* pixels 0-7 | 8-15 */
-    v = _mm256_permute4x64_epi64(v, _MM_SHUFFLE(3, 1, 2, 0));            /* 0-3 8-11 | 4-7 12-15 */
-    return _mm256_mulhrs_epi16(_mm256_slli_epi16(v, 7), _mm256_set1_epi16(FQ_X_U8));
-}
-
-/* sat16(FQ_X v) of 16 plane values at v, in packs order. */
-static inline __m256i avx2_fq_plane(const float *v)
-{
-    return avx2_sat16(_mm256_loadu_ps(v), _mm256_loadu_ps(v + 8), FQ_X);
-}
-
-/* fq_rgb of 16 pixels: f, vq in packs order, source loads a, b, 48 bytes to o (one 32-byte store first: room to its end). */
-static inline void avx2_fq_rgb(__m256i f, __m256i vq, __m256i a, __m256i b, const avx2_fq_masks *m, uint8_t *o)
-{
-    __m256i y = _mm256_mulhrs_epi16(vq, _mm256_set1_epi16(32640));
-    __m256i rb = _mm256_or_si256(_mm256_shuffle_epi8(a, m->rb_a), _mm256_shuffle_epi8(b, m->rb_b)); /* R | B << 8 */
-    __m256i dr = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64)), y);      /* 64 R - y */
-    __m256i db = _mm256_sub_epi16(_mm256_maddubs_epi16(rb, _mm256_set1_epi16(64 << 8)), y); /* 64 B - y */
-    __m256i r = _mm256_add_epi16(_mm256_add_epi16(f, dr), _mm256_mulhrs_epi16(dr, _mm256_set1_epi16(KR_FRAC)));
-    __m256i g = _mm256_sub_epi16(_mm256_sub_epi16(f, _mm256_mulhrs_epi16(dr, _mm256_set1_epi16(KG_R))),
-                                 _mm256_mulhrs_epi16(db, _mm256_set1_epi16(KG_B)));
-    __m256i bl = _mm256_srai_epi16(_mm256_add_epi16(f, db), 6);
-    /* per lane: rg = R0-3 R8-11 G0-3 G8-11 (lane 1: pixels 4-7, 12-15), bb = B0-3 B8-11 twice */
-    __m256 rg = _mm256_castsi256_ps(_mm256_packus_epi16(_mm256_srai_epi16(r, 6), _mm256_srai_epi16(g, 6)));
-    __m256 bb = _mm256_castsi256_ps(_mm256_packus_epi16(bl, bl));
-    __m256i lo = _mm256_castps_si256(_mm256_shuffle_ps(rg, bb, _MM_SHUFFLE(1, 0, 2, 0))); /* R0-3 G0-3 B0-3 */
-    __m256i hi = _mm256_castps_si256(_mm256_shuffle_ps(rg, bb, _MM_SHUFFLE(0, 1, 3, 1))); /* R8-11 G8-11 B8-11 */
-    const __m256i pack = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
-    lo = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(lo, m->interleave), pack); /* pixels 0-7: 24 bytes */
-    hi = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(hi, m->interleave), pack); /* pixels 8-15 */
-    _mm256_storeu_si256((__m256i *)o, lo); /* its bytes 24..31 are rewritten next */
-    _mm_storeu_si128((__m128i *)(o + 24), _mm256_castsi256_si128(hi));
-    _mm_storel_epi64((__m128i *)(o + 40), _mm256_extracti128_si256(hi, 1));
-}
-
-/* f >> 6 of 16 pixels (packs order) as 16 bytes in pixel order. */
-static inline __m128i avx2_fq_gray(__m256i f)
-{
-    __m256i b = _mm256_srai_epi16(f, 6);
-    b = _mm256_packus_epi16(b, b); /* dwords: lane 0 pixels 0-3, 8-11; lane 1 4-7, 12-15 */
-    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5)));
-}
-
-/* 16 gray bytes g written as 16 pixels of 3 equal channels (48 bytes at o). */
-static inline void avx2_store_gray3x16(__m128i g, uint8_t *o)
-{
-    const __m128i m0 = _mm_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
-    const __m128i m1 = _mm_setr_epi8(5, 5, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 9, 10, 10);
-    const __m128i m2 = _mm_setr_epi8(10, 11, 11, 11, 12, 12, 12, 13, 13, 13, 14, 14, 14, 15, 15, 15);
-    _mm_storeu_si128((__m128i *)o, _mm_shuffle_epi8(g, m0));
-    _mm_storeu_si128((__m128i *)(o + 16), _mm_shuffle_epi8(g, m1));
-    _mm_storeu_si128((__m128i *)(o + 32), _mm_shuffle_epi8(g, m2));
-}
-
-/*
- * fq_row for pixels 0 .. (returned) - 1 of rows y (phase p) .. y + n - 1 (n = 1, or 2 when phase
- * p + 1 blends the same rows lo, hi), 16 at a time, both rows in turn (their map rows are loaded
- * once); kind: SINK_GRAY1, SINK_GRAY3 or SINK_SRC (vis from the source pixels); ir from the 8-bit
- * rows of in->ir when u8 is 1, else from the plane; gray kinds: vis from the 8-bit rows of in->vis
- * when not NULL, else from the plane. Rows k: ir, vis xr, vr + k ld, source s + k s_stride, output
- * o + k o_stride; in: the 8-bit frames offset to row y.
- */
-static inline int avx2_fq_loop(int kind, int u8, const float *xr, const float *vr, size_t ld, const ef_frames_u8 *in,
-                               const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w,
-                               const uint8_t *s, size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
-{
-    int x = 0;
-    for (; x + 16 <= w; x += 16)
-        for (int k = 0; k < n; k++) {
-            uint8_t *ok = o + k * o_stride;
-            __m256i a, b, f, vq;
-            __m256i xq = u8 ? avx2_fq_x_u8(in->ir + k * in->ir_stride + x) : avx2_fq_plane(xr + k * ld + x);
-            if (kind == SINK_SRC) {
-                avx2_fq_load_src(s + k * s_stride + 3 * x, &a, &b);
-                vq = avx2_fq_v_src(a, b, m);
-            } else {
-                vq = in->vis ? avx2_fq_x_u8(in->vis + k * in->vis_stride + x) : avx2_fq_plane(vr + k * ld + x);
-            }
-            f = avx2_fq_luma(lo, hi, wide, p + k, x, xq, vq);
-            if (kind == SINK_GRAY1)
-                _mm_storeu_si128((__m128i *)(ok + x), avx2_fq_gray(f));
-            else if (kind == SINK_GRAY3)
-                avx2_store_gray3x16(avx2_fq_gray(f), ok + 3 * x);
-            else
-                avx2_fq_rgb(f, vq, a, b, m, ok + 3 * x);
-        }
-    return x;
-}
-
-/* avx2_fq_loop with kind and u8 constants in each call. */
-static int avx2_fq_rows(int kind, const float *xr, const float *vr, size_t ld, const ef_frames_u8 *in,
-                        const int16_t *lo, const int16_t *hi, size_t wide, int p, int n, int w, const uint8_t *s,
-                        size_t s_stride, const avx2_fq_masks *m, uint8_t *o, size_t o_stride)
-{
-#define FQ_LOOP(k, u) avx2_fq_loop(k, u, xr, vr, ld, in, lo, hi, wide, p, n, w, s, s_stride, m, o, o_stride)
-    switch (kind + (in->ir ? 4 : 0)) {
-    case SINK_GRAY1: return FQ_LOOP(SINK_GRAY1, 0);
-    case SINK_GRAY3: return FQ_LOOP(SINK_GRAY3, 0);
-    case SINK_SRC: return FQ_LOOP(SINK_SRC, 0);
-    case SINK_GRAY1 + 4: return FQ_LOOP(SINK_GRAY1, 1);
-    case SINK_GRAY3 + 4: return FQ_LOOP(SINK_GRAY3, 1);
-    default: return FQ_LOOP(SINK_SRC, 1);
-    }
-#undef FQ_LOOP
-}
-#endif
-
-/*
- * Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels; in8: the
- * 8-bit frames of the planes (NULL: read the planes), for the fixed-point path.
- */
+/* Where fused rows go: float rows (f, stride ld_f) or, through restore_chunk, uint8 pixels. */
 typedef struct {
     float *f;
     size_t ld_f;
-    const ef_frames_u8 *in8;
     const ef_chroma *chroma;
     uint8_t *u8;
     size_t stride;
     int format;
 } compose_out;
 
-/*
- * Upsampled low-res row j (clamped) into rows[k] and, for the fixed-point path when its maps are in
- * its range, into q[k]; returns 1 when q[k] holds it.
- */
-static int upsample_into(const float *maps, int lw, int lh, int j, int pw, size_t wide, int fixed, const compose_scratch *s,
-                         int k)
-{
-    j = j < 0 ? 0 : (j < lh ? j : lh - 1);
-    upsample_maps(maps, lw, lh, j, wide, s->low, s->rows[k]);
-    return fixed && fq_quantize(s->rows[k], wide, pw, s->q[k]);
-}
-
-/*
- * Drives the strip-wise composition of output rows y0 .. y1 - 1 (y0 a multiple of 4): uint8 gray or
- * color from an 8-bit source in fixed point (fq_row) where the maps allow, else (and for float
- * outputs and planar chroma) in float.
- */
+/* Drives the strip-wise composition of output rows y0 .. y1 - 1 (y0 a multiple of 4). */
 static int compose(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int y0,
                    int y1, const compose_out *o, void *scratch)
 {
     const int lw = pw / EF_K_SCALE, lh = ph / EF_K_SCALE, j0 = y0 / EF_K_SCALE;
     const int channels = o->format == EF_K_GRAY ? 1 : 3;
-    const ef_chroma *c = o->chroma;
-    const int planar = c && !c->src && c->cb && o->format != EF_K_GRAY, fixed = !o->f && !planar;
 #if EF_AVX2
     /* the AVX2 output step: as restore_chunk (gray without chroma), none for planar chroma (-1) */
+    const ef_chroma *c = o->chroma;
     int kind = SINK_F32;
     if (!o->f && (o->format == EF_K_GRAY || !c || (!c->src && !c->cb)))
         kind = channels == 1 ? SINK_GRAY1 : SINK_GRAY3;
     else if (!o->f)
         kind = c->src ? SINK_SRC : -1;
-    const int src_bgr = kind == SINK_SRC && c->order == EF_K_BGR;
-    const avx2_masks masks = avx2_rgb_masks(src_bgr, o->format == EF_K_BGR);
-    const avx2_fq_masks fq_masks = avx2_fq_make_masks(src_bgr, o->format == EF_K_BGR);
+    const avx2_masks masks = avx2_rgb_masks(kind == SINK_SRC && c->order == EF_K_BGR, o->format == EF_K_BGR);
 #endif
     const size_t wide = align4((size_t)pw);
     compose_scratch s = split_scratch(scratch, pw);
-    int ok[3];
-    for (int k = 0; k < 3; k++) ok[k] = upsample_into(maps, lw, lh, j0 - 1 + k, pw, wide, fixed, &s, k);
+    float *rows[3] = {s.rows[0], s.rows[1], s.rows[2]};
+    upsample_maps(maps, lw, lh, j0 > 0 ? j0 - 1 : 0, wide, s.low, rows[0]);
+    upsample_maps(maps, lw, lh, j0, wide, s.low, rows[1]);
+    upsample_maps(maps, lw, lh, j0 + 1 < lh ? j0 + 1 : lh - 1, wide, s.low, rows[2]);
     for (int j = j0; j < lh && j * EF_K_SCALE < y1; j++) {
         if (j > j0) { /* rotate: prev <- cur <- next <- upsampled row j + 1 */
-            float *t = s.rows[0];
-            int16_t *tq = s.q[0];
-            s.rows[0] = s.rows[1], s.rows[1] = s.rows[2], s.rows[2] = t;
-            s.q[0] = s.q[1], s.q[1] = s.q[2], s.q[2] = tq;
-            ok[0] = ok[1], ok[1] = ok[2];
-            ok[2] = upsample_into(maps, lw, lh, j + 1, pw, wide, fixed, &s, 2);
+            float *t = rows[0];
+            rows[0] = rows[1];
+            rows[1] = rows[2];
+            rows[2] = t;
+            upsample_maps(maps, lw, lh, j + 1 < lh ? j + 1 : lh - 1, wide, s.low, rows[2]);
         }
-        float *const *rows = s.rows;
         for (int p = 0; p < EF_K_SCALE; p++) {
             int y = j * EF_K_SCALE + p;
             if (y >= y1) break;
             const float *xr = ir + (size_t)y * ld, *vr = vis + (size_t)y * ld;
             const int pair = p % 2 == 0 && y + 1 < y1; /* rows of phases p, p + 1 share their maps */
-            if (ok[OFF[p]] && ok[OFF[p] + 1]) { /* fixed point */
-                const int16_t *lo = s.q[OFF[p]], *hi = s.q[OFF[p] + 1];
-                ef_frames_u8 in = {NULL, 0, NULL, 0}; /* the 8-bit frames at row y */
-                if (o->in8) {
-                    in = *o->in8;
-                    in.ir = in.ir ? CROW(uint8_t, in.ir, in.ir_stride, y) : NULL;
-                    in.vis = in.vis ? CROW(uint8_t, in.vis, in.vis_stride, y) : NULL;
-                }
-                int done = 0;
-#if EF_AVX2
-                done = avx2_fq_rows(kind, xr, vr, ld, &in, lo, hi, wide, p, 1 + pair, w,
-                                    kind == SINK_SRC ? CROW(uint8_t, c->src, c->src_stride, y) : NULL,
-                                    kind == SINK_SRC ? c->src_stride : 0, &fq_masks, ROW(uint8_t, o->u8, o->stride, y),
-                                    o->stride);
-#endif
-                for (int k = 0; k <= pair; k++)
-                    fq_row(xr + k * ld, vr + k * ld, in.ir ? in.ir + k * in.ir_stride : NULL,
-                           in.vis ? in.vis + k * in.vis_stride : NULL, lo, hi, wide, p + k, done, w - done, c, y + k,
-                           ROW(uint8_t, o->u8, o->stride, y + k), o->format);
-                p += pair;
-                continue;
-            }
             if (o->f) {
                 float *fr = o->f + (size_t)y * o->ld_f;
                 int done = 0;
@@ -1823,7 +1360,7 @@ int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, in
                         int h, int y0, int y1, float *out, size_t ld_out, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) || !out || ld_out < (size_t)w) return EF_K_EARG;
-    const compose_out o = {out, ld_out, NULL, NULL, NULL, 0, EF_K_GRAY};
+    const compose_out o = {out, ld_out, NULL, NULL, 0, EF_K_GRAY};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
@@ -1834,21 +1371,18 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
 }
 
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, int y0, int y1, const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out,
-                       size_t out_stride, int out_format, void *scratch)
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch)
 {
     if (bad_compose(ir, vis, ld, pw, ph, maps, w, h, y0, y1, scratch) ||
-        bad_output(w, chroma, out, out_stride, out_format) ||
-        (frames && ((frames->ir && frames->ir_stride < (size_t)w) || (frames->vis && frames->vis_stride < (size_t)w))))
+        bad_output(w, chroma, out, out_stride, out_format))
         return EF_K_EARG;
-    const compose_out o = {NULL, 0, frames, chroma, out, out_stride, out_format};
+    const compose_out o = {NULL, 0, chroma, out, out_stride, out_format};
     return compose(ir, vis, ld, pw, ph, maps, w, y0, y1, &o, scratch);
 }
 
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                  const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
-                  int out_format, void *scratch)
+                  const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch)
 {
-    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, frames, chroma, out, out_stride, out_format,
-                              scratch);
+    return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
 }

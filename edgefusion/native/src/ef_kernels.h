@@ -17,8 +17,6 @@
  *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for normalization,
  *     luma, frame statistics, upsampling and composition; they write the same bytes as the
  *     portable C99 loops.
- *   - Float kernels follow the numpy float32 operations; ef_compose_u8 (gray, or color from an
- *     8-bit source) runs in 16-bit fixed point instead, within one gray level of them.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
@@ -177,19 +175,6 @@ typedef struct {
 int ef_restore_u8(const float *y, size_t ld_y, int w, int h, const ef_chroma *chroma, uint8_t *out,
                   size_t out_stride, int out_format);
 
-/*
- * The 8-bit frames (w x h, unpadded, strides in bytes) the composition may read instead of the
- * float planes (1 byte a pixel instead of 4): ir, the IR frame with ir plane = ir / 255 (as
- * ef_normalize_u8 writes it); vis, a GRAY visible frame with vis plane = vis / 255. Either may be
- * NULL (read the plane). A color visible frame is given as chroma->src.
- */
-typedef struct {
-    const uint8_t *ir;
-    size_t ir_stride;
-    const uint8_t *vis;
-    size_t vis_stride;
-} ef_frames_u8;
-
 /* Bytes of scratch the ef_compose_* kernels need for padded planes of pw x ph (any pw, ph >= 1). */
 size_t ef_compose_scratch_bytes(int pw, int ph);
 
@@ -203,22 +188,13 @@ int ef_compose_f32(const float *ir, const float *vis, size_t ld, int pw, int ph,
                    int h, float *out, size_t ld_out, void *scratch);
 
 /*
- * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: writes the w x h uint8 frame
- * (gray, RGB or BGR) into out. The chroma source, if any, is the UNPADDED w x h visible frame
- * or chroma planes; with chroma->src, vis must be the BT.601 luma of that frame (as ef_ycbcr_u8
- * writes it), which the restore reuses as Y_s. frames (may be NULL) holds the UNPADDED uint8
- * frames the planes came from (see ef_frames_u8). Gray and color from chroma->src run in 16-bit
- * fixed point where every upsampled map value lies in [-8, 8] (ir and vis in [0, 1]), reading the
- * 8-bit inputs where given: ir from frames->ir (else the plane), the visible luma from the
- * chroma->src pixels (integer BT.601 luma) for color, else from frames->vis (else the plane);
- * within one gray level of the float formula (round half up of a value within 0.62
- * level of it), the same bytes on every build; planar chroma, and rows whose maps exceed [-8, 8],
- * take the float path of ef_compose_f32 + ef_restore_u8 on the planes. ef_compose_f32 stays the
- * float path.
+ * ef_compose_f32 fused with ef_restore_u8 in one strip-wise pass: composes each row into
+ * scratch and writes the w x h uint8 frame (gray, RGB or BGR) into out. The chroma source,
+ * if any, is the UNPADDED w x h visible frame or chroma planes; with chroma->src, vis must be
+ * the BT.601 luma of that frame (as ef_ycbcr_u8 writes it), which the restore reuses as Y_s.
  */
 int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h,
-                  const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
-                  int out_format, void *scratch);
+                  const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch);
 
 /*
  * Output rows y0 .. y1 - 1 only (0 <= y0 < y1 <= h, y0 a multiple of 4) of ef_compose_f32 /
@@ -228,8 +204,8 @@ int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, 
 int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
                         int h, int y0, int y1, float *out, size_t ld_out, void *scratch);
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
-                       int h, int y0, int y1, const ef_frames_u8 *frames, const ef_chroma *chroma, uint8_t *out,
-                       size_t out_stride, int out_format, void *scratch);
+                       int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
+                       int out_format, void *scratch);
 
 #ifdef __cplusplus
 }
