@@ -7,7 +7,9 @@
   uint8; uint8 IR + RGB visible -> RGB) at 1080p: the runtime with the trivial C backend
   of tests/native/trivial_backend.c on a bundle with the given bundle's inputs (frame
   statistics included where it takes them), backend time excluded, on 1 frame thread and on
-  ``frame_path_threads`` (the CPU count; keys ``frame_path_threads_*``);
+  ``frame_path_threads`` (the CPU count; keys ``frame_path_threads_*``); and the same on 1 thread
+  built without the CPU's instruction-set flags (``frame_path_portable_*``: the portable loops,
+  which a firmware build without ``-march``, non-AVX2 x86 and aarch64 (Jetson) run);
 * whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
   the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480: 1 thread
   (``*_1t``: engine and frame path), the engine's default threads with the frame path on the
@@ -60,7 +62,8 @@ def sh(cmd, **kw) -> str:
     return done.stdout
 
 
-def build(work: Path) -> tuple[Path, Path]:
+def build(work: Path) -> tuple[Path, Path, Path]:
+    """fuse_frames (CMake, OpenVINO), and the trivial-backend driver with the loader's flags and without the CPU's."""
     try:
         ov = openvino_c_root()
     except UserError as exc:
@@ -70,9 +73,11 @@ def build(work: Path) -> tuple[Path, Path]:
     sources = [*sorted((NATIVE / "runtime").glob("ef_*.c")), NATIVE / "src" / "ef_kernels.c", NATIVE / "examples" / "pnm.c", DRIVER]
     sources = [s for s in sources if s.name != "ef_backend_openvino.c"]
     includes = [f"-I{NATIVE / d}" for d in ("include", "src", "runtime", "examples")]
-    trivial = work / "trivial_backend"
-    sh(["cc", *CFLAGS, "-g", *includes, *sources, "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc", "-lm", "-o", trivial])
-    return work / "build" / "fuse_frames", trivial
+    drivers = []
+    for name, flags in (("trivial_backend", CFLAGS), ("trivial_backend_portable", native.PROGRAM_FLAGS)):
+        drivers.append(work / name)
+        sh(["cc", *flags, "-g", *includes, *sources, "-Wl,--wrap=malloc,--wrap=free,--wrap=calloc,--wrap=realloc", "-lm", "-o", drivers[-1]])
+    return work / "build" / "fuse_frames", *drivers
 
 
 def fake_bundle(work: Path, bundle: Path) -> Path:
@@ -135,14 +140,15 @@ def main() -> None:
         bundle = Path(args.bundle) if args.bundle else work / "x86"
         if not args.bundle:
             sh([sys.executable, "-m", "edgefusion", "quantize", "--target", "x86", "--out", bundle])
-        fuse_frames, trivial = build(work)
+        fuse_frames, trivial, portable = build(work)
         fake = fake_bundle(work, bundle)
         floor = floors(1920, 1080, args.runs)
         result = {"load_before": os.getloadavg(), "floor_ms": floor["hot"], "floor_ms_cold": floor["cold"], "cflags": " ".join(CFLAGS)}
         result["frame_path_threads"] = os.cpu_count() or 1
-        for prefix, frame_threads in (("frame_path", 1), ("frame_path_threads", result["frame_path_threads"])):
+        for prefix, driver, frame_threads in (("frame_path", trivial, 1), ("frame_path_threads", trivial, result["frame_path_threads"]),
+                                              ("frame_path_portable", portable, 1)):
             for suffix, frames in (("", 1), ("_cold", sets_for(IO_BYTES_PER_PIXEL * 1920 * 1080))):
-                path = json.loads(sh([trivial, "--frame-threads", frame_threads, "--bench", fake, "1920x1080", args.runs, frames]))
+                path = json.loads(sh([driver, "--frame-threads", frame_threads, "--bench", fake, "1920x1080", args.runs, frames]))
                 result[prefix + "_ms" + suffix] = path["frame_path_median_ms"]
                 result[prefix + "_min_ms" + suffix] = path["frame_path_min_ms"]
                 result["frames" + suffix] = frames
@@ -172,6 +178,7 @@ def main() -> None:
         floor = result["floor_ms" + suffix]
         ratios.update({f"frame_path_{protocol}": result["frame_path_ms" + suffix] / floor,
                        f"frame_path_threads_{protocol}": result["frame_path_threads_ms" + suffix] / floor,
+                       f"frame_path_portable_{protocol}": result["frame_path_portable_ms" + suffix] / floor,
                        f"c_1080p_1t_{protocol}": result["c_1080p_1t" + suffix]["median_ms"] / floor,
                        f"c_1080p_ft1_{protocol}": result["c_1080p_ft1" + suffix]["median_ms"] / floor,
                        f"c_1080p_{protocol}": result["c_1080p" + suffix]["median_ms"] / floor,
