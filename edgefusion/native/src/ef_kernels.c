@@ -177,6 +177,15 @@ int ef_channels_identical_u8(const uint8_t *src, size_t src_stride, int w, int h
     return 1;
 }
 
+/* Pixels per chunk of the row loops with temporaries on the stack (ycbcr_row, restore_chunk). */
+#define CHUNK 128
+
+/* Channel c of n interleaved 8-bit pixels s as floats (a plain strided load: NEON ld3). */
+static void channel_row(const uint8_t *restrict s, int c, int n, float *restrict d)
+{
+    for (int x = 0; x < n; x++) d[x] = s[3 * x + c];
+}
+
 /* Rows Y, Cb - 0.5, Cr - 0.5 of the RGB -> YCbCr matrix on the 0..1 scale (io/color.py, times 1/255). */
 typedef struct {
     float m[3][3];
@@ -313,9 +322,13 @@ static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, fl
 #else
     (void)cbr, (void)crr;
 #endif
-    for (int x = x0; x < w; x++) {
-        float p0 = s[3 * x], p1 = s[3 * x + 1], p2 = s[3 * x + 2];
-        yr[x] = c->m[0][0] * p0 + c->m[0][1] * p1 + c->m[0][2] * p2;
+    for (int a = x0; a < w; a += CHUNK) { /* deinterleave, then an elementwise loop: both vectorize */
+        float p1[CHUNK], p2[CHUNK], *restrict y = yr + a;
+        const int n = w - a < CHUNK ? w - a : CHUNK;
+        channel_row(s + 3 * a, 0, n, y);
+        channel_row(s + 3 * a, 1, n, p1);
+        channel_row(s + 3 * a, 2, n, p2);
+        for (int x = 0; x < n; x++) y[x] = c->m[0][0] * y[x] + c->m[0][1] * p1[x] + c->m[0][2] * p2[x];
     }
     return x0;
 }
@@ -540,17 +553,23 @@ typedef struct {
 static uint32_t absdiff_u8(uint32_t a, uint32_t b) { return a > b ? a - b : b - a; }
 
 /* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
-static void stats_u8_row(const uint8_t *r, const uint8_t *up, int x0, int w, moments_u8 *m)
+/* Pixels per uint32 partial sum of stats_u8_row: 4096 * 255^2 < 2^32 (integer sums: exact in any order). */
+#define U8_SPAN 4096
+
+static void stats_u8_row(const uint8_t *restrict r, const uint8_t *restrict up, int x0, int w, moments_u8 *m)
 {
-    uint64_t s1 = 0, s2 = 0, gx = 0, gy = 0;
-    for (int x = x0; x < w; x++) {
-        uint32_t v = r[x];
-        s1 += v;
-        s2 += v * v;
-        gy += absdiff_u8(v, up[x]);
+    for (int a = x0; a < w; a += U8_SPAN) {
+        const int b = w - a < U8_SPAN ? w : a + U8_SPAN, bx = b < w ? b : w - 1;
+        uint32_t s1 = 0, s2 = 0, gx = 0, gy = 0; /* 32-bit lanes: the loops vectorize with SSE2 and NEON */
+        for (int x = a; x < b; x++) {
+            uint32_t v = r[x];
+            s1 += v;
+            s2 += v * v;
+            gy += absdiff_u8(v, up[x]);
+        }
+        for (int x = a; x < bx; x++) gx += absdiff_u8(r[x + 1], r[x]);
+        m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
     }
-    for (int x = x0; x + 1 < w; x++) gx += absdiff_u8(r[x + 1], r[x]);
-    m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
 }
 
 #if EF_AVX2
@@ -826,9 +845,6 @@ int ef_prepare_u8_finish(int ir_u8, int w, int h, int pw, int ph, float *ir_plan
 
 /* ---- color restore + uint8 ------------------------------------------------------- */
 
-/* Pixels per chunk of restore_row (its temporaries live on the stack: 5 * CHUNK floats). */
-#define CHUNK 128
-
 /*
  * Color restore, written as R = Y + kr dr, G = Y - kgr dr - kgb db, B = Y + kb db. With planar
  * chroma dr = Cr - 0.5, db = Cb - 0.5 and k = (1.403, 0.714, 0.344, 1.773) (io/color.py), on the
@@ -840,50 +856,49 @@ typedef struct {
     float kr, kgr, kgb, kb;
 } restore_gains;
 
-/*
- * One RGB or BGR pixel from luma v and color differences dr, db (see restore_gains), each channel
- * times scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x) and rounded by round_u8.
- */
-static inline void put_rgb(uint8_t *o, int bgr, float v, float dr, float db, restore_gains k, float scale)
-{
-    float red = MADD(dr, k.kr, v), green = NMADD(k.kgb, db, NMADD(k.kgr, dr, v)), blue = MADD(db, k.kb, v);
-    o[0] = round_u8((bgr ? blue : red) * scale);
-    o[1] = round_u8(green * scale);
-    o[2] = round_u8((bgr ? red : blue) * scale);
-}
+/* Bytes of a chunk's output channels, planar (red, green, blue rows of CHUNK). */
+typedef uint8_t chunk_bytes[3][CHUNK];
 
 /*
- * n pixels from luma v, an 8-bit source s and its luma ys. src_bgr and out_bgr are constants at
- * every call site, so the compiler emits one loop per channel order without selects.
+ * Channels of n pixels from luma v and color differences dr, db (see restore_gains), each times
+ * scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x), rounded by round_u8 into the
+ * planar rows o. Elementwise, so it vectorizes; the byte interleave is left to interleave_rgb.
  */
-static inline void restore_from_source(const uint8_t *restrict s, const float *restrict v, const float *restrict ys,
-                                       int n, int src_bgr, int out_bgr, uint8_t *restrict out)
+static inline void restore_planar(const float *restrict v, float vscale, const float *restrict dr,
+                                  const float *restrict db, float offset, restore_gains k, float scale, int n,
+                                  chunk_bytes o)
 {
-    const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
-                             (float)(1.773 * 0.564)};
     for (int x = 0; x < n; x++) {
-        float red = s[3 * x + (src_bgr ? 2 : 0)], blue = s[3 * x + (src_bgr ? 0 : 2)];
-        put_rgb(out + 3 * x, out_bgr, v[x] * 255.0f, NMADD(ys[x], 255.0f, red), NMADD(ys[x], 255.0f, blue), k, 1.0f);
+        float vv = v[x] * vscale, r = dr[x] - offset, b = db[x] - offset;
+        float red = MADD(r, k.kr, vv), green = NMADD(k.kgb, b, NMADD(k.kgr, r, vv)), blue = MADD(b, k.kb, vv);
+        o[0][x] = round_u8(red * scale);
+        o[1][x] = round_u8(green * scale);
+        o[2][x] = round_u8(blue * scale);
     }
 }
 
-/* n pixels from luma v and planar chroma (offset 0.5); out_bgr constant at every call site. */
-static inline void restore_from_planes(const float *restrict cb, const float *restrict cr, const float *restrict v,
-                                       int n, int out_bgr, uint8_t *restrict out)
+/* n pixels of 3 bytes from the planar rows c0, c1, c2 (a plain interleave: NEON st3). */
+static void interleave3(const uint8_t *restrict c0, const uint8_t *restrict c1, const uint8_t *restrict c2, int n,
+                        uint8_t *restrict out)
 {
-    const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
-    for (int x = 0; x < n; x++) put_rgb(out + 3 * x, out_bgr, v[x], cr[x] - 0.5f, cb[x] - 0.5f, k, 255.0f);
+    for (int x = 0; x < n; x++) {
+        out[3 * x] = c0[x];
+        out[3 * x + 1] = c1[x];
+        out[3 * x + 2] = c2[x];
+    }
 }
 
 /*
  * Output pixels x0 .. x0 + n - 1 of row r from the fused luma y (clipped to [0, 1] here unless
  * clipped is set) and, for an 8-bit chroma source, its luma ys (both already offset to x0;
- * ys NULL: computed here).
+ * ys NULL: computed here). With an 8-bit source: dr = R_s - 255 Y_s, db = B_s - 255 Y_s
+ * (NMADD, on the 0..255 scale); with planar chroma dr = Cr - 0.5, db = Cb - 0.5.
  */
 static void restore_chunk(const float *y, int clipped, const float *ys, int n, const ef_chroma *chroma, int r,
                           int x0, uint8_t *restrict out, int format)
 {
-    float vbuf[CHUNK], tmp[CHUNK];
+    float vbuf[CHUNK], tmp[CHUNK], dr[CHUNK], db[CHUNK];
+    chunk_bytes bytes;
     const float *restrict v = y;
     const int bgr = format == EF_K_BGR;
     if (!clipped) {
@@ -892,25 +907,38 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
     }
     if (format == EF_K_GRAY) {
         for (int x = 0; x < n; x++) out[x] = to_u8(v[x]);
-    } else if (!chroma || (!chroma->src && !chroma->cb)) {
-        for (int x = 0; x < n; x++) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = to_u8(v[x]);
-    } else if (chroma->src) {
+        return;
+    }
+    if (!chroma || (!chroma->src && !chroma->cb)) {
+        for (int x = 0; x < n; x++) bytes[0][x] = to_u8(v[x]);
+        interleave3(bytes[0], bytes[0], bytes[0], n, out);
+        return;
+    }
+    if (chroma->src) {
         const uint8_t *s = CROW(uint8_t, chroma->src, chroma->src_stride, r) + 3 * x0;
         const int src_bgr = chroma->order == EF_K_BGR;
+        const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
+                                 (float)(1.773 * 0.564)};
+        channel_row(s, src_bgr ? 2 : 0, n, dr); /* red */
+        channel_row(s, src_bgr ? 0 : 2, n, db); /* blue */
         if (!ys) {
             const ycc_matrix c = ycc_u8(chroma->order);
-            for (int x = 0; x < n; x++)
-                tmp[x] = c.m[0][0] * s[3 * x] + c.m[0][1] * s[3 * x + 1] + c.m[0][2] * s[3 * x + 2];
+            const float *c0 = src_bgr ? db : dr, *c2 = src_bgr ? dr : db; /* source channels 0 and 2 */
+            channel_row(s, 1, n, tmp);
+            for (int x = 0; x < n; x++) tmp[x] = c.m[0][0] * c0[x] + c.m[0][1] * tmp[x] + c.m[0][2] * c2[x];
             ys = tmp;
         }
-        if (src_bgr)
-            bgr ? restore_from_source(s, v, ys, n, 1, 1, out) : restore_from_source(s, v, ys, n, 1, 0, out);
-        else
-            bgr ? restore_from_source(s, v, ys, n, 0, 1, out) : restore_from_source(s, v, ys, n, 0, 0, out);
+        for (int x = 0; x < n; x++) {
+            dr[x] = NMADD(ys[x], 255.0f, dr[x]);
+            db[x] = NMADD(ys[x], 255.0f, db[x]);
+        }
+        restore_planar(v, 255.0f, dr, db, 0.0f, k, 1.0f, n, bytes);
     } else {
         const float *cb = chroma->cb + (size_t)r * chroma->ld + x0, *cr = chroma->cr + (size_t)r * chroma->ld + x0;
-        bgr ? restore_from_planes(cb, cr, v, n, 1, out) : restore_from_planes(cb, cr, v, n, 0, out);
+        const restore_gains k = {1.403f, 0.714f, 0.344f, 1.773f};
+        restore_planar(v, 1.0f, cr, cb, 0.5f, k, 255.0f, n, bytes);
     }
+    interleave3(bytes[bgr ? 2 : 0], bytes[1], bytes[bgr ? 0 : 2], n, out);
 }
 
 /* One output row (w pixels) from the fused luma row y, the source luma row ys (or NULL) and row r of the chroma. */
@@ -1091,7 +1119,7 @@ static void compose_row(const float *ir, const float *vis, float *const rows[3],
 
 #if EF_AVX2
 /*
- * AVX2 twin of compose_pair + restore_from_source for 8 pixels at a time: the same float
+ * AVX2 twin of compose_pair + restore_chunk (8-bit source) for 8 pixels at a time: the same float
  * operations in the same order (MADD as avx2_madd; cvtps2dq rounds half to even like round_u8),
  * so its bytes equal the portable path's. R and B of 8 interleaved source pixels come from two
  * 16-byte loads at bytes 0 and 8 (inside the 24 bytes of the 8 pixels) and one in-lane byte
@@ -1135,7 +1163,7 @@ static inline __m256 avx2_fuse(__m256 xi, __m256 v, __m256 a0, __m256 a1, __m256
 }
 
 /*
- * restore_from_source on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o;
+ * restore_chunk's 8-bit source case on 8 pixels: fused luma v, source luma ys, source pixels s, 24 bytes to o;
  * with room (8 more pixels follow in the row, written next), as one 32-byte store.
  */
 static inline void avx2_restore8(__m256 v, __m256 ys, const uint8_t *s, const avx2_masks *m, int room, uint8_t *o)
