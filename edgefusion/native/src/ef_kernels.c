@@ -5,7 +5,10 @@
  * -ffast-math: elementwise loops over a row (sums over rows are kept per column,
  * never reassociated), branch-free clamps, and rounding by the 1.5 * 2^23 trick
  * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
- * processed in chunks that stay in the L1 cache. The float operations follow the
+ * processed in chunks that stay in the L1 cache. Interleaved 8-bit RGB is split into float rows
+ * (channel_row) and joined from byte rows (interleave3) in loops of their own, so that the arithmetic
+ * runs in plain elementwise loops (NEON loads and stores such strided bytes with ld3 / st3; SSE2
+ * has no byte shuffle, so there those two loops stay near scalar). The float operations follow the
  * numpy code operation by operation (the color restore folds two constants), so the
  * two agree to the last bit in most pixels and within one gray level everywhere.
  * The AVX2 paths (EF_AVX2) repeat the portable loops' float operations in the same order
@@ -550,11 +553,17 @@ typedef struct {
     uint64_t s1, s2, gx, gy;
 } moments_u8;
 
-static uint32_t absdiff_u8(uint32_t a, uint32_t b) { return a > b ? a - b : b - a; }
+/* |a - b| of two bytes as max - min in bytes (SSE2 pmaxub / pminub, NEON uabd). */
+static uint32_t absdiff_u8(uint8_t a, uint8_t b)
+{
+    uint8_t hi = a > b ? a : b, lo = a > b ? b : a;
+    return (uint8_t)(hi - lo);
+}
 
-/* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
 /* Pixels per uint32 partial sum of stats_u8_row: 4096 * 255^2 < 2^32 (integer sums: exact in any order). */
 #define U8_SPAN 4096
+
+/* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
 
 static void stats_u8_row(const uint8_t *restrict r, const uint8_t *restrict up, int x0, int w, moments_u8 *m)
 {
@@ -565,7 +574,7 @@ static void stats_u8_row(const uint8_t *restrict r, const uint8_t *restrict up, 
             uint32_t v = r[x];
             s1 += v;
             s2 += v * v;
-            gy += absdiff_u8(v, up[x]);
+            gy += absdiff_u8(r[x], up[x]);
         }
         for (int x = a; x < bx; x++) gx += absdiff_u8(r[x + 1], r[x]);
         m->s1 += s1, m->s2 += s2, m->gx += gx, m->gy += gy;
@@ -862,7 +871,7 @@ typedef uint8_t chunk_bytes[3][CHUNK];
 /*
  * Channels of n pixels from luma v and color differences dr, db (see restore_gains), each times
  * scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x), rounded by round_u8 into the
- * planar rows o. Elementwise, so it vectorizes; the byte interleave is left to interleave_rgb.
+ * planar rows o. Elementwise, so it vectorizes; the byte interleave is left to interleave3.
  */
 static inline void restore_planar(const float *restrict v, float vscale, const float *restrict dr,
                                   const float *restrict db, float offset, restore_gains k, float scale, int n,
