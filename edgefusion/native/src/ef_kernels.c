@@ -6,7 +6,7 @@
  * never reassociated), branch-free clamps, and rounding by the 1.5 * 2^23 trick
  * (exact round-half-to-even for |v| < 2^22 in the default rounding mode). Rows are
  * processed in chunks that stay in the L1 cache. Interleaved 8-bit RGB is split into float rows
- * (channel_row) and joined from byte rows (interleave3) in loops of their own, so that the arithmetic
+ * (deinterleave3) and joined from byte rows (interleave3) in loops of their own, so that the arithmetic
  * runs in plain elementwise loops (NEON loads and stores such strided bytes with ld3 / st3; SSE2
  * has no byte shuffle, so there those two loops stay near scalar). The float operations follow the
  * numpy code operation by operation (the color restore folds two constants), so the
@@ -183,10 +183,39 @@ int ef_channels_identical_u8(const uint8_t *src, size_t src_stride, int w, int h
 /* Pixels per chunk of the row loops with temporaries on the stack (ycbcr_row, restore_chunk). */
 #define CHUNK 128
 
-/* Channel c of n interleaved 8-bit pixels s as floats (a plain strided load: NEON ld3). */
-static void channel_row(const uint8_t *restrict s, int c, int n, float *restrict d)
+/*
+ * x86 without SSSE3 (e.g. the x86-64 baseline) has no byte shuffle: GCC vectorizes stride-3 byte
+ * loads there into code slower than the scalar loop (the 1080p frame path ~20 % slower), so keep it scalar.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SSE2__) && !defined(__SSSE3__)
+#define EF_SCALAR_BYTES __attribute__((optimize("no-tree-vectorize")))
+#else
+#define EF_SCALAR_BYTES
+#endif
+
+/* Bytes of a chunk's three channels, planar (rows of CHUNK). */
+typedef uint8_t chunk_bytes[3][CHUNK];
+
+/* The channels of n <= CHUNK interleaved 8-bit pixels s as byte rows (a plain strided load: NEON ld3). */
+EF_SCALAR_BYTES static void split3(const uint8_t *restrict s, int n, chunk_bytes b)
 {
-    for (int x = 0; x < n; x++) d[x] = s[3 * x + c];
+    for (int x = 0; x < n; x++) {
+        b[0][x] = s[3 * x];
+        b[1][x] = s[3 * x + 1];
+        b[2][x] = s[3 * x + 2];
+    }
+}
+
+/* The channels of n <= CHUNK interleaved 8-bit pixels s as float rows d0, d1, d2 (split3, then widened). */
+static void deinterleave3(const uint8_t *restrict s, int n, float *restrict d0, float *restrict d1, float *restrict d2)
+{
+    chunk_bytes b;
+    split3(s, n, b);
+    for (int x = 0; x < n; x++) {
+        d0[x] = b[0][x];
+        d1[x] = b[1][x];
+        d2[x] = b[2][x];
+    }
 }
 
 /* Rows Y, Cb - 0.5, Cr - 0.5 of the RGB -> YCbCr matrix on the 0..1 scale (io/color.py, times 1/255). */
@@ -328,9 +357,7 @@ static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, fl
     for (int a = x0; a < w; a += CHUNK) { /* deinterleave, then an elementwise loop: both vectorize */
         float p1[CHUNK], p2[CHUNK], *restrict y = yr + a;
         const int n = w - a < CHUNK ? w - a : CHUNK;
-        channel_row(s + 3 * a, 0, n, y);
-        channel_row(s + 3 * a, 1, n, p1);
-        channel_row(s + 3 * a, 2, n, p2);
+        deinterleave3(s + 3 * a, n, y, p1, p2);
         for (int x = 0; x < n; x++) y[x] = c->m[0][0] * y[x] + c->m[0][1] * p1[x] + c->m[0][2] * p2[x];
     }
     return x0;
@@ -865,9 +892,6 @@ typedef struct {
     float kr, kgr, kgb, kb;
 } restore_gains;
 
-/* Bytes of a chunk's output channels, planar (red, green, blue rows of CHUNK). */
-typedef uint8_t chunk_bytes[3][CHUNK];
-
 /*
  * Channels of n pixels from luma v and color differences dr, db (see restore_gains), each times
  * scale (255 on the 0..1 scale, 1 on the 0..255 scale: x * 1 is x), rounded by round_u8 into the
@@ -928,12 +952,10 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
         const int src_bgr = chroma->order == EF_K_BGR;
         const restore_gains k = {(float)(1.403 * 0.713), (float)(0.714 * 0.713), (float)(0.344 * 0.564),
                                  (float)(1.773 * 0.564)};
-        channel_row(s, src_bgr ? 2 : 0, n, dr); /* red */
-        channel_row(s, src_bgr ? 0 : 2, n, db); /* blue */
+        float *c0 = src_bgr ? db : dr, *c2 = src_bgr ? dr : db; /* source channels 0 and 2: red into dr */
+        deinterleave3(s, n, c0, tmp, c2);
         if (!ys) {
             const ycc_matrix c = ycc_u8(chroma->order);
-            const float *c0 = src_bgr ? db : dr, *c2 = src_bgr ? dr : db; /* source channels 0 and 2 */
-            channel_row(s, 1, n, tmp);
             for (int x = 0; x < n; x++) tmp[x] = c.m[0][0] * c0[x] + c.m[0][1] * tmp[x] + c.m[0][2] * c2[x];
             ys = tmp;
         }
