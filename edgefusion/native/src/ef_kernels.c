@@ -591,7 +591,6 @@ static uint32_t absdiff_u8(uint8_t a, uint8_t b)
 #define U8_SPAN 4096
 
 /* Pixels x0 .. w - 1 of row r (up: the row above, or r itself for the first row) added into m. */
-
 static void stats_u8_row(const uint8_t *restrict r, const uint8_t *restrict up, int x0, int w, moments_u8 *m)
 {
     for (int a = x0; a < w; a += U8_SPAN) {
