@@ -345,6 +345,13 @@ static int avx2_ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *y
 }
 #endif
 
+/* BT.601 luma of n pixels from their channel rows p0, p1, p2 (ef_ycbcr_u8's operation order) into y (may be p0 or p1). */
+static void luma_rows(const ycc_matrix *c, const float *p0, const float *p1, const float *p2, int n, float *y)
+{
+    const float k0 = c->m[0][0], k1 = c->m[0][1], k2 = c->m[0][2];
+    for (int x = 0; x < n; x++) y[x] = k0 * p0[x] + k1 * p1[x] + k2 * p2[x];
+}
+
 /* Luma of one row into yr (and, from the AVX2 path, chroma of the pixels it did); returns where chroma is left. */
 static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, float *cbr, float *crr)
 {
@@ -355,10 +362,10 @@ static int ycbcr_row(const uint8_t *s, int w, const ycc_matrix *c, float *yr, fl
     (void)cbr, (void)crr;
 #endif
     for (int a = x0; a < w; a += CHUNK) { /* deinterleave, then an elementwise loop: both vectorize */
-        float p1[CHUNK], p2[CHUNK], *restrict y = yr + a;
+        float p1[CHUNK], p2[CHUNK], *y = yr + a;
         const int n = w - a < CHUNK ? w - a : CHUNK;
         deinterleave3(s + 3 * a, n, y, p1, p2);
-        for (int x = 0; x < n; x++) y[x] = c->m[0][0] * y[x] + c->m[0][1] * p1[x] + c->m[0][2] * p2[x];
+        luma_rows(c, y, p1, p2, n, y);
     }
     return x0;
 }
@@ -955,7 +962,7 @@ static void restore_chunk(const float *y, int clipped, const float *ys, int n, c
         deinterleave3(s, n, c0, tmp, c2);
         if (!ys) {
             const ycc_matrix c = ycc_u8(chroma->order);
-            for (int x = 0; x < n; x++) tmp[x] = c.m[0][0] * c0[x] + c.m[0][1] * tmp[x] + c.m[0][2] * c2[x];
+            luma_rows(&c, c0, tmp, c2, n, tmp);
             ys = tmp;
         }
         for (int x = 0; x < n; x++) {
