@@ -3,7 +3,8 @@
 Layout of the folder (the C runtime's own layout, plus the bundle)::
 
     CMakeLists.txt  README.md  bundle_data.c  bundle_data.h
-    include/edgefusion.h   src/ (frame-path kernels)   runtime/ (API, bundle, backends)
+    include/edgefusion.h   src/ (frame-path kernels)   dispatch/ (x86-64: AVX2 or portable kernels per CPU)
+    runtime/ (API, bundle, backends)
     examples/fuse_frames.c pnm_compare.c pnm.c pnm.h   cmake/ (cross toolchain files)
     samples/ (the package samples as PGM and the Python runtime's results: edgefusion.embed.samples)
 
@@ -29,7 +30,7 @@ from edgefusion.io.atomic import replace_folder
 from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
-COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "runtime", "examples")
+COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "dispatch", "runtime", "examples")
 
 
 def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, int, str]:

@@ -1,11 +1,13 @@
-"""The CMake project's builds write the same bytes on every target: x86-64, x86-64-v3 (AVX2, FMA) and aarch64.
+"""The CMake project's builds write the same bytes on every target: x86-64, x86-64-v3 (AVX2, FMA), x86-64 with
+run-time dispatch (the default: the AVX2 kernels on CPUs that have them) and aarch64.
 
 Each build is ``edgefusion/native/CMakeLists.txt`` configured as an integrator would
 (aarch64: ``cmake/aarch64-linux-gnu.cmake``, Debian's cross toolchain, programs run under
 ``qemu-aarch64``), with two test drivers linked against its ``libedgefusion.a``:
 ``tests/native_kernels_check.c`` (one hash per size of every kernel's outputs, random
 inputs and maps) and ``tests/native/trivial_backend.c`` (whole frames through the runtime,
-PGM/PPM in and out). The host build without -march is the reference; FMA contraction of
+PGM/PPM in and out). The host build without -march and without dispatch (the portable loops) is
+the reference; FMA contraction of
 a*b+c (GCC's default outside ISO C mode) would change the bytes on aarch64 and
 x86-64-v3. The aarch64 tests skip when the cross compiler, its C library or qemu is
 missing; install them with
@@ -15,13 +17,14 @@ missing; install them with
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from native_build import (DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, cmake_build, compiler, driver_json, fuzz_corpus_runner,
+from native_build import (ASAN_ENV, DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, cmake_build, compiler, driver_json, fuzz_corpus_runner,
                           fuzz_inputs, require_sanitizers, run, write_pair)
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
@@ -35,13 +38,13 @@ TOOLCHAIN = f"-DCMAKE_TOOLCHAIN_FILE={NATIVE / 'cmake' / 'aarch64-linux-gnu.cmak
 class Build:
     """A CMake build of the C runtime and its two drivers; ``runner`` prefixes every program (qemu for aarch64)."""
 
-    def __init__(self, folder: Path, compiler_path: str, runner: list[str], cmake_options: list[str]):
+    def __init__(self, folder: Path, compiler_path: str, runner: list[str], cmake_options: list[str], driver_flags: tuple[str, ...] = ()):
         cmake_build(NATIVE, folder, *cmake_options)
         self.folder, self.compiler, self.runner = folder, compiler_path, runner
         self.library = folder / "libedgefusion.a"
-        self.kernels = cc(folder / "kernels_check", [KERNELS_CHECK, self.library], compiler_path=compiler_path)
+        self.kernels = cc(folder / "kernels_check", [KERNELS_CHECK, self.library], *driver_flags, compiler_path=compiler_path)
         self.trivial = cc(folder / "trivial_backend", [DRIVERS / "trivial_backend.c", NATIVE / "examples" / "pnm.c", self.library],
-                          WRAP, compiler_path=compiler_path)
+                          WRAP, *driver_flags, compiler_path=compiler_path)
 
     def run(self, program: Path, *args, env: dict | None = None):
         return run([*self.runner, program, *args], timeout=120, env=env)
@@ -51,23 +54,43 @@ class Build:
         assert done.returncode == 0 and done.stderr == "", done.stderr
         return done.stdout.splitlines()
 
+    def kernels_isa(self) -> str:
+        """ef_kernels_isa() of the library on this CPU."""
+        source = self.folder / "isa.c"
+        source.write_text('#include <stdio.h>\n#include "edgefusion.h"\nint main(void) { puts(ef_kernels_isa()); return 0; }\n')
+        done = self.run(cc(self.folder / "isa", [source, self.library], compiler_path=self.compiler))
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     def fuse(self, bundle: Path, ir: Path, vis: Path, out: Path) -> tuple[bytes, dict]:
         """The fused frame's bytes and the driver's report (frame statistics as the backend got them)."""
         report = driver_json(self.run(self.trivial, bundle, ir, vis, out, 2))
         return out.read_bytes(), {key: report[key] for key in ("stats", "stats_scale", "bgr_difference")}
 
 
+def on_x86_64() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 @pytest.fixture(scope="session")
 def host_build(work):
-    """The reference: host compiler, CMake defaults (no -march)."""
-    return Build(work / "cmake-host", compiler(), [], [])
+    """The reference: host compiler, CMake defaults (no -march) but the portable kernels alone (no run-time dispatch)."""
+    return Build(work / "cmake-host", compiler(), [], ["-DEF_KERNEL_DISPATCH=OFF"])
+
+
+@pytest.fixture(scope="session")
+def dispatch_build(work):
+    """What an integrator gets from CMake's defaults on x86-64: both kernel variants, picked per CPU."""
+    if not on_x86_64():
+        pytest.skip("run-time dispatch is built for x86-64 only")
+    return Build(work / "cmake-dispatch", compiler(), [], [])
 
 
 @pytest.fixture(scope="session")
 def x86_64_v3_build(work):
     from edgefusion.runtime import native
 
-    if platform.machine().lower() not in ("x86_64", "amd64") or not native.X86_64_V3 <= native._cpu_flags():
+    if not on_x86_64() or not native.X86_64_V3 <= native._cpu_flags():
         pytest.skip("this CPU cannot run x86-64-v3 (AVX2, FMA) code")
     return Build(work / "cmake-x86-64-v3", compiler(), [], ["-DCMAKE_C_FLAGS=-march=x86-64-v3"])
 
@@ -105,6 +128,52 @@ def test_x86_64_v3_build_writes_the_portable_bytes(host_build, x86_64_v3_build, 
     assert x86_64_v3_build.kernel_hashes() == host_build.kernel_hashes()
     for name, (ir, vis) in sorted(frames.items()):
         assert x86_64_v3_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "v3.pnm") == host_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "x.pnm"), name
+
+
+def test_dispatch_build_runs_avx2_where_the_cpu_has_it_and_writes_the_portable_bytes(host_build, dispatch_build, frames,
+                                                                                     fake_bundles, tmp_path):
+    """The default x86-64 build compiles both variants (the AVX2 one with -mavx2 -mfma only) and picks AVX2 exactly on
+    CPUs whose /proc/cpuinfo lists avx2 and fma; its kernels and frames equal the portable build's."""
+    from edgefusion.runtime import native
+
+    flags = (dispatch_build.folder / "CMakeFiles" / "edgefusion.dir" / "flags.make").read_text()
+    assert "-mavx2" not in flags.split("C_FLAGS", 1)[1].splitlines()[0]  # the target's flags stay generic
+    assert dispatch_build.kernel_hashes() == host_build.kernel_hashes()
+    for name, (ir, vis) in sorted(frames.items()):
+        expected = host_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "x.pnm")
+        assert dispatch_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "d.pnm") == expected, name
+    cpu_has_avx2 = {"avx2", "fma"} <= native._cpu_flags()
+    assert (dispatch_build.kernels_isa(), host_build.kernels_isa()) == ("avx2" if cpu_has_avx2 else "portable", "portable")
+
+
+def test_dispatch_build_under_sanitizers_and_valgrind(work, host_build, dispatch_build, frames, fake_bundles, tmp_path):
+    """The dispatching library under ASan + UBSan (kernels and frames as the portable build's), and memcheck-clean."""
+    require_sanitizers(work)
+    sanitized = Build(work / "cmake-dispatch-asan", compiler(), [], [f"-DCMAKE_C_FLAGS={' '.join(SANITIZE)}"], SANITIZE)
+    assert sanitized.kernel_hashes() == host_build.kernel_hashes()
+    ir, vis = frames["odd33x17"]
+    expected = host_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "x.pnm")
+    assert sanitized.run(sanitized.trivial, fake_bundles["v2"], ir, vis, tmp_path / "a.pnm", 2, env=ASAN_ENV).returncode == 0
+    assert (tmp_path / "a.pnm").read_bytes() == expected[0]
+    if shutil.which("valgrind"):
+        memcheck = ["valgrind", "--tool=memcheck", "--error-exitcode=1", "--leak-check=full", "-q"]
+        done = run([*memcheck, dispatch_build.trivial, "--synthetic", fake_bundles["v2"], "64x48"], timeout=300)
+        assert done.returncode == 0, done.stderr
+
+
+def test_dispatch_covers_every_kernel():
+    """Each function ef_kernels.h declares is renamed in the variants and dispatched (a new kernel cannot be left out)."""
+    header = (NATIVE / "src" / "ef_kernels.h").read_text()
+    declared = set(re.findall(r"^(?:int|size_t|const char \*)\s*(ef_\w+)\(", header, re.M))
+    renamed = set(re.findall(r"^#define (ef_\w+) EF_V\(", (NATIVE / "dispatch" / "ef_kernels_variant.h").read_text(), re.M))
+    dispatched = {f"ef_{name}" for name in re.findall(r"^\s*X\([^,()]+, (\w+),", (NATIVE / "dispatch" / "ef_dispatch.c").read_text(), re.M)}
+    assert len(declared) == 21 and declared == renamed == dispatched
+
+
+def test_dispatch_is_off_where_the_flags_already_target_avx2(x86_64_v3_build):
+    """-march=x86-64-v3: one compilation of the kernels, AVX2 at compile time (no dispatch objects)."""
+    objects = {p.name for p in (x86_64_v3_build.folder / "CMakeFiles" / "edgefusion.dir").rglob("*.o")}
+    assert x86_64_v3_build.kernels_isa() == "avx2" and "ef_kernels.c.o" in objects and "ef_dispatch.c.o" not in objects
 
 
 def test_aarch64_build_is_aarch64(aarch64_build):

@@ -232,7 +232,9 @@ def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
         done = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "64x48", "--bench", "3", "--warmup", "1", "--threads", "1",
                     "--frames", frames])
         assert done.returncode == 0, done.stderr
-        size = json.loads(done.stdout)["sizes"][0]
+        report = json.loads(done.stdout)
+        size = report["sizes"][0]
+        assert report["kernels"] == "portable"  # the fixture compiles src/ef_kernels.c without -march
         assert set(SizeResult.__dataclass_fields__) | {"size"} <= set(size)
         assert size["size"] == "64x48" and size["runs"] == 3 and size["frames"] == frames
         assert size["frame_threads"] == 1  # default: --threads

@@ -258,10 +258,10 @@ static int bench(ef_context *ctx, timing_t *timing, const args_t *a, const pnm_i
     med = median(total, n);
     fprintf(f, "{\"bundle\": ");
     json_string(f, a->model ? a->model : "(embedded)");
-    fprintf(f, ", \"runtime\": \"edgefusion C %s\", \"sizes\": [{\"size\": \"%dx%d\", \"width\": %d, \"height\": %d, "
+    fprintf(f, ", \"runtime\": \"edgefusion C %s\", \"kernels\": \"%s\", \"sizes\": [{\"size\": \"%dx%d\", \"width\": %d, \"height\": %d, "
                "\"init_ms\": %.4f, \"first_inference_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
                "\"mean_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"fps\": %.3f, ",
-            EF_VERSION, ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
+            EF_VERSION, ef_kernels_isa(), ir->width, ir->height, ir->width, ir->height, init_ms, first_ms, med,
             percentile(total, n, 90), percentile(total, n, 99), sum / n, total[0], total[n - 1], med > 0 ? 1000.0 / med : 0.0);
     fprintf(f, "\"model_ms\": %.4f, \"compose_ms\": %.4f, \"overhead_ms\": %.4f, \"peak_rss_mb\": %.2f, \"runs\": %d, "
                "\"frames\": %d, \"frame_threads\": %d}]}\n",

@@ -152,6 +152,9 @@ const char *ef_status_name(ef_status status);
 const ef_backend *ef_builtin_backend(const char *name);
 /* Release everything (NULL is allowed). */
 void ef_close(ef_context *ctx);
+/* The instruction set of the frame-path kernels in this build on this CPU: "avx2" or "portable"
+ * (x86-64 CMake builds without AVX2 flags pick per CPU; see README.md, Build). */
+const char *ef_kernels_isa(void);
 
 /*
  * Example: a custom backend (e.g. TensorRT). The engine sees exactly the planes

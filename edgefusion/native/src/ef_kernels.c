@@ -1451,3 +1451,5 @@ int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, 
 {
     return ef_compose_u8_rows(ir, vis, ld, pw, ph, maps, w, h, 0, h, chroma, out, out_stride, out_format, scratch);
 }
+
+const char *ef_kernels_isa(void) { return EF_AVX2 ? "avx2" : "portable"; }

@@ -16,7 +16,8 @@
  *   - Color order: EF_K_GRAY (1 channel), EF_K_RGB or EF_K_BGR (3 interleaved channels).
  *   - x86-64 builds for AVX2 targets (e.g. -march=x86-64-v3) run AVX2 paths for normalization,
  *     luma, frame statistics, upsampling and composition; they write the same bytes as the
- *     portable C99 loops.
+ *     portable C99 loops. x86-64 CMake builds for other targets carry both and pick per CPU
+ *     (edgefusion/native/dispatch); ef_kernels_isa() says which runs.
  */
 #ifndef EF_KERNELS_H
 #define EF_KERNELS_H
@@ -206,6 +207,15 @@ int ef_compose_f32_rows(const float *ir, const float *vis, size_t ld, int pw, in
 int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w,
                        int h, int y0, int y1, const ef_chroma *chroma, uint8_t *out, size_t out_stride,
                        int out_format, void *scratch);
+
+/* ---- build ---------------------------------------------------------------------------- */
+
+/*
+ * The instruction set the kernels run with: "avx2" (the AVX2 paths) or "portable" (C99 loops only).
+ * Fixed by the compiler flags, or chosen per CPU in builds with run-time dispatch
+ * (edgefusion/native/dispatch: x86-64 CMake builds whose flags do not already target AVX2).
+ */
+const char *ef_kernels_isa(void);
 
 #ifdef __cplusplus
 }
