@@ -9,7 +9,7 @@
   statistics included where it takes them), backend time excluded, on 1 frame thread and on
   ``frame_path_threads`` (the CPU count; keys ``frame_path_threads_*``); and the same on 1 thread
   built without the CPU's instruction-set flags (``frame_path_portable_*``: the portable loops,
-  which a firmware build without ``-march``, non-AVX2 x86 and aarch64 (Jetson) run);
+  which non-AVX2 x86 CPUs, ``-DEF_KERNEL_DISPATCH=OFF`` firmware builds and aarch64 (Jetson) run);
 * whole frame through the example ``fuse_frames`` (CMake build, OpenVINO C API) with
   the bundle (default: ``edgefusion quantize --target x86``) at 1080p and 640x480: 1 thread
   (``*_1t``: engine and frame path), the engine's default threads with the frame path on the

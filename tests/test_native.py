@@ -199,6 +199,45 @@ def test_input_pass_stats_of_a_large_nearly_constant_frame_equal_hand_values(lib
     np.testing.assert_allclose(stats[3], expected[3], rtol=1e-3)  # the small std itself, not just within 1e-6 of 0
 
 
+@pytest.mark.parametrize("h,w,workers,vis_channels,ir_bits", [(70, 23, 2, 3, 8), (70, 23, 3, 1, 8), (33, 18, 2, 3, 16),
+                                                               (17, 9, 2, 3, 8), (100, 41, 4, 3, 8)])
+def test_input_pass_in_bands_on_threads(lib, h, w, workers, vis_channels, ir_bits):
+    """Bands of rows on threads (strips of 16, a band's first strip finished after its neighbour): the planes numpy
+    makes (IR / 255 or the stretched plane, BT.601 luma, edge padding), the statistics of frame_stats.py, and the
+    bytes of one pass, for any number of bands (h = 17: fewer strips than threads)."""
+    from edgefusion.runtime.frame_stats import frame_stats
+
+    rng = _rng(h + workers)
+    ph, pw = _pad(h, w)
+    ir = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    vis = rng.integers(0, 256, (h, w, 3) if vis_channels == 3 else (h, w), dtype=np.uint8)
+    ir_plane = ir.astype(np.float32) / np.float32(255)
+    if ir_bits == 16:  # a stretched 16-bit IR plane is given in place (ir None)
+        ir_plane = rng.random((h, w), dtype=np.float32)
+    luma = rgb_to_ycbcr(vis, scale=1 / 255)[0] if vis_channels == 3 else vis.astype(np.float32) / np.float32(255)
+    results = []
+    for pool in (None, native.Composer(lib, ph, pw, workers=workers)):
+        planes = np.full((2, ph, pw), np.nan, np.float32)
+        planes[0, :h, :w] = ir_plane
+        stats = native.prepare_u8(lib, ir if ir_bits == 8 else None, vis, planes[0], planes[1], with_stats=True, workers=pool)
+        np.testing.assert_array_equal(planes[0], np.pad(ir_plane, ((0, ph - h), (0, pw - w)), mode="edge"))
+        np.testing.assert_allclose(planes[1], np.pad(luma, ((0, ph - h), (0, pw - w)), mode="edge"), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(stats, frame_stats(ir_plane, luma), atol=1e-6, rtol=0)
+        results.append((planes, stats))
+        if pool is not None:
+            pool.close()
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_band_rows_share_whole_strips():
+    assert native.band_rows(70, 2, 16) == [(0, 32), (32, 70)]
+    assert native.band_rows(70, 3, 16) == [(0, 16), (16, 48), (48, 70)]
+    assert native.band_rows(17, 4, 16) == [(0, 16), (16, 17)]
+    assert native.band_rows(8, 2, 4) == [(0, 4), (4, 8)]
+    assert native.band_rows(5, 1, 4) == [(0, 5)]
+
+
 # ---------------------------------------------------------------- padding
 
 

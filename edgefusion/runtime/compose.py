@@ -42,14 +42,21 @@ class _Scratch:
 
 
 class BandWorkers:
-    """Threads that compose bands of one frame (numpy and ctypes calls release the GIL); none for one worker."""
+    """Threads that process bands of one frame (numpy and ctypes calls release the GIL); none for one worker."""
 
     def __init__(self, workers: int) -> None:
+        self.workers = workers
         self._pool = None
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="edgefusion-compose")
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="edgefusion-frame")
+
+    def map(self, run, bands: list[tuple]) -> list:
+        """``run(*band)`` for every band, at once on the threads when there are any; the results in band order."""
+        if self._pool is None or len(bands) == 1:
+            return [run(*band) for band in bands]
+        return [job.result() for job in [self._pool.submit(run, *band) for band in bands]]
 
     def close(self) -> None:
         """Stop the worker threads (also done when the object is garbage-collected)."""
@@ -89,12 +96,7 @@ class Composer(BandWorkers):
         becomes ``M2 - M3`` (upsampling is linear), saving one full-res operation.
         """
         self._pad(maps)
-        if self._pool is None:
-            self._band(self._bands[0], self._scratch[0], ir, vis, out)
-        else:
-            jobs = [self._pool.submit(self._band, b, s, ir, vis, out) for b, s in zip(self._bands, self._scratch)]
-            for job in jobs:
-                job.result()
+        self.map(self._band, [(b, s, ir, vis, out) for b, s in zip(self._bands, self._scratch)])
         return out
 
     def _band(self, starts: list[int], scratch: _Scratch, ir: np.ndarray, vis: np.ndarray, out: np.ndarray) -> None:

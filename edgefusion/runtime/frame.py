@@ -149,7 +149,8 @@ class NativeFrame:
     """One-pass C frame path of an analyze-only bundle with model stride ``stride`` (a multiple of 4).
 
     Buffers (padded planes, composition scratch) are allocated once per frame
-    size; the composition runs in bands on ``workers`` threads. ``compose_ms``
+    size; the input pass of 8-bit frames and the composition run in bands on
+    ``workers`` threads (the same bytes for any number). ``compose_ms``
     is the last call's composition + color + uint8 time. Not thread-safe: the
     owning Fuser serializes calls.
     """
@@ -195,7 +196,8 @@ class NativeFrame:
                 _normalize(self.lib, ir, stretch, ir_p[:h, :w])
             source = _gray_if_equal(self.lib, vis)
             self._color = source if source.ndim == 3 else None
-            stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats)
+            stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats,
+                                      workers=self.composer)
             return self.inputs, None if stats is None else stats[None]
         self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
         stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None

@@ -33,9 +33,12 @@ one-pass C path and composition temporaries are allocated once per frame shape
 and reused, so a video loop at a fixed size does not reallocate them (the
 numpy preprocessing still allocates its per-frame planes); every call returns
 a new array. :meth:`Fuser.fuse_stream` pipelines a sequence of frames (the C
-pre- and post-processing on a second thread, beside the network). Threads: a
-Fuser serializes its calls with a lock, so sharing one between threads is safe
-but not parallel; open one Fuser per thread for parallel throughput.
+pre- and post-processing on a second thread, beside the network). ``threads``
+sets the backend's threads and the frame path's (input pass and composition in
+bands of rows); the default leaves the backend its own choice and gives the
+frame path every core this process may use. A Fuser serializes its calls with a
+lock, so sharing one between threads is safe but not parallel; open one Fuser
+per thread for parallel throughput.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ class Fuser:
             return fuse_planes_path(self, ir, vis, stretch)
         lib, ir, vis = found
         with self._lock:
-            frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.threads or 1))
+            frames = self._buffer(("frame",), lambda: NativeFrame(lib, self.stride, workers=self.frame_threads))
             out = frames.fuse(ir, vis, stretch, self._analyze_frame, with_stats=self.takes_stats)
             self.timings["compose_ms"] = frames.compose_ms
             return out
@@ -219,13 +222,18 @@ class Fuser:
         lib, ir, vis = found
         frames.reverse()  # the other frame than the one in the network (whose finish runs before this prepare)
         if frames[0] is None:
-            frames[0] = NativeFrame(lib, self.stride, workers=self.threads or 1)
+            frames[0] = NativeFrame(lib, self.stride, workers=self.frame_threads)
         return helper.submit(frames[0].prepare, ir, vis, stretch, self.takes_stats), frames[0]
+
+    @property
+    def frame_threads(self) -> int:
+        """Threads of the frame path around the network (input pass, composition): ``threads``, else every core
+        this process may use (as the C runtime's default)."""
+        return self.threads or _usable_cores()
 
     def _spare_core(self) -> bool:
         """Whether the backend's threads leave a CPU core of this process free (``threads`` below the count)."""
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return self.threads is not None and self.threads < cores
+        return self.threads is not None and self.threads < _usable_cores()
 
     def _native(self, ir: np.ndarray, vis: np.ndarray):
         """:func:`native_frame` for pairs the one-pass path runs (analyze-only bundle, untiled), else None."""
@@ -291,7 +299,7 @@ class Fuser:
         h, w = ir.shape[2:]
         maps = self._analyze(ir, vis, stats)
         middle = time.perf_counter()
-        composer = self._buffer(("composer", h, w), lambda: _composer(h, w, self.threads))
+        composer = self._buffer(("composer", h, w), lambda: _composer(h, w, self.frame_threads))
         composer(ir[0, 0], vis[0, 0], maps[0], out[0, 0])
         self.timings["compose_ms"] += (time.perf_counter() - middle) * 1e3
         return out
@@ -321,10 +329,15 @@ def _frame_stats(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
     return native.frame_stats(lib, np.ascontiguousarray(ir), np.ascontiguousarray(vis_y))[None]
 
 
-def _composer(h: int, w: int, threads: int | None):
+def _usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _composer(h: int, w: int, threads: int):
     """The C composition when the kernels are available, else numpy's; bands on ``threads`` threads when > 1."""
     lib = native.kernels()
-    return native.Composer(lib, h, w, workers=threads or 1) if lib is not None else Composer(h, w, workers=threads or 1)
+    return native.Composer(lib, h, w, workers=threads) if lib is not None else Composer(h, w, workers=threads)
 
 
 def _compose_in_runtime(manifest: dict, source) -> bool:

@@ -41,6 +41,8 @@ SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
 PROGRAM_FLAGS = ("-O3", "-std=c99", "-ffp-contract=off")
 BASE_FLAGS = (*PROGRAM_FLAGS, "-fPIC", "-shared")
 GRAY, RGB, BGR = 1, 3, 4
+#: Rows per strip of the input pass (EF_K_STRIP): where its bands on threads may start.
+STRIP = 16
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -158,6 +160,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "ef_frame_stats_u8": (_P, _Z, _P, _Z, _I, _I, _P),
         "ef_pad_edge": (_P, _Z, _I, _I, _I, _I),
         "ef_prepare_u8": (_P, _Z, _P, _Z, _I, _I, _I, _I, _I, _P, _P, _Z, _P),
+        "ef_prepare_u8_rows": (_P, _Z, _P, _Z, _I, _I, _I, _I, _I, _I, _I, _P, _P, _Z, _P),
+        "ef_prepare_u8_strip_stats": (_P, _Z, _I, _I, _I, _P, _P, _Z, _P),
+        "ef_prepare_u8_finish": (_I, _I, _I, _I, _I, _P, _P, _Z, _P, _P),
+        "ef_prepare_partials_bytes": (_I,),
         "ef_restore_u8": (_P, _Z, _I, _I, ctypes.POINTER(Chroma), _P, _Z, _I),
         "ef_compose_scratch_bytes": (_I, _I),
         "ef_compose_f32_rows": (_P, _P, _Z, _I, _I, _P, _I, _I, _I, _I, _P, _Z, _P),
@@ -170,6 +176,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.ef_percentiles_scratch_bytes.argtypes = ()
     lib.ef_percentiles_scratch_bytes.restype = _Z
     lib.ef_compose_scratch_bytes.restype = _Z
+    lib.ef_prepare_partials_bytes.restype = _Z
     return lib
 
 
@@ -278,13 +285,24 @@ def pad_edge(lib, plane: np.ndarray, w: int, h: int) -> np.ndarray:
     return plane
 
 
+def band_rows(h: int, bands: int, unit: int) -> list[tuple[int, int]]:
+    """Rows ``y0 .. y1 - 1`` of up to ``bands`` non-empty bands covering ``h`` rows, each starting at a multiple of
+    ``unit`` (as ``band_rows`` of the C runtime: whole units shared out evenly)."""
+    units = -(-h // unit)
+    edges = [min(units * b // bands * unit, h) for b in range(bands + 1)]
+    return [(y0, y1) for y0, y1 in zip(edges, edges[1:]) if y0 < y1]
+
+
 def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray, vis_plane: np.ndarray,
-               with_stats: bool, order: int = RGB) -> np.ndarray | None:
+               with_stats: bool, order: int = RGB, workers: BandWorkers | None = None) -> np.ndarray | None:
     """The input pass in one walk over the rows (``ef_prepare_u8``): IR uint8 (H, W) / 255 into
     ``ir_plane`` (``ir`` None: ``ir_plane`` already holds the unpadded IR plane), the visible uint8
     frame (gray (H, W), or (H, W, 3) in ``order``) as luma into ``vis_plane``, both padded planes
     (PH, PW) of one stride filled by edge replication; returns the (6,) frame statistics of the
-    unpadded planes when ``with_stats``, else None."""
+    unpadded planes when ``with_stats``, else None.
+
+    ``workers`` with more than one thread: bands of rows at once (``ef_prepare_u8_rows``), the same
+    planes and statistics bit for bit."""
     h, w = vis.shape[:2]
     ph, pw = ir_plane.shape
     if vis_plane.shape != ir_plane.shape or vis_plane.strides != ir_plane.strides or ph < h or pw < w:
@@ -293,11 +311,26 @@ def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray
     if ir is not None:
         _covers(h, w, ir)
     channels = 3 if vis.ndim == 3 else 1
+    vis_ptr, vis_stride = _rows(vis, np.uint8, channels)
+    fmt = order if channels == 3 else GRAY
     stats = np.empty(N_STATS, np.float32) if with_stats else None
-    ptr_i, ld = _ld(ir_plane)
-    _check(lib.ef_prepare_u8(ir_ptr, ir_stride, *_rows(vis, np.uint8, channels), order if channels == 3 else GRAY, w, h,
-                             pw, ph, ptr_i, _ld(vis_plane)[0], ld, None if stats is None else stats.ctypes.data),
-           "ef_prepare_u8")
+    stats_ptr = None if stats is None else stats.ctypes.data
+    (ptr_i, ld), ptr_v = _ld(ir_plane), _ld(vis_plane)[0]
+    bands = band_rows(h, workers.workers, STRIP) if workers is not None else [(0, h)]
+    if len(bands) == 1:
+        _check(lib.ef_prepare_u8(ir_ptr, ir_stride, vis_ptr, vis_stride, fmt, w, h, pw, ph, ptr_i, ptr_v, ld, stats_ptr),
+               "ef_prepare_u8")
+        return stats
+    partials = np.empty(lib.ef_prepare_partials_bytes(h), np.uint8) if with_stats else None
+    sums = None if partials is None else partials.ctypes.data
+    codes = workers.map(lambda y0, y1: lib.ef_prepare_u8_rows(ir_ptr, ir_stride, vis_ptr, vis_stride, fmt, w, h, pw, y0, y1, 0,
+                                                              ptr_i, ptr_v, ld, sums), bands)
+    _check(max(codes, key=abs), "ef_prepare_u8_rows")
+    if with_stats:  # each later band's first strip: its vertical differences read the row above, written by another band
+        codes = workers.map(lambda y0: lib.ef_prepare_u8_strip_stats(ir_ptr, ir_stride, w, h, y0, ptr_i, ptr_v, ld, sums),
+                            [(y0,) for y0, _ in bands[1:]])
+        _check(max(codes, key=abs), "ef_prepare_u8_strip_stats")
+    _check(lib.ef_prepare_u8_finish(int(ir is not None), w, h, pw, ph, ptr_i, ptr_v, ld, sums, stats_ptr), "ef_prepare_u8_finish")
     return stats
 
 
@@ -376,15 +409,9 @@ class Composer(BandWorkers):
         return out
 
     def _bands(self, h: int, run, name: str) -> None:
-        """``run(y0, y1, scratch)`` over bands of rows (starts at multiples of 4), on the pool when there is one."""
-        per_worker = -(-h // self.workers)
-        step = -(-per_worker // 4) * 4  # band starts must be multiples of 4
-        bands = [(y0, min(y0 + step, h), s.ctypes.data) for y0, s in zip(range(0, h, step), self._scratch)]
-        if self._pool is None or len(bands) == 1:
-            codes = [run(*band) for band in bands]
-        else:
-            codes = [job.result() for job in [self._pool.submit(run, *band) for band in bands]]
-        _check(max(codes, key=abs), name)
+        """``run(y0, y1, scratch)`` over bands of rows (starts at multiples of 4), on the threads when there are any."""
+        bands = [(y0, y1, scratch.ctypes.data) for (y0, y1), scratch in zip(band_rows(h, self.workers, 4), self._scratch)]
+        _check(max(self.map(run, bands), key=abs), name)
 
     def _inputs(self, ir, vis, maps):
         if ir.shape != self.shape or vis.shape != self.shape or ir.strides != vis.strides:

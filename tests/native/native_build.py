@@ -75,6 +75,14 @@ def compiler() -> str:
     return cc
 
 
+def default_isa(compiler_path: str | None = None) -> str:
+    """ef_kernels_isa() of src/ef_kernels.c built without -march by ``compiler_path``: "avx2" where the compiler's
+    default target has AVX2 (its predefined macros say so), else "portable"."""
+    done = run([compiler_path or compiler(), "-dM", "-E", "-x", "c", os.devnull])
+    assert done.returncode == 0, done.stderr
+    return "avx2" if "#define __AVX2__ 1" in done.stdout else "portable"
+
+
 def openvino_root() -> Path:
     """The openvino pip package folder with the C API headers and libopenvino_c; skips when absent."""
     try:

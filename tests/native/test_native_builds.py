@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from native_build import (ASAN_ENV, DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, cmake_build, compiler, driver_json, fuzz_corpus_runner,
+from native_build import (ASAN_ENV, DRIVERS, FUZZ_HARNESSES, NATIVE, SANITIZE, WRAP, cc, cmake_build, compiler, default_isa, driver_json,
+                          fuzz_corpus_runner,
                           fuzz_inputs, require_sanitizers, run, write_pair)
 
 CROSS_CC = "aarch64-linux-gnu-gcc"
@@ -83,6 +84,8 @@ def dispatch_build(work):
     """What an integrator gets from CMake's defaults on x86-64: both kernel variants, picked per CPU."""
     if not on_x86_64():
         pytest.skip("run-time dispatch is built for x86-64 only")
+    if default_isa() == "avx2":
+        pytest.skip("the compiler's default target has AVX2: CMake builds no dispatch (see the -march=x86-64-v3 test)")
     return Build(work / "cmake-dispatch", compiler(), [], [])
 
 
@@ -133,16 +136,23 @@ def test_x86_64_v3_build_writes_the_portable_bytes(host_build, x86_64_v3_build, 
 def test_dispatch_build_runs_avx2_where_the_cpu_has_it_and_writes_the_portable_bytes(host_build, dispatch_build, frames,
                                                                                      fake_bundles, tmp_path):
     """The default x86-64 build compiles both variants (the AVX2 one with -mavx2 -mfma only) and picks AVX2 exactly on
-    CPUs whose /proc/cpuinfo lists avx2 and fma; its kernels and frames equal the portable build's."""
+    CPUs whose /proc/cpuinfo lists avx2 and fma; its kernels and frames equal the portable build's, and so do the
+    variants called by their own names (the one this CPU does not pick included, where it can run)."""
     from edgefusion.runtime import native
 
     flags = (dispatch_build.folder / "CMakeFiles" / "edgefusion.dir" / "flags.make").read_text()
     assert "-mavx2" not in flags.split("C_FLAGS", 1)[1].splitlines()[0]  # the target's flags stay generic
-    assert dispatch_build.kernel_hashes() == host_build.kernel_hashes()
+    reference = host_build.kernel_hashes()
+    assert dispatch_build.kernel_hashes() == reference
+    cpu_has_avx2 = {"avx2", "fma"} <= native._cpu_flags()
+    for variant in ("portable", "avx2") if cpu_has_avx2 else ("portable",):
+        renamed = ["-DEF_KERNELS_VARIANT=" + variant, "-include", str(NATIVE / "dispatch" / "ef_kernels_variant.h")]
+        exe = cc(dispatch_build.folder / f"kernels_check_{variant}", [KERNELS_CHECK, dispatch_build.library], *renamed)
+        done = dispatch_build.run(exe)
+        assert done.returncode == 0 and done.stdout.splitlines() == reference, (variant, done.stderr)
     for name, (ir, vis) in sorted(frames.items()):
         expected = host_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "x.pnm")
         assert dispatch_build.fuse(fake_bundles["v2"], ir, vis, tmp_path / "d.pnm") == expected, name
-    cpu_has_avx2 = {"avx2", "fma"} <= native._cpu_flags()
     assert (dispatch_build.kernels_isa(), host_build.kernels_isa()) == ("avx2" if cpu_has_avx2 else "portable", "portable")
 
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, cmake_build, driver_json, frame_stats_reference, openvino_flags,
+from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, cmake_build, default_isa, driver_json, frame_stats_reference, openvino_flags,
                           openvino_root, read_image, run, trivial_fused, write_pnm)
 
 from edgefusion import preprocess
@@ -234,7 +234,7 @@ def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         size = report["sizes"][0]
-        assert report["kernels"] == "portable"  # the fixture compiles src/ef_kernels.c without -march
+        assert report["kernels"] == default_isa()  # the fixture compiles src/ef_kernels.c without -march
         assert set(SizeResult.__dataclass_fields__) | {"size"} <= set(size)
         assert size["size"] == "64x48" and size["runs"] == 3 and size["frames"] == frames
         assert size["frame_threads"] == 1  # default: --threads
