@@ -107,7 +107,10 @@ def peak_rss_mb() -> float:
 
 
 def environment(fuser, threads: int | None) -> dict:
-    """Where a result was measured: backend + version, provider/device, threads, CPU, versions, bundle hash."""
+    """Where a result was measured: backend + version, provider/device, threads, CPU, versions, bundle hash, and what
+    ran the frame path around the network (``frame_path``: the C kernels' instruction set or numpy) on how many threads."""
+    from edgefusion.runtime import native
+
     manifest_path = fuser.bundle.root / "manifest.json"
     return {
         "backend": fuser.backend.name,
@@ -124,6 +127,8 @@ def environment(fuser, threads: int | None) -> dict:
         "precision": fuser.manifest["precision"],
         "target": fuser.manifest.get("target"),
         "compose": fuser.manifest.get("compose", "model"),
+        "frame_path": native.kernels_isa(),
+        "frame_threads": fuser.frame_threads,
     }
 
 

@@ -75,6 +75,8 @@ def test_cli_writes_json_table_and_plot(max_bundle, tmp_path, capsys):
         assert [s["size"] for s in entry["sizes"]] == ["40x24", "24x16"]
         assert all(keys <= set(s) for s in entry["sizes"])
         assert {"backend", "backend_version", "device", "threads", "cpu", "edgefusion_version", "bundle_sha256"} <= set(entry["environment"])
+        assert entry["environment"]["frame_threads"] == 1  # --threads 1
+        assert entry["environment"]["frame_path"] in ("avx2", "portable", "numpy")
     if importlib.util.find_spec("matplotlib"):
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

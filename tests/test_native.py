@@ -10,6 +10,9 @@ one gray level.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -228,6 +231,13 @@ def test_input_pass_in_bands_on_threads(lib, h, w, workers, vis_channels, ir_bit
             pool.close()
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_kernels_isa_follows_the_loader_flags(lib):
+    """The loaded kernels run AVX2 exactly when the loader's flags make the compiler target AVX2 (its predefined macros)."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    macros = subprocess.run([compiler, *native._flags(), "-dM", "-E", "-x", "c", os.devnull], capture_output=True, text=True).stdout
+    assert native.kernels_isa() == ("avx2" if "#define __AVX2__ 1" in macros else "portable")
 
 
 def test_band_rows_share_whole_strips():

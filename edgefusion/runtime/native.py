@@ -63,6 +63,13 @@ def kernels() -> ctypes.CDLL | None:
         return _state["lib"]  # type: ignore[return-value]
 
 
+def kernels_isa() -> str:
+    """What runs the frame path in this process: "avx2" or "portable" (the C kernels' ``ef_kernels_isa``), or "numpy"
+    (no C kernels: disabled, or no compiler)."""
+    lib = kernels()
+    return "numpy" if lib is None else lib.ef_kernels_isa().decode()
+
+
 #: CPU flags (``/proc/cpuinfo``) of the x86-64-v3 level (AVX2 with FMA, BMI, F16C, MOVBE, LZCNT).
 X86_64_V3 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "abm", "xsave"})
 
@@ -177,6 +184,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.ef_percentiles_scratch_bytes.restype = _Z
     lib.ef_compose_scratch_bytes.restype = _Z
     lib.ef_prepare_partials_bytes.restype = _Z
+    lib.ef_kernels_isa.argtypes = ()
+    lib.ef_kernels_isa.restype = ctypes.c_char_p
     return lib
 
 
