@@ -10,6 +10,11 @@ written by atomic rename, so concurrent first uses are safe.
 ``EDGEFUSION_NATIVE=0`` disables the kernels; ``EDGEFUSION_NATIVE_CFLAGS``
 adds compiler flags (e.g. ``-march=native``, opt-in). Without a compiler the
 callers use their numpy path (one debug log line says why).
+``EDGEFUSION_NATIVE_LIB`` loads a prebuilt kernel library instead of compiling
+(devices without a compiler: the CMake project's ``ef_kernels`` target,
+cross-built for the device). It must be built from this installation's kernel
+sources (:func:`source_id` against its ``ef_kernels_source()``); a library that
+cannot be loaded or was built from other sources is a :class:`UserError`.
 
 The wrappers take numpy arrays whose rows are contiguous (any row stride) and
 write into caller-owned outputs; see ``ef_kernels.h`` for the math.
@@ -32,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefusion.errors import UserError
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.compose import BandWorkers
 from edgefusion.runtime.frame_stats import N_STATS
@@ -108,7 +114,35 @@ def _cache_dir() -> Path:
     return Path(base) / "edgefusion" / "native"
 
 
+def source_id() -> str:
+    """"c=<SHA-256 of ef_kernels.c>,h=<SHA-256 of ef_kernels.h>" of this installation's kernel sources, as a prebuilt
+    library's ``ef_kernels_source()`` must report it."""
+    digest = {name: hashlib.sha256((SOURCES / f"ef_kernels.{name}").read_bytes()).hexdigest() for name in ("c", "h")}
+    return f"c={digest['c']},h={digest['h']}"
+
+
+def _load_prebuilt(path: Path) -> ctypes.CDLL:
+    """The kernel library at ``path`` (``EDGEFUSION_NATIVE_LIB``), after checking that it was built from these sources."""
+    where = f"EDGEFUSION_NATIVE_LIB={path}"
+    try:
+        lib = ctypes.CDLL(str(path))
+        lib.ef_kernels_source.restype = ctypes.c_char_p
+        built_from = (lib.ef_kernels_source() or b"").decode(errors="replace")
+    except (OSError, AttributeError) as exc:
+        raise UserError(f"{where}: not a kernel library this machine can load ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if built_from != source_id():
+        raise UserError(f"{where} was built from other kernel sources ({built_from or 'unrecorded'}) than this edgefusion's "
+                        f"({source_id()}); rebuild it from {SOURCES.parent} (CMake target ef_kernels)")
+    try:
+        return _declare(lib)
+    except AttributeError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
 def _load() -> ctypes.CDLL | None:
+    prebuilt = os.environ.get("EDGEFUSION_NATIVE_LIB", "").strip()
+    if prebuilt:
+        return _load_prebuilt(Path(prebuilt))
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     sources = sorted(SOURCES.glob("*.c"))
     if sys.platform == "win32" or not compiler or not sources:
@@ -184,8 +218,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.ef_percentiles_scratch_bytes.restype = _Z
     lib.ef_compose_scratch_bytes.restype = _Z
     lib.ef_prepare_partials_bytes.restype = _Z
-    lib.ef_kernels_isa.argtypes = ()
-    lib.ef_kernels_isa.restype = ctypes.c_char_p
+    for name in ("ef_kernels_isa", "ef_kernels_source"):
+        getattr(lib, name).argtypes = ()
+        getattr(lib, name).restype = ctypes.c_char_p
     return lib
 
 

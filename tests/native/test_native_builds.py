@@ -177,7 +177,7 @@ def test_dispatch_covers_every_kernel():
     declared = set(re.findall(r"^(?:int|size_t|const char \*)\s*(ef_\w+)\(", header, re.M))
     renamed = set(re.findall(r"^#define (ef_\w+) EF_V\(", (NATIVE / "dispatch" / "ef_kernels_variant.h").read_text(), re.M))
     dispatched = {f"ef_{name}" for name in re.findall(r"^\s*X\([^,()]+, (\w+),", (NATIVE / "dispatch" / "ef_dispatch.c").read_text(), re.M)}
-    assert len(declared) == 21 and declared == renamed == dispatched
+    assert len(declared) == 22 and declared == renamed == dispatched
 
 
 def test_dispatch_is_off_where_the_flags_already_target_avx2(x86_64_v3_build):

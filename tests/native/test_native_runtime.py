@@ -12,13 +12,15 @@ import hashlib
 import json
 import re
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, SAMPLE_NAMES, cc, cmake_build, default_isa, driver_json, frame_stats_reference, openvino_flags,
+from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, NATIVE, SAMPLE_NAMES, cc, cmake_build, default_isa, driver_json, frame_stats_reference, openvino_flags,
                           openvino_root, read_image, run, trivial_fused, write_pnm)
 
 from edgefusion import preprocess
@@ -365,6 +367,35 @@ def test_firmware_folder_builds_and_matches_edgefusion_fuse(ov_bundles, pairs, w
     write_pnm(tmp_path / "off.pgm", off_by_two)
     for reference, code in ((expected[0], 0), (tmp_path / "off.pgm", 1), (tmp_path / "missing.pgm", 2)):
         assert run([fw / "build" / "pnm_compare", result, reference, 1]).returncode == code, reference
+
+
+def test_prebuilt_kernel_library_for_devices_without_a_compiler(ov_bundles, pairs, work, tmp_path):
+    """EDGEFUSION_NATIVE_LIB: the CMake target ef_kernels runs `edgefusion fuse` with the same bytes as the kernels the
+    runtime compiles itself; a library built from other sources, or not a library, is one line and exit 2."""
+    from edgefusion.runtime import native
+
+    if native.kernels() is None:
+        pytest.skip("native kernels unavailable (no C compiler, or EDGEFUSION_NATIVE=0)")
+    folder = work / "cmake-kernels"
+    cmake_build(NATIVE, folder, build_options=("--target", "ef_kernels"))
+    other = cc(tmp_path / "libother.so", [NATIVE / "src" / "ef_kernels.c"], "-shared", "-fPIC", '-DEF_KERNELS_SOURCE="c=0,h=0"')
+    not_a_library = tmp_path / "empty.so"
+    not_a_library.write_bytes(b"")
+    ir_path, vis_path = pairs["rgb"]
+
+    def fuse(library: Path | None, out: Path):
+        env = {"EDGEFUSION_NATIVE_LIB": str(library) if library else ""}
+        return run([sys.executable, "-m", "edgefusion", "fuse", "--model", ov_bundles["v2"], "--ir", ir_path, "--vis", vis_path,
+                    "-o", out], env=env)
+
+    assert fuse(None, tmp_path / "own.ppm").returncode == 0
+    done = fuse(folder / "libef_kernels.so", tmp_path / "prebuilt.ppm")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "prebuilt.ppm").read_bytes() == (tmp_path / "own.ppm").read_bytes()
+    for library, message in ((other, "built from other kernel sources"), (not_a_library, "not a kernel library")):
+        done = fuse(library, tmp_path / "refused.ppm")
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+        assert not (tmp_path / "refused.ppm").exists()
 
 
 def test_firmware_folder_of_a_bundle_without_builtin_c_backend(fake_bundles, tmp_path, capsys):

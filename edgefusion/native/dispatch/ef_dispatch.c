@@ -82,7 +82,8 @@ static int use_avx2(void)
       (const float *ir, const float *vis, size_t ld, int pw, int ph, const float *maps, int w, int h, int y0, int y1, \
        const ef_chroma *chroma, uint8_t *out, size_t out_stride, int out_format, void *scratch),                       \
       (ir, vis, ld, pw, ph, maps, w, h, y0, y1, chroma, out, out_stride, out_format, scratch))                         \
-    X(const char *, kernels_isa, (void), ())
+    X(const char *, kernels_isa, (void), ())                                                                          \
+    X(const char *, kernels_source, (void), ())
 
 #define DECLARE_VARIANTS(ret, name, params, args) \
     ret ef_avx2_##name params;                    \

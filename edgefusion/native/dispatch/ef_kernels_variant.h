@@ -33,3 +33,4 @@
 #define ef_compose_f32_rows EF_V(compose_f32_rows)
 #define ef_compose_u8_rows EF_V(compose_u8_rows)
 #define ef_kernels_isa EF_V(kernels_isa)
+#define ef_kernels_source EF_V(kernels_source)

@@ -1453,3 +1453,8 @@ int ef_compose_u8(const float *ir, const float *vis, size_t ld, int pw, int ph, 
 }
 
 const char *ef_kernels_isa(void) { return EF_AVX2 ? "avx2" : "portable"; }
+
+#ifndef EF_KERNELS_SOURCE
+#define EF_KERNELS_SOURCE ""
+#endif
+const char *ef_kernels_source(void) { return EF_KERNELS_SOURCE; }

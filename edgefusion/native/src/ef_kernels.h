@@ -217,6 +217,13 @@ int ef_compose_u8_rows(const float *ir, const float *vis, size_t ld, int pw, int
  */
 const char *ef_kernels_isa(void);
 
+/*
+ * The kernel sources this library was built from, "c=<SHA-256 of ef_kernels.c>,h=<SHA-256 of ef_kernels.h>"
+ * (lowercase hex), as the CMake target ef_kernels records them (EF_KERNELS_SOURCE); "" when the build did
+ * not. The Python runtime loads a prebuilt library (EDGEFUSION_NATIVE_LIB) only when they match its own.
+ */
+const char *ef_kernels_source(void);
+
 #ifdef __cplusplus
 }
 #endif
