@@ -128,7 +128,7 @@ def environment(fuser, threads: int | None) -> dict:
         "target": fuser.manifest.get("target"),
         "compose": fuser.manifest.get("compose", "model"),
         "frame_path": native.kernels_isa(),
-        "frame_threads": fuser.frame_threads,
+        "frame_threads": fuser.frame_threads,  # analyze-only bundles; 1 for the others
     }
 
 

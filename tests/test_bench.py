@@ -75,10 +75,15 @@ def test_cli_writes_json_table_and_plot(max_bundle, tmp_path, capsys):
         assert [s["size"] for s in entry["sizes"]] == ["40x24", "24x16"]
         assert all(keys <= set(s) for s in entry["sizes"])
         assert {"backend", "backend_version", "device", "threads", "cpu", "edgefusion_version", "bundle_sha256"} <= set(entry["environment"])
-        assert entry["environment"]["frame_threads"] == 1  # --threads 1
+        assert entry["environment"]["frame_threads"] == 1  # a compose = model bundle
         assert entry["environment"]["frame_path"] in ("avx2", "portable", "numpy")
     if importlib.util.find_spec("matplotlib"):
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_environment_says_numpy_runs_the_frame_path_without_kernels(max_bundle, monkeypatch):
+    monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+    assert bench.bench_bundle(max_bundle, [(24, 16)], runs=1, warmup=0, threads=1).environment["frame_path"] == "numpy"
 
 
 def test_cli_bad_bundle_is_one_line_error(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 
 import numpy as np
@@ -380,6 +381,12 @@ def test_analyze_only_bundle_matches_student_forward(tmp_path):
     pad = lambda a: np.pad(a, ((0, 0), (0, 0), (0, 3), (0, 3)), mode="edge")  # noqa: E731  -> 40x56
     expected = torch_reference(student, pad(ir), pad(vis))[0, 0, :37, :53]
     np.testing.assert_allclose(fuser.fuse_planes(ir[0, 0], vis[0, 0]), expected, atol=1e-5)
+    # default threads: the frame path takes every usable core (the C runtime's default), the results unchanged
+    default = Fuser.open(bundle)
+    assert (default.frame_threads, fuser.frame_threads) == (len(os.sched_getaffinity(0)), 1)
+    np.testing.assert_array_equal(default.fuse_planes(ir[0, 0], vis[0, 0]), fuser.fuse_planes(ir[0, 0], vis[0, 0]))
+    gray = (np.arange(37 * 53).reshape(37, 53) % 251).astype(np.uint8)
+    np.testing.assert_array_equal(default.fuse(gray, gray[::-1].copy()), fuser.fuse(gray, gray[::-1].copy()))
 
 
 # ---------------------------------------------------------------- videos and image sequences

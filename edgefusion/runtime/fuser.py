@@ -38,7 +38,8 @@ sets the backend's threads and the frame path's (input pass and composition in
 bands of rows); the default leaves the backend its own choice and gives the
 frame path every core this process may use. A Fuser serializes its calls with a
 lock, so sharing one between threads is safe but not parallel; open one Fuser
-per thread for parallel throughput.
+per thread for parallel throughput, each with ``threads`` (e.g. 1) so that
+they do not all take every core.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Fuser:
             overlap = min(overlap, min(self.tile) // 2 // self.stride * self.stride)
         self.overlap = overlap
         self.stretch = _stretch(manifest, bundle.source)
+        native.check_prebuilt()  # a refused EDGEFUSION_NATIVE_LIB is reported here, not as a frame's error
         self.name = f"{Path(bundle.source).name} ({manifest['backend']} {manifest['precision']} on {backend.provider})"
         #: Milliseconds spent in the last :meth:`fuse_planes` call by the backend and the numpy composition.
         self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
@@ -227,9 +229,9 @@ class Fuser:
 
     @property
     def frame_threads(self) -> int:
-        """Threads of the frame path around the network (input pass, composition): ``threads``, else every core
-        this process may use (as the C runtime's default)."""
-        return self.threads or _usable_cores()
+        """Threads of the frame path around the network (input pass, composition) of analyze-only bundles:
+        ``threads``, else every core this process may use (as the C runtime's default); 1 for other bundles."""
+        return (self.threads or _usable_cores()) if self.compose_in_runtime else 1
 
     def _spare_core(self) -> bool:
         """Whether the backend's threads leave a CPU core of this process free (``threads`` below the count)."""
@@ -273,6 +275,15 @@ class Fuser:
             self._buffers[key] = factory()
         return self._buffers[key]
 
+    def _composer(self, h: int, w: int):
+        """The composition of (h, w) planes: one at a time, replaced (its threads stopped) when the size changes."""
+        composer = self._buffers.get(("composer",))
+        if composer is None or composer.shape != (h, w):
+            if composer is not None:
+                composer.close()
+            composer = self._buffers[("composer",)] = _composer(h, w, self.frame_threads)
+        return composer
+
     def _run_whole(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
         shape = ir.shape
         out = self._buffer(("out",) + shape, lambda: np.empty((1, 1) + shape, np.float32))
@@ -299,7 +310,7 @@ class Fuser:
         h, w = ir.shape[2:]
         maps = self._analyze(ir, vis, stats)
         middle = time.perf_counter()
-        composer = self._buffer(("composer", h, w), lambda: _composer(h, w, self.frame_threads))
+        composer = self._composer(h, w)
         composer(ir[0, 0], vis[0, 0], maps[0], out[0, 0])
         self.timings["compose_ms"] += (time.perf_counter() - middle) * 1e3
         return out

@@ -121,9 +121,19 @@ def source_id() -> str:
     return f"c={digest['c']},h={digest['h']}"
 
 
+def check_prebuilt() -> None:
+    """Load ``EDGEFUSION_NATIVE_LIB`` now when it is set (and the kernels are enabled): its UserError is the caller's."""
+    if os.environ.get("EDGEFUSION_NATIVE_LIB", "").strip():
+        kernels()
+
+
 def _load_prebuilt(path: Path) -> ctypes.CDLL:
-    """The kernel library at ``path`` (``EDGEFUSION_NATIVE_LIB``), after checking that it was built from these sources."""
+    """The kernel library at ``path`` (``EDGEFUSION_NATIVE_LIB``; relative to the working folder, ``~`` expanded), after
+    checking that it was built from these sources."""
+    path = path.expanduser().absolute()  # a bare name would make the dynamic loader search its own paths
     where = f"EDGEFUSION_NATIVE_LIB={path}"
+    if not path.is_file():
+        raise UserError(f"{where}: no such file")
     try:
         lib = ctypes.CDLL(str(path))
         lib.ef_kernels_source.restype = ctypes.c_char_p

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -389,12 +390,16 @@ def test_prebuilt_kernel_library_for_devices_without_a_compiler(ov_bundles, pair
                     "-o", out], env=env)
 
     assert fuse(None, tmp_path / "own.ppm").returncode == 0
-    done = fuse(folder / "libef_kernels.so", tmp_path / "prebuilt.ppm")
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "prebuilt.ppm").read_bytes() == (tmp_path / "own.ppm").read_bytes()
-    for library, message in ((other, "built from other kernel sources"), (not_a_library, "not a kernel library")):
+    relative = Path(os.path.relpath(folder / "libef_kernels.so"))  # from the working folder, as a user may give it
+    for library in (folder / "libef_kernels.so", relative):
+        done = fuse(library, tmp_path / "prebuilt.ppm")
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "prebuilt.ppm").read_bytes() == (tmp_path / "own.ppm").read_bytes()
+    for library, message in ((other, "built from other kernel sources"), (not_a_library, "not a kernel library"),
+                             (tmp_path / "absent.so", "no such file")):
         done = fuse(library, tmp_path / "refused.ppm")
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+        assert "rgb" not in done.stderr.split("EDGEFUSION_NATIVE_LIB")[0]  # reported as the library's fault, not the pair's
         assert not (tmp_path / "refused.ppm").exists()
 
 
