@@ -227,6 +227,10 @@ def test_input_pass_in_bands_on_threads(lib, h, w, workers, vis_channels, ir_bit
         np.testing.assert_allclose(planes[1], np.pad(luma, ((0, ph - h), (0, pw - w)), mode="edge"), atol=1e-6, rtol=0)
         np.testing.assert_allclose(stats, frame_stats(ir_plane, luma), atol=1e-6, rtol=0)
         results.append((planes, stats))
+        without = np.full((2, ph, pw), np.nan, np.float32)  # v1 bundles: no statistics, the same planes
+        without[0, :h, :w] = ir_plane
+        assert native.prepare_u8(lib, ir if ir_bits == 8 else None, vis, without[0], without[1], with_stats=False, workers=pool) is None
+        np.testing.assert_array_equal(without, planes)
         if pool is not None:
             pool.close()
     np.testing.assert_array_equal(results[0][0], results[1][0])
