@@ -169,6 +169,7 @@ class NativeFrame:
         ph, pw = -(-h // self.stride) * self.stride, -(-w // self.stride) * self.stride
         self.inputs = np.empty((2, 1, 1, ph, pw), np.float32)
         self.composer = native.Composer(self.lib, ph, pw, workers=self.workers)
+        self._partials = np.empty(self.lib.ef_prepare_partials_bytes(h), np.uint8)  # the banded input pass's sums
         self._size = (h, w)
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch, analyze: Analyze,
@@ -197,7 +198,7 @@ class NativeFrame:
             source = _gray_if_equal(self.lib, vis)
             self._color = source if source.ndim == 3 else None
             stats = native.prepare_u8(self.lib, ir if ir.dtype == np.uint8 else None, source, ir_p, vis_p, with_stats,
-                                      workers=self.composer)
+                                      workers=self.composer, partials=self._partials)
             return self.inputs, None if stats is None else stats[None]
         self._color = _planes(self.lib, ir, vis, stretch, ir_p[:h, :w], vis_p[:h, :w])
         stats = self._stats(ir, ir_p[:h, :w], vis_p[:h, :w]) if with_stats else None

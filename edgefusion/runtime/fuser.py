@@ -281,7 +281,7 @@ class Fuser:
         if composer is None or composer.shape != (h, w):
             if composer is not None:
                 composer.close()
-            composer = self._buffers[("composer",)] = _composer(h, w, self.frame_threads)
+            composer = self._buffers[("composer",)] = _new_composer(h, w, self.frame_threads)
         return composer
 
     def _run_whole(self, ir: np.ndarray, vis: np.ndarray, stats: np.ndarray | None) -> np.ndarray:
@@ -345,7 +345,7 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _composer(h: int, w: int, threads: int):
+def _new_composer(h: int, w: int, threads: int):
     """The C composition when the kernels are available, else numpy's; bands on ``threads`` threads when > 1."""
     lib = native.kernels()
     return native.Composer(lib, h, w, workers=threads) if lib is not None else Composer(h, w, workers=threads)

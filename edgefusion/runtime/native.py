@@ -121,9 +121,14 @@ def source_id() -> str:
     return f"c={digest['c']},h={digest['h']}"
 
 
+def _prebuilt_path() -> str:
+    """``EDGEFUSION_NATIVE_LIB`` ("" when unset)."""
+    return os.environ.get("EDGEFUSION_NATIVE_LIB", "").strip()
+
+
 def check_prebuilt() -> None:
     """Load ``EDGEFUSION_NATIVE_LIB`` now when it is set (and the kernels are enabled): its UserError is the caller's."""
-    if os.environ.get("EDGEFUSION_NATIVE_LIB", "").strip():
+    if _prebuilt_path():
         kernels()
 
 
@@ -140,9 +145,10 @@ def _load_prebuilt(path: Path) -> ctypes.CDLL:
         built_from = (lib.ef_kernels_source() or b"").decode(errors="replace")
     except (OSError, AttributeError) as exc:
         raise UserError(f"{where}: not a kernel library this machine can load ({str(exc).splitlines()[0] if str(exc) else exc})") from None
-    if built_from != source_id():
+    expected = source_id()
+    if built_from != expected:
         raise UserError(f"{where} was built from other kernel sources ({built_from or 'unrecorded'}) than this edgefusion's "
-                        f"({source_id()}); rebuild it from {SOURCES.parent} (CMake target ef_kernels)")
+                        f"({expected}); rebuild it from {SOURCES.parent} (CMake target ef_kernels)")
     try:
         return _declare(lib)
     except AttributeError as exc:
@@ -150,7 +156,7 @@ def _load_prebuilt(path: Path) -> ctypes.CDLL:
 
 
 def _load() -> ctypes.CDLL | None:
-    prebuilt = os.environ.get("EDGEFUSION_NATIVE_LIB", "").strip()
+    prebuilt = _prebuilt_path()
     if prebuilt:
         return _load_prebuilt(Path(prebuilt))
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -348,7 +354,8 @@ def band_rows(h: int, bands: int, unit: int) -> list[tuple[int, int]]:
 
 
 def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray, vis_plane: np.ndarray,
-               with_stats: bool, order: int = RGB, workers: BandWorkers | None = None) -> np.ndarray | None:
+               with_stats: bool, order: int = RGB, workers: BandWorkers | None = None,
+               partials: np.ndarray | None = None) -> np.ndarray | None:
     """The input pass in one walk over the rows (``ef_prepare_u8``): IR uint8 (H, W) / 255 into
     ``ir_plane`` (``ir`` None: ``ir_plane`` already holds the unpadded IR plane), the visible uint8
     frame (gray (H, W), or (H, W, 3) in ``order``) as luma into ``vis_plane``, both padded planes
@@ -356,7 +363,8 @@ def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray
     unpadded planes when ``with_stats``, else None.
 
     ``workers`` with more than one thread: bands of rows at once (``ef_prepare_u8_rows``), the same
-    planes and statistics bit for bit."""
+    planes and statistics bit for bit; their per-strip sums go to ``partials`` (uint8, at least
+    ``ef_prepare_partials_bytes(h)`` bytes; allocated here when None)."""
     h, w = vis.shape[:2]
     ph, pw = ir_plane.shape
     if vis_plane.shape != ir_plane.shape or vis_plane.strides != ir_plane.strides or ph < h or pw < w:
@@ -375,8 +383,14 @@ def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray
         _check(lib.ef_prepare_u8(ir_ptr, ir_stride, vis_ptr, vis_stride, fmt, w, h, pw, ph, ptr_i, ptr_v, ld, stats_ptr),
                "ef_prepare_u8")
         return stats
-    partials = np.empty(lib.ef_prepare_partials_bytes(h), np.uint8) if with_stats else None
-    sums = None if partials is None else partials.ctypes.data
+    sums = None
+    if with_stats:
+        size = lib.ef_prepare_partials_bytes(h)
+        if partials is None:
+            partials = np.empty(size, np.uint8)
+        if partials.dtype != np.uint8 or not partials.flags.c_contiguous or partials.size < size:
+            raise ValueError(f"partials of {partials.size} bytes for a {h}-row frame ({size} needed)")
+        sums = partials.ctypes.data
     codes = workers.map(lambda y0, y1: lib.ef_prepare_u8_rows(ir_ptr, ir_stride, vis_ptr, vis_stride, fmt, w, h, pw, y0, y1, 0,
                                                               ptr_i, ptr_v, ld, sums), bands)
     _check(max(codes, key=abs), "ef_prepare_u8_rows")

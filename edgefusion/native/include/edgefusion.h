@@ -153,7 +153,7 @@ const ef_backend *ef_builtin_backend(const char *name);
 /* Release everything (NULL is allowed). */
 void ef_close(ef_context *ctx);
 /* The instruction set of the frame-path kernels in this build on this CPU: "avx2" or "portable"
- * (x86-64 CMake builds without AVX2 flags pick per CPU; see README.md, Build). */
+ * (x86-64 CMake builds without AVX2 flags pick per CPU; see README.md and dispatch/ef_dispatch.c). */
 const char *ef_kernels_isa(void);
 
 /*
