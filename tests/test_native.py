@@ -184,6 +184,24 @@ def test_frame_stats_match_the_contract_module(lib):
         np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
 
 
+def test_frame_stats_auto_is_the_kernel_or_numpy(lib, monkeypatch):
+    """TorchFuser's and the runtime's statistics: the C kernel's values (also for a non-contiguous crop), numpy's
+    definition when the kernels are disabled, the two within float32 rounding of float64 numpy."""
+    from edgefusion.runtime.frame_stats import frame_stats
+
+    rng = _rng(7)
+    ir, vis = rng.random((2, 41, 70), dtype=np.float32)
+    crop_ir, crop_vis = ir[3:, 5:66], vis[3:, 5:66]
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(crop_ir), _stats64(crop_vis)
+    with_kernels = native.frame_stats_auto(crop_ir, crop_vis)
+    np.testing.assert_array_equal(with_kernels, native.frame_stats(lib, np.ascontiguousarray(crop_ir), np.ascontiguousarray(crop_vis)))
+    monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
+    without = native.frame_stats_auto(crop_ir, crop_vis)
+    np.testing.assert_array_equal(without, frame_stats(crop_ir, crop_vis))
+    for values in (with_kernels, without):
+        np.testing.assert_allclose(values, [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+
+
 def test_input_pass_stats_of_a_large_nearly_constant_frame_equal_hand_values(lib):
     """4000x3000 (12 M pixels: float32 running sums would lose the small std): the input pass's
     statistics against values worked out by hand from the two levels of each plane."""

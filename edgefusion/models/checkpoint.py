@@ -31,7 +31,7 @@ from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import write_bytes
 from edgefusion.models import build_model
-from edgefusion.runtime.frame_stats import frame_stats
+from edgefusion.runtime.native import frame_stats_auto
 
 FORMAT = "edgefusion-checkpoint/1"
 
@@ -163,7 +163,7 @@ class TorchFuser:
             raise UserError(f"IR and visible planes must be equal 2-D shapes, got {ir.shape} and {vis_y.shape}")
         h, w = ir.shape
         tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
-        if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame
-            tensors.append(torch.from_numpy(frame_stats(ir, vis_y))[None].to(self.device))
+        if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame (C kernels when built)
+            tensors.append(torch.from_numpy(frame_stats_auto(ir, vis_y))[None].to(self.device))
         fused = self.model(*tensors)
-        return fused[0, 0, :h, :w].float().clamp(0.0, 1.0).cpu().numpy()
+        return np.ascontiguousarray(fused[0, 0, :h, :w].float().clamp_(0.0, 1.0).cpu().numpy())  # in place: the model's own output

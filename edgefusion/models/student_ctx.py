@@ -42,9 +42,11 @@ of ~40 ms at 1080p, 1 thread): ``quarter`` and ``merge``'s first conv take
 their inputs as parts (:class:`PartsConv2d`, ``merge``'s 1/8 part upsampled
 after its 1x1 conv) and the structured maps add a one-hot-masked correction to
 ``h`` (:func:`_structured_maps`).
-Eager PyTorch computes the same math faster: each stem conv gets a fifth
-output channel of weight 1/16 (the 4x4 mean, no separate pass over the
-frame), the 1/4-resolution network runs channels_last, ``merge``'s first
+Eager PyTorch computes the same math faster: one stride-4 convolution per
+plane writes the raw stem features, the normalized ones (the frame
+normalization folded into its weights and bias, per sample) and the 4x4 mean
+(weight 1/16), no separate pass over the frame or the features
+(:meth:`StudentCtx._stem_features`), the 1/4-resolution network runs channels_last, ``merge``'s first
 (1x1) conv is split over its two inputs so that the 1/8 part is upsampled
 after it (8 instead of ``c2`` channels), 1x1 convs run through oneDNN
 (:func:`_conv1x1`), and the composition runs in strips
@@ -110,29 +112,47 @@ class StudentCtx(Composition, nn.Module):
         weight_sum = conv.weight.sum(dim=(1, 2, 3))[None, :, None, None]
         return (features - mean[:, None, None, None] * weight_sum) / (std[:, None, None, None] + STD_EPS)
 
-    def _stems(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
-        """``stem_ir(ir), stem_vis(vis)`` and, eager only, ``(pool4(ir), pool4(vis))`` from the same conv pass
-        (one more output channel of weight 1/16 per plane); None when exporting (the graph pools where it uses them)."""
-        if exporting():
-            return self.stem_ir(ir), self.stem_vis(vis), None
-        outputs = []
-        for x, conv in ((ir, self.stem_ir), (vis, self.stem_vis)):
-            mean = conv.weight.new_full((1, 1, 4, 4), 1.0 / 16.0)
-            outputs.append(F.conv2d(x, torch.cat([conv.weight, mean]), stride=4).split(conv.out_channels, dim=1))
-        (s_ir, p_ir), (s_vis, p_vis) = outputs
-        return s_ir, s_vis, (p_ir, p_vis)
+    def _stem_features(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Eager: the quarter conv's input ``relu(cat[s_ir, s_vis, n_ir, n_vis] + stem_bias)`` (channels_last) and
+        ``(pool4(ir), pool4(vis))``, all from one stride-4 convolution per plane.
+
+        Its weights are, per sample ``i`` (groups of a grouped convolution over the batch), the stem's ``w``, the
+        normalized features' ``w / (std_i + eps)`` with bias ``-mean_i * sum(w) / (std_i + eps)`` (the affine map of
+        :meth:`_normalized` moved before the convolution) and the 4x4 mean ``1/16``; the stem bias is the
+        convolution's. Each feature is written once, into the channels_last tensor the oneDNN convolutions read.
+        """
+        n, c = ir.shape[0], self.stem_ir.out_channels
+        bias = self.stem_bias.view(4, c)  # rows: s_ir, s_vis, n_ir, n_vis
+        features = []
+        for k, (x, conv) in enumerate(((ir, self.stem_ir), (vis, self.stem_vis))):
+            scale = 1.0 / (stats[:, 2 * k + 1] + STD_EPS)  # (N,)
+            w = conv.weight.expand(n, -1, -1, -1, -1)  # (N, c, 1, 4, 4)
+            weight = torch.cat([w, w * scale[:, None, None, None, None], w.new_full((n, 1, 1, 4, 4), 1.0 / 16.0)], dim=1)
+            shift = -stats[:, 2 * k, None] * conv.weight.sum(dim=(1, 2, 3)) * scale[:, None]  # (N, c)
+            b = torch.cat([bias[k].expand(n, -1), bias[2 + k] + shift, shift.new_zeros(n, 1)], dim=1)
+            y = F.conv2d(x.reshape(1, n, *x.shape[2:]), weight.reshape(-1, 1, 4, 4), b.reshape(-1), stride=4, groups=n)
+            features.append(y.view(n, 2 * c + 1, *y.shape[2:]))
+        (y_ir, y_vis), raw, norm = features, slice(0, c), slice(c, 2 * c)
+        parts = [y_ir[:, raw], y_vis[:, raw], y_ir[:, norm], y_vis[:, norm]]
+        if torch.is_grad_enabled():  # autograd: torch.cat cannot write into a given tensor
+            x = torch.cat(parts, dim=1).contiguous(memory_format=torch.channels_last)
+        else:
+            out = torch.empty((n, 4 * c, *y_ir.shape[2:]), dtype=ir.dtype, device=ir.device, memory_format=torch.channels_last)
+            x = torch.cat(parts, dim=1, out=out)
+        return x.relu_(), (y_ir[:, 2 * c:], y_vis[:, 2 * c:])
 
     def analyze(self, ir: torch.Tensor, vis: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         """Maps M0..M3 at 1/4 resolution, N x 4 x H/4 x W/4 (see module docstring)."""
-        s_ir, s_vis, means = self._stems(ir, vis)
-        n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
-        n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
         if exporting():
+            s_ir, s_vis = self.stem_ir(ir), self.stem_vis(vis)
+            n_ir = self._normalized(s_ir, self.stem_ir, stats[:, 0], stats[:, 1])
+            n_vis = self._normalized(s_vis, self.stem_vis, stats[:, 2], stats[:, 3])
             parts, c = (s_ir, s_vis, n_ir, n_vis), s_ir.shape[1]
             q = torch.relu(self.quarter([torch.relu(x + self.stem_bias[:, k * c:(k + 1) * c]) for k, x in enumerate(parts)]))
+            means = None
         else:
-            x = torch.cat([s_ir, s_vis, n_ir, n_vis], dim=1).add_(self.stem_bias).relu_()  # in place: one fewer 16-channel pass each
-            q = torch.relu(self.quarter(x.contiguous(memory_format=torch.channels_last)))  # eager oneDNN convs skip a reorder per layer
+            x, means = self._stem_features(ir, vis, stats)
+            q = torch.relu(self.quarter(x))  # eager oneDNN convs skip a reorder per layer on channels_last
         context = self.context(stats * self.stats_scale)[:, :, None, None]
         e = self.eighth(torch.relu(self.eighth_in(self.down(q)) + context))
         z = self.merge([q, (e, 2)])  # merge(cat[q, nearest x2 of e]), e's part upsampled after the 1x1 conv

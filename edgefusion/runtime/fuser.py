@@ -61,7 +61,6 @@ from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.bundle import Bundle, load_bundle
 from edgefusion.runtime.compose import SCALE, Composer
 from edgefusion.runtime.frame import NativeFrame, fuse_planes_path, native_frame
-from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.runtime.tiling import Tiler
 
 #: Default overlap between tiles, in pixels (a multiple of every stride in use).
@@ -257,7 +256,7 @@ class Fuser:
         h, w = ir.shape
         with self._lock:
             self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
-            stats = _frame_stats(ir, vis_y) if self.takes_stats else None  # the whole, unpadded frame
+            stats = native.frame_stats_auto(ir, vis_y)[None] if self.takes_stats else None  # the whole, unpadded frame
             ir_p = preprocess.pad_to_multiple(ir, self.stride)
             vis_p = preprocess.pad_to_multiple(vis_y, self.stride)
             if self.fixed_shape and (ir_p.shape[0] < self.tile[0] or ir_p.shape[1] < self.tile[1]):
@@ -330,14 +329,6 @@ class Fuser:
         """:meth:`_analyze` of one whole frame, with fresh :attr:`timings`."""
         self.timings = {"backend_ms": 0.0, "compose_ms": 0.0}
         return self._analyze(ir, vis, stats)
-
-
-def _frame_stats(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
-    """(1, 6) frame statistics of two (H, W) float32 planes, in C when the kernels are available."""
-    lib = native.kernels()
-    if lib is None:
-        return frame_stats(ir, vis_y)[None]
-    return native.frame_stats(lib, np.ascontiguousarray(ir), np.ascontiguousarray(vis_y))[None]
 
 
 def _usable_cores() -> int:

@@ -41,6 +41,7 @@ from edgefusion.errors import UserError
 from edgefusion.runtime.backends.base import log
 from edgefusion.runtime.compose import BandWorkers
 from edgefusion.runtime.frame_stats import N_STATS
+from edgefusion.runtime.frame_stats import frame_stats as numpy_frame_stats
 
 SOURCES = Path(__file__).resolve().parent.parent / "native" / "src"
 #: Flags of any program built from the kernels: ISO C99, no FMA contraction (the same bytes on every target).
@@ -325,6 +326,15 @@ def frame_stats(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
     ptr, ld = _ld(ir)
     _check(lib.ef_frame_stats(ptr, _ld(vis)[0], ld, w, h, out.ctypes.data), "ef_frame_stats")
     return out
+
+
+def frame_stats_auto(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
+    """(6,) frame statistics of two (H, W) float32 planes: :func:`frame_stats` when the C kernels are available, else
+    numpy's :func:`edgefusion.runtime.frame_stats.frame_stats` (the same values within float32 rounding)."""
+    lib = kernels()
+    if lib is None:
+        return numpy_frame_stats(ir, vis_y)
+    return frame_stats(lib, np.ascontiguousarray(ir, dtype=np.float32), np.ascontiguousarray(vis_y, dtype=np.float32))
 
 
 def frame_stats_u8(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
