@@ -137,7 +137,7 @@ class StudentCtx(Composition, nn.Module):
         if torch.is_grad_enabled():  # autograd: torch.cat cannot write into a given tensor
             x = torch.cat(parts, dim=1).contiguous(memory_format=torch.channels_last)
         else:
-            out = torch.empty((n, 4 * c, *y_ir.shape[2:]), dtype=ir.dtype, device=ir.device, memory_format=torch.channels_last)
+            out = torch.empty((n, 4 * c, *y_ir.shape[2:]), dtype=y_ir.dtype, device=y_ir.device, memory_format=torch.channels_last)
             x = torch.cat(parts, dim=1, out=out)
         return x.relu_(), (y_ir[:, 2 * c:], y_vis[:, 2 * c:])
 
