@@ -184,22 +184,38 @@ def test_frame_stats_match_the_contract_module(lib):
         np.testing.assert_allclose(native.frame_stats_u8(lib, ir_u8, pair.vis_y), expected, atol=1e-6, rtol=0)
 
 
-def test_frame_stats_auto_is_the_kernel_or_numpy(lib, monkeypatch):
-    """TorchFuser's and the runtime's statistics: the C kernel's values (also for a non-contiguous crop), numpy's
-    definition when the kernels are disabled, the two within float32 rounding of float64 numpy."""
-    from edgefusion.runtime.frame_stats import frame_stats
+def _spy_stats(monkeypatch) -> list[str]:
+    """Record which implementation :func:`native.frame_stats_auto` calls ("kernel" or "numpy")."""
+    calls: list[str] = []
+    kernel, numpy_stats = native.frame_stats, native.numpy_frame_stats
+    monkeypatch.setattr(native, "frame_stats", lambda *a: calls.append("kernel") or kernel(*a))
+    monkeypatch.setattr(native, "numpy_frame_stats", lambda *a: calls.append("numpy") or numpy_stats(*a))
+    return calls
 
+
+def test_frame_stats_auto_runs_the_kernel_when_built(lib, monkeypatch):
+    """The statistics TorchFuser and the runtime Fuser take: with the kernels built, the C kernel, for a crop with
+    contiguous rows (read in place), a column-strided view and float64 planes alike; within 1e-6 of float64 numpy."""
+    calls = _spy_stats(monkeypatch)
     rng = _rng(7)
     ir, vis = rng.random((2, 41, 70), dtype=np.float32)
-    crop_ir, crop_vis = ir[3:, 5:66], vis[3:, 5:66]
-    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(crop_ir), _stats64(crop_vis)
-    with_kernels = native.frame_stats_auto(crop_ir, crop_vis)
-    np.testing.assert_array_equal(with_kernels, native.frame_stats(lib, np.ascontiguousarray(crop_ir), np.ascontiguousarray(crop_vis)))
+    for a, b in ((ir[3:, 5:66], vis[3:, 5:66]), (ir[:, ::2], vis[:, ::2]), (ir[3:].astype(np.float64), vis[3:])):
+        calls.clear()
+        (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(a), _stats64(b)
+        np.testing.assert_allclose(native.frame_stats_auto(a, b), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+        assert calls == ["kernel"]
+
+
+def test_frame_stats_auto_falls_back_to_numpy(monkeypatch):
+    """Without the kernels (EDGEFUSION_NATIVE=0; no compiler) numpy's definition, and its message for bad planes."""
     monkeypatch.setenv("EDGEFUSION_NATIVE", "0")
-    without = native.frame_stats_auto(crop_ir, crop_vis)
-    np.testing.assert_array_equal(without, frame_stats(crop_ir, crop_vis))
-    for values in (with_kernels, without):
-        np.testing.assert_allclose(values, [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+    calls = _spy_stats(monkeypatch)
+    ir, vis = _rng(8).random((2, 23, 31), dtype=np.float32)
+    (m_i, s_i, g_i), (m_v, s_v, g_v) = _stats64(ir), _stats64(vis)
+    np.testing.assert_allclose(native.frame_stats_auto(ir, vis), [m_i, s_i, m_v, s_v, g_i, g_v], atol=1e-6, rtol=0)
+    assert calls == ["numpy"]
+    with pytest.raises(ValueError, match="non-empty"):
+        native.frame_stats_auto(ir[:0], vis[:0])
 
 
 def test_input_pass_stats_of_a_large_nearly_constant_frame_equal_hand_values(lib):

@@ -60,6 +60,27 @@ def test_unknown_size_is_a_user_error():
         build_model("student", {"size": "xl"})
 
 
+def test_torch_fuser_clips_without_touching_the_callers_planes():
+    """TorchFuser clips the model's output to [0, 1] in place only when the model made it: a model that returns its
+    input (torch.from_numpy shares the caller's plane) leaves the caller's array as it was."""
+    from edgefusion.models.checkpoint import TorchFuser
+
+    class Identity(torch.nn.Module):
+        def forward(self, ir, vis):
+            return ir
+
+    class Doubled(torch.nn.Module):
+        def forward(self, ir, vis):
+            return 2 * ir
+
+    ir = np.linspace(-0.5, 1.5, 20, dtype=np.float32).reshape(4, 5)
+    before = ir.copy()
+    np.testing.assert_array_equal(TorchFuser(Identity(), "identity").fuse_planes(ir, np.zeros_like(ir)), np.clip(before, 0, 1))
+    np.testing.assert_array_equal(ir, before)
+    np.testing.assert_array_equal(TorchFuser(Doubled(), "doubled").fuse_planes(ir, np.zeros_like(ir)), np.clip(2 * before, 0, 1))
+    np.testing.assert_array_equal(ir, before)
+
+
 def test_student_s_costs_under_one_gigaflop_at_1080p():
     macs = macs_per_pixel(Student("s"), 64, 64)
     assert 100 < macs < 250  # MACs per pixel; 2 * 250 * 1920 * 1080 = 1.04 GFLOPs

@@ -165,5 +165,7 @@ class TorchFuser:
         tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
         if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame (C kernels when built)
             tensors.append(torch.from_numpy(frame_stats_auto(ir, vis_y))[None].to(self.device))
-        fused = self.model(*tensors)
-        return np.ascontiguousarray(fused[0, 0, :h, :w].float().clamp_(0.0, 1.0).cpu().numpy())  # in place: the model's own output
+        fused = self.model(*tensors)[0, 0, :h, :w].float()
+        inputs = {t.untyped_storage().data_ptr() for t in tensors}  # from_numpy shares the caller's planes: never clamp those
+        fused = fused.clamp(0.0, 1.0) if fused.untyped_storage().data_ptr() in inputs else fused.clamp_(0.0, 1.0)
+        return np.ascontiguousarray(fused.cpu().numpy())

@@ -43,10 +43,10 @@ their inputs as parts (:class:`PartsConv2d`, ``merge``'s 1/8 part upsampled
 after its 1x1 conv) and the structured maps add a one-hot-masked correction to
 ``h`` (:func:`_structured_maps`).
 Eager PyTorch computes the same math faster: one stride-4 convolution per
-plane writes the raw stem features, the normalized ones (the frame
+plane computes the raw stem features, the normalized ones (the frame
 normalization folded into its weights and bias, per sample) and the 4x4 mean
-(weight 1/16), no separate pass over the frame or the features
-(:meth:`StudentCtx._stem_features`), the 1/4-resolution network runs channels_last, ``merge``'s first
+(weight 1/16), copied once into the channels_last input of the next
+convolution (:meth:`StudentCtx._stem_features`), the 1/4-resolution network runs channels_last, ``merge``'s first
 (1x1) conv is split over its two inputs so that the 1/8 part is upsampled
 after it (8 instead of ``c2`` channels), 1x1 convs run through oneDNN
 (:func:`_conv1x1`), and the composition runs in strips
@@ -119,7 +119,8 @@ class StudentCtx(Composition, nn.Module):
         Its weights are, per sample ``i`` (groups of a grouped convolution over the batch), the stem's ``w``, the
         normalized features' ``w / (std_i + eps)`` with bias ``-mean_i * sum(w) / (std_i + eps)`` (the affine map of
         :meth:`_normalized` moved before the convolution) and the 4x4 mean ``1/16``; the stem bias is the
-        convolution's. Each feature is written once, into the channels_last tensor the oneDNN convolutions read.
+        convolution's. The features are copied once into the channels_last tensor the oneDNN convolutions read
+        (twice under autograd: ``cat``, then the layout change).
         """
         n, c = ir.shape[0], self.stem_ir.out_channels
         bias = self.stem_bias.view(4, c)  # rows: s_ir, s_vis, n_ir, n_vis

@@ -329,12 +329,18 @@ def frame_stats(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
 
 
 def frame_stats_auto(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
-    """(6,) frame statistics of two (H, W) float32 planes: :func:`frame_stats` when the C kernels are available, else
-    numpy's :func:`edgefusion.runtime.frame_stats.frame_stats` (the same values within float32 rounding)."""
+    """(6,) frame statistics of two (H, W) planes in [0, 1]: :func:`frame_stats` when the C kernels are available
+    (float32 planes with contiguous rows are read in place, others converted), else numpy's
+    :func:`edgefusion.runtime.frame_stats.frame_stats`, which also reports bad shapes (the same values within float32
+    rounding)."""
+    ir, vis_y = np.asarray(ir), np.asarray(vis_y)
     lib = kernels()
-    if lib is None:
+    if lib is None or ir.ndim != 2 or ir.shape != vis_y.shape or ir.size == 0:
         return numpy_frame_stats(ir, vis_y)
-    return frame_stats(lib, np.ascontiguousarray(ir, dtype=np.float32), np.ascontiguousarray(vis_y, dtype=np.float32))
+    planes = [p if p.dtype == np.float32 and p.strides[1] == 4 else np.ascontiguousarray(p, dtype=np.float32) for p in (ir, vis_y)]
+    if planes[0].strides != planes[1].strides:  # the kernel reads both planes with one row stride
+        planes = [np.ascontiguousarray(p) for p in planes]
+    return frame_stats(lib, *planes)
 
 
 def frame_stats_u8(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
