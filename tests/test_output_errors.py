@@ -282,6 +282,28 @@ def test_corrupt_video_is_exactly_one_line(tmp_path):
     assert proc.stderr.splitlines() == [f"edgefusion: cannot open IR video {bad} (corrupt, truncated or an unsupported codec)"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="opencv not installed")
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv"])  # truncated: unreadable, no frame index, an estimated count
+def test_video_into_a_full_disk_is_refused(tmp_path, suffix):
+    """OpenCV's writer ignores failed writes; RLIMIT_FSIZE truncates the video in a child: one line, exit 2, nothing left."""
+    resource = pytest.importorskip("resource")
+    rng = np.random.default_rng(0)
+    for role in ("ir", "vi"):  # noise frames: ~10 KB each even compressed, 12 of them
+        for i in range(12):
+            write_image(tmp_path / role / f"{i:02d}.png", rng.integers(0, 256, (96, 128), dtype=np.uint8))
+    out = tmp_path / f"fused{suffix}"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+
+    proc = subprocess.run([sys.executable, "-m", "edgefusion", "fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vi"), "-o", str(out),
+                           "--method", "max"], capture_output=True, text=True, env=_child_env(), preexec_fn=limit, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(f"edgefusion: cannot write {out}: the written video holds "), proc.stderr
+    assert proc.stderr.splitlines()[-1].endswith(" of its 12 frames (disk full?)")
+    assert "Traceback" not in proc.stderr and not out.exists() and leftovers(tmp_path) == []
+
+
 # --- stale temporaries of killed writers ----------------------------------------------------------------
 
 def _killed_child(code: str, cwd: Path) -> None:

@@ -6,7 +6,9 @@ file stem and taken in name order, :func:`edgefusion.io.pairs.pair_folders`).
 Output: a video file when ``output`` has a video suffix (frame rate of the
 IR video, else ``fps``), otherwise a folder of ``frame_000000.png`` files.
 Both streams must have the same number of frames. The output appears only
-when every frame fused (atomic file / staged folder).
+when every frame fused (atomic file / staged folder) and, for a video, when
+the written file holds every frame (OpenCV's writer reports no failed write,
+e.g. on a full disk).
 
 Hook for the ``fuse`` command: ``if video.handles(ir, vis, output): return
 video.fuse_streams(fuser, ir, vis, output, stretch)``.
@@ -153,7 +155,24 @@ def _write_video(output: Path, fused: Iterator[np.ndarray], fps: float, progress
                 writer.release()
         if n == 0:
             raise UserError("no frames to fuse")
+        _check_written(cv2, tmp, output, n)
     return n
+
+
+def _check_written(cv2, tmp: Path, output: Path, n: int) -> None:
+    """Refuse a finished video file at ``tmp`` that does not hold ``n`` frames. OpenCV's writer reports no failed
+    write: a full disk leaves a truncated file, whose header may still claim every frame, so the frames are read
+    back (demuxed and decoded, not converted: a fraction of the encoding time)."""
+    capture, held = cv2.VideoCapture(str(tmp)), 0
+    try:
+        with progress_bar(total=n, desc="check video", unit="frame") as bar:
+            while held <= n and capture.isOpened() and capture.grab():
+                held += 1
+                bar.update(1)
+    finally:
+        capture.release()
+    if held != n:
+        raise UserError(f"cannot write {output}: the written video holds {held} of its {n} frames (disk full?)")
 
 
 def _write_frames(output: Path, fused: Iterator[np.ndarray], progress) -> int:
