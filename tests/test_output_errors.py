@@ -304,6 +304,18 @@ def test_video_into_a_full_disk_is_refused(tmp_path, suffix):
     assert "Traceback" not in proc.stderr and not out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="opencv not installed")
+def test_frames_of_another_size_into_a_video_are_refused(capsys, tmp_path):
+    """OpenCV's writer drops frames whose size differs from the first one without a word."""
+    for i, shape in enumerate([(24, 32), (24, 32), (16, 32)]):
+        for role in ("ir", "vi"):
+            write_image(tmp_path / role / f"{i}.png", np.full(shape, 40 * i, np.uint8))
+    out = tmp_path / "fused.avi"
+    err = one_line_error(capsys, ["fuse", "--ir", tmp_path / "ir", "--vis", tmp_path / "vi", "-o", out, "--method", "max"])
+    assert "frame 3 is 32x16, the video's first is 32x24: a video needs frames of one size" in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
 # --- stale temporaries of killed writers ----------------------------------------------------------------
 
 def _killed_child(code: str, cwd: Path) -> None:
