@@ -780,3 +780,17 @@ def test_tensorrt_adapter_binds_every_input_including_stats(tmp_path, monkeypatc
     stats = np.full((1, 6), 0.25, np.float32) if "stats" in inputs else None
     expected = np.clip(np.maximum(ir, vis) + (0.25 if stats is not None else 0.0), 0.0, 1.0)
     np.testing.assert_allclose(engine.run(ir, vis, stats=stats), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("onnxruntime", marks=needs_ort), pytest.param("openvino", marks=needs_ov)])
+@pytest.mark.parametrize("fields, message", [
+    ({"layout": "NHWC"}, "the {backend} model's ir input is 1x1x?x?, not one channel in the NHWC layout the bundle manifest says"),
+    ({"io_dtype": "uint8", "io_quantization": {n: {"scale": 1 / 255, "zero_point": 0} for n in ("ir", "vis", "fused")}},
+     "the {backend} model's ir input is float32, the bundle manifest says uint8"),
+])
+def test_manifest_that_contradicts_the_model_is_refused_on_open(onnx_file, tmp_path, backend, fields, message):
+    """A manifest edited after the build (its layout or io_dtype) no longer matches the model's inputs: one line when opening."""
+    bundle = make_bundle(tmp_path / "b", onnx_file, backend=backend, **fields)
+    with pytest.raises(UserError) as err:
+        Fuser.open(bundle)
+    assert str(err.value) == message.format(backend=backend)

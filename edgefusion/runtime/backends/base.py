@@ -242,6 +242,19 @@ def model_file(model_files: Mapping[str, Path], key: str, backend: str, suffixes
     return path
 
 
+def check_planes(backend: str, io: IOSpec, planes: list[tuple[tuple, str]]) -> None:
+    """UserError unless the model's ``ir`` and ``vis`` inputs are what the bundle manifest says: rank 4 with a
+    static 1 on the ``layout``'s channel axis, element type ``io_dtype``. ``planes``: per input, its shape
+    (None for a dynamic dimension) and its numpy dtype name, in the order ``ir``, ``vis``."""
+    axis = 1 if io.layout == "NCHW" else 3
+    for name, (shape, dtype) in zip(INPUT_NAMES, planes):
+        if len(shape) != 4 or shape[axis] != 1:
+            dims = "x".join("?" if d is None else str(d) for d in shape)
+            raise UserError(f"the {backend} model's {name} input is {dims}, not one channel in the {io.layout} layout the bundle manifest says")
+        if dtype != io.dtype:
+            raise UserError(f"the {backend} model's {name} input is {dtype}, the bundle manifest says {io.dtype}")
+
+
 def match_names(names: list[str], backend: str, expected: tuple[str, ...] = INPUT_NAMES) -> list[int]:
     """Positions of the ``expected`` inputs (``ir``, ``vis`` and maybe ``stats``) among the model's input names.
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgefusion.errors import UserError
 from edgefusion.quiet import quiet
-from edgefusion.runtime.backends.base import Backend, IOSpec, log, match_names, model_file
+from edgefusion.runtime.backends.base import Backend, IOSpec, check_planes, log, match_names, model_file
 
 
 def _interpreter_module():
@@ -48,6 +48,7 @@ class LiteRtBackend(Backend):
         details = self.interpreter.get_input_details()
         order = match_names([d["name"] for d in details], self.name, io.inputs)
         self._inputs = [details[i]["index"] for i in order]
+        check_planes(self.name, io, [(tuple(None if d < 0 else int(d) for d in details[i].get("shape_signature", details[i]["shape"])), np.dtype(details[i]["dtype"]).name) for i in order[:2]])
         self._output = self.interpreter.get_output_details()[0]["index"]
         self._shape = tuple(details[0]["shape"])
         self.version = getattr(module, "__version__", None) or _package_version(module.__name__.split(".")[0])

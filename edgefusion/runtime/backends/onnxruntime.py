@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefusion.errors import UserError
 from edgefusion.optional import require
-from edgefusion.runtime.backends.base import Backend, IOSpec, log, match_names, model_file
+from edgefusion.runtime.backends.base import Backend, IOSpec, check_planes, log, match_names, model_file
 
 _PROVIDERS = {
     "cpu": "CPUExecutionProvider",
@@ -32,6 +32,14 @@ _PROVIDERS = {
     "coreml": "CoreMLExecutionProvider",
     "dml": "DmlExecutionProvider",
 }
+
+#: ONNX element types of the contract's planes -> numpy dtype names.
+_PLANE_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
+
+
+def _plane(arg) -> tuple[tuple, str]:
+    """(shape with None for dynamic dimensions, numpy dtype name) of an onnxruntime input (for check_planes)."""
+    return tuple(d if isinstance(d, int) else None for d in arg.shape), _PLANE_TYPES.get(arg.type, arg.type)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -61,6 +69,7 @@ class OnnxRuntimeBackend(Backend):
         inputs = [i.name for i in self.session.get_inputs()]
         order = match_names(inputs, self.name, io.inputs)
         self._inputs = [inputs[i] for i in order]
+        check_planes(self.name, io, [_plane(self.session.get_inputs()[i]) for i in order[:2]])
         self._output = self.session.get_outputs()[0].name
         self._output_shape = list(self.session.get_outputs()[0].shape)
         self._output_float = self.session.get_outputs()[0].type == "tensor(float)"

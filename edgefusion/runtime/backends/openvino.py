@@ -26,7 +26,7 @@ import numpy as np
 
 from edgefusion.errors import UserError
 from edgefusion.optional import require
-from edgefusion.runtime.backends.base import Backend, IOSpec, log, match_names, model_file
+from edgefusion.runtime.backends.base import Backend, IOSpec, check_planes, log, match_names, model_file
 
 #: Compiled static-shape models kept per backend (each holds its own intermediate buffers).
 STATIC_SHAPES = 2
@@ -58,6 +58,7 @@ class OpenVinoBackend(Backend):
         order = match_names(inputs, self.name, io.inputs)
         self._inputs = [self.compiled.inputs[i] for i in order]
         self._names = [inputs[i] for i in order]
+        check_planes(self.name, io, [(tuple(d.get_length() if d.is_static else None for d in p.get_partial_shape()), p.get_element_type().to_dtype().name) for p in self._inputs[:2]])
         self.request = self.compiled.create_infer_request()
         dynamic = any(i.get_partial_shape().is_dynamic for i in self.compiled.inputs)
         self._static = _StaticShapes(core, model, device, config) if dynamic and device == "CPU" else None
