@@ -175,11 +175,16 @@ def bench_size(bundle: str | os.PathLike, width: int, height: int, runs: int, wa
     return result, fuser
 
 
+def check_runs(runs: int, warmup: int) -> None:
+    """UserError unless ``runs`` >= 1 timed and ``warmup`` >= 0 untimed frames (checked before long work)."""
+    if runs < 1 or warmup < 0:
+        raise UserError(f"--runs must be >= 1 and --warmup >= 0, got {runs} and {warmup}")
+
+
 def bench_bundle(bundle: str | os.PathLike, sizes, runs: int = 50, warmup: int = 5, threads: int | None = None,
                  device: str | None = None, progress=None) -> BundleResult:
     """Benchmark one bundle at every size (``progress(text)`` is called before each size)."""
-    if runs < 1 or warmup < 0:
-        raise UserError(f"--runs must be >= 1 and --warmup >= 0, got {runs} and {warmup}")
+    check_runs(runs, warmup)
     result = None
     for width, height in sizes:
         if progress:

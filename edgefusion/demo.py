@@ -31,6 +31,8 @@ from edgefusion.io.pairs import find_pairs
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES, resource_dir
 
 BENCH_SIZES = ((640, 480), (1920, 1080))
+#: Untimed frames per size and bundle before the timed ones.
+BENCH_WARMUP = 5
 BASELINES = ("max", "laplacian")
 
 
@@ -63,11 +65,12 @@ def open_teacher(path: Path):
 
 def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = None) -> dict:
     """Run the whole product on the embedded default; returns the summary written to ``summary.json``."""
-    from edgefusion.bench import bench_bundle, plot_latency
+    from edgefusion.bench import bench_bundle, check_runs, plot_latency
     from edgefusion.quantize.pipeline import run_quantize
     from edgefusion.report import write_report
     from edgefusion.targets import load_target
 
+    check_runs(runs, BENCH_WARMUP)
     out = Path(out)
     pairs = find_pairs(SAMPLES)
     student = open_fuser(DEFAULT_MODEL)
@@ -107,7 +110,7 @@ def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = 
         metric_rows.append({"method": label, **{k: round(v, 4) for k, v in result.mean.items()}})
 
     log(f"4/5 benchmarking both bundles at {', '.join(f'{w}x{h}' for w, h in BENCH_SIZES)} ({runs} runs each)")
-    latency = [bench_bundle(out / "bundles" / name, BENCH_SIZES, runs=runs, warmup=5) for name in bundles]
+    latency = [bench_bundle(out / "bundles" / name, BENCH_SIZES, runs=runs, warmup=BENCH_WARMUP) for name in bundles]
     plot_latency(latency, out / "latency.png")
 
     log(f"5/5 writing {out / 'report.html'}")

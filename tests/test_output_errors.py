@@ -162,6 +162,15 @@ def test_real_write_refusal_in_a_child_process(pair, tmp_path):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+def test_demo_refuses_zero_runs_before_any_work(capsys, tmp_path, monkeypatch):
+    import edgefusion.demo as demo
+
+    monkeypatch.setattr(demo, "find_pairs", lambda *a, **k: pytest.fail("the demo started its work"))
+    err = one_line_error(capsys, ["demo", "--out", tmp_path / "d", "--runs", "0"])
+    assert err == "edgefusion: --runs must be >= 1 and --warmup >= 0, got 0 and 5\n"
+    assert not (tmp_path / "d").exists()
+
+
 # --- output paths checked before the work ---------------------------------------------------------
 
 def test_check_output_path_kinds(tmp_path, afile):
