@@ -171,6 +171,20 @@ def test_demo_refuses_zero_runs_before_any_work(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "d").exists()
 
 
+def test_train_refuses_a_truncated_pair_before_training(capsys, tmp_path):
+    """Every training pair is read before the first step: one line, no run folder (was: a stop
+    at the step that first drew the pair, after the CLIP warnings, leaving the run's log)."""
+    for sub in ("ir", "vi"):
+        for name in ("tno_07.png", "tno_19.png"):
+            write_image(tmp_path / "data" / sub / name, read_image(SAMPLES / sub / name)[CROP])
+    bad = tmp_path / "data" / "vi" / "tno_19.png"
+    bad.write_bytes(bad.read_bytes()[:300])
+    err = one_line_error(capsys, ["train", "--data", tmp_path / "data", "--out", tmp_path / "run", "--teacher-config", "teacher-smoke",
+                                  "--student-config", "student-smoke", "--device", "cpu"])
+    assert err == f"edgefusion: cannot read image {bad}: image file is truncated\n"
+    assert not (tmp_path / "run").exists()
+
+
 # --- output paths checked before the work ---------------------------------------------------------
 
 def test_check_output_path_kinds(tmp_path, afile):

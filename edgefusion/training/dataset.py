@@ -29,6 +29,7 @@ from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.io.images import read_image
 from edgefusion.io.pairs import Pair, find_pairs
+from edgefusion.progress import progress
 from edgefusion.training.recipe import DataConfig
 
 
@@ -45,6 +46,13 @@ class PairCrops(Dataset):
             raise UserError(f"no training pairs in {root}")
         self.config = config
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._check_every_pair()
+
+    def _check_every_pair(self) -> None:
+        """Read and prepare every pair once (kept when caching), so that a truncated image or a size mismatch
+        stops the run before training starts, not at the step that first draws it."""
+        for index in progress(range(len(self.pairs)), desc="check pairs", unit="pair"):
+            self.planes(index)
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -269,5 +269,6 @@ def build_teacher_stage(recipe: dict, data_dir: str | os.PathLike, weights: Exte
     config = recipe_to_dict({"model": recipe["model"]})["model"]
     seed_all(recipe["train"].seed)  # reproducible initialization
     model = build_model("teacher", config)
+    pairs = PairCrops(data_dir, recipe["data"])  # every pair checked before the objective loads (and warns)
     loss, metadata = build_objective(recipe, weights)
-    return Stage("teacher", "teacher", config, model, loss, PairCrops(data_dir, recipe["data"]), metadata)
+    return Stage("teacher", "teacher", config, model, loss, pairs, metadata)
