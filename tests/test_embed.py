@@ -71,3 +71,30 @@ def test_native_verifies_the_bundle_once(tmp_path, monkeypatch):
     _, checked, why_not = write_firmware(path, tmp_path / "fw")
     assert checked == len(list((SAMPLES / "ir").glob("*.png"))) and why_not == ""
     assert sorted(hashed) == ["max.bin", "max.xml"]
+
+
+def test_native_into_a_full_disk_names_the_firmware_folder(tmp_path, monkeypatch):
+    """A copy that finds its destination full (shutil names the source first) is one line about the output folder."""
+    import errno
+    import shutil
+
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("onnx")
+    from runtime_models import make_bundle, max_float_onnx
+
+    from edgefusion.embed import firmware
+
+    xml = tmp_path / "max.xml"
+    ov.save_model(ov.convert_model(str(max_float_onnx(tmp_path / "max.onnx"))), str(xml))
+    path = make_bundle(tmp_path / "b", xml, backend="openvino", weights=xml.with_suffix(".bin"))
+
+    def full(src, dst, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(shutil, "copy2", full)
+    monkeypatch.setattr(shutil, "copyfile", full)
+    out = tmp_path / "out" / "fw"
+    with pytest.raises(UserError) as info:
+        firmware.write_firmware(path, out)
+    assert str(info.value) == f"cannot write {out}: No space left on device"
+    assert not out.exists() and list((tmp_path / "out").iterdir()) == []

@@ -146,6 +146,20 @@ def test_checkpoint_write_failure_is_an_os_error_not_torch_noise(monkeypatch, tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_copy_into_a_full_output_names_the_output(tmp_path):
+    """shutil's copies name the source first and the full destination second: the error is about the output."""
+    src, out = tmp_path / "model.onnx", tmp_path / "out" / "model.onnx"
+    src.write_bytes(b"onnx")
+    with pytest.raises(UserError) as info:
+        with atomic_path(out) as tmp:
+            raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(tmp))
+    assert str(info.value) == f"cannot write {out}: No space left on device"
+    with pytest.raises(OSError):  # reading the source failed: not about the output
+        with atomic_path(out) as tmp:
+            raise OSError(errno.EIO, "Input/output error", str(src), None, str(tmp))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_real_write_refusal_in_a_child_process(pair, tmp_path):
     """RLIMIT_FSIZE makes the kernel refuse the PNG write (EFBIG): one line, exit 2, no output, no temporary."""
     resource = pytest.importorskip("resource")

@@ -25,12 +25,14 @@ from pathlib import Path
 from edgefusion.embed import NATIVE_DIR
 from edgefusion.embed.c_arrays import SOURCE, bundle_c_arrays, bundle_files
 from edgefusion.embed.samples import write_sample_check
-from edgefusion.errors import UserError
-from edgefusion.io.atomic import replace_folder
+from edgefusion.errors import UserError, describe_os_error, os_errors_named
+from edgefusion.io.atomic import about_output, replace_folder
 from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
 COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "dispatch", "runtime", "examples")
+#: Left out of the copied folders: caches and build outputs (path parts, file suffixes).
+SKIPPED_PARTS, SKIPPED_SUFFIXES = ("__pycache__", "build"), (".o", ".so")
 
 
 def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, int, str]:
@@ -46,20 +48,36 @@ def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tu
     missing = [name for name in COPIED if not (NATIVE_DIR / name).exists()]
     if missing:
         raise UserError(f"this installation lacks the C runtime sources ({NATIVE_DIR / missing[0]})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    with os_errors_named(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for name in COPIED:
-            src = NATIVE_DIR / name
-            if src.is_dir():
-                shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.o", "*.so", "build*"))
-            else:
-                shutil.copyfile(src, stage / name)
+        _copy_sources(stage)
         for name, data in bundle_c_arrays(bundle.manifest, bundle_files(bundle.root, bundle.manifest)).items():
             (stage / name).write_bytes(data)
         checked, why_not = write_sample_check(stage, bundle)
         os.chmod(stage, 0o755)
         replace_folder(stage, out)
+    except OSError as exc:  # name the firmware folder, not the hidden stage or a copied source
+        if not about_output(exc, stage, out):
+            raise
+        raise UserError(describe_os_error(exc, out, "cannot write")) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out, checked, why_not
+
+
+def _copy_sources(stage: Path) -> None:
+    """The C runtime's files (:data:`COPIED`) into ``stage``, file by file, so that a failed copy names its
+    destination (``shutil.copytree`` gathers its failures into one message)."""
+    for name in COPIED:
+        root = NATIVE_DIR / name
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file() and not _skipped(f.relative_to(root)))
+        for src in files:
+            dst = stage / name / src.relative_to(root) if root.is_dir() else stage / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def _skipped(rel: Path) -> bool:
+    return rel.suffix in SKIPPED_SUFFIXES or any(part == SKIPPED_PARTS[0] or part.startswith(SKIPPED_PARTS[1]) for part in rel.parts)

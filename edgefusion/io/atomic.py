@@ -13,6 +13,7 @@ naming the final path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -89,12 +90,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, target)
     except OSError as exc:
-        if exc.filename is not None and Path(exc.filename) not in (tmp_path, target):
+        if not about_output(exc, tmp_path, target):
             raise  # about another file (an input read inside the block)
         raise UserError(describe_os_error(exc, target, "cannot write")) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: Errors of a full destination: a copy (shutil) names its source in ``filename``, the destination in ``filename2``.
+_DESTINATION_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def about_output(exc: OSError, *paths: Path) -> bool:
+    """Whether ``exc``, raised while writing the output at ``paths``, is about it: a failed write (no file
+    named), a file at or inside one of ``paths``, or the destination of a copy that found it full."""
+    if exc.filename is None:
+        return True
+    named = [exc.filename] + ([exc.filename2] if exc.errno in _DESTINATION_FULL and exc.filename2 is not None else [])
+    return any(f == p or p in f.parents for f in map(Path, named) for p in paths)
 
 
 def _current_umask() -> int:
@@ -132,6 +146,10 @@ def staged_folder(folder: str | os.PathLike) -> Iterator[Path]:
             yield stage
         except UserError as exc:  # name the output folder, not the hidden staging folder
             raise type(exc)(str(exc).replace(str(stage), str(target))) from None
+        except OSError as exc:
+            if not about_output(exc, stage):
+                raise
+            raise UserError(describe_os_error(exc, target, "cannot write")) from None
         with os_errors_named(target):
             target.mkdir(exist_ok=True)
             for item in sorted(stage.iterdir()):
