@@ -53,19 +53,25 @@ def test_no_openvino_package_is_one_line(monkeypatch):
     assert "\n" not in str(info.value)
 
 
-def test_native_verifies_the_bundle_once(tmp_path, monkeypatch):
-    """``edgefusion native`` hashes each bundle file once: the sample check runs on the bundle it loaded."""
+@pytest.fixture
+def max_bundle(tmp_path):
+    """An OpenVINO bundle of max(ir, vis) (a float ONNX model converted to IR)."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("onnx")
     from runtime_models import make_bundle, max_float_onnx
 
+    xml = tmp_path / "max.xml"
+    ov.save_model(ov.convert_model(str(max_float_onnx(tmp_path / "max.onnx"))), str(xml))
+    return make_bundle(tmp_path / "b", xml, backend="openvino", weights=xml.with_suffix(".bin"))
+
+
+def test_native_verifies_the_bundle_once(tmp_path, monkeypatch, max_bundle):
+    """``edgefusion native`` hashes each bundle file once: the sample check runs on the bundle it loaded."""
     from edgefusion.embed.firmware import write_firmware
     from edgefusion.resources import SAMPLES
     from edgefusion.runtime import bundle as bundle_module
 
-    xml = tmp_path / "max.xml"
-    ov.save_model(ov.convert_model(str(max_float_onnx(tmp_path / "max.onnx"))), str(xml))
-    path = make_bundle(tmp_path / "b", xml, backend="openvino", weights=xml.with_suffix(".bin"))
+    path = max_bundle
     hashed, real = [], bundle_module.sha256_file
     monkeypatch.setattr(bundle_module, "sha256_file", lambda file: hashed.append(file.name) or real(file))
     _, checked, why_not = write_firmware(path, tmp_path / "fw")
@@ -73,20 +79,12 @@ def test_native_verifies_the_bundle_once(tmp_path, monkeypatch):
     assert sorted(hashed) == ["max.bin", "max.xml"]
 
 
-def test_native_into_a_full_disk_names_the_firmware_folder(tmp_path, monkeypatch):
+def test_native_into_a_full_disk_names_the_firmware_folder(tmp_path, monkeypatch, max_bundle):
     """A copy that finds its destination full (shutil names the source first) is one line about the output folder."""
     import errno
     import shutil
 
-    ov = pytest.importorskip("openvino")
-    pytest.importorskip("onnx")
-    from runtime_models import make_bundle, max_float_onnx
-
     from edgefusion.embed import firmware
-
-    xml = tmp_path / "max.xml"
-    ov.save_model(ov.convert_model(str(max_float_onnx(tmp_path / "max.onnx"))), str(xml))
-    path = make_bundle(tmp_path / "b", xml, backend="openvino", weights=xml.with_suffix(".bin"))
 
     def full(src, dst, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
@@ -95,6 +93,6 @@ def test_native_into_a_full_disk_names_the_firmware_folder(tmp_path, monkeypatch
     monkeypatch.setattr(shutil, "copyfile", full)
     out = tmp_path / "out" / "fw"
     with pytest.raises(UserError) as info:
-        firmware.write_firmware(path, out)
+        firmware.write_firmware(max_bundle, out)
     assert str(info.value) == f"cannot write {out}: No space left on device"
     assert not out.exists() and list((tmp_path / "out").iterdir()) == []
