@@ -225,6 +225,46 @@ def test_export_demo_and_bench_check_outputs_first(monkeypatch, capsys, afile):
     assert "JSON output" in err  # refused before the (absent) bundle is even opened
 
 
+
+@pytest.fixture
+def fifo(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs os.mkfifo")
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+    return path
+
+
+def assert_still_fifo(path: Path) -> None:
+    import stat
+
+    assert stat.S_ISFIFO(os.stat(path).st_mode), f"{path} was replaced"
+    assert leftovers(path.parent) == []
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["eval", "--method", "max", "--json"], "JSON"),
+    (["eval", "--method", "max", "--csv"], "CSV"),
+    (["bench", "--model", "absent", "--size", "64x64", "--runs", "3", "--json"], "JSON"),
+    (["bench", "--model", "absent", "--size", "64x64", "--runs", "3", "--plot"], "plot"),
+])
+def test_special_file_output_is_refused_first(capsys, pair, fifo, argv, what):
+    data = ["--data", pair[2]] if argv[0] == "eval" else []
+    err = one_line_error(capsys, [*argv[:1], *data, *argv[1:], fifo])
+    assert err == f"edgefusion: {what} output {fifo} is not a regular file (a FIFO)\n"
+    assert_still_fifo(fifo)
+
+
+def test_special_files_refused_by_the_shared_checks(fifo):
+    with pytest.raises(UserError, match=r"^run output .* is not a regular file \(a FIFO\)$"):
+        check_output_path(fifo, "run", "folder")
+    if os.path.exists("/dev/null"):  # only stat()ed: refused before anything is opened
+        with pytest.raises(UserError, match=r"^JSON output /dev/null is not a regular file \(a device\)$"):
+            check_output_path("/dev/null", "JSON")
+    with pytest.raises(UserError, match=r"^output .* is not a regular file \(a FIFO\)$"):
+        write_text(fifo, "x")
+    assert_still_fifo(fifo)
+
 # --- checkpoints with the right tag and bad fields --------------------------------------------------
 
 @pytest.fixture(scope="module")
