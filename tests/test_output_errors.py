@@ -265,6 +265,27 @@ def test_special_files_refused_by_the_shared_checks(fifo):
         write_text(fifo, "x")
     assert_still_fifo(fifo)
 
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("which", ["ir folder", "vi folder", "ir file", "vi file", "vi file by symlink"])
+def test_fuse_refuses_to_overwrite_an_input(capsys, pair, which):
+    ir_file, vis_file, root = pair
+    single = "file" in which
+    ir, vis = (ir_file, vis_file) if single else (root / "ir", root / "vi")
+    target = ir if which.startswith("ir") else vis
+    name = "IR" if target == ir else "visible"
+    out = target
+    if "symlink" in which:
+        out = root / "link.png"
+        out.symlink_to(target)
+    before = _snapshot(root)
+    err = one_line_error(capsys, ["fuse", "--ir", ir, "--vis", vis, "-o", out, "--method", "max"])
+    assert err == f"edgefusion: fused output {out} is the {name} input {target}; it would be overwritten\n"
+    assert _snapshot(root) == before and leftovers(root) == []
+
 # --- checkpoints with the right tag and bad fields --------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@
 file goes, a file where a folder goes, an existing path that is neither a
 regular file nor a folder (a device, FIFO or socket: an atomic rename would
 replace it), a path under a regular file, and a path whose nearest existing
-folder is not writable. Nothing is created.
+folder is not writable. Nothing is created. :func:`check_not_input` refuses
+an output that is one of the command's inputs.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ def check_output_path(path: str | os.PathLike | None, what: str, kind: str = "fi
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise UserError(f"{what} output {path}: cannot create anything in {parent} (permission denied)")
             return
+
+
+def check_not_input(path: str | os.PathLike, inputs: dict[str, str | os.PathLike], what: str) -> None:
+    """UserError when the output ``path`` is one of ``inputs`` (``{"IR": path, ...}``), also through a symlink."""
+    for name, source in inputs.items():
+        try:
+            same = os.path.samefile(path, source)
+        except (OSError, ValueError):
+            continue  # either does not exist: nothing to overwrite
+        if same:
+            raise UserError(f"{what} output {os.fspath(path)} is the {name} input {os.fspath(source)}; it would be overwritten")
 
 
 def check_output_file(path: str | os.PathLike | None, what: str) -> None:
