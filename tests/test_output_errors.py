@@ -286,6 +286,27 @@ def test_fuse_refuses_to_overwrite_an_input(capsys, pair, which):
     assert err == f"edgefusion: fused output {out} is the {name} input {target}; it would be overwritten\n"
     assert _snapshot(root) == before and leftovers(root) == []
 
+
+@pytest.mark.parametrize("argv, what", [
+    (["export", "--model", "default", "--format", "onnx", "--shape", "100000x100000", "--out", "{tmp}/x.onnx"], "--shape 100000x100000"),
+    (["quantize", "--target", "onnx", "--shape", "100000x100000", "--out", "{tmp}/Q"], "--shape 100000x100000"),
+    (["bench", "--model", "absent", "--size", "100000x100000"], "--size 100000x100000"),
+])
+def test_huge_frame_shapes_are_refused_like_huge_images(monkeypatch, capsys, tmp_path, argv, what):
+    from PIL import Image  # read_image refuses images over Pillow's limit: the same limit
+
+    if argv[0] == "export":
+        import edgefusion.models.checkpoint as checkpoint
+
+        monkeypatch.setattr(checkpoint, "load_model", _must_not_run)
+    if argv[0] == "quantize":
+        import edgefusion.quantize.pipeline as pipeline
+
+        monkeypatch.setattr(pipeline, "load_student", _must_not_run)
+    err = one_line_error(capsys, [a.format(tmp=tmp_path) for a in argv])
+    assert err == f"edgefusion: {what} is too large: 10000000000 pixels, at most {Image.MAX_IMAGE_PIXELS} (the input image limit)\n"
+    assert list(tmp_path.iterdir()) == []
+
 # --- checkpoints with the right tag and bad fields --------------------------------------------------
 
 @pytest.fixture(scope="module")
