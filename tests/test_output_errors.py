@@ -307,6 +307,22 @@ def test_huge_frame_shapes_are_refused_like_huge_images(monkeypatch, capsys, tmp
     assert err == f"edgefusion: {what} is too large: 10000000000 pixels, at most {Image.MAX_IMAGE_PIXELS} (the input image limit)\n"
     assert list(tmp_path.iterdir()) == []
 
+
+@pytest.mark.parametrize("bad", ["--calib", "--val"])
+def test_quantize_with_mismatched_pairs_prints_only_the_error(pair, tmp_path, bad):
+    """No calibration note and no progress bar before the error: stderr (a pipe) holds exactly one line."""
+    ir, vis, good = pair
+    mismatched = tmp_path / "mismatched"
+    write_image(mismatched / "ir" / "tno_07.png", read_image(ir))
+    write_image(mismatched / "vi" / "tno_07.png", read_image(vis)[:40])
+    folders = {"--calib": good, "--val": good, bad: mismatched}
+    out = tmp_path / "bundle"
+    argv = ["quantize", "--target", "x86", "--shape", "48x64", "--calib", folders["--calib"], "--val", folders["--val"], "--out", out]
+    proc = subprocess.run([sys.executable, "-m", "edgefusion", *map(str, argv)], capture_output=True, text=True, env=_child_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "edgefusion: IR and visible sizes differ: IR 64x48, visible 64x40 (WxH)\n"
+    assert not out.exists() and leftovers(tmp_path) == []
+
 # --- checkpoints with the right tag and bad fields --------------------------------------------------
 
 @pytest.fixture(scope="module")
