@@ -367,6 +367,30 @@ def test_weights_only_refusal_gives_no_unsafe_advice(capsys, tmp_path, pair):
     assert "weights_only" not in advice and "False" not in advice and "trust" not in advice
 
 
+
+def _shipped_head(size: int) -> bytes:
+    from edgefusion.resources import DEFAULT_MODEL
+
+    return DEFAULT_MODEL.read_bytes()[:size]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (lambda: _shipped_head(1000), "the file is truncated (a zip archive cut short)"),
+    (lambda: _shipped_head(30000), "the file is truncated (a zip archive cut short)"),  # torch: OSError EINVAL, no name
+    (lambda: bytes(range(7, 256)) * 40, "not a checkpoint (not the zip archive that torch.save writes)"),
+    (lambda: b"", "the file is empty"),
+    (lambda: b"\x80\x02garbage", "not a checkpoint (its data is no valid pickle: Unsupported operand 103)"),
+])
+def test_damaged_checkpoint_names_file_and_reason(capsys, tmp_path, pair, content, reason):
+    pytest.importorskip("torch")
+    model = tmp_path / "t.pt"
+    model.write_bytes(content())
+    ir, vis, _ = pair
+    out = tmp_path / "o.png"
+    err = one_line_error(capsys, ["fuse", "--ir", ir, "--vis", vis, "-o", out, "--model", model])
+    assert err == f"edgefusion: cannot read checkpoint {model}: {reason}\n"
+    assert not out.exists()
+
 # --- corrupt video: FFmpeg's own lines are silenced ---------------------------------------------------
 
 @pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="opencv not installed")
