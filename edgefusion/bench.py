@@ -32,6 +32,7 @@ import numpy as np
 
 from edgefusion import __version__
 from edgefusion.errors import UserError
+from edgefusion.io.images import check_frame_size
 
 ON_DEVICE_ENV = "EDGEFUSION_ON_DEVICE"
 DEFAULT_SIZES = ((640, 480), (1920, 1080))
@@ -84,6 +85,7 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         w, sep, h = part.strip().lower().partition("x")
         if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
             raise UserError(f"--size takes WIDTHxHEIGHT[,WIDTHxHEIGHT...] (e.g. 640x480,1920x1080), got {part.strip()!r}")
+        check_frame_size(int(h), int(w), f"--size {int(w)}x{int(h)}")
         sizes.append((int(w), int(h)))
     return sizes
 

@@ -261,7 +261,7 @@ def _shape(value: Any, where: str) -> tuple[int, int]:
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
         raise UserError(f"{where} must be [H, W] with positive integers, got {value!r}")
-    return int(value[0]), int(value[1])
+    return _bounded(int(value[0]), int(value[1]), f"{where} {value[0]}x{value[1]}")
 
 
 def _number(value: Any, where: str, minimum: float | None = None) -> float:
@@ -283,4 +283,12 @@ def parse_shape(text: str) -> tuple[int, int]:
     h, sep, w = text.lower().partition("x")
     if not sep or not h.isdigit() or not w.isdigit() or int(h) < 1 or int(w) < 1:
         raise UserError(f"shape must be HxW with positive integers (e.g. 480x640), got {text!r}")
-    return int(h), int(w)
+    return _bounded(int(h), int(w), f"--shape {int(h)}x{int(w)}")
+
+
+def _bounded(height: int, width: int, what: str) -> tuple[int, int]:
+    """(height, width), or UserError when the frame has more pixels than an input image may have."""
+    from edgefusion.io.images import check_frame_size
+
+    check_frame_size(height, width, what)
+    return height, width

@@ -262,6 +262,104 @@ def test_export_demo_and_bench_check_outputs_first(monkeypatch, capsys, afile):
     assert "JSON output" in err  # refused before the (absent) bundle is even opened
 
 
+
+@pytest.fixture
+def fifo(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("needs os.mkfifo")
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+    return path
+
+
+def assert_still_fifo(path: Path) -> None:
+    import stat
+
+    assert stat.S_ISFIFO(os.stat(path).st_mode), f"{path} was replaced"
+    assert leftovers(path.parent) == []
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["eval", "--method", "max", "--json"], "JSON"),
+    (["eval", "--method", "max", "--csv"], "CSV"),
+    (["bench", "--model", "absent", "--size", "64x64", "--runs", "3", "--json"], "JSON"),
+    (["bench", "--model", "absent", "--size", "64x64", "--runs", "3", "--plot"], "plot"),
+])
+def test_special_file_output_is_refused_first(capsys, pair, fifo, argv, what):
+    data = ["--data", pair[2]] if argv[0] == "eval" else []
+    err = one_line_error(capsys, [*argv[:1], *data, *argv[1:], fifo])
+    assert err == f"edgefusion: {what} output {fifo} is not a regular file (a FIFO)\n"
+    assert_still_fifo(fifo)
+
+
+def test_special_files_refused_by_the_shared_checks(fifo):
+    with pytest.raises(UserError, match=r"^run output .* is not a regular file \(a FIFO\)$"):
+        check_output_path(fifo, "run", "folder")
+    if os.path.exists("/dev/null"):  # only stat()ed: refused before anything is opened
+        with pytest.raises(UserError, match=r"^JSON output /dev/null is not a regular file \(a device\)$"):
+            check_output_path("/dev/null", "JSON")
+    with pytest.raises(UserError, match=r"^output .* is not a regular file \(a FIFO\)$"):
+        write_text(fifo, "x")
+    assert_still_fifo(fifo)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("which", ["ir folder", "vi folder", "ir file", "vi file", "vi file by symlink"])
+def test_fuse_refuses_to_overwrite_an_input(capsys, pair, which):
+    ir_file, vis_file, root = pair
+    single = "file" in which
+    ir, vis = (ir_file, vis_file) if single else (root / "ir", root / "vi")
+    target = ir if which.startswith("ir") else vis
+    name = "IR" if target == ir else "visible"
+    out = target
+    if "symlink" in which:
+        out = root / "link.png"
+        out.symlink_to(target)
+    before = _snapshot(root)
+    err = one_line_error(capsys, ["fuse", "--ir", ir, "--vis", vis, "-o", out, "--method", "max"])
+    assert err == f"edgefusion: fused output {out} is the {name} input {target}; it would be overwritten\n"
+    assert _snapshot(root) == before and leftovers(root) == []
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["export", "--model", "default", "--format", "onnx", "--shape", "100000x100000", "--out", "{tmp}/x.onnx"], "--shape 100000x100000"),
+    (["quantize", "--target", "onnx", "--shape", "100000x100000", "--out", "{tmp}/Q"], "--shape 100000x100000"),
+    (["bench", "--model", "absent", "--size", "100000x100000"], "--size 100000x100000"),
+])
+def test_huge_frame_shapes_are_refused_like_huge_images(monkeypatch, capsys, tmp_path, argv, what):
+    from PIL import Image  # read_image refuses images over Pillow's limit: the same limit
+
+    if argv[0] == "export":
+        import edgefusion.models.checkpoint as checkpoint
+
+        monkeypatch.setattr(checkpoint, "load_model", _must_not_run)
+    if argv[0] == "quantize":
+        import edgefusion.quantize.pipeline as pipeline
+
+        monkeypatch.setattr(pipeline, "load_student", _must_not_run)
+    err = one_line_error(capsys, [a.format(tmp=tmp_path) for a in argv])
+    assert err == f"edgefusion: {what} is too large: 10000000000 pixels, at most {Image.MAX_IMAGE_PIXELS} (the input image limit)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["--calib", "--val"])
+def test_quantize_with_mismatched_pairs_prints_only_the_error(pair, tmp_path, bad):
+    """No calibration note and no progress bar before the error: stderr (a pipe) holds exactly one line."""
+    ir, vis, good = pair
+    mismatched = tmp_path / "mismatched"
+    write_image(mismatched / "ir" / "tno_07.png", read_image(ir))
+    write_image(mismatched / "vi" / "tno_07.png", read_image(vis)[:40])
+    folders = {"--calib": good, "--val": good, bad: mismatched}
+    out = tmp_path / "bundle"
+    argv = ["quantize", "--target", "x86", "--shape", "48x64", "--calib", folders["--calib"], "--val", folders["--val"], "--out", out]
+    proc = subprocess.run([sys.executable, "-m", "edgefusion", *map(str, argv)], capture_output=True, text=True, env=_child_env(), timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "edgefusion: IR and visible sizes differ: IR 64x48, visible 64x40 (WxH)\n"
+    assert not out.exists() and leftovers(tmp_path) == []
+
 # --- checkpoints with the right tag and bad fields --------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -305,6 +403,30 @@ def test_weights_only_refusal_gives_no_unsafe_advice(capsys, tmp_path, pair):
     advice = err.replace(str(tmp_path / "evil.pt"), "")
     assert "weights_only" not in advice and "False" not in advice and "trust" not in advice
 
+
+
+def _shipped_head(size: int) -> bytes:
+    from edgefusion.resources import DEFAULT_MODEL
+
+    return DEFAULT_MODEL.read_bytes()[:size]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (lambda: _shipped_head(1000), "the file is truncated (a zip archive cut short)"),
+    (lambda: _shipped_head(30000), "the file is truncated (a zip archive cut short)"),  # torch: OSError EINVAL, no name
+    (lambda: bytes(range(7, 256)) * 40, "not a checkpoint (not the zip archive that torch.save writes)"),
+    (lambda: b"", "the file is empty"),
+    (lambda: b"\x80\x02garbage", "not a checkpoint (its data is no valid pickle: Unsupported operand 103)"),
+])
+def test_damaged_checkpoint_names_file_and_reason(capsys, tmp_path, pair, content, reason):
+    pytest.importorskip("torch")
+    model = tmp_path / "t.pt"
+    model.write_bytes(content())
+    ir, vis, _ = pair
+    out = tmp_path / "o.png"
+    err = one_line_error(capsys, ["fuse", "--ir", ir, "--vis", vis, "-o", out, "--model", model])
+    assert err == f"edgefusion: cannot read checkpoint {model}: {reason}\n"
+    assert not out.exists()
 
 # --- corrupt video: FFmpeg's own lines are silenced ---------------------------------------------------
 

@@ -64,6 +64,7 @@ def test_user_profile_by_path(tmp_path):
         (VALID + "calibration_samples = 0\n", "calibration_samples"),
         (VALID.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\ncompose = "gpu"'), "compose = 'gpu' is not one of"),
         ("backend = [", "cannot read target profile"),
+        (VALID.replace("[64, 96]", "[100000, 100000]", 1), r"mine.toml\): shape 100000x100000 is too large: 10000000000 pixels, at most"),
     ],
 )
 def test_invalid_profiles_are_one_line_errors(tmp_path, text, message):

@@ -59,7 +59,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
     from edgefusion.evaluate import fuse_pair, read_pair
-    from edgefusion.io.outputs import check_output_file, check_output_folder
+    from edgefusion.io.outputs import check_not_input, check_output_file, check_output_folder
     from edgefusion.fusers import open_fuser
     from edgefusion.io.atomic import staged_folder
     from edgefusion.io.images import IMAGE_SUFFIXES, write_image
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgefusion.runtime import video
 
+    check_not_input(args.output, {"IR": args.ir, "visible": args.vis}, "fused")
     if video.handles(args.ir, args.vis, args.output):
         video.fuse_streams(open_fuser(args.model or args.method or DEFAULT_FUSER), args.ir, args.vis, args.output, thermal_stretch(args))
         return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgefusion.errors import UserError, describe_os_error, os_errors_named
+from edgefusion.io.outputs import refuse_special
 
 _RANDOM = r"[a-z0-9_]{8}"  # what tempfile puts between prefix and suffix
 
@@ -79,9 +80,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary file keeps the target's suffix so that writers that pick a
     format from the suffix (Pillow, torch, json) behave the same. An
     ``OSError`` about the temporary file (or naming no file: a failed write)
-    becomes a UserError naming ``path``.
+    becomes a UserError naming ``path``. An existing device, FIFO or socket
+    at ``path`` is refused (the rename would replace it).
     """
     target = Path(path)
+    refuse_special(target, "output")
     with os_errors_named(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp_path = temp_beside(target, f".tmp{target.suffix}")

@@ -21,6 +21,15 @@ from edgefusion.io.atomic import atomic_path
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm")
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+#: Most pixels an image may have: Pillow's decompression-bomb limit, which :func:`read_image` enforces
+#: (also the limit of frame shapes given on the command line, :func:`check_frame_size`).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+def check_frame_size(height: int, width: int, what: str) -> None:
+    """UserError when a ``height`` x ``width`` frame (``what``: e.g. "--shape 480x640") has more than MAX_PIXELS pixels."""
+    if height * width > MAX_PIXELS:
+        raise UserError(f"{what} is too large: {height * width} pixels, at most {MAX_PIXELS} (the input image limit)")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 from edgefusion import preprocess
-from edgefusion.errors import UserError
+from edgefusion.errors import UserError, describe_os_error
 from edgefusion.io.atomic import write_bytes
 from edgefusion.models import build_model
 from edgefusion.runtime.native import frame_stats_auto
@@ -60,22 +61,41 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise  # reported with the path and the system's reason
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise UserError(f"cannot read checkpoint {path}: {_load_failure(exc)}") from None
+    except Exception as exc:  # torch raises many types (OSError included) for corrupt or foreign files
+        reason = _file_problem(path)
+        if reason is None and isinstance(exc, OSError):
+            raise UserError(describe_os_error(exc, path, "cannot read checkpoint")) from None
+        raise UserError(f"cannot read checkpoint {path}: {reason or _load_failure(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path} is not an edgefusion checkpoint (expected format {FORMAT})")
     check_fields(payload, str(path))
     return payload
 
 
+def _file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a ``torch.save`` file at all (empty, not a zip archive, truncated); None when it may be one."""
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x80"):  # a pickle: torch's legacy format, torch's own reason applies
+        return None
+    if head != b"PK\x03\x04":
+        return "not a checkpoint (not the zip archive that torch.save writes)"
+    if not zipfile.is_zipfile(path):
+        return "the file is truncated (a zip archive cut short)"
+    return None
+
+
 def _load_failure(exc: Exception) -> str:
     """Why torch could not load a file, without torch's advice to load it unsafely."""
     text = str(exc)
     if "Weights only load failed" in text:
-        refused = re.search(r"WeightsUnpickler error: ([^\n]*?)(?: was not an allowed global.*)?$", text, re.MULTILINE)
-        detail = f" ({refused.group(1).strip()})" if refused else ""
+        refused = re.search(r"WeightsUnpickler error:\s*([^\n]*?)(?: was not an allowed global.*)?$", text, re.MULTILINE)
+        detail = refused.group(1).strip() if refused else ""
+        if detail.startswith("Unsupported operand"):
+            return f"not a checkpoint (its data is no valid pickle: {detail})"
+        detail = f" ({detail})" if detail else ""
         return f"it holds Python objects that a safe (weights-only) load refuses{detail}; edgefusion checkpoints hold only tensors and plain values"
     return text.splitlines()[0] if text else type(exc).__name__
 

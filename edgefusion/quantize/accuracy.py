@@ -45,10 +45,10 @@ def compare(frames: list[Outputs], metric_names: tuple[str, ...] = metrics.METRI
     """The accuracy report (plain JSON-ready dict) of candidate vs reference over ``frames``."""
     psnrs = [psnr_db(f.reference, f.candidate) for f in frames]
     ssims = [metrics.ssim(f.reference * 255.0, f.candidate * 255.0, textbook=True) for f in frames]
-    from tqdm import tqdm
+    from edgefusion.progress import progress
 
     per_model = {"reference": [], "candidate": []}
-    for f in tqdm(frames, desc="fusion metrics", unit="frame", leave=False, disable=len(frames) < 2):
+    for f in progress(frames, desc="fusion metrics", unit="frame", leave=False, enabled=len(frames) > 1):
         planes = [p.astype(np.float64) * 255.0 for p in (f.ir, f.vis)]
         for key in per_model:
             per_model[key].append(metrics.compute_all(*planes, getattr(f, key).astype(np.float64) * 255.0, names=metric_names))

@@ -98,9 +98,9 @@ def calibration_pairs(root: str | os.PathLike | None, count: int, target: str, d
 
 def load_frames(pairs: list[Pair], shape: tuple[int, int], desc: str) -> list[Frame]:
     """Load every pair as a :class:`Frame` of ``shape``, with a progress bar."""
-    from tqdm import tqdm
+    from edgefusion.progress import progress
 
-    return [load_frame(p, shape) for p in tqdm(pairs, desc=desc, unit="pair", leave=False)]
+    return [load_frame(p, shape) for p in progress(pairs, desc=desc, unit="pair", leave=False)]
 
 
 def native_frame(pair: Pair, multiple: int) -> Frame:

@@ -147,15 +147,14 @@ def decoding_stats(model, scale: tuple[float, ...]):
 def backend_outputs(model: Converted, frames: list[Frame]) -> list[np.ndarray]:
     """Fused outputs (NCHW float32) of ``model`` run by the device runtime; ``maps`` models are composed
     by the runtime's numpy composition (:class:`edgefusion.runtime.compose.Composer`)."""
-    from tqdm import tqdm
-
+    from edgefusion.progress import progress
     from edgefusion.runtime.backends import open_backend
 
     engine = open_backend(
         model.run_backend, model.files, layout=model.layout, io_dtype=model.io_dtype, io_quantization=model.io_quantization,
         output=model.output, inputs=model.inputs, stats_encoding=model.stats_encoding, device=model.run_device,
     )
-    frames_bar = tqdm(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, disable=len(frames) < 2)
+    frames_bar = progress(frames, desc=f"running {model.run_backend}", unit="frame", leave=False, enabled=len(frames) > 1)
     if model.output == "fused":
         return [engine.run(**f.inputs(model.inputs)).copy() for f in frames_bar]
     return [compose_maps(engine.run_raw(**f.inputs(model.inputs)), f) for f in frames_bar]
@@ -332,11 +331,11 @@ def run_quantize(
     if target.compose == "runtime" and stride % 4:
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
     calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)
-    if target.precision == "int8":
-        warn(note)
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
+    if target.precision == "int8":  # only once every frame loaded: a bad --calib/--val is the only line
+        warn(note)
     refs = torch_outputs(model, val)
     with work_folder("edgefusion-quantize-") as work:
         log(f"converting {model_path.name} for {target.backend} ({target.precision}, {'fixed ' + 'x'.join(map(str, target.shape)) if target.fixed_shape else 'dynamic shape'})")
