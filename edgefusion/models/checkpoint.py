@@ -95,14 +95,23 @@ def check_fields(payload: dict[str, Any], source: str) -> None:
         raise UserError(f"{source}: state_dict entry {bad[0]!r} is not a named tensor")
 
 
+def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """UserError naming the first floating-point tensor of ``state`` that holds NaN or Inf."""
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{source}: weight {key} holds NaN or Inf values; the file is damaged or its training diverged")
+
+
 def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
     """Rebuild the model of a checkpoint dict, weights loaded, in eval mode.
 
     The model is first built on the ``meta`` device (no memory) and its
     parameter names and shapes compared with the weights, so a config asking
-    for absurd sizes is refused before anything is allocated.
+    for absurd sizes is refused before anything is allocated. Weights holding
+    NaN or Inf are refused (every model load passes here).
     """
     check_fields(payload, source)
+    check_finite(payload["state_dict"], source)
     architecture, state = payload["architecture"], payload["state_dict"]
     with torch.device("meta"):
         skeleton = build_model(architecture, payload["config"])
