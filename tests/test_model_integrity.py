@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_ld_lite import WEIGHTS_SHA256  # noqa: E402
 from test_output_errors import one_line_error  # noqa: E402
 
+from edgefusion.cli import main  # noqa: E402
+from edgefusion.io.digest import sha256_file  # noqa: E402
 from edgefusion.io.images import read_image, write_image  # noqa: E402
+from edgefusion.models import shipped  # noqa: E402
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES  # noqa: E402
 
 
@@ -72,6 +79,66 @@ def test_import_refuses_non_finite_weights(tmp_path, capsys):
     weights = tmp_path / "final.pt"
     torch.save(state, weights)
     out = tmp_path / "teacher.pt"
-    err = one_line_error(capsys, ["import", "ld-lite", weights, "--out", out])
+    err = one_line_error(capsys, ["import", "ld-lite", weights, "--out", out, "--allow-modified"])
     assert f"{weights}: weight " in err and "holds NaN or Inf" in err
+    assert not out.exists()
+
+
+# --- 2. files that differ from the published or shipped ones ---------------------------------------
+
+LD_LITE = Path(__file__).resolve().parents[2] / "shared" / "models" / "ld-lite" / "final.pt"
+
+
+def flip_byte(source: Path, target: Path, offset: int | None = None) -> Path:
+    """A copy of ``source`` with one byte inverted (in the middle by default: inside tensor data)."""
+    data = bytearray(source.read_bytes())
+    offset = len(data) // 2 if offset is None else offset
+    data[offset] ^= 0xFF
+    target.write_bytes(bytes(data))
+    return target
+
+
+def tensor_data_offset(path: Path) -> int:
+    """Offset in a torch zip file of the first byte of its largest tensor (a float32's lowest mantissa byte)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        header = handle.read(30)
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def test_import_refuses_a_modified_authors_file_unless_allowed(tmp_path, capsys):
+    if not LD_LITE.is_file():
+        pytest.skip(f"LD-Lite weights not found at {LD_LITE} (../shared/models/ld-lite)")
+    weights = flip_byte(LD_LITE, tmp_path / "final.pt", tensor_data_offset(LD_LITE))
+    digest = sha256_file(weights)
+    out = tmp_path / "teacher.pt"
+    err = one_line_error(capsys, ["import", "ld-lite", weights, "--out", out])
+    assert f"SHA-256 {digest[:12]}..., expected {WEIGHTS_SHA256[:12]}..." in err and "--allow-modified" in err
+    assert not out.exists()
+    assert main(["import", "ld-lite", str(weights), "--out", str(out), "--allow-modified"]) == 0
+    source = torch.load(out, weights_only=True)["metadata"]["source"]
+    assert source["sha256"] == digest and source["modified"] == "yes"
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch) -> Path:
+    """The shipped models folder copied to ``tmp_path`` and used in place of the package's."""
+    folder = Path(shutil.copytree(shipped.MODELS_DIR, tmp_path / "models"))
+    monkeypatch.setattr(shipped, "MODELS_DIR", folder)
+    return folder
+
+
+@pytest.mark.parametrize("spec", ["default", "pixel"])
+def test_a_changed_byte_in_a_shipped_model_is_refused(shipped_copy, small_pair, tmp_path, capsys, spec):
+    name = shipped.canonical_name(spec)
+    model = shipped_copy / f"{name}.pt"
+    assert Path(shipped.resolve_model_spec(spec)) == model  # the intact copy verifies
+    flip_byte(model, model)
+    out = tmp_path / "fused.png"
+    err = one_line_error(capsys, ["fuse", "--ir", small_pair / "ir" / "tno_07.png", "--vis", small_pair / "vi" / "tno_07.png", "-o", out, "--model", spec])
+    expected = shipped.describe(name)["sha256"]
+    assert f"shipped model {model} is damaged or modified: SHA-256 {sha256_file(model)[:12]}..., {name}.json records {expected[:12]}..." in err
     assert not out.exists()
