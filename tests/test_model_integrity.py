@@ -142,3 +142,19 @@ def test_a_changed_byte_in_a_shipped_model_is_refused(shipped_copy, small_pair, 
     expected = shipped.describe(name)["sha256"]
     assert f"shipped model {model} is damaged or modified: SHA-256 {sha256_file(model)[:12]}..., {name}.json records {expected[:12]}..." in err
     assert not out.exists()
+
+
+# --- 3. a demo teacher that is not LD-Lite --------------------------------------------------------
+
+
+def test_demo_refuses_a_teacher_that_is_not_ld_lite(tmp_path, monkeypatch, capsys):
+    import edgefusion.demo
+
+    def work_started(*args, **kwargs):
+        raise AssertionError("the demo started working before refusing the teacher")
+
+    monkeypatch.setattr(edgefusion.demo, "open_fuser", work_started)
+    out = tmp_path / "demo"
+    err = one_line_error(capsys, ["demo", "--teacher", DEFAULT_MODEL, "--out", out])
+    assert err == f"edgefusion: --teacher {DEFAULT_MODEL} holds a 'student-ctx' model; the demo's teacher is LD-Lite (the authors' final.pt or its 'edgefusion import ld-lite' checkpoint)\n"
+    assert not out.exists()
