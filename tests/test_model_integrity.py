@@ -7,6 +7,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -157,4 +158,57 @@ def test_demo_refuses_a_teacher_that_is_not_ld_lite(tmp_path, monkeypatch, capsy
     out = tmp_path / "demo"
     err = one_line_error(capsys, ["demo", "--teacher", DEFAULT_MODEL, "--out", out])
     assert err == f"edgefusion: --teacher {DEFAULT_MODEL} holds a 'student-ctx' model; the demo's teacher is LD-Lite (the authors' final.pt or its 'edgefusion import ld-lite' checkpoint)\n"
+    assert not out.exists()
+
+
+# --- 4. frames smaller than a model or the SSIM window take -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory) -> dict[str, Path]:
+    """Random-init checkpoints of LD-Lite (min 16) and of the smoke recipe's teacher (stride 4, min 5)."""
+    import tomllib
+
+    from edgefusion.models import build_model
+    from edgefusion.models.checkpoint import model_payload, save_checkpoint
+    from edgefusion.resources import resource_dir
+
+    smoke = tomllib.loads((resource_dir("train") / "teacher-smoke.toml").read_text())["model"]
+    root = tmp_path_factory.mktemp("models")
+    paths = {}
+    for name, architecture, config in (("teacher-ld", "ld-lite", {}), ("teacher-smoke", "teacher", smoke)):
+        paths[name] = root / f"{name}.pt"
+        save_checkpoint(paths[name], model_payload(build_model(architecture, config), architecture, config, {"stage": "teacher"}))
+    return paths
+
+
+@pytest.mark.parametrize("name, side", [("teacher-ld", 16), ("teacher-smoke", 5)])
+def test_min_size_is_exact(small_models, name, side):
+    from edgefusion.errors import UserError
+    from edgefusion.models.checkpoint import TorchFuser
+
+    fuser = TorchFuser.load(small_models[name])
+    planes = np.random.default_rng(0).random((2, side, side + 3), dtype=np.float32)
+    assert fuser.fuse_planes(*planes).shape == (side, side + 3)
+    with pytest.raises(UserError, match=f"model {name} needs frames of at least {side}x{side} pixels, got {side - 1}x{side + 3} "):
+        fuser.fuse_planes(*planes[:, 1:])
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (3, 5)])
+def test_tiny_frames_are_one_line(small_models, tmp_path, capsys, height, width):
+    data = write_pair(tmp_path / "data", height, width)
+    ir, vis, out = data / "ir" / "tno_07.png", data / "vi" / "tno_07.png", tmp_path / "fused.png"
+    for spec, side in ((small_models["teacher-ld"], 16), (small_models["teacher-smoke"], 5)):
+        err = one_line_error(capsys, ["fuse", "--ir", ir, "--vis", vis, "-o", out, "--model", spec])
+        assert f"model {spec.stem} needs frames of at least {side}x{side} pixels, got {height}x{width} (HxW)" in err
+    for how in (["--method", "max"], ["--model", "default"], ["--model", small_models["teacher-ld"]]):
+        err = one_line_error(capsys, ["eval", "--data", data, *how])
+        assert f"the pair is {width}x{height} (WxH); eval needs at least 7x7 pixels (the SSIM window)" in err
+    assert not out.exists()
+
+
+def test_export_refuses_a_shape_below_the_models_minimum(small_models, tmp_path, capsys):
+    out = tmp_path / "x.onnx"
+    err = one_line_error(capsys, ["export", "--model", small_models["teacher-ld"], "--format", "onnx", "--shape", "8x8", "--out", out])
+    assert err == f"edgefusion: --shape: model {small_models['teacher-ld']} needs frames of at least 16x16 pixels, got 8x8 (HxW)\n"
     assert not out.exists()

@@ -146,6 +146,13 @@ def input_names(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(getattr(model, "inputs", ("ir", "vis")))
 
 
+def check_min_size(model: torch.nn.Module, height: int, width: int, what: str) -> None:
+    """UserError when an H x W frame is smaller than the model's ``min_size`` attribute (default 1) allows."""
+    side = int(getattr(model, "min_size", 1))
+    if height < side or width < side:
+        raise UserError(f"{what} needs frames of at least {side}x{side} pixels, got {height}x{width} (HxW)")
+
+
 class TorchFuser:
     """A checkpoint as a :class:`~edgefusion.runtime.frame.PlaneFuser` (PyTorch, float32)."""
 
@@ -171,6 +178,7 @@ class TorchFuser:
         if ir.shape != vis_y.shape or ir.ndim != 2:
             raise UserError(f"IR and visible planes must be equal 2-D shapes, got {ir.shape} and {vis_y.shape}")
         h, w = ir.shape
+        check_min_size(self.model, h, w, f"model {self.name}")
         tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
         if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame (C kernels when built)
             tensors.append(torch.from_numpy(frame_stats_auto(ir, vis_y))[None].to(self.device))
