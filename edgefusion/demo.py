@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from edgefusion import evaluate
+from edgefusion.errors import UserError
 from edgefusion.fusers import open_fuser
 from edgefusion.runtime.frame import fuse_arrays
 from edgefusion.io.atomic import write_text
@@ -48,17 +49,20 @@ def find_teacher(spec: str | Path | None = None) -> Path | None:
 
 
 def open_teacher(path: Path):
-    """A fuser of an edgefusion teacher checkpoint or of the authors' raw LD-Lite weights."""
+    """A fuser of an imported LD-Lite checkpoint or of the authors' raw LD-Lite weights; UserError for any other model."""
     from edgefusion.models.checkpoint import FORMAT, TorchFuser, model_from_payload
     from edgefusion.models.imports import import_ld_lite
 
     import torch
 
     try:
-        is_checkpoint = torch.load(path, map_location="cpu", weights_only=True).get("format") == FORMAT
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # not loadable: the importer reports why in one line
-        is_checkpoint = False
-    if is_checkpoint:
+        payload = None
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        if payload.get("architecture") != "ld-lite":
+            raise UserError(f"--teacher {path} holds a {payload.get('architecture')!r} model; the demo's teacher is LD-Lite "
+                            "(the authors' final.pt or its 'edgefusion import ld-lite' checkpoint)")
         return TorchFuser.load(path)
     return TorchFuser(model_from_payload(import_ld_lite(path), str(path)), "LD-Lite")
 
@@ -72,10 +76,10 @@ def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = 
 
     check_runs(runs, BENCH_WARMUP)
     out = Path(out)
-    pairs = find_pairs(SAMPLES)
-    student = open_fuser(DEFAULT_MODEL)
     teacher_path = find_teacher(teacher)
     teacher_fuser = open_teacher(teacher_path) if teacher_path else None
+    pairs = find_pairs(SAMPLES)
+    student = open_fuser(DEFAULT_MODEL)
     log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student{' and the LD-Lite teacher' if teacher_fuser else ''} -> {out / 'fused'}")
     strips, student_fused = [], {}
     for pair in pairs:

@@ -153,6 +153,7 @@ def evaluate(
     progress: bool = True,
 ) -> Report:
     """Score every pair; grid strips (``<name>.png``) reach ``grid_dir`` only if all pairs succeed."""
+    from edgefusion.metrics import SSIM_WINDOW
     from edgefusion.progress import progress as progress_bar
 
     report = Report()
@@ -163,6 +164,8 @@ def evaluate(
             with naming(pair):
                 if vis.shape[:2] != ir.shape[:2]:
                     raise UserError(f"IR and visible sizes differ: IR {_size(ir)}, visible {_size(vis)} (WxH)")
+                if min(ir.shape[:2]) < SSIM_WINDOW:
+                    raise UserError(f"the pair is {_size(ir)} (WxH); eval needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)")
                 fused = fused_for(pair, ir, vis)
                 if fused.shape[:2] != ir.shape[:2]:
                     raise UserError(f"fused image is {_size(fused)}, the sources are {_size(ir)} (WxH)")

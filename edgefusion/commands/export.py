@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.io.atomic import atomic_path, work_folder
     from edgefusion.io.outputs import check_output_path
     from edgefusion.io.pairs import find_pairs
-    from edgefusion.models.checkpoint import input_names, load_model
+    from edgefusion.models.checkpoint import check_min_size, input_names, load_model
     from edgefusion.models.shipped import resolve_model_spec
     from edgefusion.quantize import calibration, pipeline
     from edgefusion.resources import SAMPLES
@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     stride = int(getattr(model, "stride", 1))
     if shape and (shape[0] % stride or shape[1] % stride):
         raise UserError(f"--shape {shape[0]}x{shape[1]} must be a multiple of the model stride {stride}")
+    if shape:
+        check_min_size(model, *shape, f"--shape: model {args.model}")
     pair = find_pairs(SAMPLES)[0]
     frame = calibration.load_frame(pair, shape) if shape else calibration.native_frame(pair, stride)
     (reference,) = pipeline.torch_outputs(model, [frame])

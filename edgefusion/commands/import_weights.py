@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("source", choices=SOURCES, help="which published model the weights belong to")
     parser.add_argument("weights", type=Path, help="the original weights file (e.g. ../shared/models/ld-lite/final.pt)")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    parser.add_argument("--allow-modified", action="store_true",
+                        help="import a file whose SHA-256 differs from the published one (recorded as modified in the provenance)")
     parser.set_defaults(func=run)
 
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".pt":
         raise UserError(f"--out must end in .pt, got {args.out.name}")
-    payload = IMPORTERS[args.source](args.weights)
+    payload = IMPORTERS[args.source](args.weights, allow_modified=args.allow_modified)
     model_from_payload(payload, str(args.weights))  # the weights load into the architecture
     try:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -39,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     source = payload["metadata"]["source"]
-    print(f"wrote {args.out} (architecture {payload['architecture']}, {source['repository']} @ {source['commit'][:7]}, {payload['metadata']['licence']}, sha256 {source['sha256'][:12]}...)")
+    print(f"wrote {args.out} (architecture {payload['architecture']}, {source['repository']} @ {source['commit'][:7]}, {payload['metadata']['licence']}, sha256 {source['sha256'][:12]}...{', MODIFIED' if source.get('modified') else ''})")
     return 0

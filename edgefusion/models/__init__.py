@@ -5,7 +5,9 @@ An *architecture* is a name mapped to a builder ``build(config: dict) -> nn.Modu
 Every built model follows the model I/O contract of :mod:`edgefusion.preprocess`:
 ``forward(ir, vis) -> fused``, all N×1×H×W float32 in [0, 1], and has an int
 attribute ``stride``: H and W must be multiples of it (callers pad with
-:func:`edgefusion.preprocess.pad_to_multiple` and crop back).
+:func:`edgefusion.preprocess.pad_to_multiple` and crop back). A model that
+cannot take tiny frames has an int attribute ``min_size``: the smallest H and W
+before padding (:func:`edgefusion.models.checkpoint.check_min_size`).
 
 Built-in architectures are listed in :data:`ARCHITECTURES` as
 ``"module:attribute"`` strings, imported on first use (so importing this

@@ -115,14 +115,23 @@ def check_fields(payload: dict[str, Any], source: str) -> None:
         raise UserError(f"{source}: state_dict entry {bad[0]!r} is not a named tensor")
 
 
+def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """UserError naming the first floating-point tensor of ``state`` that holds NaN or Inf."""
+    for key, tensor in state.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{source}: weight {key} holds NaN or Inf values; the file is damaged or its training diverged")
+
+
 def model_from_payload(payload: dict[str, Any], source: str = "checkpoint") -> torch.nn.Module:
     """Rebuild the model of a checkpoint dict, weights loaded, in eval mode.
 
     The model is first built on the ``meta`` device (no memory) and its
     parameter names and shapes compared with the weights, so a config asking
-    for absurd sizes is refused before anything is allocated.
+    for absurd sizes is refused before anything is allocated. Weights holding
+    NaN or Inf are refused (every model load passes here).
     """
     check_fields(payload, source)
+    check_finite(payload["state_dict"], source)
     architecture, state = payload["architecture"], payload["state_dict"]
     with torch.device("meta"):
         skeleton = build_model(architecture, payload["config"])
@@ -157,6 +166,13 @@ def input_names(model: torch.nn.Module) -> tuple[str, ...]:
     return tuple(getattr(model, "inputs", ("ir", "vis")))
 
 
+def check_min_size(model: torch.nn.Module, height: int, width: int, what: str) -> None:
+    """UserError when an H x W frame is smaller than the model's ``min_size`` attribute (default 1) allows."""
+    side = int(getattr(model, "min_size", 1))
+    if height < side or width < side:
+        raise UserError(f"{what} needs frames of at least {side}x{side} pixels, got {height}x{width} (HxW)")
+
+
 class TorchFuser:
     """A checkpoint as a :class:`~edgefusion.runtime.frame.PlaneFuser` (PyTorch, float32)."""
 
@@ -182,6 +198,7 @@ class TorchFuser:
         if ir.shape != vis_y.shape or ir.ndim != 2:
             raise UserError(f"IR and visible planes must be equal 2-D shapes, got {ir.shape} and {vis_y.shape}")
         h, w = ir.shape
+        check_min_size(self.model, h, w, f"model {self.name}")
         tensors = [torch.from_numpy(np.ascontiguousarray(preprocess.pad_to_multiple(p, self.stride), dtype=np.float32))[None, None].to(self.device) for p in (ir, vis_y)]
         if "stats" in getattr(self.model, "inputs", ()):  # v2 student: statistics of the whole unpadded frame (C kernels when built)
             tensors.append(torch.from_numpy(frame_stats_auto(ir, vis_y))[None].to(self.device))

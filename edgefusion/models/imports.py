@@ -1,6 +1,7 @@
 """Turn third-party weights into edgefusion checkpoints with provenance (``edgefusion import``).
 
-``IMPORTERS[name](path) -> checkpoint dict``. Only files that load with
+``IMPORTERS[name](path, allow_modified=False) -> checkpoint dict``. Only the published file (its
+SHA-256) is accepted unless ``allow_modified``, and only files that load with
 ``torch.load(weights_only=True)`` are accepted; anything else (truncated,
 foreign, another shape) is a one-line :class:`~edgefusion.errors.UserError`.
 """
@@ -32,10 +33,23 @@ def _load_state_dict(path: Path) -> dict:
     return state
 
 
-def import_ld_lite(path: str | os.PathLike) -> dict[str, Any]:
-    """Checkpoint dict (architecture ``ld-lite``) of the authors' ``weight/final.pt``."""
+def _check_digest(path: Path, expected: str, allow_modified: bool) -> dict[str, str]:
+    """Provenance fields of ``path``'s SHA-256; UserError when it differs from ``expected`` unless ``allow_modified``."""
+    digest = sha256_file(path)
+    if digest == expected:
+        return {"sha256": digest}
+    if not allow_modified:
+        raise UserError(f"{path} is not the published file: SHA-256 {digest[:12]}..., expected {expected[:12]}... "
+                        "(damaged or modified; --allow-modified imports it anyway)")
+    return {"sha256": digest, "modified": "yes"}
+
+
+def import_ld_lite(path: str | os.PathLike, allow_modified: bool = False) -> dict[str, Any]:
+    """Checkpoint dict (architecture ``ld-lite``) of the authors' ``weight/final.pt``; a file with
+    another SHA-256 only with ``allow_modified`` (recorded as ``source.modified``)."""
     path = Path(path)
     authors = _load_state_dict(path)
+    digest = _check_digest(path, provenance.LD_LITE_SHA256, allow_modified)
     try:
         state = ld_lite.import_state_dict(authors)
     except ValueError as exc:
@@ -46,9 +60,9 @@ def import_ld_lite(path: str | os.PathLike) -> dict[str, Any]:
         "language_objective_meaningful": True,
         "licence": provenance.LD_LITE_LICENCE,
         "attribution": provenance.LD_LITE_ATTRIBUTION,
-        "source": {**provenance.LD_LITE_SOURCE, "sha256": sha256_file(path)},
+        "source": {**provenance.LD_LITE_SOURCE, **digest},
     }
     return {"format": FORMAT, "architecture": "ld-lite", "config": {}, "state_dict": state, "metadata": metadata}
 
 
-IMPORTERS: dict[str, Callable[[str | os.PathLike], dict[str, Any]]] = {"ld-lite": import_ld_lite}
+IMPORTERS: dict[str, Callable[..., dict[str, Any]]] = {"ld-lite": import_ld_lite}

@@ -89,6 +89,8 @@ class LDLite(nn.Module):
     """LD-Lite with the project's ``(ir, vis) -> fused`` I/O (see module doc)."""
 
     stride = 1
+    #: Smallest H and W: three stride-2 convs must leave 2 pixels for the residual blocks' reflection pad.
+    min_size = 16
     inputs = ("ir", "vis")
     #: Output unchanged by a per-plane ``a * x + b`` (a > 0) of the inputs: each encoder's first conv (after a
     #: reflection pad) is followed by an instance norm (lets ``[distill] gain_offset`` keep the target as is).

@@ -25,6 +25,8 @@ LD_LITE_SOURCE = {
     "commit": "75a322b6f3e2efb71d1892829ba9a7e619b75de7",
     "file": "weight/final.pt",
 }
+#: SHA-256 of the authors' ``weight/final.pt`` at that commit (``../shared/models/ld-lite/SHA256SUMS``).
+LD_LITE_SHA256 = "38099dbf221a951609439692f6693e8283d49e118cb2576906fda9df6ea454ea"
 LD_LITE_LICENCE = "Apache-2.0"
 LD_LITE_ATTRIBUTION = (
     "Contains weights derived from LD-Lite by the authors of 'Infrared and Visible Image Fusion With Language-Driven "

@@ -1,7 +1,8 @@
 """Models shipped inside the package, by name: ``--model NAME`` wherever a model is taken.
 
 Each shipped model is ``edgefusion/assets/models/<name>.pt`` with a
-``<name>.json`` beside it (provenance, recipe, seeds, cost, quality figures).
+``<name>.json`` beside it (provenance, recipe, seeds, cost, quality figures,
+the file's SHA-256: checked whenever a spec resolves to a shipped file).
 Stdlib only (no torch): names resolve on a device install too.
 """
 
@@ -11,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from edgefusion.errors import UserError
+from edgefusion.io.digest import sha256_file
 from edgefusion.resources import DEFAULT_MODEL
 
 MODELS_DIR = DEFAULT_MODEL.parent
@@ -37,11 +40,23 @@ def shipped_path(name: str) -> Path:
 def resolve_model_spec(spec: str | os.PathLike | None) -> str | os.PathLike:
     """``spec`` with a shipped model's name or alias (or None: the default) replaced by its file; other specs unchanged."""
     if spec is None:
-        return shipped_path(DEFAULT_NAME)
+        return verified(shipped_path(DEFAULT_NAME))
     name = canonical_name(str(spec))
     if name is None or Path(str(spec)).exists():  # a file or folder of that name wins
+        return verified(spec)
+    return verified(shipped_path(name))
+
+
+def verified(spec: str | os.PathLike) -> str | os.PathLike:
+    """``spec``; UserError when it is a shipped model file whose SHA-256 differs from the one its JSON records."""
+    path = Path(spec)
+    if path.stem not in SHIPPED or path.suffix != ".pt" or not path.is_file() or path.resolve().parent != MODELS_DIR.resolve():
         return spec
-    return shipped_path(name)
+    expected = describe(path.stem).get("sha256")
+    digest = sha256_file(path)
+    if expected and digest != expected:
+        raise UserError(f"shipped model {path} is damaged or modified: SHA-256 {digest[:12]}..., {path.stem}.json records {expected[:12]}...; reinstall edgefusion")
+    return spec
 
 
 def describe(name: str) -> dict:

@@ -86,6 +86,7 @@ class TeacherNet(nn.Module):
         super().__init__()
         self.config = cfg
         self.stride = 2**cfg.downsamples
+        self.min_size = self.stride + 1  # padded to 2 strides: 2 pixels at the bottleneck for its norms and reflection pads
         channels = cfg.width << cfg.downsamples
         self.content_ir, self.content_vis = _ContentEncoder(cfg), _ContentEncoder(cfg)
         self.style_ir, self.style_vis = _StyleEncoder(cfg), _StyleEncoder(cfg)
