@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from edgefusion.errors import UserError
 from edgefusion.io.digest import sha256_file
+from edgefusion.io.pairs import find_pairs
 from edgefusion.models import build_model
 from edgefusion.models.student_ctx import CTX_SIZES, HEADS, StudentCtx
 from edgefusion.runtime.frame_stats import frame_stats
@@ -165,9 +166,8 @@ def distill_ctx(
     gain_offset = GainOffset.parse(cfg.gain_offset)
     if gain_offset is not None and not getattr(teacher, INVARIANT_ATTRIBUTE, False):
         raise UserError(f"distill.gain_offset keeps the teacher target unchanged, which needs a gain/offset-invariant teacher (e.g. ld-lite); {teacher_path} is a {teacher_payload.get('architecture')!r}")
-    pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True))
-    if cfg.frames:
-        pairs.pairs = pairs.pairs[: cfg.frames]
+    found = find_pairs(data_dir)
+    pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True), found[: cfg.frames] if cfg.frames else found)
     digest = sha256_file(teacher_path)
     cache = TargetCache(cache_root(cfg.cache_dir), pairs, teacher, digest, place.device)
     recipe["distill"] = dataclasses.replace(cfg, cache_dir="")  # where the cache lives is no property of the model (no paths in checkpoints)
