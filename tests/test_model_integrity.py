@@ -166,7 +166,8 @@ def test_demo_refuses_a_teacher_that_is_not_ld_lite(tmp_path, monkeypatch, capsy
 
 @pytest.fixture(scope="module")
 def small_models(tmp_path_factory) -> dict[str, Path]:
-    """Random-init checkpoints of LD-Lite (min 16) and of the smoke recipe's teacher (stride 4, min 5)."""
+    """Random-init checkpoints of LD-Lite (min 16), of the smoke recipe's teacher (stride 4, min 5) and of the paper
+    layout with 0..3 downsamplings."""
     import tomllib
 
     from edgefusion.models import build_model
@@ -176,13 +177,15 @@ def small_models(tmp_path_factory) -> dict[str, Path]:
     smoke = tomllib.loads((resource_dir("train") / "teacher-smoke.toml").read_text())["model"]
     root = tmp_path_factory.mktemp("models")
     paths = {}
-    for name, architecture, config in (("teacher-ld", "ld-lite", {}), ("teacher-smoke", "teacher", smoke)):
+    paper = [(f"teacher-paper-{d}", "teacher", {**smoke, "layout": "paper", "skips": False, "downsamples": d}) for d in range(4)]
+    for name, architecture, config in (("teacher-ld", "ld-lite", {}), ("teacher-smoke", "teacher", smoke), *paper):
         paths[name] = root / f"{name}.pt"
         save_checkpoint(paths[name], model_payload(build_model(architecture, config), architecture, config, {"stage": "teacher"}))
     return paths
 
 
-@pytest.mark.parametrize("name, side", [("teacher-ld", 16), ("teacher-smoke", 5)])
+@pytest.mark.parametrize("name, side", [("teacher-ld", 16), ("teacher-smoke", 5), ("teacher-paper-0", 4), ("teacher-paper-1", 3),
+                                        ("teacher-paper-2", 5), ("teacher-paper-3", 9)])
 def test_min_size_is_exact(small_models, name, side):
     from edgefusion.errors import UserError
     from edgefusion.models.checkpoint import TorchFuser

@@ -324,6 +324,27 @@ def test_fuse_refuses_to_overwrite_an_input(capsys, pair, which):
     assert _snapshot(root) == before and leftovers(root) == []
 
 
+@pytest.mark.parametrize("which", ["ir", "vi", "fused"])
+def test_eval_grid_refuses_to_overwrite_an_input_folder(capsys, pair, which):
+    """The grid's strips are named after the pairs: into an input folder they would replace its images."""
+    ir_file, vis_file, root = pair
+    fused = root / "fused"
+    write_image(fused / ir_file.name, read_image(ir_file))
+    before = _snapshot(root)
+    err = one_line_error(capsys, ["eval", "--data", root, "--fused", fused, "--grid", root / which])
+    name = {"ir": "IR", "vi": "visible", "fused": "fused"}[which]
+    assert err == f"edgefusion: grid output {root / which} is the {name} input {root / which}; it would be overwritten\n"
+    assert _snapshot(root) == before
+
+
+def test_import_refuses_to_overwrite_its_weights(capsys, tmp_path):
+    weights = tmp_path / "final.pt"
+    weights.write_bytes(b"the authors' file")
+    err = one_line_error(capsys, ["import", "ld-lite", weights, "--out", weights])
+    assert err == f"edgefusion: checkpoint output {weights} is the weights input {weights}; it would be overwritten\n"
+    assert weights.read_bytes() == b"the authors' file"
+
+
 @pytest.mark.parametrize("argv, what", [
     (["export", "--model", "default", "--format", "onnx", "--shape", "100000x100000", "--out", "{tmp}/x.onnx"], "--shape 100000x100000"),
     (["quantize", "--target", "onnx", "--shape", "100000x100000", "--out", "{tmp}/Q"], "--shape 100000x100000"),
@@ -458,8 +479,8 @@ def test_video_into_a_full_disk_is_refused(tmp_path, suffix):
     proc = subprocess.run([sys.executable, "-m", "edgefusion", "fuse", "--ir", str(tmp_path / "ir"), "--vis", str(tmp_path / "vi"), "-o", str(out),
                            "--method", "max"], capture_output=True, text=True, env=_child_env(), preexec_fn=limit, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.splitlines()[-1].startswith(f"edgefusion: cannot write {out}: the written video holds "), proc.stderr
-    assert proc.stderr.splitlines()[-1].endswith(" of its 12 frames (disk full?)")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"edgefusion: cannot write {out}: the written video holds "), proc.stderr
+    assert proc.stderr.endswith(" of its 12 frames (disk full, or a codec that could not encode them?)\n")
     assert "Traceback" not in proc.stderr and not out.exists() and leftovers(tmp_path) == []
 
 

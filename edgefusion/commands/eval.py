@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgefusion.errors import UserError
     from edgefusion.evaluate import evaluate, fuse_pair, write_report
-    from edgefusion.io.outputs import check_output_file, check_output_folder
+    from edgefusion.io.outputs import check_not_input, check_output_file, check_output_folder
     from edgefusion.io.images import read_image
     from edgefusion.io.pairs import find_pairs
 
@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.json, "JSON")
     check_output_file(args.csv, "CSV")
     check_output_folder(args.grid, "grid")
+    if args.grid is not None:  # grid strips are named after the pairs
+        sources = {"IR": Path(args.data) / "ir", "visible": Path(args.data) / "vi"} | ({"fused": args.fused} if args.fused else {})
+        check_not_input(args.grid, sources, "grid")
     stretch = thermal_stretch(args)
     if args.fused is not None:
         files = _fused_files(Path(args.fused), [p.name for p in pairs])

@@ -28,11 +28,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
+    from edgefusion.io.outputs import check_not_input
     from edgefusion.models.checkpoint import model_from_payload, save_checkpoint
     from edgefusion.models.imports import IMPORTERS
 
     if args.out.suffix != ".pt":
         raise UserError(f"--out must end in .pt, got {args.out.name}")
+    check_not_input(args.out, {"weights": args.weights}, "checkpoint")
     payload = IMPORTERS[args.source](args.weights, allow_modified=args.allow_modified)
     model_from_payload(payload, str(args.weights))  # the weights load into the architecture
     try:

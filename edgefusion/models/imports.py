@@ -40,7 +40,7 @@ def _check_digest(path: Path, expected: str, allow_modified: bool) -> dict[str, 
         return {"sha256": digest}
     if not allow_modified:
         raise UserError(f"{path} is not the published file: SHA-256 {digest[:12]}..., expected {expected[:12]}... "
-                        "(damaged or modified; --allow-modified imports it anyway)")
+                        "(damaged or modified; `edgefusion import ld-lite --allow-modified` imports it anyway, marked as modified)")
     return {"sha256": digest, "modified": "yes"}
 
 

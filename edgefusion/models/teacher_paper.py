@@ -66,7 +66,7 @@ class PaperTeacherNet(nn.Module):
         super().__init__()
         self.config = cfg
         self.stride = 2**cfg.downsamples
-        self.min_size = max(self.stride + 1, 4)  # 2 pixels at the bottleneck; 4 for the 7x7 convs' reflection pad
+        self.min_size = 4 if self.stride == 1 else self.stride + 1  # padded to 2 strides (2 pixels at the bottleneck), at least 4 for the 7x7 convs' reflection pad
         channels = 2 * (cfg.width << cfg.downsamples)
         self.content_ir, self.content_vis = (_content_encoder(cfg.width, cfg.downsamples, cfg.res_blocks) for _ in range(2))
         self.style_ir, self.style_vis = (_StyleEncoder(cfg.width, cfg.downsamples, cfg.style_dim) for _ in range(2))

@@ -138,13 +138,13 @@ def _write_video(output: Path, fused: Iterator[np.ndarray], fps: float, progress
     cv2 = _cv2()
     n = 0
     with atomic_path(output) as tmp:
-        writer = None
+        writer, first = None, None
         try:
             for frame in fused:
                 bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_RGB2BGR)
-                if writer is not None and bgr.shape != first:  # OpenCV's writer drops such frames silently
+                if first is not None and bgr.shape != first:  # OpenCV's writer drops such frames silently
                     raise UserError(f"frame {n + 1} is {bgr.shape[1]}x{bgr.shape[0]}, the video's first is {first[1]}x{first[0]}: a video needs frames of one size (write a folder of frames instead)")
-                if writer is None:
+                if first is None:
                     first = bgr.shape
                     fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(output.suffix.lower(), "mp4v"))
                     writer = cv2.VideoWriter(str(tmp), fourcc, fps, (bgr.shape[1], bgr.shape[0]))
@@ -175,7 +175,7 @@ def _check_written(cv2, tmp: Path, output: Path, n: int) -> None:
     finally:
         capture.release()
     if held != n:
-        raise UserError(f"cannot write {output}: the written video holds {held} of its {n} frames (disk full?)")
+        raise UserError(f"cannot write {output}: the written video holds {held} of its {n} frames (disk full, or a codec that could not encode them?)")
 
 
 def _write_frames(output: Path, fused: Iterator[np.ndarray], progress) -> int:
