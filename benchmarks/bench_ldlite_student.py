@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefusion.allocator import keep_freed_memory
+
 METRICS = ("EN", "SD", "SF", "AG")
 
 
@@ -365,6 +367,7 @@ def main() -> None:
     parser.add_argument("--grid-phase", type=int, default=2, help="with --diagnose: pairs per set for the grid-phase (aliasing) test, 16 teacher runs each (0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    keep_freed_memory()  # as the edgefusion CLI does (edgefusion.allocator)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from timing import interleaved_ms
 
+from edgefusion.allocator import keep_freed_memory
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
+    keep_freed_memory()  # as the edgefusion CLI does (edgefusion.allocator)
 
     import numpy as np
     import torch

@@ -18,6 +18,7 @@ import importlib
 import sys
 
 from edgefusion import __version__
+from edgefusion.allocator import keep_freed_memory
 from edgefusion.errors import UserError, describe_os_error
 
 COMMAND_MODULES = (
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # PyTorch's large temporaries are reused, not page-faulted anew (edgefusion.allocator)
     try:
         result = args.func(args)
     except UserError as exc:
