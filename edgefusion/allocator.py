@@ -26,7 +26,7 @@ def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds (see module doc); True when glibc took both, False elsewhere."""
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library the process already uses
-    except (OSError, AttributeError):  # no dlopen of the process, or a C library without mallopt
+    except (OSError, AttributeError, TypeError):  # no handle on the process (Windows: TypeError), or no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1

@@ -63,7 +63,7 @@ def open_teacher(path: Path):
         if payload.get("architecture") != "ld-lite":
             raise UserError(f"--teacher {path} holds a {payload.get('architecture')!r} model; the demo's teacher is LD-Lite "
                             "(the authors' final.pt or its 'edgefusion import ld-lite' checkpoint)")
-        return TorchFuser.load(path)
+        return TorchFuser.from_payload(payload, path)  # read once: the payload above
     return TorchFuser(model_from_payload(import_ld_lite(path), str(path)), "LD-Lite")
 
 

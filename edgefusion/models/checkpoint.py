@@ -186,9 +186,14 @@ class TorchFuser:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
         """Open a ``.pt`` checkpoint written by ``edgefusion train``."""
+        return cls.from_payload(read_checkpoint(path), path, device)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
+        """:meth:`load` of a checkpoint dict already read from ``path`` (named after the file)."""
         from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
 
-        model, payload = load_model(path, device)
+        model = model_from_payload(payload, str(path)).to(device)
         warn_if_not_meaningful(provenance_of(payload), Path(path).name)
         return cls(model, name=Path(path).stem, device=device, metadata=payload.get("metadata"))
 
