@@ -12,7 +12,7 @@ work=${2:-$(mktemp -d /tmp/edgefusion-fuzz.XXXXXX)}
 mkdir -p "$work"
 command -v clang >/dev/null || { echo "fuzz_native.sh: clang not found (apt-get install clang)" >&2; exit 2; }
 flags="-g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-clang $flags -I"$native/runtime" "$native/fuzz/fuzz_manifest.c" "$native/runtime/ef_manifest.c" "$native/runtime/ef_json.c" -lm -o "$work/fuzz_manifest"
+clang $flags -I"$native/runtime" "$native/fuzz/fuzz_manifest.c" "$native/runtime/ef_manifest.c" "$native/runtime/ef_json.c" "$native/runtime/ef_sha256.c" -lm -o "$work/fuzz_manifest"
 clang $flags -I"$native/examples" "$native/fuzz/fuzz_pnm.c" "$native/examples/pnm.c" -o "$work/fuzz_pnm"
 for harness in manifest pnm; do
   corpus=$work/corpus-$harness

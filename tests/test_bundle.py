@@ -151,3 +151,50 @@ def test_runtime_bundle_module_is_torch_and_numpy_free():
     code = "import sys, edgefusion.runtime.bundle; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "False"
+
+
+def _zeroed_seal_digest(text: bytes) -> str:
+    """The seal rule computed here: SHA-256 of the text with the seal's 64 digits replaced by '0'."""
+    seal = json.loads(text)["manifest_sha256"]
+    assert text.count(seal.encode()) == 1
+    return hashlib.sha256(text.replace(seal.encode(), b"0" * 64)).hexdigest()
+
+
+def test_manifest_is_sealed(tmp_path, sources):
+    out = write_bundle(tmp_path / "b", sources, _manifest(manifest_sha256="f" * 64))  # a stale seal is replaced
+    text = (out / MANIFEST).read_bytes()
+    assert json.loads(text)["manifest_sha256"] == _zeroed_seal_digest(text)
+    archive = write_bundle(tmp_path / "z", sources, _manifest(), as_zip=True)
+    with zipfile.ZipFile(archive) as zf:
+        text = zf.read(MANIFEST)
+    assert json.loads(text)["manifest_sha256"] == _zeroed_seal_digest(text)
+    assert (load_bundle(archive).root / MANIFEST).read_bytes() == text  # extracted as written, still sealed
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (b'"stride": 8', b'"stride": 16', "changed after the bundle was written"),
+        (b'"target": "x86"', b'"target": "x86 "', "changed after the bundle was written"),
+        (b"\n}\n", b"\n}\n\n", "changed after the bundle was written"),
+        (b'"manifest_sha256"', b'"sealed_before"', "no manifest_sha256 seal"),
+    ],
+)
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_edited_manifest_is_refused(tmp_path, sources, old, new, message, as_zip):
+    """Edits into other valid values, which no model-file digest covers."""
+    out = write_bundle(tmp_path / "b", sources, _manifest(), as_zip=as_zip)
+    if as_zip:
+        with zipfile.ZipFile(out) as zf:
+            members = {name: zf.read(name) for name in zf.namelist()}
+        assert old in members[MANIFEST]
+        members[MANIFEST] = members[MANIFEST].replace(old, new)
+        with zipfile.ZipFile(out, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    else:
+        text = (out / MANIFEST).read_bytes()
+        assert old in text
+        (out / MANIFEST).write_bytes(text.replace(old, new))
+    with pytest.raises(UserError, match=message):
+        load_bundle(out)

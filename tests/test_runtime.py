@@ -646,6 +646,27 @@ def test_manifest_with_wrong_inputs_is_refused_in_one_line(student_v2, tmp_path,
     assert code == 2 and "manifest 'inputs' must name" in err and err.count("\n") == 1 and not (tmp_path / "f.png").exists()
 
 
+@pytest.mark.parametrize("key, value", [("stride", 16), ("value_range", [0.0, 2.0]), ("stats_encoding", {"scale": [2.0] * 6})])
+def test_manifest_edited_into_valid_values_is_refused_in_one_line(student_v2, tmp_path, capsys, key, value):
+    """Values no model file's digest covers (they change how the frame is prepared or read): the manifest's seal refuses them."""
+    import json
+
+    from edgefusion.cli import main
+    from edgefusion.io.images import write_image
+
+    bundle = _v2_bundle(tmp_path / "b", student_v2[1])
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest.get(key) != value
+    manifest[key] = value
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_image(tmp_path / "ir.png", np.zeros((16, 16), np.uint8))
+    capsys.readouterr()
+    code = main(["fuse", "--model", str(bundle), "--ir", str(tmp_path / "ir.png"), "--vis", str(tmp_path / "ir.png"), "-o", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "changed after the bundle was written" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "f.png").exists()
+
+
 @needs_ort
 @pytest.mark.parametrize("command", ["fuse", "eval"])
 def test_fuse_and_eval_of_a_bundle_take_the_runtimes_frame_path(student_v2, tmp_path, monkeypatch, command):
@@ -682,6 +703,8 @@ def test_fuse_and_eval_of_a_bundle_take_the_runtimes_frame_path(student_v2, tmp_
 def test_inputs_that_do_not_match_the_model_are_one_line_errors(student_v2, model, onnx_file, tmp_path):
     import json
 
+    from edgefusion.runtime.manifest_seal import sealed_manifest_text
+
     with pytest.raises(UserError, match="has 3 inputs .*expects 2") as info:
         Fuser.open(make_bundle(tmp_path / "v2_as_v1", student_v2[1], stride=8))  # a v2 model in a v1 manifest
     assert "\n" not in str(info.value)
@@ -690,7 +713,7 @@ def test_inputs_that_do_not_match_the_model_are_one_line_errors(student_v2, mode
     bare = make_bundle(tmp_path / "bare", onnx_file)  # no 'inputs' key at all: a v1 bundle
     manifest = json.loads((bare / "manifest.json").read_text())
     del manifest["inputs"]
-    (bare / "manifest.json").write_text(json.dumps(manifest))
+    (bare / "manifest.json").write_bytes(sealed_manifest_text(manifest))  # as an older writer left it, sealed
     ir, vis = _planes(24, 32, seed=1)
     np.testing.assert_allclose(Fuser.open(bare).fuse_planes(ir[0, 0], vis[0, 0]), torch_reference(model, ir, vis)[0, 0], atol=1e-5)
 

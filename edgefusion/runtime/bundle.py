@@ -10,13 +10,14 @@ entries may also be bare names; see :func:`input_names`), ``layout``,
 ``io_dtype`` (+ ``io_quantization`` for integer I/O), ``stats_encoding`` (optional, v2 bundles:
 :mod:`edgefusion.runtime.stats_encoding`), ``value_range``, ``stride``, ``fixed_shape`` ([H, W] or null), ``color``,
 ``preprocessing``, ``model``, ``quantization``, ``accuracy``,
-``latency_budget`` and ``sha256`` ({relative file: hex digest} for every file
-but ``manifest.json``).
+``latency_budget``, ``sha256`` ({relative file: hex digest} for every file
+but ``manifest.json``) and ``manifest_sha256``, the manifest's seal of itself
+(:mod:`edgefusion.runtime.manifest_seal`).
 
 :func:`write_bundle` builds the bundle in a temporary folder beside the
 destination and renames it into place, so an error never leaves a partial
-bundle. :func:`load_bundle` verifies every file's SHA-256 and refuses a
-tampered, incomplete or unknown-backend bundle with a one-line UserError.
+bundle. :func:`load_bundle` verifies the manifest's seal and every file's SHA-256 and
+refuses a tampered, incomplete or unknown-backend bundle with a one-line UserError.
 
 numpy-free and torch-free: the device runtime imports this module.
 """
@@ -37,6 +38,7 @@ from edgefusion.errors import UserError, os_errors_named
 from edgefusion.io.digest import sha256_file
 from edgefusion.io.atomic import atomic_path, new_work_folder, replace_folder, temp_beside
 from edgefusion.io.outputs import check_output_path
+from edgefusion.runtime.manifest_seal import check_seal, sealed_manifest_text
 from edgefusion.runtime.stats_encoding import stats_scale
 
 SCHEMA = 1
@@ -195,7 +197,7 @@ def write_bundle(
                     (staging / _safe_relative(rel, "bundle")).write_bytes(data)
                     full["sha256"][rel] = hashlib.sha256(data).hexdigest()
                 names += list(derived)
-            (staging / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+            (staging / MANIFEST).write_bytes(sealed_manifest_text(full))
             if as_zip:
                 with atomic_path(out) as tmp:
                     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -252,6 +254,7 @@ def _read_manifest(text: bytes, where: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{where}: manifest.json is not valid JSON ({exc})") from None
     validate_manifest(manifest, where)
+    check_seal(text, manifest, where)
     return manifest
 
 
@@ -285,7 +288,8 @@ def _load_zip(path: Path) -> Bundle:
             names = [n for n in archive.namelist() if not n.endswith("/")]
             if MANIFEST not in names:
                 raise UserError(f"{where}: no {MANIFEST} in the archive")
-            manifest = _read_manifest(archive.read(MANIFEST), where)
+            text = archive.read(MANIFEST)
+            manifest = _read_manifest(text, where)
             unknown = sorted(set(names) - set(manifest["sha256"]) - {MANIFEST})
             if unknown:
                 raise UserError(f"{where}: file {unknown[0]} is not listed in the manifest (tampered bundle?)")
@@ -300,7 +304,7 @@ def _load_zip(path: Path) -> Bundle:
                     dest = root / _safe_relative(rel, where)
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     dest.write_bytes(data)
-                (root / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+                (root / MANIFEST).write_bytes(text)
             except BaseException:
                 shutil.rmtree(root, ignore_errors=True)
                 raise

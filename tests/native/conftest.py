@@ -28,6 +28,7 @@ def reader_lib(work):
     lib = ctypes.CDLL(str(cc(work / "libef_readers.so", sources, "-O1", "-fPIC", "-shared")))
     lib.ef_sha256_hex.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p]
     lib.ef_manifest_parse.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.ef_manifest_check_seal.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     return lib
 
 

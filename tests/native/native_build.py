@@ -49,7 +49,7 @@ HOSTILE = {
             b"P5\n#" + b"x" * 1000, b"P5\n1 1\n0\n\x00", b"P6\n16384 16385\n255\n"],
 }
 #: The fuzz harnesses and the reader sources each one links.
-FUZZ_HARNESSES = {"manifest": ("runtime/ef_manifest.c", "runtime/ef_json.c"), "pnm": ("examples/pnm.c",)}
+FUZZ_HARNESSES = {"manifest": ("runtime/ef_manifest.c", "runtime/ef_json.c", "runtime/ef_sha256.c"), "pnm": ("examples/pnm.c",)}
 
 
 def fuzz_corpus_runner(out: Path, harness: str, *flags: str, compiler_path: str | None = None) -> Path:

@@ -27,6 +27,7 @@ from native_build import (BASE_MANIFEST, CORE, ENCODED_STATS_SCALE, NATIVE, SAMP
 from edgefusion import preprocess
 from edgefusion.cli import main
 from edgefusion.embed.c_arrays import bundle_c_arrays
+from edgefusion.errors import UserError
 from edgefusion.resources import SAMPLES
 from edgefusion.runtime.bundle import load_bundle, write_bundle
 from edgefusion.runtime.compose import Composer
@@ -63,7 +64,7 @@ class Manifest(ctypes.Structure):
                 ("fixed_h", ctypes.c_int), ("fixed_w", ctypes.c_int), ("n_inputs", ctypes.c_int),
                 ("stretch_low", ctypes.c_double), ("stretch_high", ctypes.c_double), ("model", ctypes.c_char * 256),
                 ("weights", ctypes.c_char * 256), ("n_hashes", ctypes.c_int), ("hashes", Hash * 16),
-                ("stats_encoded", ctypes.c_int), ("stats_scale", ctypes.c_float * 6)]
+                ("stats_encoded", ctypes.c_int), ("stats_scale", ctypes.c_float * 6), ("seal", ctypes.c_char * 65)]
 
 
 def parse_manifest(lib, text: bytes) -> tuple[int, Manifest, str]:
@@ -163,6 +164,71 @@ def test_manifest_reader_survives_mutations(reader_lib, data):
     assert rc in (0, -1)
     if rc == 0:
         json.loads(bytes(text).decode("utf-8", errors="surrogateescape"))
+
+
+def check_seal_c(lib, text: bytes) -> tuple[int, str]:
+    """(rc, message) of ef_manifest_parse then ef_manifest_check_seal on text; rc 1 when the parse refuses it."""
+    rc, m, err = parse_manifest(lib, text)
+    if rc:
+        return 1, err
+    buf = ctypes.create_string_buffer(256)
+    rc = lib.ef_manifest_check_seal(text, len(text), ctypes.byref(m), buf, len(buf))
+    return rc, buf.value.decode("utf-8", errors="replace")
+
+
+def check_seal_python(text: bytes) -> str | None:
+    """None when the Python runtime accepts the seal of text (parsed as JSON), else its message."""
+    from edgefusion.runtime.manifest_seal import check_seal
+
+    try:
+        check_seal(text, json.loads(text.decode("utf-8", errors="surrogateescape")), "m")
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
+def _sealed_good() -> bytes:
+    from edgefusion.runtime.manifest_seal import sealed_manifest_text
+
+    return sealed_manifest_text(_good())
+
+
+def test_seal_check_in_c(reader_lib):
+    """The C seal check against the rule computed here with hashlib, on hand-made texts."""
+    good = _sealed_good()
+    digest = json.loads(good)["manifest_sha256"]
+    assert hashlib.sha256(good.replace(digest.encode(), b"0" * 64)).hexdigest() == digest
+    assert check_seal_c(reader_lib, good) == (0, "")
+    # JSON whitespace is allowed around the colon, as long as the seal was computed over these bytes
+    spaced = json.dumps(dict(_good(), manifest_sha256="0" * 64), separators=(" ,\n", "\t :\r\n ")).encode()
+    head, zeros, tail = spaced.rpartition(b"0" * 64)  # the seal is the last key
+    spaced = head + hashlib.sha256(spaced).hexdigest().encode() + tail
+    assert check_seal_c(reader_lib, spaced) == (0, "")
+    cases = {
+        "no manifest_sha256 seal": json.dumps(_good()).encode(),
+        "seal does not match": good.replace(b'"stride": 8', b'"stride": 16'),
+        "exactly once": good.replace(b'"schema"', b'"manifest_sha256": "%s", "schema"' % digest.encode(), 1),
+        "must be a 64-digit": good.replace(digest.encode(), digest.upper().encode()),
+        "two different": good.replace(b"\n}\n", b',\n  "manifest\\u005fsha256": "%s"\n}\n' % (b"1" * 64)),  # the last one counts
+    }
+    for expected, text in cases.items():
+        rc, message = check_seal_c(reader_lib, text)
+        assert rc != 0 and expected in message and "\n" not in message, (expected, message)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_seal_refuses_every_edit_in_c_and_python_alike(reader_lib, data):
+    """Random byte edits of a sealed manifest: whatever the C reader parses, its seal check refuses, and so does Python's."""
+    text = bytearray(_sealed_good())
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(text) - 1))
+        text[pos] = data.draw(st.integers(0, 255).filter(lambda b, old=text[pos]: b != old))
+    rc, message = check_seal_c(reader_lib, bytes(text))
+    assert rc != 0
+    if rc == -1:  # parsed: both check the same bytes
+        python = check_seal_python(bytes(text))
+        assert python is not None and python.split(": ", 1)[1] == message
 
 
 # ---- the frame path with the built-in OpenVINO backend, against the Python runtime ----------
@@ -293,7 +359,7 @@ def test_peak_heap_and_no_per_frame_allocation(trivial, fake_bundles):
     assert report["peak_heap"] <= 3 * report["io_bytes"]
 
 
-@pytest.mark.parametrize("damage", ["tamper", "missing", "manifest", "backend"])
+@pytest.mark.parametrize("damage", ["tamper", "missing", "manifest", "backend", "stride", "unsealed"])
 def test_refuses_damaged_bundles(trivial, fake_bundles, pairs, tmp_path, damage):
     bundle = tmp_path / "b"
     shutil.copytree(fake_bundles["v1"], bundle)
@@ -305,11 +371,15 @@ def test_refuses_damaged_bundles(trivial, fake_bundles, pairs, tmp_path, damage)
     elif damage == "manifest":
         (bundle / "manifest.json").write_text('{"schema": 1, "backend": ')
     else:
-        text = (bundle / "manifest.json").read_text().replace('"tensorrt"', '"coreml"')
-        (bundle / "manifest.json").write_text(text)
+        edits = {"backend": ('"tensorrt"', '"coreml"'), "stride": ('"stride": 8,', '"stride": 16,'),
+                 "unsealed": ('"manifest_sha256"', '"note"')}
+        text = (bundle / "manifest.json").read_text()
+        assert edits[damage][0] in text
+        (bundle / "manifest.json").write_text(text.replace(*edits[damage]))
     done = run([trivial, bundle, ir_path, vis_path, tmp_path / "out.pgm"])
     expected = {"tamper": "SHA-256 mismatch for model.plan", "missing": "missing file model.plan",
-                "manifest": "not valid JSON", "backend": "unknown backend"}[damage]
+                "manifest": "not valid JSON", "backend": "unknown backend", "stride": "seal does not match",
+                "unsealed": "no manifest_sha256 seal"}[damage]
     assert done.returncode == 2 and expected in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "out.pgm").exists()
 
@@ -339,6 +409,8 @@ def test_c_arrays_hold_manifest_and_every_model_file(ov_bundles):
         assert decoded[rel] == files[rel]
     embedded = json.loads(decoded["manifest.json"])
     assert embedded["sha256"] == {rel: hashlib.sha256(files[rel]).hexdigest() for rel in ("analyze-v1.xml", "analyze-v1.bin")}
+    text = decoded["manifest.json"]  # resealed after the reduction of sha256
+    assert embedded["manifest_sha256"] == hashlib.sha256(text.replace(embedded["manifest_sha256"].encode(), b"0" * 64)).hexdigest()
 
 
 def test_firmware_folder_builds_and_matches_edgefusion_fuse(ov_bundles, pairs, work, tmp_path, capsys, numpy_runtime):
@@ -414,7 +486,6 @@ def test_firmware_folder_of_a_bundle_without_builtin_c_backend(fake_bundles, tmp
 
 def test_firmware_folder_when_python_cannot_run_the_bundle(ov_bundles, tmp_path, capsys, monkeypatch):
     """No openvino in Python (the integrator may have OpenVINO's C library only): the folder, without expected results."""
-    from edgefusion.errors import UserError
     from edgefusion.runtime import Fuser
 
     def unavailable(*args, **kwargs):

@@ -23,8 +23,9 @@
  *
  * Bundles: a folder with manifest.json (ef_open_dir) or the same files given as
  * memory arrays (ef_open_memory, e.g. the arrays written by
- * `edgefusion quantize --c-array` / `edgefusion native`). Every file listed in the
- * manifest's "sha256" must be present and match, else EF_ERR_INTEGRITY.
+ * `edgefusion quantize --c-array` / `edgefusion native`). The manifest's seal of itself
+ * ("manifest_sha256") and every file listed in its "sha256" must be present and match,
+ * else EF_ERR_INTEGRITY.
  *
  * Backends: the analysis network runs behind ef_backend (a struct of function
  * pointers). The built-in backend is OpenVINO's C API (compile with
@@ -53,7 +54,7 @@ typedef enum {
     EF_ERR_ARGUMENT = 1,    /* NULL pointer, bad size, stride or format */
     EF_ERR_IO = 2,          /* a bundle file cannot be read */
     EF_ERR_MANIFEST = 3,    /* manifest.json malformed or lacks a key the runtime needs */
-    EF_ERR_INTEGRITY = 4,   /* a file is missing or its SHA-256 differs from the manifest */
+    EF_ERR_INTEGRITY = 4,   /* a file is missing or its SHA-256 differs from the manifest, or the manifest from its seal */
     EF_ERR_UNSUPPORTED = 5, /* backend, precision, layout, shape or frame_threads this build cannot run */
     EF_ERR_BACKEND = 6,     /* the inference engine failed */
     EF_ERR_MEMORY = 7,      /* allocation (or starting a frame thread) failed */

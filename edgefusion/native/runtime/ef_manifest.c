@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ef_json.h"
+#include "ef_sha256.h"
 
 static const char *const REQUIRED[] = {"schema", "edgefusion_version", "backend", "target", "precision", "files", "inputs",
                                        "outputs", "layout", "io_dtype", "value_range", "stride", "fixed_shape", "sha256"};
@@ -158,6 +159,59 @@ static int read_options(const ef_json_doc *d, int root, ef_manifest *m, char *er
     return 0;
 }
 
+/* manifest_sha256 (optional here; ef_manifest_check_seal requires it): a 64-digit lower-case hex string. */
+static int read_seal(const ef_json_doc *d, int root, ef_manifest *m, char *err, size_t err_len) {
+    int seal = ef_json_get(d, root, "manifest_sha256");
+    if (seal >= 0 && (ef_json_string(d, seal, m->seal, sizeof m->seal) || !is_hex64(m->seal)))
+        FAIL("manifest.json manifest_sha256 must be a 64-digit lower-case hex string");
+    return 0;
+}
+
+static int json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+int ef_manifest_check_seal(const char *text, size_t len, const ef_manifest *m, char *err, size_t err_len) {
+    static const char key[] = "\"manifest_sha256\"";
+    static const char zeros[64] = "0000000000000000000000000000000000000000000000000000000000000000";
+    const size_t key_len = sizeof key - 1;
+    size_t i, at = 0, start;
+    int count = 0;
+    ef_sha256 s;
+    unsigned char digest[32];
+    char hex[65];
+    if (!m->seal[0])
+        FAIL("manifest.json has no manifest_sha256 seal (written by an older edgefusion, or edited); rebuild the bundle with this version");
+    for (i = 0; i + key_len <= len; i++)
+        if (memcmp(text + i, key, key_len) == 0) {
+            count++;
+            at = i + key_len;
+            i = at - 1; /* occurrences are counted without overlap, as Python's bytes.count */
+        }
+    if (count != 1) FAIL("manifest.json must name manifest_sha256 exactly once");
+    while (at < len && json_space(text[at])) at++;
+    if (at < len && text[at] == ':') at++;
+    else at = len;
+    while (at < len && json_space(text[at])) at++;
+    start = at + 1;
+    if (at >= len || text[at] != '"' || len - start < 65 || text[start + 64] != '"')
+        FAIL("manifest.json manifest_sha256 must be a 64-digit lower-case hex string");
+    for (i = 0; i < 64; i++)
+        if (!((text[start + i] >= '0' && text[start + i] <= '9') || (text[start + i] >= 'a' && text[start + i] <= 'f')))
+            FAIL("manifest.json manifest_sha256 must be a 64-digit lower-case hex string");
+    if (memcmp(text + start, m->seal, 64) != 0) FAIL("manifest.json holds two different manifest_sha256 values (edited?)");
+    ef_sha256_init(&s);
+    ef_sha256_update(&s, text, start);
+    ef_sha256_update(&s, zeros, 64);
+    ef_sha256_update(&s, text + start + 64, len - start - 64);
+    ef_sha256_final(&s, digest);
+    for (i = 0; i < 32; i++) {
+        hex[2 * i] = "0123456789abcdef"[digest[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[digest[i] & 15];
+    }
+    if (memcmp(hex, m->seal, 64) != 0)
+        FAIL("manifest.json changed after the bundle was written (its manifest_sha256 seal does not match)");
+    return 0;
+}
+
 int ef_manifest_parse(const char *text, size_t len, ef_manifest *m, char *err, size_t err_len) {
     ef_json_token *tokens;
     ef_json_doc d;
@@ -185,6 +239,7 @@ int ef_manifest_parse(const char *text, size_t len, ef_manifest *m, char *err, s
     if (rc == 0) rc = read_inputs(&d, 0, m, err, err_len);
     if (rc == 0) rc = read_stats_encoding(&d, 0, m, err, err_len);
     if (rc == 0) rc = read_files(&d, 0, m, err, err_len);
+    if (rc == 0) rc = read_seal(&d, 0, m, err, err_len);
 done:
     free(tokens);
     return rc;

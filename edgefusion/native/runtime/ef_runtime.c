@@ -117,6 +117,8 @@ static ef_status open_bundle(ef_context *ctx, const ef_file *files, size_t n, co
     if (!manifest) return set_error(ctx, EF_ERR_INTEGRITY, "bundle has no manifest.json");
     if (ef_manifest_parse((const char *)manifest->data, manifest->size, m, reason, sizeof reason))
         return set_error(ctx, EF_ERR_MANIFEST, "%s", reason);
+    if (ef_manifest_check_seal((const char *)manifest->data, manifest->size, m, reason, sizeof reason))
+        return set_error(ctx, EF_ERR_INTEGRITY, "%s", reason);
     for (i = 0; i < m->n_hashes; i++) {
         if (!(f = find_file(files, n, m->hashes[i].name))) return set_error(ctx, EF_ERR_INTEGRITY, "bundle: missing file %s", m->hashes[i].name);
         ef_sha256_hex(f->data, f->size, hex);
