@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "bench",
     "demo",
     "models",
+    "inspect",
 )
 
 

@@ -9,6 +9,7 @@ need the package index) install the runtime the way a device would, once per bac
     VENV/bin/pip install "edgefusion[onnx|openvino|litert] @ file://WHEELS/edgefusion-....whl"
     VENV/bin/python -c "from edgefusion.runtime import Fuser; ..."
     VENV/bin/edgefusion bench --model BUNDLE --size 64x48 --runs 3
+    VENV/bin/edgefusion inspect BUNDLE
     VENV/bin/edgefusion fuse --model BUNDLE --ir IR.png --vis VIS.png -o OUT.png
 """
 
@@ -148,6 +149,8 @@ def test_runtime_in_a_clean_venv_with_one_extra(extra, backend, tmp_path, clean_
     out = _run([venv / "bin/python", "-c", FUSE_SCRIPT.format(heavy=HEAVY), bundle], env=env, cwd=tmp_path).stdout
     assert "HEAVY []" in out
     _run([venv / "bin/edgefusion", "bench", "--model", bundle, "--size", "64x48", "--runs", "3"], env=env, cwd=tmp_path)
+    inspected = _run([venv / "bin/edgefusion", "inspect", bundle], env=env, cwd=tmp_path).stdout
+    assert f"backend {backend}" in inspected and "intact" in inspected
     samples = REPO / "edgefusion/assets/samples"
     _run([venv / "bin/edgefusion", "fuse", "--model", bundle, "--ir", samples / "ir/tno_07.png",
           "--vis", samples / "vi/tno_07.png", "-o", tmp_path / "fused.png"], env=env, cwd=tmp_path)
