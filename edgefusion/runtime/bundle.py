@@ -158,8 +158,8 @@ def write_bundle(
 
     ``files`` maps roles to source files (copied under their own names);
     ``extra`` maps further relative names to source files.
-    ``manifest`` holds every key but ``files`` and ``sha256``, which are filled
-    in here. ``derive(manifest, {name: bytes})`` may add files computed from
+    ``manifest`` holds every key but ``files``, ``sha256`` and the seal
+    ``manifest_sha256``, which are filled in here (a stale seal is replaced). ``derive(manifest, {name: bytes})`` may add files computed from
     the finished bundle (e.g. the bundle as C arrays, which embed the manifest
     and so cannot be hashed by it before they exist): they are written and
     hashed last. ``out`` is a folder, or with ``as_zip`` a ``.zip`` file (suffix
