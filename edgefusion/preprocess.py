@@ -72,7 +72,19 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         return image[..., 0]
     if image.ndim == 3 and image.shape[2] == 3:
         return rgb_to_ycbcr(image)[0]
-    raise UserError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}")
+    raise _shape_error(image)
+
+
+def _shape_error(image: np.ndarray) -> UserError:
+    return UserError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}")
+
+
+def _check_frame(image: np.ndarray) -> None:
+    """UserError unless ``image`` is a non-empty gray (H, W[, 1]) or RGB (H, W, 3) frame."""
+    if not (image.ndim == 2 or image.ndim == 3 and image.shape[2] in (1, 3)):
+        raise _shape_error(image)
+    if not image.size:
+        raise UserError(f"empty image of shape {image.shape}")
 
 
 @dataclass
@@ -88,6 +100,8 @@ def prepare_pair(ir: np.ndarray, vis: np.ndarray, stretch: ThermalStretch = DEFA
     """Normalize an IR frame and a visible frame of equal size into model planes."""
     ir = np.asarray(ir)
     vis = np.asarray(vis)
+    _check_frame(ir)
+    _check_frame(vis)
     if ir.shape[:2] != vis.shape[:2]:
         raise UserError(
             f"IR and visible sizes differ: IR {ir.shape[1]}x{ir.shape[0]}, visible {vis.shape[1]}x{vis.shape[0]} (WxH)"

@@ -376,6 +376,32 @@ def test_invalid_arguments_are_errors_not_crashes(lib):
                           np.zeros((4, 4, 3), np.uint8))
 
 
+def test_wrappers_refuse_read_only_outputs_and_views_the_kernels_cannot_walk(lib):
+    """A read-only output (a read-only memmap crashed the process), 2 of 3 channels (the kernel read or wrote the third,
+    outside the view), negative or zero row strides (wrapped by the kernels' unsigned strides): one-line ValueErrors,
+    the memory untouched."""
+    src = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = np.zeros((3, 4), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        native.unit_u8(lib, src, out)
+    assert not out.any()
+    rgb = np.zeros((3, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) arrays"):
+        native.restore_u8(lib, np.ones((3, 4), np.float32), None, rgb[:, :, :2])
+    assert not rgb.any()
+    for view in (src[::-1], np.broadcast_to(src[:1], src.shape)):
+        with pytest.raises(ValueError, match="increasing memory order"):
+            native.unit_u8(lib, view, np.zeros((3, 4), np.float32))
+
+
+def test_frame_stats_auto_copies_planes_the_kernel_cannot_walk(lib):
+    rng = _rng(4)
+    ir, vis = rng.random((2, 9, 13), dtype=np.float32)
+    for a, b in ((ir[::-1], vis[::-1]), (np.broadcast_to(ir[:1], ir.shape), np.broadcast_to(vis[:1], vis.shape))):
+        np.testing.assert_array_equal(native.frame_stats_auto(a, b), native.frame_stats(lib, a.copy(), b.copy()))
+
+
 # ---------------------------------------------------------------- the frame path, C versus numpy
 
 

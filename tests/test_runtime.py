@@ -195,6 +195,19 @@ def test_fuser_gray_uint8_is_pixel_max(max_bundle, shape):
 
 
 @needs_ort
+@pytest.mark.parametrize("ir_shape,vis_shape,message", [
+    ((0, 8), (0, 8, 3), r"empty image of shape \(0, 8\)"),
+    ((8,), (4, 8), r"got shape \(8,\)"),
+    ((4, 8), (4, 8, 2), r"got shape \(4, 8, 2\)"),
+])
+def test_fuser_refuses_empty_frames_and_bad_shapes_in_one_line(max_bundle, ir_shape, vis_shape, message):
+    fuser = Fuser.open(max_bundle, threads=1)
+    with pytest.raises(UserError, match=message) as info:
+        fuser.fuse(np.zeros(ir_shape, np.uint8), np.zeros(vis_shape, np.uint8))
+    assert "\n" not in str(info.value)
+
+
+@needs_ort
 def test_fuser_rgb_visible_keeps_chroma_and_fuses_luma(max_bundle):
     rng = np.random.default_rng(1)
     ir = rng.integers(0, 256, (21, 30), dtype=np.uint8)

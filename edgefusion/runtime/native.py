@@ -16,8 +16,10 @@ cross-built for the device). It must be built from this installation's kernel
 sources (:func:`source_id` against its ``ef_kernels_source()``); a library that
 cannot be loaded or was built from other sources is a :class:`UserError`.
 
-The wrappers take numpy arrays whose rows are contiguous (any row stride) and
-write into caller-owned outputs; see ``ef_kernels.h`` for the math.
+The wrappers take numpy arrays whose rows are contiguous and follow each other
+upwards in memory (any row stride of at least a row; a[::-1] or a broadcast view is
+refused: copy it) and write into caller-owned, writable outputs; see
+``ef_kernels.h`` for the math.
 """
 
 from __future__ import annotations
@@ -244,17 +246,23 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
 # ---- thin wrappers (arrays with contiguous rows; outputs preallocated by the caller) ----
 
 
-def _rows(a: np.ndarray, dtype, channels: int = 1) -> tuple[int, int]:
-    """(pointer, row stride in bytes) of a 2-D (or (H, W, channels)) array with contiguous rows."""
-    if a.dtype != dtype or a.strides[-1] != a.itemsize or (a.ndim == 3 and a.strides[1] != channels * a.itemsize):
-        raise ValueError(f"native kernels need {np.dtype(dtype)} arrays with contiguous rows")
+def _rows(a: np.ndarray, dtype, channels: int = 1, out: bool = False) -> tuple[int, int]:
+    """(pointer, row stride in bytes) of a non-empty 2-D (or (H, W, channels)) array with contiguous rows that follow
+    each other upwards in memory (the kernels' strides are unsigned: a negative one would wrap); writable when ``out``."""
     row = a.itemsize * math.prod(a.shape[1:])
-    return a.ctypes.data, a.strides[0] if a.shape[0] > 1 else row  # numpy may give a single row any stride
+    stride = a.strides[0] if a.shape[0] > 1 else row  # numpy may give a single row any stride
+    if (a.dtype != dtype or not a.size or a.ndim not in (2, 3) or a.shape[2:] not in ((), (channels,)) or not a[:1].flags.c_contiguous
+            or stride < row):
+        raise ValueError(f"native kernels need non-empty {np.dtype(dtype)} (H, W) or (H, W, {channels}) arrays with contiguous rows "
+                         f"in increasing memory order, got {a.dtype} {a.shape} with strides {a.strides}")
+    if out and not a.flags.writeable:
+        raise ValueError(f"native kernels cannot write into a read-only {a.dtype} {a.shape} array")
+    return a.ctypes.data, stride
 
 
-def _ld(a: np.ndarray) -> tuple[int, int]:
-    """(pointer, row stride in floats) of a float32 plane."""
-    ptr, stride = _rows(a, np.float32)
+def _ld(a: np.ndarray, out: bool = False) -> tuple[int, int]:
+    """(pointer, row stride in floats) of a float32 plane (written when ``out``)."""
+    ptr, stride = _rows(a, np.float32, out=out)
     return ptr, stride // 4
 
 
@@ -274,7 +282,7 @@ def unit_u8(lib, src: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = src / 255`` for a gray uint8 frame."""
     h, w = src.shape
     _covers(h, w, out)
-    _check(lib.ef_normalize_u8(*_rows(src, np.uint8), w, h, *_ld(out)), "ef_normalize_u8")
+    _check(lib.ef_normalize_u8(*_rows(src, np.uint8), w, h, *_ld(out, out=True)), "ef_normalize_u8")
     return out
 
 
@@ -283,7 +291,7 @@ def stretch_u16(lib, src: np.ndarray, low: float, high: float, out: np.ndarray) 
     lo, hi = percentiles_u16(lib, src, low, high)
     h, w = src.shape
     _covers(h, w, out)
-    _check(lib.ef_stretch_u16(*_rows(src, np.uint16), w, h, lo, hi, *_ld(out)), "ef_stretch_u16")
+    _check(lib.ef_stretch_u16(*_rows(src, np.uint16), w, h, lo, hi, *_ld(out, out=True)), "ef_stretch_u16")
     return out
 
 
@@ -313,8 +321,8 @@ def ycbcr_u8(lib, src: np.ndarray, order: int, y: np.ndarray, cbcr: np.ndarray |
     ld_c = 0
     if cbcr is not None:
         _covers(h, w, cbcr[0], cbcr[1])
-        (cb, ld_c), (cr, _) = _ld(cbcr[0]), _ld(cbcr[1])
-    _check(lib.ef_ycbcr_u8(*_rows(src, np.uint8, 3), order, w, h, *_ld(y), cb, cr, ld_c), "ef_ycbcr_u8")
+        (cb, ld_c), (cr, _) = _ld(cbcr[0], out=True), _ld(cbcr[1], out=True)
+    _check(lib.ef_ycbcr_u8(*_rows(src, np.uint8, 3), order, w, h, *_ld(y, out=True), cb, cr, ld_c), "ef_ycbcr_u8")
 
 
 def frame_stats(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
@@ -337,7 +345,8 @@ def frame_stats_auto(ir: np.ndarray, vis_y: np.ndarray) -> np.ndarray:
     lib = kernels()
     if lib is None or ir.ndim != 2 or ir.shape != vis_y.shape or ir.size == 0:
         return numpy_frame_stats(ir, vis_y)
-    planes = [p if p.dtype == np.float32 and p.strides[1] == 4 else np.ascontiguousarray(p, dtype=np.float32) for p in (ir, vis_y)]
+    planes = [p if p.dtype == np.float32 and p.strides[1] == 4 and p.strides[0] >= 4 * p.shape[1] else np.ascontiguousarray(p, dtype=np.float32)
+              for p in (ir, vis_y)]
     if planes[0].strides != planes[1].strides:  # the kernel reads both planes with one row stride
         planes = [np.ascontiguousarray(p) for p in planes]
     return frame_stats(lib, *planes)
@@ -356,7 +365,7 @@ def frame_stats_u8(lib, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
 def pad_edge(lib, plane: np.ndarray, w: int, h: int) -> np.ndarray:
     """Fill ``plane`` (PH, PW) outside its top-left ``h`` x ``w`` by edge replication, in place."""
     ph, pw = plane.shape
-    ptr, ld = _ld(plane)
+    ptr, ld = _ld(plane, out=True)
     _check(lib.ef_pad_edge(ptr, ld, w, h, pw, ph), "ef_pad_edge")
     return plane
 
@@ -393,7 +402,7 @@ def prepare_u8(lib, ir: np.ndarray | None, vis: np.ndarray, ir_plane: np.ndarray
     fmt = order if channels == 3 else GRAY
     stats = np.empty(N_STATS, np.float32) if with_stats else None
     stats_ptr = None if stats is None else stats.ctypes.data
-    (ptr_i, ld), ptr_v = _ld(ir_plane), _ld(vis_plane)[0]
+    (ptr_i, ld), ptr_v = _ld(ir_plane, out=True), _ld(vis_plane, out=True)[0]
     bands = band_rows(h, workers.workers, STRIP) if workers is not None else [(0, h)]
     if len(bands) == 1:
         _check(lib.ef_prepare_u8(ir_ptr, ir_stride, vis_ptr, vis_stride, fmt, w, h, pw, ph, ptr_i, ptr_v, ld, stats_ptr),
@@ -450,7 +459,7 @@ def restore_u8(lib, y: np.ndarray, color: Chroma | None, out: np.ndarray, order:
     h, w = out.shape[:2]
     _covers(h, w, y)
     ref = _chroma_ref(color, h, w)
-    _check(lib.ef_restore_u8(*_ld(y), w, h, ref, *_rows(out, np.uint8, 3), _out_format(out, order)),
+    _check(lib.ef_restore_u8(*_ld(y), w, h, ref, *_rows(out, np.uint8, 3, out=True), _out_format(out, order)),
            "ef_restore_u8")
     return out
 
@@ -474,7 +483,7 @@ class Composer(BandWorkers):
         """Fused luma into ``out`` (h, w) <= (PH, PW) from padded ``ir``, ``vis`` and maps (4, PH/4, PW/4)."""
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape
-        ptr_o, ld_o = _ld(out)
+        ptr_o, ld_o = _ld(out, out=True)
         self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_f32_rows(
             ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ptr_o, ld_o, scratch), "ef_compose_f32_rows")
         return out
@@ -485,7 +494,7 @@ class Composer(BandWorkers):
         ptr_i, ld, ptr_v, pw, ph, maps = self._inputs(ir, vis, maps)
         h, w = out.shape[:2]
         ref = _chroma_ref(color, h, w)
-        ptr_o, stride = _rows(out, np.uint8, 3)
+        ptr_o, stride = _rows(out, np.uint8, 3, out=True)
         fmt = _out_format(out, order)
         self._bands(h, lambda y0, y1, scratch: self.lib.ef_compose_u8_rows(
             ptr_i, ptr_v, ld, pw, ph, maps.ctypes.data, w, h, y0, y1, ref, ptr_o, stride, fmt, scratch),

@@ -35,6 +35,17 @@ def test_asan_ubsan_bad_arguments(trivial_asan, fake_bundles):
     assert done.returncode == 0 and done.stdout.splitlines()[-1].strip() == "0", done.stderr
 
 
+def test_asan_ubsan_backend_errors_and_unreadable_files(trivial_asan, fake_bundles, pairs, tmp_path):
+    """Failing backends (two-line messages, err without a NUL), an empty file given as (NULL, 0), a manifest.json
+    that is a folder (its ftell "size" is LONG_MAX)."""
+    done = run([trivial_asan, "--backend-errors", fake_bundles["v1"]], env=ASAN_ENV)
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 6, done.stderr
+    (tmp_path / "manifest.json").mkdir()
+    ir_path, vis_path = pairs["odd7x5"]
+    done = run([trivial_asan, tmp_path, ir_path, vis_path, tmp_path / "o.pgm"], env=ASAN_ENV)
+    assert done.returncode == 2 and "cannot read manifest.json" in done.stderr, done.stderr
+
+
 @pytest.mark.slow
 def test_asan_ubsan_4000x3000(trivial_asan, fake_bundles):
     assert driver_json(run([trivial_asan, "--synthetic", fake_bundles["v2"], "4000x3000"], env=ASAN_ENV, timeout=600))["allocs_after_first"] == 0
@@ -59,7 +70,7 @@ def test_valgrind_memcheck_clean(trivial, fake_bundles, pairs, tmp_path, frame_t
     ir_path, vis_path = pairs["odd13x9"]
     cases = [["--synthetic", fake_bundles["v2"], "64x48"], [fake_bundles["v2"], ir_path, vis_path, tmp_path / "o.ppm", 2]]
     if not frame_threads:
-        cases.append(["--bad-args", fake_bundles["v1"]])
+        cases += [["--bad-args", fake_bundles["v1"]], ["--backend-errors", fake_bundles["v1"]]]
     for args in cases:
         done = run(memcheck + [trivial, "--frame-threads", frame_threads, *args])
         assert done.returncode == 0, done.stderr

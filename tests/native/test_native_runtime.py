@@ -349,8 +349,21 @@ def test_bad_arguments_return_codes(trivial, fake_bundles):
     done = run([trivial, "--bad-args", fake_bundles["v1"]])
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[:-1] == ["1"] * 10  # EF_ERR_ARGUMENT, no crash
+    assert lines[:-1] == ["1"] * 11  # EF_ERR_ARGUMENT, no crash
     assert lines[-1].strip() == "0"  # the context still works afterwards
+
+
+def test_backend_errors_are_one_line_and_the_context_stays_usable(trivial, fake_bundles):
+    """A backend's create and run failing with a two-line message or with err filled to its end (no NUL): EF_ERR_BACKEND
+    with one line each, the context fuses afterwards; an empty model file given as (NULL, 0) is a SHA-256 mismatch."""
+    done = run([trivial, "--backend-errors", fake_bundles["v1"]])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 6
+    for line in lines[:4]:  # create (ef_open_dir adds "bundle PATH: "), then run
+        assert re.fullmatch(r"6 (bundle \S+: )?tensorrt backend: (first line second line|x{100,})", line), line
+    assert lines[4].strip() == "0"
+    assert lines[5].startswith("4 bundle: SHA-256 mismatch for model.plan")
 
 
 def test_peak_heap_and_no_per_frame_allocation(trivial, fake_bundles):

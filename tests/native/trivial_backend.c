@@ -12,6 +12,9 @@
  *     (bgr_difference: largest difference between the RGB result and the result of the same
  *     frame given as BGR into a BGR output with padded rows, channels swapped back; -1 for gray)
  *   trivial_backend --bad-args BUNDLE   prints one status per invalid call, one line each
+ *   trivial_backend --backend-errors BUNDLE   prints "STATUS MESSAGE" per call, one line each: a backend whose create,
+ *     then run, fails with a two-line message or fills err to its end without a NUL, a fuse after those, and
+ *     ef_open_memory of the bundle's manifest with its model given as NULL, 0 (an empty file)
  *   trivial_backend --bench BUNDLE WxH N [FRAMES]   times N fuses of a synthetic uint8 IR + RGB frame (after 3
  *     warm-up frames); prints the median milliseconds of ef_fuse without the backend call (the C frame path).
  *     FRAMES (default 1): fuse n reads and writes the caller's buffer set n % FRAMES (IR, visible, output;
@@ -139,6 +142,26 @@ static void t_destroy(void *state) { (void)state; }
 
 static const ef_backend TRIVIAL = {t_create, t_run, t_destroy, NULL};
 
+/* The trivial backend, with create or run failing as fail_create / fail_run say: 1 a message over two lines,
+   2 err filled to its end without a NUL; 0 succeed. */
+static int fail_create, fail_run;
+
+static int fail_with(int mode, char *err, size_t n) {
+    if (mode == 1)
+        snprintf(err, n, "first line\nsecond line");
+    else
+        memset(err, 'x', n);
+    return 1;
+}
+
+static int f_create(void *user, const ef_model_info *info, void **state, char *err, size_t n) {
+    return fail_create ? fail_with(fail_create, err, n) : t_create(user, info, state, err, n);
+}
+
+static int f_run(void *state, const float *ir, const float *vis, const float *stats, int h, int w, float *out, char *err, size_t n) {
+    return fail_run ? fail_with(fail_run, err, n) : t_run(state, ir, vis, stats, h, w, out, err, n);
+}
+
 static int fail(ef_context *ctx, const char *what) {
     fprintf(stderr, "trivial_backend: %s: %s\n", what, ef_last_error(ctx));
     ef_close(ctx);
@@ -174,7 +197,47 @@ static int bad_args(const char *bundle) {
     printf("%d\n", ef_fuse(ctx, px, EF_U8, 8, px, EF_RGB, 8, 8, 8, out, EF_GRAY, 8));
     printf("%d\n", ef_fuse(ctx, (uint8_t *)ir16 + 1, EF_U16, 16, px, EF_GRAY, 8, 8, 8, out, EF_GRAY, 8));
     printf("%d\n", ef_fuse(ctx, px, EF_U8, 8, px, EF_GRAY, 8, 100000, 1, out, EF_GRAY, 8));
+    printf("%d\n", ef_fuse(ctx, px, EF_U8, (size_t)-1, px, EF_GRAY, 8, 8, 2, out, EF_GRAY, 8)); /* row 1 would wrap below px */
     printf("%d %s\n", ef_fuse(ctx, px, EF_U8, 8, px, EF_GRAY, 8, 8, 8, out, EF_GRAY, 8), ef_last_error(ctx));
+    ef_close(ctx);
+    return 0;
+}
+
+/* "STATUS MESSAGE" of an 8x8 gray fuse. */
+static void print_fuse8(ef_context *ctx) {
+    uint8_t px[64], out[64];
+    memset(px, 100, sizeof px);
+    printf("%d %s\n", ef_fuse(ctx, px, EF_U8, 8, px, EF_GRAY, 8, 8, 8, out, EF_GRAY, 8), ef_last_error(ctx));
+}
+
+static int backend_errors(const char *bundle) {
+    static const ef_backend failing = {f_create, f_run, t_destroy, NULL};
+    static unsigned char manifest[1 << 16];
+    char path[1024];
+    ef_file files[2] = {{"manifest.json", manifest, 0}, {"model.plan", NULL, 0}};
+    ef_options opts;
+    ef_context *ctx;
+    ef_status st;
+    FILE *f;
+    memset(&opts, 0, sizeof opts);
+    opts.backend = &failing;
+    for (fail_create = 1; fail_create <= 2; fail_create++) {
+        st = ef_open_dir(bundle, &opts, &ctx);
+        printf("%d %s\n", st, ef_last_error(ctx));
+        ef_close(ctx);
+    }
+    fail_create = 0;
+    if (ef_open_dir(bundle, &opts, &ctx) != EF_OK) return fail(ctx, "open");
+    for (fail_run = 1; fail_run <= 2; fail_run++) print_fuse8(ctx);
+    fail_run = 0;
+    print_fuse8(ctx); /* the context still fuses */
+    ef_close(ctx);
+    snprintf(path, sizeof path, "%s/manifest.json", bundle);
+    if (!(f = fopen(path, "rb"))) return 2;
+    files[0].size = fread(manifest, 1, sizeof manifest, f);
+    fclose(f);
+    st = ef_open_memory(files, 2, &opts, &ctx);
+    printf("%d %s\n", st, ef_last_error(ctx));
     ef_close(ctx);
     return 0;
 }
@@ -275,6 +338,7 @@ int main(int argc, char **argv) {
         argc -= 2;
     }
     if (argc == 3 && strcmp(argv[1], "--bad-args") == 0) return bad_args(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--backend-errors") == 0) return backend_errors(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--synthetic") == 0) return synthetic(argv[2], argv[3], 0, 1);
     if ((argc == 5 || argc == 6) && strcmp(argv[1], "--bench") == 0)
         return synthetic(argv[2], argv[3], atoi(argv[4]) > 0 ? atoi(argv[4]) : 1, argc == 6 ? atoi(argv[5]) : 1);

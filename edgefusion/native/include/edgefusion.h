@@ -98,7 +98,8 @@ typedef struct {
  * the manifest's io_quantization.stats (scale 1/255 over [0, 1]: saturate, do not
  * wrap). A stats_encoding of another form is refused by ef_open_* (EF_ERR_MANIFEST).
  * Pointers stay the same between calls of one frame size, so an engine may bind
- * them once. Errors: return non-zero and write a message into err (err_len bytes).
+ * them once. Errors: return non-zero and write a message into err (err_len bytes; one line,
+ * line breaks become spaces). A create() that fails releases what it made: destroy() is not called.
  */
 typedef struct {
     int (*create)(void *user, const ef_model_info *info, void **state, char *err, size_t err_len);
@@ -151,7 +152,7 @@ const char *ef_status_name(ef_status status);
 /* A built-in backend by bundle backend name ("openvino"), or NULL when this build has none
  * (e.g. to wrap it in a custom backend that measures or logs). */
 const ef_backend *ef_builtin_backend(const char *name);
-/* Release everything (NULL is allowed). */
+/* Release everything (NULL is allowed). ctx is gone afterwards: closing it twice is undefined, as free() twice is. */
 void ef_close(ef_context *ctx);
 /* The instruction set of the frame-path kernels in this build on this CPU: "avx2" or "portable"
  * (x86-64 CMake builds without AVX2 flags pick per CPU; see README.md and dispatch/ef_dispatch.c). */

@@ -65,12 +65,22 @@ struct ef_context {
     } job;
 };
 
+/* Keep a one-line message (a path or a backend's text may hold line breaks). */
 static ef_status set_error(ef_context *ctx, ef_status status, const char *fmt, ...) {
     va_list args;
+    char *c;
     va_start(args, fmt);
     vsnprintf(ctx->error, sizeof ctx->error, fmt, args);
     va_end(args);
+    for (c = ctx->error; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
     return status;
+}
+
+/* EF_ERR_BACKEND with the backend's message, or "<what> failed" without one (a backend may fill err to its end). */
+static ef_status backend_error(ef_context *ctx, char *reason, size_t len, const char *what) {
+    reason[len - 1] = '\0';
+    return set_error(ctx, EF_ERR_BACKEND, "%s backend: %s", ctx->manifest.backend, reason[0] ? reason : what);
 }
 
 const char *ef_status_name(ef_status status) {
@@ -157,7 +167,7 @@ static ef_status open_bundle(ef_context *ctx, const ef_file *files, size_t n, co
     reason[0] = '\0';
     if (ctx->backend.create(ctx->backend.user, &info, &ctx->state, reason, sizeof reason)) {
         ctx->state = NULL;
-        return set_error(ctx, EF_ERR_BACKEND, "%s backend: %s", m->backend, reason[0] ? reason : "create failed");
+        return backend_error(ctx, reason, sizeof reason, "create failed");
     }
     ctx->open = 1;
     return EF_OK;
@@ -180,13 +190,14 @@ ef_status ef_open_memory(const ef_file *files, size_t n_files, const ef_options 
     return open_bundle(*ctx, files, n_files, opts);
 }
 
-/* Read a whole file; NULL on failure (*size untouched). */
+/* Read a whole file; NULL on failure (*size untouched). A file with no first byte to read (e.g. a directory, whose
+ * "size" may be LONG_MAX) fails before the allocation. */
 static unsigned char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     unsigned char *data = NULL;
     long n;
     if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 && (n == 0 || ungetc(getc(f), f) != EOF)) {
         data = (unsigned char *)malloc(n ? (size_t)n : 1);
         if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
             free(data);
@@ -358,6 +369,9 @@ static int bands_rc(const ef_context *ctx) {
     return EF_K_OK;
 }
 
+/* h rows of stride bytes fit in the address space (no row offset y * stride wraps around). */
+static int rows_fit(size_t stride, int h) { return stride <= SIZE_MAX / (size_t)h; }
+
 static ef_status check_args(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir_stride, const uint8_t *vis,
                             ef_format vis_format, size_t vis_stride, int w, int h, const uint8_t *out, ef_format out_format,
                             size_t out_stride) {
@@ -371,6 +385,8 @@ static ef_status check_args(ef_context *ctx, const void *ir, ef_ir_type ir_type,
     if (ir_stride < (size_t)w * (ir_type == EF_U16 ? 2u : 1u) || vis_stride < (size_t)w * (size_t)channels(vis_format) ||
         out_stride < (size_t)w * (size_t)channels(out_format))
         return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a row stride is smaller than the row");
+    if (!rows_fit(ir_stride, h) || !rows_fit(vis_stride, h) || !rows_fit(out_stride, h))
+        return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a row stride times the height %d exceeds the address space", h);
     if (ir_type == EF_U16 && ((uintptr_t)ir % 2 || ir_stride % 2))
         return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: 16-bit IR needs 2-byte aligned rows");
     return EF_OK;
@@ -434,7 +450,7 @@ ef_status ef_fuse(ef_context *ctx, const void *ir, ef_ir_type ir_type, size_t ir
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: a frame-path kernel refused the %dx%d frame", w, h);
     reason[0] = '\0';
     if (ctx->backend.run(ctx->state, ctx->ir, ctx->vis, m->n_inputs == 3 ? ctx->stats : NULL, ph, pw, ctx->out, reason, sizeof reason))
-        return set_error(ctx, EF_ERR_BACKEND, "%s backend: %s", m->backend, reason[0] ? reason : "run failed");
+        return backend_error(ctx, reason, sizeof reason, "run failed");
     ef_pool_run(&ctx->pool, output_band, ctx);
     rc = bands_rc(ctx);
     if (rc != EF_K_OK) return set_error(ctx, EF_ERR_ARGUMENT, "ef_fuse: composition refused the %dx%d frame", w, h);

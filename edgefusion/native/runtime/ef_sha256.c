@@ -45,6 +45,7 @@ void ef_sha256_init(ef_sha256 *s) {
 
 void ef_sha256_update(ef_sha256 *s, const void *data, size_t size) {
     const unsigned char *p = (const unsigned char *)data;
+    if (size == 0) return; /* data may be NULL then (an empty file given as NULL, 0) */
     s->length += size;
     if (s->used) {
         size_t take = 64 - s->used < size ? 64 - s->used : size;
