@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from edgefusion import metrics
-from edgefusion.evaluate import fuse_pair, read_pair, score
+from edgefusion.evaluate import fuse_pair, score
 from edgefusion.fusers import open_fuser
-from edgefusion.io.pairs import find_pairs
+from edgefusion.io.pairs import find_pairs, read_pair
 from edgefusion.preprocess import DEFAULT_STRETCH
 
 

@@ -27,8 +27,8 @@ from edgefusion.errors import UserError
 from edgefusion.fusers import open_fuser
 from edgefusion.runtime.frame import fuse_arrays
 from edgefusion.io.atomic import write_text
-from edgefusion.io.images import read_image, write_image
-from edgefusion.io.pairs import find_pairs
+from edgefusion.io.images import write_image
+from edgefusion.io.pairs import find_pairs, read_pair
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES, resource_dir
 
 BENCH_SIZES = ((640, 480), (1920, 1080))
@@ -83,7 +83,7 @@ def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = 
     log(f"1/5 fusing {len(pairs)} sample pairs with the shipped student{' and the LD-Lite teacher' if teacher_fuser else ''} -> {out / 'fused'}")
     strips, student_fused = [], {}
     for pair in pairs:
-        ir, vis = read_image(pair.ir), read_image(pair.vis)
+        ir, vis = read_pair(pair)
         fused = student_fused[pair.name] = fuse_arrays(student, ir, vis)
         write_image(out / "fused" / f"{pair.name}.png", fused)
         if teacher_fuser is None:

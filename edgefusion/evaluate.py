@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,30 +24,13 @@ from edgefusion import preprocess
 from edgefusion.errors import UserError
 from edgefusion.runtime.frame import PlaneFuser, fuse_arrays
 from edgefusion.io.atomic import staged_folder, write_text
-from edgefusion.io.images import read_image, write_image
-from edgefusion.io.pairs import Pair
+from edgefusion.io.images import write_image
+from edgefusion.io.pairs import Pair, naming, read_pair
 
 FusedFor = Callable[[Pair, np.ndarray, np.ndarray], np.ndarray]
 """Gives the fused uint8 image of a pair from its decoded (IR, visible) arrays."""
 
 _GAP = 4  # white pixels between the panels of a grid strip
-
-
-@contextlib.contextmanager
-def naming(pair: Pair) -> Iterator[None]:
-    """Prefix input errors raised inside with the pair's file names (unless already named)."""
-    try:
-        yield
-    except UserError as exc:
-        text = str(exc)
-        if str(pair.ir) in text or str(pair.vis) in text:
-            raise
-        raise type(exc)(f"{pair.ir} + {pair.vis}: {text}") from None
-
-
-def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """Decode both images of a pair (uint8/uint16)."""
-    return read_image(pair.ir), read_image(pair.vis)
 
 
 def fuse_pair(fuser: PlaneFuser, pair: Pair, ir: np.ndarray, vis: np.ndarray, stretch: preprocess.ThermalStretch) -> np.ndarray:
@@ -162,8 +145,6 @@ def evaluate(
         for pair in progress_bar(pairs, enabled=progress, desc="eval", unit="pair"):
             ir, vis = read_pair(pair)
             with naming(pair):
-                if vis.shape[:2] != ir.shape[:2]:
-                    raise UserError(f"IR and visible sizes differ: IR {_size(ir)}, visible {_size(vis)} (WxH)")
                 if min(ir.shape[:2]) < SSIM_WINDOW:
                     raise UserError(f"the pair is {_size(ir)} (WxH); eval needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)")
                 fused = fused_for(pair, ir, vis)

@@ -229,6 +229,9 @@ def qabf(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> float:
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 #: Side of the evaluator's SSIM window (:func:`ssim`): the smallest image it scores.
 SSIM_WINDOW = 7
+_TEXTBOOK_SIGMA, _TEXTBOOK_TRUNCATE = 1.5, 3.5
+#: Side of the textbook SSIM window (``ssim(textbook=True)``, 11): the smallest image it scores.
+TEXTBOOK_SSIM_WINDOW = 2 * int(_TEXTBOOK_TRUNCATE * _TEXTBOOK_SIGMA + 0.5) + 1
 
 
 def _ssim_map_mean(x: np.ndarray, y: np.ndarray, blur: Callable[[np.ndarray], np.ndarray], radius: int,
@@ -268,9 +271,8 @@ def ssim(x: np.ndarray, y: np.ndarray, textbook: bool = False) -> float:
     """
     x, y = _plane(x), _plane(y)
     if textbook:
-        sigma, truncate = 1.5, 3.5
-        return _ssim_map_mean(x, y, lambda im: _filters.gaussian_filter(im, sigma, truncate, "reflect"),
-                              int(truncate * sigma + 0.5), 1.0, 255.0)
+        return _ssim_map_mean(x, y, lambda im: _filters.gaussian_filter(im, _TEXTBOOK_SIGMA, _TEXTBOOK_TRUNCATE, "reflect"),
+                              TEXTBOOK_SSIM_WINDOW // 2, 1.0, 255.0)
     size = SSIM_WINDOW
     return _ssim_map_mean(x.astype(np.float32), y.astype(np.float32), lambda im: _filters.uniform_filter(im, size, "reflect"),
                           (size - 1) // 2, size * size / (size * size - 1), 2.0)

@@ -96,16 +96,19 @@ class PreparedPair:
     vis_cbcr: np.ndarray | None  # (2, H, W) planar Cb, Cr with offset 0.5; None for gray visible
 
 
+def check_same_size(ir: np.ndarray, vis: np.ndarray) -> None:
+    """UserError when an IR and a visible image differ in height or width."""
+    if ir.shape[:2] != vis.shape[:2]:
+        raise UserError(f"IR and visible sizes differ: IR {ir.shape[1]}x{ir.shape[0]}, visible {vis.shape[1]}x{vis.shape[0]} (WxH)")
+
+
 def prepare_pair(ir: np.ndarray, vis: np.ndarray, stretch: ThermalStretch = DEFAULT_STRETCH) -> PreparedPair:
     """Normalize an IR frame and a visible frame of equal size into model planes."""
     ir = np.asarray(ir)
     vis = np.asarray(vis)
     _check_frame(ir)
     _check_frame(vis)
-    if ir.shape[:2] != vis.shape[:2]:
-        raise UserError(
-            f"IR and visible sizes differ: IR {ir.shape[1]}x{ir.shape[0]}, visible {vis.shape[1]}x{vis.shape[0]} (WxH)"
-        )
+    check_same_size(ir, vis)
     ir_plane = to_gray(to_unit_float(ir, stretch))
     if vis.ndim == 3 and (vis.shape[2] == 1 or (vis.shape[2] == 3 and _channels_identical(vis))):
         vis = vis[..., 0]  # gray stored in a color file

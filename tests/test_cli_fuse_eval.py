@@ -210,6 +210,14 @@ def test_eval_pair_of_different_sizes(capsys, dataset, tmp_path):
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "g").exists()
 
 
+def test_frame_folders_with_a_pair_of_different_sizes_name_it(capsys, dataset, tmp_path):
+    pytest.importorskip("cv2")
+    bad = _save(dataset / "vi" / "tno_19.png", np.zeros((65, 56), np.uint8))
+    assert_user_error(capsys, ["fuse", "--ir", dataset / "ir", "--vis", dataset / "vi", "-o", tmp_path / "o.avi", "--method", "max"],
+                      f"{dataset / 'ir' / 'tno_19.png'} + {bad}: IR and visible sizes differ: IR 56x64, visible 56x65 (WxH)")
+    assert not (tmp_path / "o.avi").exists()
+
+
 def test_missing_partner(capsys, dataset, tmp_path):
     (dataset / "vi" / "tno_20.png").unlink()
     assert_user_error(capsys, ["fuse", "--ir", dataset / "ir", "--vis", dataset / "vi", "-o", tmp_path / "out"], "tno_20", "no visible partner")

@@ -116,3 +116,35 @@ def test_bad_export_arguments(tmp_path, student, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_onnx_export_is_one_line_and_torch_logs_nothing(tmp_path, student, capfd):
+    """A dynamic export traced at one stride fails inside torch.export (a 1-pixel bottleneck is specialized):
+    the UserError is one line without terminal colour codes, torch's log lines stay off stderr, no file."""
+    from edgefusion.convert.onnx import export_onnx
+    from edgefusion.errors import UserError
+
+    capfd.readouterr()
+    with pytest.raises(UserError) as info:
+        export_onnx(student[1], tmp_path / "m.onnx", shape=(8, 8), dynamic=True)
+    assert capfd.readouterr().err == ""
+    message = str(info.value)
+    assert message.startswith("ONNX export of Student failed: ") and "\n" not in message and "\x1b" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_logs_of_a_successful_export_are_written_after_it(capfd):
+    import logging
+
+    from edgefusion.convert.onnx import _torch_logs_kept_on_success
+
+    logger = logging.getLogger("torch.export")
+    capfd.readouterr()
+    with _torch_logs_kept_on_success():
+        logger.warning("kept note")
+        assert "kept note" not in capfd.readouterr().err  # held while the block runs
+    assert "kept note" in capfd.readouterr().err
+    with pytest.raises(RuntimeError), _torch_logs_kept_on_success():
+        logger.warning("dropped note")
+        raise RuntimeError
+    assert "dropped note" not in capfd.readouterr().err

@@ -378,7 +378,8 @@ def test_quantize_with_mismatched_pairs_prints_only_the_error(pair, tmp_path, ba
     argv = ["quantize", "--target", "x86", "--shape", "48x64", "--calib", folders["--calib"], "--val", folders["--val"], "--out", out]
     proc = subprocess.run([sys.executable, "-m", "edgefusion", *map(str, argv)], capture_output=True, text=True, env=_child_env(), timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr == "edgefusion: IR and visible sizes differ: IR 64x48, visible 64x40 (WxH)\n"
+    named = f"{mismatched / 'ir' / 'tno_07.png'} + {mismatched / 'vi' / 'tno_07.png'}"
+    assert proc.stderr == f"edgefusion: {named}: IR and visible sizes differ: IR 64x48, visible 64x40 (WxH)\n"
     assert not out.exists() and leftovers(tmp_path) == []
 
 # --- checkpoints with the right tag and bad fields --------------------------------------------------

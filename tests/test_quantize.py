@@ -162,7 +162,7 @@ def test_build_engine_without_tensorrt_prints_trtexec_and_adopts_an_engine(tmp_p
     assert f"trtexec --onnx={out}/model.onnx --saveEngine=model.engine" in text and "--engine model.engine" in text
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]  # nothing written
     engine = tmp_path / "model.engine"
-    engine.write_bytes(b"serialized engine bytes")
+    engine.write_bytes(b"ftrt" + bytes(range(256)))  # binary, as a plan is (TensorRT 8/10 plans start with ftrt)
     assert main(["build-engine", str(out), "--engine", str(engine)]) == 0
     bundle = load_bundle(out)
     assert bundle.manifest["files"] == {"model": "model.engine", "onnx": "model.onnx"}
@@ -170,6 +170,34 @@ def test_build_engine_without_tensorrt_prints_trtexec_and_adopts_an_engine(tmp_p
     capsys.readouterr()
     assert main(["build-engine", str(built("onnx"))]) == 2
     assert "build-engine needs a tensorrt bundle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("empty", "is empty"),
+    ("bundle_zip", "is a ZIP archive (a bundle or a PyTorch checkpoint)"),
+    ("onnx", "is an ONNX model"),
+    ("tflite", "is a TFLite model"),
+    ("trtexec_log", "is a text file"),
+    ("json", "is a text file"),
+])
+def test_build_engine_refuses_a_prebuilt_engine_that_is_something_else(tmp_path, built, capsys, kind, message):
+    out = tmp_path / "jetson"
+    shutil.copytree(built("jetson"), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    engine = tmp_path / "model.engine"
+    if kind == "bundle_zip":
+        shutil.make_archive(str(tmp_path / "bundle"), "zip", out)
+        (tmp_path / "bundle.zip").rename(engine)
+    elif kind == "onnx":  # the bundle's own model, the file trtexec reads
+        shutil.copyfile(out / "model.onnx", engine)
+    else:
+        engine.write_bytes({"empty": b"", "tflite": b"\x1c\x00\x00\x00TFL3" + bytes(24), "trtexec_log": b"&&&& RUNNING TensorRT.trtexec [TensorRT v100300]\n[I] === Model Options ===\n",
+                            "json": b'{"engine": "model.engine"}\n'}[kind])
+    capsys.readouterr()
+    assert main(["build-engine", str(out), "--engine", str(engine)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"edgefusion: {engine} {message}, not a serialized TensorRT engine (trtexec --saveEngine writes one)\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the bundle is untouched
 
 
 def test_impossible_gate_exits_3_without_bundle_and_force_writes_it(tmp_path, student, splits, capsys):
@@ -203,10 +231,12 @@ def test_zip_and_c_array(tmp_path, student, splits):
     assert "extern const ef_file edgefusion_bundle_files[];" in (bundle.root / "bundle_data.h").read_text()
 
 
-@pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape"])
+@pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape", "tiny_shape", "tiny_fixed_shape"])
 def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, capsys, case):
     out = tmp_path / "out"
-    args = {"target": ["--target", "pdp11"], "shape": ["--shape", "60x90"]}.get(case, [])
+    # tiny: 8x8 is one stride; the accuracy check's SSIM (11x11 Gaussian window) needs 11 pixels, 16 in strides
+    args = {"target": ["--target", "pdp11"], "shape": ["--shape", "60x90"], "tiny_shape": ["--shape", "8x8"],
+            "tiny_fixed_shape": ["--target", "arm", "--shape", "16x8"]}.get(case, [])
     calib = str(splits[0])
     model = str(student[0])
     if case == "not_student":
@@ -222,6 +252,8 @@ def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, 
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("edgefusion: ") and err.count("\n") == 1
     assert not out.exists()
+    if case.startswith("tiny"):
+        assert "too small; quantize needs at least 16x16" in err
 
 
 def test_teacher_checkpoint_is_not_a_student(tmp_path, student):

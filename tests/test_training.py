@@ -279,6 +279,71 @@ def test_bad_data_folder_is_reported_before_anything_is_written(tmp_path, monkey
     assert "dataset folder not found" in capsys.readouterr().err and not run.exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["teacher", "--config", "teacher-smoke", "--vgg-weights", "vgg19.pth"],
+     '--vgg-weights: the recipe\'s regularizer is "clip", which uses no VGG19 weights (only regularizer = "vgg19" does)'),
+    (["--teacher-config", "teacher-smoke", "--student-config", "student-smoke", "--vgg-weights", "vgg19.pth"],  # the whole pipeline
+     '--vgg-weights: the recipe\'s regularizer is "clip", which uses no VGG19 weights (only regularizer = "vgg19" does)'),
+    (["teacher", "--config", "teacher-pixel", "--clip-weights", "random", "--vgg-weights", "vgg19.pth"],
+     '--clip-weights, --vgg-weights: the recipe\'s objective is "pixel", which uses no CLIP or VGG19 weights'),
+])
+def test_weight_flags_the_recipe_would_ignore_are_refused(tmp_path, monkeypatch, capsys, argv, message):
+    from edgefusion.resources import SAMPLES
+
+    run = tmp_path / "run"
+    assert main(["train", *argv, "--data", str(SAMPLES), "--out", str(run), "--device", "cpu"], monkeypatch) == 2
+    assert capsys.readouterr().err == f"edgefusion: {message}\n"
+    assert not run.exists()
+
+
+class _PairCheckReached(Exception):
+    """Raised by the stand-in bar of the pair check: the test has seen what it needs, the run stops there."""
+
+
+@pytest.mark.parametrize("command", [
+    ["teacher", "--config", "teacher-smoke"],
+    ["--teacher-config", "teacher-smoke", "--student-config", "student-smoke"],  # the whole pipeline
+    ["student", "--teacher", "teacher.pt", "--config", "student-smoke"],
+    ["student", "--teacher", "teacher.pt", "--config", "student-ld-smoke"],  # the v2 student's distillation
+])
+@pytest.mark.parametrize("rank", [0, 1])
+def test_pair_check_bar_shows_on_the_main_rank_only(tmp_path, monkeypatch, command, rank):
+    """Under torchrun every rank checks the pairs; only rank 0 may draw the bar, like every other bar of a run."""
+    from types import SimpleNamespace
+
+    from edgefusion.resources import SAMPLES
+    from edgefusion.training import dataset, ddp, distill, distill_ctx
+    from edgefusion.training.gain_offset import INVARIANT_ATTRIBUTE
+
+    bars = []
+
+    def bar(iterable, *, enabled=True, **kw):
+        bars.append((kw.get("desc"), enabled))
+        raise _PairCheckReached
+
+    monkeypatch.setattr(dataset, "progress", bar)
+    monkeypatch.setattr(ddp, "setup", lambda device: ddp.Dist(rank=rank, world=1))  # a rank without a process group
+    for module in (distill, distill_ctx):  # a stand-in teacher: the bar comes before any use of it
+        monkeypatch.setattr(module, "load_teacher", lambda path, device: (SimpleNamespace(**{INVARIANT_ATTRIBUTE: True}), {}))
+    with pytest.raises(_PairCheckReached):
+        main(["train", *command, "--data", str(SAMPLES), "--out", str(tmp_path / "run"), "--device", "cpu"], monkeypatch)
+    assert bars == [("check pairs", rank == 0)]
+
+
+def test_pair_of_different_sizes_is_named_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from edgefusion.io.images import write_image
+
+    data = tmp_path / "data"
+    for name, vis_height in (("a", 48), ("b", 40)):
+        write_image(data / "ir" / f"{name}.png", np.full((48, 64), 100, np.uint8))
+        write_image(data / "vi" / f"{name}.png", np.full((vis_height, 64), 150, np.uint8))
+    run = tmp_path / "run"
+    assert main(["train", "teacher", "--data", str(data), "--config", str(SMOKE), "--out", str(run), "--device", "cpu"], monkeypatch) == 2
+    named = f"{data / 'ir' / 'b.png'} + {data / 'vi' / 'b.png'}"
+    assert capsys.readouterr().err == f"edgefusion: {named}: IR and visible sizes differ: IR 64x48, visible 64x40 (WxH)\n"
+    assert not run.exists()
+
+
 @needs_data
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgefusion.convert.tensorrt import build_engine, trtexec_command
+    from edgefusion.convert.tensorrt import build_engine, check_engine_file, trtexec_command
     from edgefusion.errors import UserError
     from edgefusion.io.atomic import work_folder
     from edgefusion.runtime.bundle import load_bundle, write_bundle
@@ -42,14 +42,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {trtexec_command(source, Path('model.engine'))}")
         print(f"then store the engine in the bundle: edgefusion build-engine {args.bundle} --engine model.engine")
         return 0
+    if args.engine is not None:
+        check_engine_file(args.engine)
     with work_folder("edgefusion-engine-") as work:
         engine = work / "model.engine"
         if args.engine is None:
             build_engine(onnx_path, engine)
             built_with = "TensorRT Python API (FP16 + INT8 flags, Q/DQ layers INT8)"
         else:
-            if not args.engine.is_file():
-                raise UserError(f"engine file not found: {args.engine}")
             shutil.copyfile(args.engine, engine)
             built_with = f"prebuilt engine {args.engine.name} (e.g. trtexec)"
         manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "sha256")}

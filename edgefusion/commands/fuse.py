@@ -58,12 +58,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgefusion.errors import UserError
-    from edgefusion.evaluate import fuse_pair, read_pair
+    from edgefusion.evaluate import fuse_pair
     from edgefusion.io.outputs import check_not_input, check_output_file, check_output_folder
     from edgefusion.fusers import open_fuser
     from edgefusion.io.atomic import staged_folder
     from edgefusion.io.images import IMAGE_SUFFIXES, write_image
-    from edgefusion.io.pairs import resolve_pairs
+    from edgefusion.io.pairs import read_pair, resolve_pairs
     from edgefusion.progress import progress
 
     from edgefusion.runtime import video

@@ -72,10 +72,10 @@ def run_distributed(args: argparse.Namespace, work) -> int:
 
 
 def run_stage_command(args: argparse.Namespace, recipe: dict, build_stage) -> int:
-    """Shared tail of every stage command: DDP setup, ``build_stage()``, the loop, cleanup."""
+    """Shared tail of every stage command: DDP setup, ``build_stage(place)``, the loop, cleanup."""
     from edgefusion.training.loop import run_stage
 
-    return run_distributed(args, lambda place: run_stage(build_stage(), recipe, args.out, resume=args.resume, place=place))
+    return run_distributed(args, lambda place: run_stage(build_stage(place), recipe, args.out, resume=args.resume, place=place))
 
 
 def run_teacher(args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def run_teacher(args: argparse.Namespace) -> int:
     find_pairs(args.data)  # fail on a bad data folder before anything is written
     check_output_folder(args.out, "run")
     weights = teacher.check_weights(recipe)
-    return run_stage_command(args, recipe, lambda: teacher.build_teacher_stage(recipe, args.data, weights))
+    return run_stage_command(args, recipe, lambda place: teacher.build_teacher_stage(recipe, args.data, weights, progress=place.main))
 
 
 def register_student(stages) -> None:

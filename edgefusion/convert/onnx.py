@@ -17,10 +17,13 @@ walks a graph (including subgraphs) against it.
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+import re
 import warnings
+from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from edgefusion.errors import UserError
 from edgefusion.io.atomic import atomic_path
@@ -80,7 +83,8 @@ def export_onnx(
 
     ``shape`` is the (H, W) of the example input (a multiple of the stride;
     default 32 strides by 40 strides). With ``dynamic=False`` the graph is
-    fixed to that shape, which ``shape`` must then give.
+    fixed to that shape, which ``shape`` must then give. What torch logs during
+    the export is written only when it succeeds: a failure is the UserError's one line.
     """
     import onnx
     import torch
@@ -109,7 +113,7 @@ def export_onnx(
     was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _torch_logs_kept_on_success():
             warnings.filterwarnings("ignore", message=".*shares the same shape constraints.*")
             program = torch.onnx.export(
                 model,
@@ -126,7 +130,7 @@ def export_onnx(
         _name_weight_slices(program.model.graph, {name for name, _ in model.named_parameters()})
         program.optimize()
     except Exception as exc:  # the exporter raises many types; report it as one line
-        raise UserError(f"ONNX export of {type(model).__name__} failed: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"ONNX export of {type(model).__name__} failed: {_first_line(exc.__cause__ or exc)}") from None
     finally:
         model.train(was_training)
     proto = program.model_proto
@@ -135,6 +139,43 @@ def export_onnx(
     with atomic_path(target) as tmp:
         onnx.save_model(proto, str(tmp))
     return target
+
+
+@contextmanager
+def _torch_logs_kept_on_success() -> Iterator[None]:
+    """Hold what torch's log handlers would write during the block; write it only when the block returns normally."""
+    held: list[tuple[logging.Handler, logging.LogRecord]] = []
+    holders = {handler: _holder(handler, held) for handler in _torch_handlers()}
+    for handler, holder in holders.items():
+        handler.addFilter(holder)
+    try:
+        yield
+    finally:
+        for handler, holder in holders.items():
+            handler.removeFilter(holder)
+    for handler, record in held:
+        handler.handle(record)
+
+
+def _torch_handlers() -> set[logging.Handler]:
+    """The handlers of the ``torch`` logger and of its descendants (torch gives many of them their own)."""
+    loggers = logging.Logger.manager.loggerDict.items()
+    return {h for name, lg in loggers if isinstance(lg, logging.Logger) and name.split(".")[0] == "torch" for h in lg.handlers}
+
+
+def _holder(handler: logging.Handler, held: list) -> Callable[[logging.LogRecord], bool]:
+    """A filter that appends (``handler``, record) to ``held`` instead of letting ``handler`` write the record."""
+    def hold(record: logging.LogRecord) -> bool:
+        held.append((handler, record))
+        return False
+
+    return hold
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without terminal colour codes (the exporter adds some)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _name_weight_slices(graph, parameters: set[str]) -> None:

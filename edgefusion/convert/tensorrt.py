@@ -7,7 +7,8 @@ quantized op (both inputs of an Add), opset >= 13 and, for edgefusion's Jetson
 bundles, a fixed input shape. :func:`check_explicit_quantization` verifies all
 of it on the ONNX graph; :func:`build_engine` turns the graph into a serialized
 engine with the TensorRT Python API (Q/DQ layers run INT8, the float rest may
-run FP16); :func:`trtexec_command` is the equivalent command line.
+run FP16); :func:`trtexec_command` is the equivalent command line;
+:func:`check_engine_file` refuses a prebuilt engine that is certainly something else.
 """
 
 from __future__ import annotations
@@ -92,6 +93,44 @@ def _check_conv_weight(node, producers, inits) -> list[str]:
         if source is not None and source.op_type == "DequantizeLinear":
             problems.append(f"{node.name}: bias is quantized")
     return problems
+
+
+#: Bytes of a text file: printable ASCII, tab, newlines, form feed and every byte of a UTF-8 sequence.
+_TEXT_BYTES = bytes([9, 10, 12, 13, *range(32, 127), *range(128, 256)])
+#: ONNX files are a protobuf ModelProto: ``ir_version`` (field 1) first, then one of fields 2-7.
+_ONNX_SECOND_TAGS = b"\x12\x1a\x22\x28\x32\x3a"
+
+
+def check_engine_file(path: Path) -> None:
+    """UserError unless ``path`` is plausibly a serialized TensorRT engine (a plan, e.g. from ``trtexec --saveEngine``).
+
+    TensorRT documents no file signature (TensorRT 8 and 10 plans start with ``ftrt``; other headers are
+    reported for other versions), so this refuses only files that are certainly something else: missing,
+    empty, a ZIP archive (a bundle, a PyTorch checkpoint), an ONNX or TFLite model, or text (JSON, XML, a
+    trtexec log). Any other binary file passes; whether TensorRT deserializes it (its version, the GPU it
+    was built for) shows only when the bundle is opened on the device.
+    """
+    if not path.is_file():
+        raise UserError(f"engine file not found: {path}")
+    with path.open("rb") as stream:
+        other = _not_an_engine(stream.read(4096))
+    if other:
+        raise UserError(f"{path} is {other}, not a serialized TensorRT engine (trtexec --saveEngine writes one)")
+
+
+def _not_an_engine(head: bytes) -> str | None:
+    """What a file starting with ``head`` certainly is instead of an engine; None when it may be one."""
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (a bundle or a PyTorch checkpoint)"
+    if head[4:8] == b"TFL3":
+        return "a TFLite model"
+    if len(head) > 2 and head[0] == 0x08 and head[1] < 0x80 and head[2] in _ONNX_SECOND_TAGS:
+        return "an ONNX model"
+    if not head.translate(None, _TEXT_BYTES):
+        return "a text file"
+    return None
 
 
 def trtexec_command(onnx_path: Path, engine_path: Path) -> str:

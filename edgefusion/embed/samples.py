@@ -30,15 +30,15 @@ def write_sample_check(folder: Path, bundle: Bundle) -> tuple[int, str]:
 
     Returns the number of expected results written and, when none were, why ("" otherwise).
     """
-    from edgefusion.io.images import read_image, write_image
-    from edgefusion.io.pairs import find_pairs
+    from edgefusion.io.images import write_image
+    from edgefusion.io.pairs import find_pairs, read_pair
 
     samples = folder / "samples"
     (samples / "expected").mkdir(parents=True)
     shutil.copyfile(SAMPLES / "README.md", samples / "README.md")
     pairs = {}
     for pair in find_pairs(SAMPLES):
-        ir, vis = read_image(pair.ir), read_image(pair.vis)
+        ir, vis = read_pair(pair)
         for role, image in (("ir", ir), ("vis", vis)):
             write_image(samples / f"{pair.name}-{role}{_suffix(image)}", image)
         pairs[pair.name] = (ir, vis)

@@ -4,16 +4,23 @@ A dataset is a folder holding ``ir/`` and ``vi/`` (also accepted: ``infrared/``
 + ``visible/``, ``ir/`` + ``vis/``); files are paired by stem (``01.png`` in
 ``ir/`` pairs with ``01.jpg`` in ``vi/``). Every file without a partner is an
 error, not a silent skip: a half-paired folder usually means a broken copy.
+:func:`read_pair` decodes a pair and refuses one whose two images differ in
+size, naming both files (as does :func:`naming` for errors raised inside it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgefusion.errors import UserError
-from edgefusion.io.images import IMAGE_SUFFIXES
+from edgefusion.io.images import IMAGE_SUFFIXES, read_image
+from edgefusion.preprocess import check_same_size
 
 IR_DIR_NAMES = ("ir", "infrared")
 VIS_DIR_NAMES = ("vi", "vis", "visible")
@@ -26,6 +33,26 @@ class Pair:
     name: str
     ir: Path
     vis: Path
+
+
+@contextlib.contextmanager
+def naming(pair: Pair) -> Iterator[None]:
+    """Prefix input errors raised inside with the pair's file names (unless already named)."""
+    try:
+        yield
+    except UserError as exc:
+        text = str(exc)
+        if str(pair.ir) in text or str(pair.vis) in text:
+            raise
+        raise type(exc)(f"{pair.ir} + {pair.vis}: {text}") from None
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Decode both images of a pair (uint8/uint16); UserError naming both files when their sizes differ."""
+    ir, vis = read_image(pair.ir), read_image(pair.vis)
+    with naming(pair):
+        check_same_size(ir, vis)
+    return ir, vis
 
 
 def dataset_dirs(root: str | os.PathLike) -> tuple[Path, Path]:

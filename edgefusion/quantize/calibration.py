@@ -20,8 +20,7 @@ from PIL import Image
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.io.images import read_image
-from edgefusion.io.pairs import Pair, find_pairs
+from edgefusion.io.pairs import Pair, find_pairs, read_pair
 from edgefusion.runtime.frame_stats import frame_stats
 
 
@@ -54,7 +53,7 @@ def cover_crop(plane: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def load_frame(pair: Pair, shape: tuple[int, int], stretch: preprocess.ThermalStretch = preprocess.DEFAULT_STRETCH) -> Frame:
     """Read, normalize and cover-crop one pair to ``shape``."""
-    planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis), stretch)
+    planes = preprocess.prepare_pair(*read_pair(pair), stretch)
     ir, vis = (np.ascontiguousarray(cover_crop(p, shape)[None, None]) for p in (planes.ir, planes.vis_y))
     return Frame(pair.name, ir, vis, frame_stats(planes.ir, planes.vis_y)[None])
 
@@ -105,6 +104,6 @@ def load_frames(pairs: list[Pair], shape: tuple[int, int], desc: str) -> list[Fr
 
 def native_frame(pair: Pair, multiple: int) -> Frame:
     """One pair at its own size, padded to ``multiple`` (:func:`edgefusion.preprocess.model_inputs`)."""
-    planes = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
+    planes = preprocess.prepare_pair(*read_pair(pair))
     ir, vis = preprocess.model_inputs(planes, multiple)
     return Frame(pair.name, ir, vis, frame_stats(planes.ir, planes.vis_y)[None])

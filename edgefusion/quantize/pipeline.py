@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefusion import __version__, preprocess
+from edgefusion import __version__, metrics, preprocess
 from edgefusion.embed.c_arrays import bundle_c_arrays
 from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
@@ -84,11 +84,18 @@ def load_student(path: str | Path):
     return model, payload
 
 
-def check_shape(target: Target, stride: int) -> None:
-    """UserError when the target shape is not a multiple of the model stride."""
+def check_shape(target: Target, model) -> None:
+    """UserError when the target shape is not a multiple of the model stride, or smaller than the model
+    (its ``min_size``) or the accuracy check (the textbook SSIM window) takes."""
     h, w = target.shape
+    stride = int(getattr(model, "stride", 1))
     if h % stride or w % stride:
         raise UserError(f"target {target.name}: shape {h}x{w} (HxW) must be a multiple of the model stride {stride} for the {target.backend} backend")
+    side = max(int(getattr(model, "min_size", 1)), metrics.TEXTBOOK_SSIM_WINDOW)
+    if h < side or w < side:
+        smallest = -(-side // stride) * stride
+        raise UserError(f"target {target.name}: shape {h}x{w} (HxW) is too small; quantize needs at least {smallest}x{smallest} "
+                        f"({side} pixels a side for the model and the accuracy check's SSIM, in multiples of the model stride {stride})")
 
 
 def torch_outputs(model, frames: list[Frame]) -> list[np.ndarray]:
@@ -327,7 +334,7 @@ def run_quantize(
     float_modules = tuple(m for m in FLOAT_MODULES.get(payload["architecture"], ()) if m not in target.keep_float)
     target = dataclasses.replace(target, keep_float=tuple(target.keep_float) + float_modules)
     stride = int(getattr(model, "stride", 1))
-    check_shape(target, stride)
+    check_shape(target, model)
     if target.compose == "runtime" and stride % 4:
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
     calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)

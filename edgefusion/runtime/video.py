@@ -81,12 +81,11 @@ class _VideoFrames:
 
 def _frame_pairs(ir: Path, vis: Path) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], int | None, float | None]:
     """Iterator over (ir, vis) frames, the frame count if known, and the IR frame rate if known."""
-    from edgefusion.io.images import read_image
-    from edgefusion.io.pairs import pair_folders
+    from edgefusion.io.pairs import pair_folders, read_pair
 
     if ir.is_dir() and vis.is_dir():
         pairs = pair_folders(ir, vis)
-        return ((read_image(p.ir), read_image(p.vis)) for p in pairs), len(pairs), None
+        return (read_pair(p) for p in pairs), len(pairs), None
     a, b = _VideoFrames(ir, "IR"), _VideoFrames(vis, "visible")
 
     def frames():

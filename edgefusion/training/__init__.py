@@ -61,7 +61,8 @@ Stage-specific pieces of the teacher, reusable by other stages
 CLI (:mod:`edgefusion.commands.train`)
     A stage command calls ``add_run_arguments(parser, default_config)``
     (``--data --config --out --resume --device``), validates every input, then
-    ``run_stage_command(args, recipe, build_stage)`` (DDP setup, loop, cleanup).
+    ``run_stage_command(args, recipe, build_stage)`` (DDP setup, ``build_stage(place)``, loop, cleanup;
+    progress bars only where ``place.main``).
 
 Resumability contract: batches and augmentation depend only on
 ``(train.seed, step)``; python/numpy/torch RNG states, optimizer, scheduler and

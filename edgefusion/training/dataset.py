@@ -27,8 +27,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from edgefusion import preprocess
 from edgefusion.errors import UserError
-from edgefusion.io.images import read_image
-from edgefusion.io.pairs import Pair, find_pairs
+from edgefusion.io.pairs import Pair, find_pairs, read_pair
 from edgefusion.progress import progress
 from edgefusion.training.recipe import DataConfig
 
@@ -38,20 +37,23 @@ MAX_REDRAWS = 20
 
 
 class PairCrops(Dataset):
-    """Augmented crops of the pairs under ``root`` (a folder with ``ir/`` and ``vi/``)."""
+    """Augmented crops of the pairs under ``root`` (a folder with ``ir/`` and ``vi/``).
 
-    def __init__(self, root: str | os.PathLike, config: DataConfig, pairs: list[Pair] | None = None):
+    ``progress``: show the bar of the pair check (callers pass ``place.main``: one bar per run, not per rank).
+    """
+
+    def __init__(self, root: str | os.PathLike, config: DataConfig, pairs: list[Pair] | None = None, progress: bool = True):
         self.pairs = pairs if pairs is not None else find_pairs(root)
         if not self.pairs:
             raise UserError(f"no training pairs in {root}")
         self.config = config
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._check_every_pair()
+        self._check_every_pair(progress)
 
-    def _check_every_pair(self) -> None:
+    def _check_every_pair(self, bar: bool) -> None:
         """Read and prepare every pair once (kept when caching), so that a truncated image or a size mismatch
         stops the run before training starts, not at the step that first draws it."""
-        for index in progress(range(len(self.pairs)), desc="check pairs", unit="pair"):
+        for index in progress(range(len(self.pairs)), enabled=bar, desc="check pairs", unit="pair"):
             self.planes(index)
 
     def __len__(self) -> int:
@@ -61,8 +63,7 @@ class PairCrops(Dataset):
         """The prepared (ir, vis_y) float32 planes of pair ``index`` (cached when configured)."""
         if index in self._cache:
             return self._cache[index]
-        pair = self.pairs[index]
-        prepared = preprocess.prepare_pair(read_image(pair.ir), read_image(pair.vis))
+        prepared = preprocess.prepare_pair(*read_pair(self.pairs[index]))
         planes = (prepared.ir, prepared.vis_y)
         if self.config.cache:
             self._cache[index] = planes

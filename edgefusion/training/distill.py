@@ -285,7 +285,7 @@ def distill(
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     if place.main and progress:
         print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)
-    pairs = PairCrops(data_dir, recipe["data"])
+    pairs = PairCrops(data_dir, recipe["data"], progress=progress and place.main)
     cfg: DistillConfig = recipe["distill"]
     teacher_digest = sha256_file(teacher_path)
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None

@@ -167,7 +167,7 @@ def distill_ctx(
     if gain_offset is not None and not getattr(teacher, INVARIANT_ATTRIBUTE, False):
         raise UserError(f"distill.gain_offset keeps the teacher target unchanged, which needs a gain/offset-invariant teacher (e.g. ld-lite); {teacher_path} is a {teacher_payload.get('architecture')!r}")
     found = find_pairs(data_dir)
-    pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True), found[: cfg.frames] if cfg.frames else found)
+    pairs = PairCrops(data_dir, DataConfig(crop=cfg.crop, cache=True), found[: cfg.frames] if cfg.frames else found, progress=progress and place.main)
     digest = sha256_file(teacher_path)
     cache = TargetCache(cache_root(cfg.cache_dir), pairs, teacher, digest, place.device)
     recipe["distill"] = dataclasses.replace(cfg, cache_dir="")  # where the cache lives is no property of the model (no paths in checkpoints)

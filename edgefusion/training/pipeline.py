@@ -68,7 +68,7 @@ def run_pipeline(
         log.warning("teacher stage already complete (%s); skipping it", teacher_final)
     else:
         weights = teacher.check_weights(t_recipe)
-        stage = teacher.build_teacher_stage(t_recipe, data_dir, weights)
+        stage = teacher.build_teacher_stage(t_recipe, data_dir, weights, progress=progress and place.main)
         started = (teacher_final.parent / "last.pt").is_file()
         run_stage(stage, t_recipe, teacher_final.parent, resume=resume and started, place=place, progress=progress)
     student_final = out / "student" / f"{distill.FINAL_NAME}.pt"

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edgefusion.errors import UserError
 from edgefusion.language import losses as L
 from edgefusion.language.clip import Clip, ClipConfig, ClipWeights, load_clip, resolve_weights
 from edgefusion.language.prompts import PromptConfig, encode_prompts
@@ -225,7 +226,18 @@ class ExternalWeights:
 
 def apply_overrides(recipe: dict, clip_model: str | None = None, clip_weights: str | None = None,
                     vgg_weights: str | None = None) -> dict:
-    """Command-line overrides of the recipe's CLIP model, CLIP weights and VGG19 weights (None keeps the recipe's)."""
+    """Command-line overrides of the recipe's CLIP model, CLIP weights and VGG19 weights (None keeps the recipe's).
+
+    UserError for an override the recipe's objective would ignore: any of them with a pixel objective,
+    VGG19 weights with a regularizer other than ``vgg19``.
+    """
+    objective: ObjectiveConfig = recipe["objective"]
+    given = [flag for flag, value in (("--clip-model", clip_model), ("--clip-weights", clip_weights), ("--vgg-weights", vgg_weights)) if value]
+    if given and objective.kind == "pixel":
+        raise UserError(f"{', '.join(given)}: the recipe's objective is \"pixel\", which uses no CLIP or VGG19 weights")
+    if vgg_weights and objective.regularizer != "vgg19":
+        raise UserError(f"--vgg-weights: the recipe's regularizer is \"{objective.regularizer}\", which uses no VGG19 weights "
+                        "(only regularizer = \"vgg19\" does)")
     if clip_model:
         recipe["clip"].model = clip_model
     if clip_weights:
@@ -264,11 +276,12 @@ def build_objective(recipe: dict, weights: ExternalWeights) -> tuple[nn.Module, 
     return LanguageObjective(clip, recipe["prompts"], objective, features), metadata
 
 
-def build_teacher_stage(recipe: dict, data_dir: str | os.PathLike, weights: ExternalWeights) -> Stage:
-    """The teacher :class:`Stage`: TeacherNet from ``[model]``, objective, augmented crops of ``data_dir``."""
+def build_teacher_stage(recipe: dict, data_dir: str | os.PathLike, weights: ExternalWeights, progress: bool = True) -> Stage:
+    """The teacher :class:`Stage`: TeacherNet from ``[model]``, objective, augmented crops of ``data_dir``
+    (``progress``: the pair check's bar, see :class:`PairCrops`)."""
     config = recipe_to_dict({"model": recipe["model"]})["model"]
     seed_all(recipe["train"].seed)  # reproducible initialization
     model = build_model("teacher", config)
-    pairs = PairCrops(data_dir, recipe["data"])  # every pair checked before the objective loads (and warns)
+    pairs = PairCrops(data_dir, recipe["data"], progress=progress)  # every pair checked before the objective loads (and warns)
     loss, metadata = build_objective(recipe, weights)
     return Stage("teacher", "teacher", config, model, loss, pairs, metadata)
