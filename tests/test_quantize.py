@@ -232,7 +232,10 @@ def test_zip_and_c_array(tmp_path, student, splits):
 
 
 @pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape", "tiny_shape", "tiny_fixed_shape"])
-def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, capsys, case):
+def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, capsys, monkeypatch, case):
+    from edgefusion.models import provenance
+
+    monkeypatch.setattr(provenance, "_WARNED", set())  # the test model's once-per-process provenance note is due
     out = tmp_path / "out"
     # tiny: 8x8 is one stride; the accuracy check's SSIM (11x11 Gaussian window) needs 11 pixels, 16 in strides
     args = {"target": ["--target", "pdp11"], "shape": ["--shape", "60x90"], "tiny_shape": ["--shape", "8x8"],

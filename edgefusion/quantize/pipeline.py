@@ -330,7 +330,6 @@ def run_quantize(
     if model_path.parent == DEFAULT_MODEL.parent and not model_path.is_file():
         raise UserError(f"the shipped student {model_path} is missing from this installation; pass --model CKPT")
     model, payload = load_student(model_path)
-    warn_if_not_meaningful(provenance_of(payload), model_path.name)
     float_modules = tuple(m for m in FLOAT_MODULES.get(payload["architecture"], ()) if m not in target.keep_float)
     target = dataclasses.replace(target, keep_float=tuple(target.keep_float) + float_modules)
     stride = int(getattr(model, "stride", 1))
@@ -341,7 +340,8 @@ def run_quantize(
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
-    if target.precision == "int8":  # only once every frame loaded: a bad --calib/--val is the only line
+    warn_if_not_meaningful(provenance_of(payload), model_path.name)  # notes only once every frame loaded:
+    if target.precision == "int8":  # a bad --calib/--val is the only line
         warn(note)
     refs = torch_outputs(model, val)
     with work_folder("edgefusion-quantize-") as work:
