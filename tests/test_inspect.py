@@ -37,7 +37,7 @@ def test_inspect_shows_the_verified_contract(bundle, capsys):
                  "any (padded to multiples of 8)", "composition by the runtime",
                  "accuracy gate passed: int8 vs FP32 worst frame 56.271 dB (mean 57.01) over 4 frames at 480x640, bound 40.0 dB",
                  "latency budget: p90 15.0 ms at 480x640", "from s.pt (SHA-256 abababababab…)",
-                 "language objective meaningful: NO (not trained with real CLIP weights) · licence: MIT"):
+                 "language objective meaningful: NO: not trained with the real language-driven (CLIP) objective · licence: MIT"):
         assert text in out, text
 
 
@@ -65,4 +65,33 @@ def test_inspect_refuses_a_damaged_bundle_in_one_line(bundle, capsys, damage):
     assert main(["inspect", str(bundle)]) == 2
     captured = capsys.readouterr()
     expected = "SHA-256 mismatch for model.bin" if damage == "model" else "seal does not match"
+    assert captured.out == "" and expected in captured.err and captured.err.count("\n") == 1
+
+
+def test_inspect_a_shipped_checkpoint_against_its_record(capsys):
+    """The shipped default, by name: what loading it gives, against its JSON record (written when it was shipped)."""
+    import hashlib
+
+    from edgefusion.models.shipped import describe, shipped_path
+
+    record = describe("student-ld")
+    assert main(["inspect", "default", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sha256"] == record["sha256"] == hashlib.sha256(shipped_path("student-ld").read_bytes()).hexdigest()
+    assert (summary["architecture"], summary["config"], summary["parameters"]) == (record["architecture"], record["config"], record["cost"]["params"])
+    assert summary["inputs"] == ["ir", "vis", "stats"] and summary["stride"] == 8
+    assert summary["provenance"]["licence"] == "Apache-2.0" and summary["provenance"]["language_objective_meaningful"] is True
+    assert main(["inspect", "pixel"]) == 0
+    out = capsys.readouterr().out
+    assert "loads (student" in out and "language objective meaningful: NO" in out and "7,748 parameters" in out
+
+
+@pytest.mark.parametrize("case", ["missing", "not a checkpoint", "folder without manifest"])
+def test_inspect_refuses_what_is_neither_in_one_line(tmp_path, capsys, case):
+    target = {"missing": tmp_path / "gone.pt", "not a checkpoint": tmp_path / "notes.pt", "folder without manifest": tmp_path}[case]
+    if case == "not a checkpoint":
+        target.write_text("hello")
+    assert main(["inspect", str(target)]) == 2
+    captured = capsys.readouterr()
+    expected = {"missing": "checkpoint not found", "not a checkpoint": "cannot read checkpoint", "folder without manifest": "no manifest.json"}[case]
     assert captured.out == "" and expected in captured.err and captured.err.count("\n") == 1

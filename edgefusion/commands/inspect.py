@@ -1,23 +1,29 @@
-"""``edgefusion inspect BUNDLE``: verify a bundle and say what it holds, without running it.
+"""``edgefusion inspect BUNDLE|MODEL``: verify a bundle or a checkpoint and say what it holds, without running it.
 
-Verifies what a device would (the manifest's seal, every file's SHA-256, the manifest's
-values) and prints target, backend, I/O contract, accuracy gate, latency budget and the
-model's provenance. Exit 0 for an intact bundle, 2 (one line) otherwise, so a release
-pipeline can gate on it. Needs neither torch nor a backend.
+A bundle is verified as a device would (the manifest's seal, every file's SHA-256, the
+manifest's values); the summary gives target, backend, I/O contract, accuracy gate, latency
+budget and the model's provenance, and needs neither torch nor a backend. A checkpoint (a
+``.pt`` file or a shipped model's name) is loaded as every command loads it (``weights_only``,
+fields, finite weights, shapes against its architecture); the summary gives architecture,
+parameters, stride, smallest frame, inputs and provenance, including whether the language
+objective was meaningful. Exit 0 when intact, 2 (one line) otherwise, so a release pipeline can
+gate on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("inspect", help="verify a bundle and show its contract, accuracy and provenance",
+    parser = subparsers.add_parser("inspect", help="verify a bundle or checkpoint and show its contract, accuracy and provenance",
                                    description=__doc__.splitlines()[0].replace("``", ""))
-    parser.add_argument("bundle", help="a bundle folder or .zip")
-    parser.add_argument("--json", action="store_true", help="print the verified manifest as JSON")
+    parser.add_argument("artifact", metavar="BUNDLE|MODEL", help="a bundle folder or .zip, a checkpoint (.pt) or a shipped model's name")
+    parser.add_argument("--json", action="store_true", help="print the verified manifest (bundles) or the summary (checkpoints) as JSON")
     parser.set_defaults(func=run)
 
 
@@ -59,28 +65,78 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"latency budget: p90 {budget.get('p90_ms')} ms at {_size(budget.get('shape'))} "
                      f"(edgefusion bench --target {m['target']} --check)")
     model = _section(m, "model")
-    prov = _section(model, "provenance")
     if model:
         lines.append(f"model {model.get('architecture', '?')} {json.dumps(model.get('config', {}))} from {model.get('file', '?')} "
                      f"(SHA-256 {str(model.get('sha256', '?'))[:12]}…)")
-    if prov:
-        meaningful = {True: "yes", False: "NO (not trained with real CLIP weights)"}.get(prov.get("language_objective_meaningful"), "unknown")
-        lines.append(f"objective: {prov.get('objective', 'unknown')}")
-        lines.append(f"language objective meaningful: {meaningful} · licence: {prov.get('licence', 'project licence')}")
-        if prov.get("attribution"):
-            lines.append(f"attribution: {prov['attribution']}")
+    return lines + provenance_lines(_section(model, "provenance"))
+
+
+def provenance_lines(prov: dict[str, Any]) -> list[str]:
+    """Objective, whether the language objective was meaningful, licence and attribution (none for an empty dict)."""
+    if not prov:
+        return []
+    meaningful = {True: "yes", False: "NO: not trained with the real language-driven (CLIP) objective"}.get(prov.get("language_objective_meaningful"), "unknown")
+    lines = [f"objective: {prov.get('objective', 'unknown')}",
+             f"language objective meaningful: {meaningful} · licence: {prov.get('licence', 'project licence')}"]
+    if prov.get("attribution"):
+        lines.append(f"attribution: {prov['attribution']}")
     return lines
 
 
+def checkpoint_summary(path: Path) -> dict[str, Any]:
+    """What :func:`edgefusion.models.checkpoint.load_model` makes of ``path`` (UserError when it cannot load it)."""
+    from edgefusion.io.digest import sha256_file
+    from edgefusion.models.checkpoint import input_names, load_model
+    from edgefusion.models.provenance import provenance_of
+
+    model, payload = load_model(path)
+    return {"checkpoint": str(path), "sha256": sha256_file(path), "architecture": payload["architecture"],
+            "config": payload["config"], "parameters": sum(p.numel() for p in model.parameters()),
+            "stride": int(getattr(model, "stride", 1)), "min_size": int(getattr(model, "min_size", 1)),
+            "inputs": list(input_names(model)), "stage": payload["metadata"].get("stage"), "provenance": provenance_of(payload)}
+
+
+def checkpoint_lines(summary: dict[str, Any]) -> list[str]:
+    """A :func:`checkpoint_summary` in a few lines."""
+    teacher = summary["provenance"].get("teacher") or {}
+    lines = [f"stage {summary['stage'] or '?'} · stride {summary['stride']} · smallest frame {summary['min_size']}x{summary['min_size']} "
+             f"· inputs {', '.join(summary['inputs'])}"]
+    if teacher:
+        lines.append(f"teacher: {teacher.get('architecture', '?')} (SHA-256 {str(teacher.get('sha256', '?'))[:12]}…)")
+    return lines + provenance_lines(summary["provenance"])
+
+
+def _is_bundle(path: Path) -> bool:
+    """A folder (a bundle, or a UserError saying why not) or a zip archive; anything else is a model spec."""
+    return path.is_dir() or path.suffix.lower() == ".zip" and zipfile.is_zipfile(path)
+
+
 def run(args: argparse.Namespace) -> int:
+    path = Path(args.artifact)
+    if not _is_bundle(path):
+        return _run_checkpoint(args)
     from edgefusion.runtime.bundle import load_bundle
 
-    bundle = load_bundle(args.bundle)
+    bundle = load_bundle(path)
     if args.json:
         print(json.dumps(bundle.manifest, indent=1))
         return 0
     files = ", ".join(f"{rel} ({(bundle.root / rel).stat().st_size:,} bytes)" for rel in sorted(bundle.manifest["sha256"]))
-    print(f"bundle {args.bundle}: intact (manifest seal and {len(bundle.manifest['sha256'])} file digests verified): {files}")
+    print(f"bundle {args.artifact}: intact (manifest seal and {len(bundle.manifest['sha256'])} file digests verified): {files}")
     for line in summary_lines(bundle.manifest):
+        print(f"  {line}")
+    return 0
+
+
+def _run_checkpoint(args: argparse.Namespace) -> int:
+    from edgefusion.models.shipped import resolve_model_spec
+
+    summary = checkpoint_summary(Path(resolve_model_spec(args.artifact)))
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
+    print(f"checkpoint {summary['checkpoint']}: loads ({summary['architecture']} {json.dumps(summary['config'])}, "
+          f"{summary['parameters']:,} parameters; SHA-256 {summary['sha256'][:12]}…)")
+    for line in checkpoint_lines(summary):
         print(f"  {line}")
     return 0
