@@ -28,7 +28,7 @@ def _size(shape: Any) -> str:
 def _tensors(entries: Any) -> str:
     if not isinstance(entries, list) or not entries:
         return "ir, vis"
-    return ", ".join(f"{e['name']} {e.get('shape')} {e.get('dtype', '')}".rstrip() if isinstance(e, dict) else str(e) for e in entries)
+    return ", ".join(f"{e.get('name', '?')} {e.get('shape')} {e.get('dtype', '')}".rstrip() if isinstance(e, dict) else str(e) for e in entries)
 
 
 def _section(parent: Any, key: str) -> dict[str, Any]:
@@ -64,7 +64,8 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         lines.append(f"model {model.get('architecture', '?')} {json.dumps(model.get('config', {}))} from {model.get('file', '?')} "
                      f"(SHA-256 {str(model.get('sha256', '?'))[:12]}…)")
     if prov:
-        meaningful = {True: "yes", False: "NO (not trained with real CLIP weights)"}.get(prov.get("language_objective_meaningful"), "unknown")
+        flag = prov.get("language_objective_meaningful")
+        meaningful = "yes" if flag is True else "NO (not trained with real CLIP weights)" if flag is False else "unknown"
         lines.append(f"objective: {prov.get('objective', 'unknown')}")
         lines.append(f"language objective meaningful: {meaningful} · licence: {prov.get('licence', 'project licence')}")
         if prov.get("attribution"):
