@@ -8,7 +8,6 @@ valid result, never another exception (no per-example deadline: speed is not tes
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from PIL import Image
 from edgefusion.errors import UserError
 from edgefusion.io.images import read_image
 from edgefusion.runtime.bundle import load_bundle
+from edgefusion.runtime.manifest_seal import sealed_manifest_text
 
 FUZZ = settings(max_examples=50)  # deadline and speed health checks: the conftest profile (none)
 
@@ -110,11 +110,12 @@ def test_mutated_manifests_are_one_line_errors(overrides, drop):
         root = Path(tmp) / "b"
         root.mkdir()
         (root / "model.onnx").write_bytes(b"model")
-        (root / "manifest.json").write_text(json.dumps(manifest))
+        text = sealed_manifest_text(manifest)  # sealed, as a writer leaves it: the checks after the seal's run too
+        (root / "manifest.json").write_bytes(text)
         _check_bundle(root)
         archive = Path(tmp) / "b.zip"
         with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("manifest.json", json.dumps(manifest))
+            zf.writestr("manifest.json", text)
             zf.writestr("model.onnx", b"model")
         _check_bundle(archive)
 

@@ -56,6 +56,17 @@ def test_inspect_survives_odd_optional_sections(bundle, capsys):
     assert "inputs ir, vis · outputs fused" in out and "accuracy" not in out and "latency" not in out
 
 
+
+def test_inspect_survives_unnamed_outputs_and_an_odd_provenance_flag(bundle, capsys):
+    """An output entry without a name and a non-boolean (unhashable) provenance flag: shown as unknown, no traceback."""
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest.update(outputs=[{"shape": [1, 4, -1, -1]}], model={"provenance": {"language_objective_meaningful": [True]}})
+    (bundle / MANIFEST).write_bytes(sealed_manifest_text(manifest))
+    assert main(["inspect", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "outputs ? [1, 4, -1, -1]" in out and "language objective meaningful: unknown" in out
+
+
 @pytest.mark.parametrize("damage", ["model", "manifest"])
 def test_inspect_refuses_a_damaged_bundle_in_one_line(bundle, capsys, damage):
     if damage == "model":

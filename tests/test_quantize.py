@@ -172,6 +172,24 @@ def test_build_engine_without_tensorrt_prints_trtexec_and_adopts_an_engine(tmp_p
     assert "build-engine needs a tensorrt bundle" in capsys.readouterr().err
 
 
+def test_build_engine_writes_the_c_arrays_again_around_the_engine(tmp_path):
+    """A --c-array bundle: the arrays embed the engine (and a manifest naming it), not the ONNX they were written with."""
+    from edgefusion.embed.c_arrays import bundle_c_arrays
+    from edgefusion.runtime.bundle import write_bundle
+
+    (tmp_path / "model.onnx").write_bytes(b"onnx graph")
+    manifest = {"edgefusion_version": "0.1.0", "backend": "tensorrt", "target": "jetson", "precision": "int8", "outputs": ["fused"],
+                "layout": "NCHW", "io_dtype": "float32", "value_range": [0.0, 1.0], "stride": 8, "fixed_shape": [16, 16]}
+    out = write_bundle(tmp_path / "b", {"model": tmp_path / "model.onnx"}, manifest, derive=bundle_c_arrays)
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"ftrt" + bytes(range(256)))
+    assert main(["build-engine", str(out), "--engine", str(engine)]) == 0
+    bundle = load_bundle(out)
+    table = _c_array_files(out / "bundle_data.c")
+    assert set(table) == {"manifest.json", "model.engine", "model.onnx"} and table["model.engine"] == engine.read_bytes()
+    assert json.loads(table["manifest.json"])["files"] == bundle.manifest["files"] == {"model": "model.engine", "onnx": "model.onnx"}
+
+
 @pytest.mark.parametrize("kind, message", [
     ("empty", "is empty"),
     ("bundle_zip", "is a ZIP archive (a bundle or a PyTorch checkpoint)"),
@@ -213,14 +231,19 @@ def test_impossible_gate_exits_3_without_bundle_and_force_writes_it(tmp_path, st
     assert load_bundle(out).manifest["accuracy"]["gate"]["passed"] is False
 
 
+def _c_array_files(source: Path) -> dict[str, bytes]:
+    """{name: bytes} of the files a bundle_data.c holds."""
+    text = source.read_text()
+    arrays = {m.group(1): bytes(int(v) for v in m.group(2).split(","))
+              for m in re.finditer(r"unsigned char EF_ALIGNED (file\d+)\[\] = \{([\d,\s]+)\};", text)}
+    return {name: arrays[var][: int(size)] for name, var, size in re.findall(r'\{"([^"]+)", (file\d+), (\d+)u\}', text)}
+
+
 def test_zip_and_c_array(tmp_path, student, splits):
     out = tmp_path / "fw"
     assert _quantize(student, splits, out, "arm", "--zip", "--c-array") == 0
     bundle = load_bundle(tmp_path / "fw.zip")  # the array sources are hashed by the manifest like every file
-    source = (bundle.root / "bundle_data.c").read_text()
-    arrays = {m.group(1): bytes(int(v) for v in m.group(2).split(","))
-              for m in re.finditer(r"unsigned char EF_ALIGNED (file\d+)\[\] = \{([\d,\s]+)\};", source)}
-    table = {name: arrays[var][: int(size)] for name, var, size in re.findall(r'\{"([^"]+)", (file\d+), (\d+)u\}', source)}
+    table = _c_array_files(bundle.root / "bundle_data.c")
     model = bundle.manifest["files"]["model"]
     assert set(table) == {"manifest.json", model}
     assert table[model] == bundle.files["model"].read_bytes()

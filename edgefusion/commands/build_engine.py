@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         help="build the TensorRT engine of a tensorrt bundle (run on the Jetson)",
         description=(
             "Build a TensorRT engine from a tensorrt bundle's Q/DQ ONNX with the TensorRT Python API and store it "
-            "in the bundle (files: model -> model.engine, onnx -> model.onnx). Where tensorrt is not importable, "
+            "in the bundle (files: model -> model.engine, onnx -> model.onnx; the C arrays of a --c-array bundle are "
+            "written again around the engine). Where tensorrt is not importable, "
             "print the equivalent trtexec command and exit 0; --engine then adds the engine trtexec wrote."
         ),
     )
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgefusion.convert.tensorrt import build_engine, check_engine_file, trtexec_command
+    from edgefusion.embed.c_arrays import DERIVED, bundle_c_arrays
     from edgefusion.errors import UserError
     from edgefusion.io.atomic import work_folder
     from edgefusion.runtime.bundle import load_bundle, write_bundle
@@ -55,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "sha256")}
         manifest["engine"] = {"built_with": built_with}
         new_files = {"model": engine, "onnx": onnx_path}
-        extra = {rel: bundle.root / rel for rel in bundle.manifest["sha256"] if rel not in {p.name for p in new_files.values()}}
-        write_bundle(bundle.source, new_files, manifest, extra=extra, as_zip=bundle.source.suffix.lower() == ".zip")
+        kept = set(bundle.manifest["sha256"]) - {p.name for p in new_files.values()}
+        extra = {rel: bundle.root / rel for rel in sorted(kept - set(DERIVED))}
+        derive = bundle_c_arrays if kept & set(DERIVED) else None  # C arrays embed the model: written again with the engine
+        write_bundle(bundle.source, new_files, manifest, extra=extra, as_zip=bundle.source.suffix.lower() == ".zip", derive=derive)
     print(f"stored model.engine in {bundle.source}; the bundle now runs the TensorRT engine")
     return 0

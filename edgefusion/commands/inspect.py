@@ -34,7 +34,7 @@ def _size(shape: Any) -> str:
 def _tensors(entries: Any) -> str:
     if not isinstance(entries, list) or not entries:
         return "ir, vis"
-    return ", ".join(f"{e['name']} {e.get('shape')} {e.get('dtype', '')}".rstrip() if isinstance(e, dict) else str(e) for e in entries)
+    return ", ".join(f"{e.get('name', '?')} {e.get('shape')} {e.get('dtype', '')}".rstrip() if isinstance(e, dict) else str(e) for e in entries)
 
 
 def _section(parent: Any, key: str) -> dict[str, Any]:
@@ -75,7 +75,8 @@ def provenance_lines(prov: dict[str, Any]) -> list[str]:
     """Objective, whether the language objective was meaningful, licence and attribution (none for an empty dict)."""
     if not prov:
         return []
-    meaningful = {True: "yes", False: "NO: not trained with the real language-driven (CLIP) objective"}.get(prov.get("language_objective_meaningful"), "unknown")
+    flag = prov.get("language_objective_meaningful")
+    meaningful = "yes" if flag is True else "NO: not trained with the real language-driven (CLIP) objective" if flag is False else "unknown"
     lines = [f"objective: {prov.get('objective', 'unknown')}",
              f"language objective meaningful: {meaningful} · licence: {prov.get('licence', 'project licence')}"]
     if prov.get("attribution"):
