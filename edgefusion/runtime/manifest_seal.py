@@ -7,8 +7,9 @@ how a device runs the model without touching a model file. So the manifest carri
 value replaced by ASCII ``0``. The rule is on bytes, so the Python runtime and the C
 runtime (``native/runtime/ef_manifest.c``) check it identically:
 
-1. the text holds ``"manifest_sha256"`` exactly once (quotes included);
-2. JSON whitespace, ``:``, JSON whitespace and a 64-digit lower-case hex string follow it;
+1. the text holds ``"manifest_sha256"`` followed by JSON whitespace and ``:`` (the key, at any
+   depth; not a string value that happens to read so) exactly once;
+2. JSON whitespace and a quoted 64-digit lower-case hex string follow that colon;
 3. the parsed top-level ``manifest_sha256`` equals those digits;
 4. they equal the SHA-256 of the text with the digits zeroed.
 
@@ -28,8 +29,8 @@ from typing import Any, Mapping
 from edgefusion.errors import UserError
 
 KEY = "manifest_sha256"
-_KEY_BYTES = b'"' + KEY.encode() + b'"'
-_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*"([0-9a-f]{64})"')
+_KEY = re.compile(rb'"' + KEY.encode() + rb'"[ \t\r\n]*:')
+_VALUE = re.compile(rb'[ \t\r\n]*"([0-9a-f]{64})"')
 _ZEROS = b"0" * 64
 
 
@@ -60,10 +61,10 @@ def check_seal(text: bytes, manifest: Mapping[str, Any], where: str) -> None:
 
 def _seal_span(text: bytes, where: str) -> tuple[int, bytes]:
     """Offset and bytes of the seal's 64 hex digits in ``text`` (rules 1 and 2 of the module docstring)."""
-    if text.count(_KEY_BYTES) != 1:
+    keys = list(_KEY.finditer(text))
+    if len(keys) != 1:
         raise UserError(f"{where}: manifest.json must name {KEY} exactly once")
-    key_end = text.index(_KEY_BYTES) + len(_KEY_BYTES)
-    match = _VALUE.match(text, key_end)
+    match = _VALUE.match(text, keys[0].end())
     if match is None:
         raise UserError(f"{where}: manifest.json {KEY} must be a 64-digit lower-case hex string")
     return match.start(1), match.group(1)

@@ -204,6 +204,13 @@ def test_seal_check_in_c(reader_lib):
     head, zeros, tail = spaced.rpartition(b"0" * 64)  # the seal is the last key
     spaced = head + hashlib.sha256(spaced).hexdigest().encode() + tail
     assert check_seal_c(reader_lib, spaced) == (0, "")
+    # a string value that reads like the key is no key; a nested key is one
+    from edgefusion.runtime.manifest_seal import sealed_manifest_text
+
+    named = sealed_manifest_text(dict(_good(), target="manifest_sha256"))
+    assert check_seal_c(reader_lib, named) == (0, "") and check_seal_python(named) is None
+    nested = named.replace(b'"schema"', b'"model": {"manifest_sha256": "%s"}, "schema"' % (b"1" * 64), 1)
+    assert "exactly once" in check_seal_c(reader_lib, nested)[1] and "exactly once" in check_seal_python(nested)
     cases = {
         "no manifest_sha256 seal": json.dumps(_good()).encode(),
         "seal does not match": good.replace(b'"stride": 8', b'"stride": 16'),

@@ -180,16 +180,16 @@ int ef_manifest_check_seal(const char *text, size_t len, const ef_manifest *m, c
     char hex[65];
     if (!m->seal[0])
         FAIL("manifest.json has no manifest_sha256 seal (written by an older edgefusion, or edited); rebuild the bundle with this version");
-    for (i = 0; i + key_len <= len; i++)
+    for (i = 0; i + key_len <= len; i++) /* the key: the quoted name, JSON whitespace, ':' (a string value is no key) */
         if (memcmp(text + i, key, key_len) == 0) {
-            count++;
-            at = i + key_len;
-            i = at - 1; /* occurrences are counted without overlap, as Python's bytes.count */
+            size_t j = i + key_len;
+            while (j < len && json_space(text[j])) j++;
+            if (j < len && text[j] == ':') {
+                count++;
+                at = j + 1;
+            }
         }
     if (count != 1) FAIL("manifest.json must name manifest_sha256 exactly once");
-    while (at < len && json_space(text[at])) at++;
-    if (at < len && text[at] == ':') at++;
-    else at = len;
     while (at < len && json_space(text[at])) at++;
     start = at + 1;
     if (at >= len || text[at] != '"' || len - start < 65 || text[start + 64] != '"')

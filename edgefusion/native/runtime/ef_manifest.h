@@ -42,10 +42,10 @@ typedef struct {
 int ef_manifest_parse(const char *text, size_t len, ef_manifest *m, char *err, size_t err_len);
 
 /*
- * The manifest's seal of itself (rules in edgefusion/runtime/manifest_seal.py): text[0:len] names
- * "manifest_sha256" exactly once, followed by JSON whitespace, ':', JSON whitespace and a quoted
- * 64-digit lower-case hex string equal to m->seal (parsed from the same text), and those digits are the
- * SHA-256 of the text with them replaced by '0'. 0, or -1 with a one-line reason in err. No allocation.
+ * The manifest's seal of itself (rules in edgefusion/runtime/manifest_seal.py): text[0:len] holds the key
+ * "manifest_sha256" (the quoted name, JSON whitespace, ':') exactly once, followed by JSON whitespace and a
+ * quoted 64-digit lower-case hex string equal to m->seal (parsed from the same text), and those digits are
+ * the SHA-256 of the text with them replaced by '0'. 0, or -1 with a one-line reason in err. No allocation.
  */
 int ef_manifest_check_seal(const char *text, size_t len, const ef_manifest *m, char *err, size_t err_len);
 
