@@ -16,7 +16,7 @@ def register(subparsers) -> None:
             "Exit 3 and no bundle when the target's accuracy gate fails (unless --force)."
         ),
     )
-    parser.add_argument("--target", required=True, help="built-in target (x86, arm, onnx, jetson, jetson:480p) or a .toml profile path")
+    parser.add_argument("--target", required=True, help="built-in target (x86, arm, onnx, jetson; variants such as jetson:480p, arm:720p, arm:int8-io: edgefusion targets) or a .toml profile path")
     parser.add_argument("--model", type=Path, help="student checkpoint (.pt) or shipped model name (edgefusion models); default: the shipped default student")
     parser.add_argument("--calib", type=Path, help="calibration pairs folder (ir/ + vi/); default: the package samples")
     parser.add_argument("--val", type=Path, help="validation pairs folder (ir/ + vi/); default: the package samples")

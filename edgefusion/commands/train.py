@@ -31,7 +31,7 @@ USAGE = """edgefusion train --data DIR --out RUN_DIR [--teacher-config TOML] [--
 DESCRIPTION = ("Without STAGE: the whole pipeline, teacher then student (train/pipeline.toml), in RUN_DIR/teacher "
                "and RUN_DIR/student, skipping finished stages. With STAGE: that stage only.")
 
-EPILOG = ("First run (both stages, tiny, about a minute on a CPU; checks the machinery, not quality): "
+EPILOG = ("First run (both stages, tiny, seconds on a CPU; checks the machinery, not quality): "
           "edgefusion train --data edgefusion/assets/samples --out RUN --teacher-config teacher-smoke "
           "--student-config student-smoke --device cpu")
 
