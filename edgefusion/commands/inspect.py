@@ -54,7 +54,8 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
         + (f"{fixed[0]}x{fixed[1]} (fixed)" if fixed else f"any (padded to multiples of {m['stride']})")
         + f" · composition by the {'runtime' if m.get('compose') == 'runtime' else 'model'}",
     ]
-    accuracy, gate = _section(m, "accuracy"), _section(_section(m, "accuracy"), "gate")
+    accuracy = _section(m, "accuracy")
+    gate = _section(accuracy, "gate")
     psnr = _section(accuracy, "psnr_db")
     if psnr:
         verdict = "passed" if gate.get("passed") else "FAILED"

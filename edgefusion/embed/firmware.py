@@ -31,8 +31,8 @@ from edgefusion.runtime.bundle import load_bundle
 
 #: Files and folders of NATIVE_DIR copied into a firmware folder.
 COPIED = ("CMakeLists.txt", "README.md", "cmake", "include", "src", "dispatch", "runtime", "examples")
-#: Left out of the copied folders: caches and build outputs (path parts, file suffixes).
-SKIPPED_PARTS, SKIPPED_SUFFIXES = ("__pycache__", "build"), (".o", ".so")
+#: Left out of the copied folders: Python caches, build folders (``build*``) and build outputs (by suffix).
+CACHE_FOLDER, BUILD_PREFIX, SKIPPED_SUFFIXES = "__pycache__", "build", (".o", ".so")
 
 
 def write_firmware(bundle_path: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, int, str]:
@@ -80,4 +80,4 @@ def _copy_sources(stage: Path) -> None:
 
 
 def _skipped(rel: Path) -> bool:
-    return rel.suffix in SKIPPED_SUFFIXES or any(part == SKIPPED_PARTS[0] or part.startswith(SKIPPED_PARTS[1]) for part in rel.parts)
+    return rel.suffix in SKIPPED_SUFFIXES or any(part == CACHE_FOLDER or part.startswith(BUILD_PREFIX) for part in rel.parts)
