@@ -268,9 +268,14 @@ HOST_PLATFORMS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
+def _on_device_value(environ: dict | None) -> str:
+    """The ``EDGEFUSION_ON_DEVICE`` setting of ``environ`` (default: this process's), stripped; "" when unset."""
+    return (os.environ if environ is None else environ).get(ON_DEVICE_ENV, "").strip()
+
+
 def on_device(target_name: str, environ: dict | None = None) -> bool:
     """Whether ``EDGEFUSION_ON_DEVICE`` says this machine is ``target_name`` (its base name matches variants)."""
-    value = (os.environ if environ is None else environ).get(ON_DEVICE_ENV, "")
+    value = _on_device_value(environ)
     declared = {v.strip() for v in value.split(",") if v.strip()}
     return "*" in declared or target_name in declared or target_name.partition(":")[0] in declared
 
@@ -293,7 +298,9 @@ def check_plan(target_name: str, environ: dict | None = None, system: str | None
     wanted = HOST_PLATFORMS.get(base)
     if wanted is not None and system == wanted[0] and machine in wanted[1]:
         return CheckPlan(True, f"this host ({system} {machine}) is the {base} target's platform")
-    return CheckPlan(False, f"this machine ({system} {machine}) is not the {target_name} target and {ON_DEVICE_ENV} does not declare it "
+    value = _on_device_value(environ)
+    declared = f"{ON_DEVICE_ENV}={value!r} does not declare it" if value else f"{ON_DEVICE_ENV} is not set"
+    return CheckPlan(False, f"this machine ({system} {machine}) is not the {target_name} target and {declared} "
                             f"(on the device: {ON_DEVICE_ENV}={base})")
 
 

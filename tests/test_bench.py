@@ -173,6 +173,16 @@ def test_check_on_device_compares_p90_with_budget(max_bundle, tmp_path, monkeypa
     assert ("within budget" in captured.out) if code == 0 else ("over budget" in captured.err)
 
 
+@pytest.mark.parametrize("environ, says", [
+    ({bench.ON_DEVICE_ENV: " jetosn "}, "EDGEFUSION_ON_DEVICE='jetosn' does not declare it"),  # a typo is shown, not hidden
+    ({}, "EDGEFUSION_ON_DEVICE is not set"),
+    ({bench.ON_DEVICE_ENV: ""}, "EDGEFUSION_ON_DEVICE is not set"),
+])
+def test_a_skip_names_what_the_device_declared(environ, says):
+    plan = bench.check_plan("jetson", environ, "Linux", "aarch64")
+    assert not plan.measure and says in plan.reason and plan.reason.endswith("(on the device: EDGEFUSION_ON_DEVICE=jetson)")
+
+
 def test_on_device_matches_variants(monkeypatch):
     monkeypatch.setenv(bench.ON_DEVICE_ENV, "jetson")
     assert bench.on_device("jetson") and bench.on_device("jetson:480p") and not bench.on_device("arm")

@@ -377,6 +377,37 @@ def test_accuracy_report_and_gate_with_known_values():
     assert len(failures) == 4 and "PSNR 40.00 dB < 41 dB" in failures[0] and "XYZ is not reported" in failures[3]
 
 
+@pytest.mark.parametrize("reference, candidate, drop", [
+    (2.0, 1.5, 0.25), (-2.0, -2.5, 0.25), (4.0, 5.0, -0.25),  # (ref - cand) / |ref|, hand values
+    (0.0, 0.0, 0.0), (0.0, 0.3, -1.0), (0.0, -0.3, 1.0),     # a zero reference: the sign, a whole value, never infinite
+])
+def test_relative_drop_is_finite_with_hand_values(reference, candidate, drop):
+    from edgefusion.quantize.accuracy import relative_drop
+
+    assert relative_drop(reference, candidate) == pytest.approx(drop)
+
+
+def test_a_report_of_flat_frames_is_strict_json():
+    """A constant reference (its detail metrics exactly 0) against a textured candidate: the report parses as RFC 8259 JSON."""
+    import json
+
+    from edgefusion.quantize.accuracy import Outputs, compare
+
+    flat = np.full((48, 64), 0.5, dtype=np.float32)
+    textured = flat + np.float32(0.01) * (np.indices(flat.shape).sum(axis=0) % 2)
+    report = compare([Outputs(flat, flat, flat, textured)])
+    assert report["metrics"]["SF"]["fp32"] == 0 and report["metrics"]["SF"]["relative_drop"] == -1.0  # the candidate gained detail
+    json.loads(json.dumps(report, allow_nan=False), parse_constant=lambda name: pytest.fail(f"non-standard JSON constant {name}"))
+
+
+def test_manifests_are_strict_json():
+    from edgefusion.runtime.manifest_seal import sealed_manifest_text
+
+    assert b"Infinity" not in sealed_manifest_text({"accuracy": {"psnr_db": {"min": 200.0}}})
+    with pytest.raises(ValueError):
+        sealed_manifest_text({"accuracy": {"metrics": {"SF": {"relative_drop": float("-inf")}}}})
+
+
 def test_cover_crop_keeps_aspect_and_centre():
     from edgefusion.quantize.calibration import cover_crop
 

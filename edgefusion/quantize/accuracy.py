@@ -7,7 +7,9 @@ the FP32 reference output (both fused luma planes in [0, 1]):
 * SSIM (Wang et al.'s Gaussian window, :func:`edgefusion.metrics.ssim` textbook settings),
 * the fusion metrics of :mod:`edgefusion.metrics` for both outputs (means over
   frames) and their relative drop ``(reference - candidate) / |reference|``
-  (positive = the candidate scores lower).
+  (positive = the candidate scores lower; where the reference scores exactly 0
+  the drop is the sign of ``reference - candidate``, a whole value, so that the
+  report stays finite, strict JSON).
 
 The gate checks the worst frame's PSNR and SSIM and the drop of every metric
 named in the target's ``max_relative_drop``.
@@ -41,6 +43,12 @@ def psnr_db(reference: np.ndarray, candidate: np.ndarray) -> float:
     return min(PSNR_CAP_DB, metrics.psnr(reference, candidate, data_range=1.0))
 
 
+def relative_drop(reference: float, candidate: float) -> float:
+    """``(reference - candidate) / |reference|``; for a reference of 0, the sign of ``reference - candidate`` (-1, 0 or 1)."""
+    difference = reference - candidate
+    return difference / abs(reference) if reference != 0 else float(np.sign(difference))
+
+
 def compare(frames: list[Outputs], metric_names: tuple[str, ...] = metrics.METRIC_NAMES) -> dict:
     """The accuracy report (plain JSON-ready dict) of candidate vs reference over ``frames``."""
     psnrs = [psnr_db(f.reference, f.candidate) for f in frames]
@@ -56,7 +64,7 @@ def compare(frames: list[Outputs], metric_names: tuple[str, ...] = metrics.METRI
     for name in metric_names:
         ref = float(np.mean([m[name] for m in per_model["reference"]]))
         cand = float(np.mean([m[name] for m in per_model["candidate"]]))
-        drop = (ref - cand) / abs(ref) if ref != 0 else (0.0 if cand == ref else float("-inf") if cand > ref else float("inf"))
+        drop = relative_drop(ref, cand)
         table[name] = {"fp32": round(ref, 6), "int8": round(cand, 6), "relative_drop": round(drop, 6)}
     return {
         "frames": len(frames),

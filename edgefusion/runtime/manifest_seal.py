@@ -35,13 +35,13 @@ _ZEROS = b"0" * 64
 
 
 def sealed_manifest_text(manifest: Mapping[str, Any]) -> bytes:
-    """``manifest`` as UTF-8 JSON (indent 2, newline-terminated) with its seal, the last key.
+    """``manifest`` as UTF-8 strict JSON (RFC 8259: no NaN or Infinity; indent 2, newline-terminated) with its seal, the last key.
 
-    Any seal already in ``manifest`` is replaced.
+    Any seal already in ``manifest`` is replaced; a non-finite number is a ValueError (a writer's bug, not an input problem).
     """
     body = {k: v for k, v in manifest.items() if k != KEY}
     body[KEY] = _ZEROS.decode()
-    text = (json.dumps(body, indent=2) + "\n").encode("utf-8")
+    text = (json.dumps(body, indent=2, allow_nan=False) + "\n").encode("utf-8")
     start, _ = _seal_span(text, "manifest")
     digest = hashlib.sha256(text).hexdigest().encode()
     return text[:start] + digest + text[start + 64:]
