@@ -136,7 +136,6 @@ def evaluate(
     progress: bool = True,
 ) -> Report:
     """Score every pair; grid strips (``<name>.png``) reach ``grid_dir`` only if all pairs succeed."""
-    from edgefusion.metrics import SSIM_WINDOW
     from edgefusion.progress import progress as progress_bar
 
     report = Report()
@@ -145,8 +144,7 @@ def evaluate(
         for pair in progress_bar(pairs, enabled=progress, desc="eval", unit="pair"):
             ir, vis = read_pair(pair)
             with naming(pair):
-                if min(ir.shape[:2]) < SSIM_WINDOW:
-                    raise UserError(f"the pair is {_size(ir)} (WxH); eval needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)")
+                check_scorable(ir)
                 fused = fused_for(pair, ir, vis)
                 if fused.shape[:2] != ir.shape[:2]:
                     raise UserError(f"fused image is {_size(fused)}, the sources are {_size(ir)} (WxH)")
@@ -154,6 +152,14 @@ def evaluate(
             if stage is not None:
                 write_image(stage / f"{pair.name}.png", grid_strip(ir, vis, fused, stretch))
     return report
+
+
+def check_scorable(image: np.ndarray, who: str = "eval") -> None:
+    """UserError when a source image is smaller than the metrics' SSIM window (``who``: the command, for the message)."""
+    from edgefusion.metrics import SSIM_WINDOW
+
+    if min(image.shape[:2]) < SSIM_WINDOW:
+        raise UserError(f"the pair is {_size(image)} (WxH); {who} needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (the SSIM window)")
 
 
 def _size(image: np.ndarray) -> str:

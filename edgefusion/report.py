@@ -68,15 +68,19 @@ def render_report(
     metrics: Sequence[Mapping[str, object]] = (),
     latency: Sequence = (),
     notes: str = "",
+    model: Sequence[str] = (),
 ) -> str:
     """The report as an HTML string.
 
     ``images``: (caption, uint8 image) pairs; ``metrics``: dict rows (e.g. one
-    per method); ``latency``: :class:`edgefusion.bench.BundleResult` objects.
+    per method); ``latency``: :class:`edgefusion.bench.BundleResult` objects;
+    ``model``: lines on the model shown (name, digest, provenance), listed first.
     """
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
              f"<p class='note'>edgefusion {__version__}, generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC</p>"]
+    if model:
+        parts.append("<h2>Model</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in model) + "</ul>")
     if notes:
         parts.append(f"<p>{html.escape(notes)}</p>")
     if images:

@@ -29,6 +29,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "edgefusion"))
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ivif"
+LD_LITE = SHARED_DATA.parents[1] / "models" / "ld-lite"
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +51,24 @@ def _torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def ld_lite_dir() -> Path:
+    """``../shared/models/ld-lite`` (the authors' final.pt, pairs, reference outputs); skips the test when absent."""
+    if not (LD_LITE / "final.pt").is_file():
+        pytest.skip(f"LD-Lite weights not found at {LD_LITE} (../shared/models/ld-lite)")
+    return LD_LITE
+
+
+@pytest.fixture(scope="session")
+def imported(ld_lite_dir, tmp_path_factory) -> Path:
+    """The authors' LD-Lite weights as an edgefusion checkpoint (``edgefusion import ld-lite``), once per session."""
+    from edgefusion.cli import main
+
+    out = tmp_path_factory.mktemp("ld") / "teacher-ld.pt"
+    assert main(["import", "ld-lite", str(ld_lite_dir / "final.pt"), "--out", str(out)]) == 0
+    return out
 
 
 # --- quantized bundles of a small test student, built once per session (tests/quantize_bundles.py) ---------------

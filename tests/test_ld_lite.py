@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,24 +15,8 @@ from edgefusion.models.checkpoint import TorchFuser, read_checkpoint, save_check
 from edgefusion.models.ld_lite import N_PARAMETERS, import_state_dict  # noqa: E402
 from edgefusion.models.provenance import provenance_of  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout
-
-LD_LITE = SHARED / "models" / "ld-lite"
 WEIGHTS_SHA256 = "38099dbf221a951609439692f6693e8283d49e118cb2576906fda9df6ea454ea"  # SHA256SUMS of the shared copy
-
-
-@pytest.fixture(scope="session")
-def ld_lite_dir():
-    if not (LD_LITE / "final.pt").is_file():
-        pytest.skip(f"LD-Lite weights not found at {LD_LITE} (../shared/models/ld-lite)")
-    return LD_LITE
-
-
-@pytest.fixture(scope="session")
-def imported(ld_lite_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ld") / "teacher-ld.pt"
-    assert main(["import", "ld-lite", str(ld_lite_dir / "final.pt"), "--out", str(out)]) == 0
-    return out
+# fixtures ld_lite_dir (../shared/models/ld-lite) and imported (its edgefusion import): conftest.py
 
 
 def test_architecture_has_the_authors_parameter_count():

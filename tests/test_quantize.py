@@ -254,6 +254,18 @@ def test_zip_and_c_array(tmp_path, student, splits):
     assert "extern const ef_file edgefusion_bundle_files[];" in (bundle.root / "bundle_data.h").read_text()
 
 
+def test_max_val_validates_on_that_many_of_the_pairs(tmp_path, student, splits):
+    from edgefusion.quantize.pipeline import run_quantize
+    from edgefusion.resources import resource_dir
+    from edgefusion.targets import parse_shape
+
+    target = load_target(str(resource_dir("quantize") / "x86-fp32.toml")).with_shape(parse_shape(SHAPE))
+    assert len(list((splits[1] / "ir").iterdir())) == 2
+    _, report = run_quantize(target, tmp_path / "b", model_path=student[0], calib_dir=splits[0], val_dir=splits[1], max_val=1,
+                             log=lambda m: None, warn=lambda m: None)
+    assert report["frames"] == 1 and load_bundle(tmp_path / "b").manifest["accuracy"]["frames"] == 1
+
+
 @pytest.mark.parametrize("case", ["target", "not_student", "empty_calib", "shape", "tiny_shape", "tiny_fixed_shape"])
 def test_bad_input_is_one_line_exit_2_without_bundle(tmp_path, student, splits, capsys, monkeypatch, case):
     from edgefusion.models import provenance

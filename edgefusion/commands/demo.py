@@ -1,4 +1,5 @@
-"""``edgefusion demo --out DIR``: the whole product on the embedded default (see :mod:`edgefusion.demo`)."""
+"""``edgefusion demo --out DIR [--model NAME|CKPT] [--data DIR] [--show K]``: the whole product on the embedded default
+or on the user's own student and pairs (see :mod:`edgefusion.demo`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "demo", help="fuse the samples with the shipped student, quantize for x86, benchmark, write an HTML report",
-        description="Run the README's main job: fuse the package's sample pairs with the shipped student, build the x86 "
-                    "INT8 and FP32 OpenVINO bundles, benchmark both, and write OUT/report.html.",
+        "demo", help="fuse pairs with a student (default: the samples, the shipped student), quantize for x86, benchmark, write an HTML report",
+        description="Run the README's main job: fuse the package's sample pairs (or --data) with the shipped student (or --model), "
+                    "build the x86 INT8 and FP32 OpenVINO bundles, score and benchmark them, and write OUT/report.html.",
     )
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: ./demo)")
+    parser.add_argument("--model", metavar="NAME|CKPT",
+                        help="shipped model name (edgefusion models) or student checkpoint (.pt) to show (default: the shipped default)")
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="pairs folder (ir/ + vi/) to fuse, score, calibrate and validate on (default: the package samples)")
+    parser.add_argument("--show", type=int, default=8, metavar="K",
+                        help="pairs shown side by side in the report, spread over the sorted names (default 8; all pairs are scored)")
     parser.add_argument("--runs", type=int, default=30, metavar="N", help="timed frames per size and bundle (default 30)")
     parser.add_argument("--teacher", type=Path, metavar="PT",
                         help="LD-Lite weights (final.pt) or imported checkpoint to show beside the student "
@@ -25,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from edgefusion.io.outputs import check_output_folder
 
     check_output_folder(args.out, "demo")
-    summary = run_demo(args.out, runs=args.runs, teacher=args.teacher)
+    summary = run_demo(args.out, runs=args.runs, teacher=args.teacher, model=args.model, data=args.data, show=args.show)
     for row in summary["metrics"]:
         print(f"{row['method']:<28} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "method"))
     print(f"report: {summary['report']}")

@@ -189,12 +189,14 @@ class TorchFuser:
         return cls.from_payload(read_checkpoint(path), path, device)
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike, device: str | torch.device = "cpu") -> "TorchFuser":
-        """:meth:`load` of a checkpoint dict already read from ``path`` (named after the file)."""
+    def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike, device: str | torch.device = "cpu", warn: bool = True) -> "TorchFuser":
+        """:meth:`load` of a checkpoint dict already read from ``path`` (named after the file); ``warn=False`` leaves the
+        not-meaningful-objective warning to the caller (after its other input checks, so an input error is the only line)."""
         from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
 
         model = model_from_payload(payload, str(path)).to(device)
-        warn_if_not_meaningful(provenance_of(payload), Path(path).name)
+        if warn:
+            warn_if_not_meaningful(provenance_of(payload), Path(path).name)
         return cls(model, name=Path(path).stem, device=device, metadata=payload.get("metadata"))
 
     @torch.no_grad()

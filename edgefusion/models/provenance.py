@@ -76,6 +76,15 @@ def teacher_summary(payload: dict, digest: str) -> dict[str, Any]:
     return summary
 
 
+def language_objective(provenance: dict[str, Any]) -> str:
+    """The label of ``language_objective_meaningful`` for reports: ``meaningful``,
+    ``NOT meaningful (trained without real CLIP weights)`` or ``unknown (...)``."""
+    flag = provenance.get("language_objective_meaningful")
+    if flag is None:
+        return "unknown (the checkpoint does not say)"
+    return "meaningful" if flag else "NOT meaningful (trained without real CLIP weights)"
+
+
 def provenance_comment(provenance: dict[str, Any]) -> str:
     """C comment lines naming objective, licence and attribution (empty string for an empty dict)."""
     lines = [f"{key}: {provenance[key]}" for key in ("objective", "language_objective_meaningful", "licence", "attribution") if key in provenance]

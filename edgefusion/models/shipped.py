@@ -47,10 +47,18 @@ def resolve_model_spec(spec: str | os.PathLike | None) -> str | os.PathLike:
     return verified(shipped_path(name))
 
 
+def shipped_name(path: str | os.PathLike) -> str | None:
+    """The shipped model's name when ``path`` is a shipped model file, else None."""
+    path = Path(path)
+    if path.stem not in SHIPPED or path.suffix != ".pt" or not path.is_file() or path.resolve().parent != MODELS_DIR.resolve():
+        return None
+    return path.stem
+
+
 def verified(spec: str | os.PathLike) -> str | os.PathLike:
     """``spec``; UserError when it is a shipped model file whose SHA-256 differs from the one its JSON records."""
     path = Path(spec)
-    if path.stem not in SHIPPED or path.suffix != ".pt" or not path.is_file() or path.resolve().parent != MODELS_DIR.resolve():
+    if shipped_name(path) is None:
         return spec
     expected = describe(path.stem).get("sha256")
     digest = sha256_file(path)

@@ -33,7 +33,7 @@ from edgefusion.embed.c_arrays import bundle_c_arrays
 from edgefusion.errors import UserError
 from edgefusion.quantize import accuracy
 from edgefusion.quiet import quiet
-from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames
+from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames, select
 from edgefusion.models.provenance import provenance_of, warn_if_not_meaningful
 from edgefusion.models.shipped import resolve_model_spec
 from edgefusion.resources import DEFAULT_MODEL, SAMPLES
@@ -318,10 +318,12 @@ def run_quantize(
     c_array: bool = False,
     log=print,
     warn=_stderr,
+    max_val: int | None = None,
 ) -> tuple[Path, dict]:
     """Build the bundle of ``target`` at ``out``; returns (bundle path, accuracy report).
 
-    ``log`` gets progress lines, ``warn`` the one-line note on the calibration frames (stderr by default).
+    ``log`` gets progress lines, ``warn`` the one-line note on the calibration frames (stderr by default);
+    ``max_val``: validate on at most that many pairs, spread over the folder (default: every pair).
     """
     if target.precision == "fp16":
         raise UserError(f"target {target.name}: fp16 bundles are not built by edgefusion quantize (use int8 or fp32; TensorRT picks FP16 for float layers itself)")
@@ -338,6 +340,8 @@ def run_quantize(
         raise UserError(f"target {target.name}: compose = \"runtime\" needs a model stride that is a multiple of 4, got {stride}")
     calib_pairs, note = calibration_pairs(calib_dir, target.calibration_samples, target.name, SAMPLES)
     val_pairs = dataset_pairs(val_dir or SAMPLES, "validation")
+    if max_val is not None:
+        val_pairs = select(val_pairs, max_val)
     calib = load_frames(calib_pairs, target.shape, "calibration frames")
     val = load_frames(val_pairs, target.shape, "validation frames")
     warn_if_not_meaningful(provenance_of(payload), model_path.name)  # notes only once every frame loaded:
