@@ -39,7 +39,7 @@ from edgefusion.fusers import open_fuser
 from edgefusion.io.atomic import write_text
 from edgefusion.io.images import read_image, write_image
 from edgefusion.io.pairs import Pair, find_pairs, naming, read_pair
-from edgefusion.models import shipped
+from edgefusion.models import STUDENT_ARCHITECTURES, shipped
 from edgefusion.models.provenance import LD_LITE_LICENCE, LD_LITE_SOURCE, language_objective, warn_if_not_meaningful
 from edgefusion.quantize.calibration import select
 from edgefusion.resources import SAMPLES, resource_dir
@@ -121,7 +121,6 @@ def open_student(spec: str | None) -> Student:
     from edgefusion.io.digest import sha256_file
     from edgefusion.models.checkpoint import TorchFuser, read_checkpoint
     from edgefusion.models.provenance import provenance_of
-    from edgefusion.quantize.pipeline import STUDENT_ARCHITECTURES
 
     given = spec or shipped.DEFAULT_NAME
     path = Path(shipped.resolve_model_spec(spec))

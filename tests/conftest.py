@@ -40,6 +40,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def tno_corners(tmp_path_factory) -> Path:
+    """Two small real pairs in ``ir/`` + ``vi/``: the 48x64 top-left corners of the shipped samples tno_07 and tno_19."""
+    from edgefusion.io.images import read_image, write_image
+    from edgefusion.resources import SAMPLES
+
+    root = tmp_path_factory.mktemp("tno-corners")
+    for name in ("tno_07", "tno_19"):
+        for sub in ("ir", "vi"):
+            write_image(root / sub / f"{name}.png", read_image(SAMPLES / sub / f"{name}.png")[:48, :64])
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _torch_one_thread():
     """Run torch single-threaded in every test where torch is importable and loaded."""

@@ -10,11 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from edgefusion.cli import main  # noqa: E402
-from edgefusion.io.images import read_image, write_image  # noqa: E402
 from edgefusion.models import build_model  # noqa: E402
 from edgefusion.models.checkpoint import model_payload, read_checkpoint, save_checkpoint  # noqa: E402
 from edgefusion.models.provenance import provenance_of  # noqa: E402
-from edgefusion.resources import SAMPLES  # noqa: E402
 from edgefusion.runtime.frame_stats import frame_stats  # noqa: E402
 from edgefusion.training import distill_ctx as DC  # noqa: E402
 from edgefusion.training import target_cache as TC  # noqa: E402
@@ -38,13 +36,9 @@ checkpoint_every = 3
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tno_corners):
     """Two small real pairs (shipped TNO samples, 48x64 corner)."""
-    root = tmp_path_factory.mktemp("pairs")
-    for name in ("tno_07", "tno_19"):
-        for sub in ("ir", "vi"):
-            write_image(root / sub / f"{name}.png", read_image(SAMPLES / sub / f"{name}.png")[:48, :64])
-    return root
+    return tno_corners
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +129,7 @@ def test_student_carries_teacher_provenance_without_paths(tmp_path, data, teache
     assert str(tmp_path) not in text and str(data) not in text
 
 
-@pytest.mark.parametrize("name", ["student-ld", "student-ld-smoke", "student-ld-go"])
+@pytest.mark.parametrize("name", ["student-ld", "student-ld-smoke", "student-ld-go", "student-ld-finetune"])
 def test_shipped_recipes_are_valid_student_ctx_recipes(name):
     from edgefusion.resources import resource_dir
 

@@ -240,7 +240,7 @@ def test_resume_accepts_an_option_the_run_predates_only_while_it_is_off():
     from edgefusion.training.loop import _check_resume
 
     class Stage:
-        architecture, model_config = "student-ctx", {"size": "s"}
+        architecture, model_config, arguments = "student-ctx", {"size": "s"}, {}
 
     payload = {"training": {}, "architecture": "student-ctx", "config": {"size": "s"},
                "metadata": {"recipe": {"distill": {"crop": 160}, "train": {"steps": 10}}}}

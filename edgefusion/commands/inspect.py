@@ -73,13 +73,15 @@ def summary_lines(manifest: dict[str, Any]) -> list[str]:
 
 
 def provenance_lines(prov: dict[str, Any]) -> list[str]:
-    """Objective, whether the language objective was meaningful, licence and attribution (none for an empty dict)."""
+    """Objective, whether the language objective was meaningful, licence, the model a fine-tune started from and attribution (none for an empty dict)."""
     if not prov:
         return []
     flag = prov.get("language_objective_meaningful")
     meaningful = "yes" if flag is True else "NO: not trained with the real language-driven (CLIP) objective" if flag is False else "unknown"
     lines = [f"objective: {prov.get('objective', 'unknown')}",
              f"language objective meaningful: {meaningful} · licence: {prov.get('licence', 'project licence')}"]
+    if isinstance(prov.get("init"), dict):
+        lines.append(f"fine-tuned from: {prov['init'].get('model', '?')} (SHA-256 {str(prov['init'].get('sha256', '?'))[:12]}…)")
     if prov.get("attribution"):
         lines.append(f"attribution: {prov['attribution']}")
     return lines

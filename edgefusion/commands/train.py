@@ -97,9 +97,12 @@ def run_teacher(args: argparse.Namespace) -> int:
 
 def register_student(stages) -> None:
     """``edgefusion train student``: distill a student from a teacher checkpoint."""
-    student = stages.add_parser("student", help="distill the real-time student from a teacher checkpoint")
+    student = stages.add_parser("student", help="distill the real-time student from a teacher checkpoint (or fine-tune one: --init)")
     student.add_argument("--teacher", required=True, metavar="CKPT", help="teacher.pt written by 'edgefusion train teacher', or teacher-ld.pt written by 'edgefusion import ld-lite' "
                               "(use --config train/student-ld.toml for the v2 student)")
+    student.add_argument("--init", metavar="MODEL", help="fine-tune: start from this student instead of random weights: a shipped model "
+                              "(student-ld, student-s, or an alias: edgefusion models) or a student checkpoint; its architecture and "
+                              "config must be the recipe's [model] (e.g. --init student-ld --config train/student-ld-finetune.toml)")
     add_run_arguments(student, "train/student.toml")
     student.set_defaults(func=run_student)
 
@@ -128,7 +131,7 @@ def run_student(args: argparse.Namespace) -> int:
     find_pairs(args.data)
     check_output_folder(args.out, "run")
     run = distill_ctx.distill_ctx if distill_ctx.is_ctx_recipe(args.config) else distill.distill  # student-ctx: cached whole-frame targets
-    return run_distributed(args, lambda place: run(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place))
+    return run_distributed(args, lambda place: run(args.teacher, args.data, args.config, args.out, resume=args.resume, place=place, init=args.init))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

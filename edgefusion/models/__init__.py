@@ -29,6 +29,9 @@ ARCHITECTURES: dict[str, str] = {
     "ld-lite": "edgefusion.models.ld_lite:build",
 }
 
+#: The real-time students: what ships to devices (quantize), what a run can start from (``--init``), what the demo shows.
+STUDENT_ARCHITECTURES = ("student", "student-ctx")
+
 _REGISTERED: dict[str, Callable[[dict], Any]] = {}
 
 

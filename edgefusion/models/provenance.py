@@ -8,10 +8,16 @@ Checkpoint ``metadata`` keys used here (plain values):
 ``licence``, ``attribution``        of imported weights and everything derived from them
 ``source``                          imported weights: repository, commit, file, SHA-256
 ``teacher``                         students: the teacher's provenance (a dict like this one)
+``init``                            fine-tuned students (``--init``): the model they started from,
+                                    :func:`init_summary` (name or file name, SHA-256, its provenance)
 
-:func:`provenance_of` reads these from a checkpoint (also legacy checkpoints
-that carry only ``teacher.objective``) into one flat dict that bundle
-manifests, C arrays and reports copy verbatim. Numpy and stdlib only.
+A student inherits flag, licence and attribution from everything its weights
+come from, its teacher and its init model (:func:`inherited`): the flag is true
+only when all of them were trained with the language objective, and every
+licence and attribution is carried. :func:`provenance_of` reads these from a
+checkpoint (also legacy checkpoints that carry only ``teacher.objective``) into
+one flat dict that bundle manifests, C arrays and reports copy verbatim. Numpy
+and stdlib only.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ def provenance_of(checkpoint: Any) -> dict[str, Any]:
 
     Keys: ``stage``, ``architecture``, ``objective``, ``language_objective_meaningful``
     (bool or None when unknown), ``licence``, ``attribution``, ``source`` (absent when
-    unknown) and, for students, ``teacher`` (the teacher's provenance as stored).
+    unknown) and, for students, ``teacher`` (the teacher's provenance as stored) and,
+    for fine-tuned ones, ``init`` (:func:`init_summary`; the objective then names it).
     """
     if not isinstance(checkpoint, dict):
         from edgefusion.models.checkpoint import read_checkpoint
@@ -64,6 +71,10 @@ def provenance_of(checkpoint: Any) -> dict[str, Any]:
         out["teacher"] = {k: v for k, v in teacher.items() if k not in ("path",)}
         if meta.get("objective") == "distillation" and teacher.get("objective"):
             out["objective"] = f"distillation from a teacher with objective: {teacher['objective']}"
+    init = meta.get("init") if isinstance(meta.get("init"), dict) else None
+    if init is not None:
+        out["init"] = init
+        out["objective"] = f"fine-tuned from {init.get('model')} (whose objective: {init.get('objective', 'unknown')}) by {out.get('objective', 'an unknown objective')}"
     if "language_objective_meaningful" not in out:
         objective = str(out.get("objective", ""))
         out["language_objective_meaningful"] = False if "pixel" in objective or "NOT the paper" in objective else None
@@ -83,6 +94,26 @@ def language_objective(provenance: dict[str, Any]) -> str:
     if flag is None:
         return "unknown (the checkpoint does not say)"
     return "meaningful" if flag else "NOT meaningful (trained without real CLIP weights)"
+
+
+def init_summary(payload: dict, digest: str, label: str) -> dict[str, Any]:
+    """What a fine-tuned student stores about the model it started from: ``model`` (shipped name or
+    file name, no paths), ``sha256`` and that model's whole provenance (its teacher and init included)."""
+    return {"model": label, "sha256": digest, **provenance_of(payload)}
+
+
+def inherited(*sources: dict[str, Any] | None) -> dict[str, Any]:
+    """``language_objective_meaningful``, ``licence`` and ``attribution`` of a model whose weights come from
+    ``sources`` (provenance dicts; None entries skipped): the flag is False when any source's is False,
+    True when all are True, else None (unknown); each distinct licence (joined with " AND ") and attribution."""
+    present = [s for s in sources if s is not None]
+    flags = [s.get("language_objective_meaningful") for s in present]
+    out: dict[str, Any] = {"language_objective_meaningful": False if False in flags else True if flags and all(f is True for f in flags) else None}
+    for key, joiner in (("licence", " AND "), ("attribution", " ")):
+        values = list(dict.fromkeys(s[key] for s in present if s.get(key)))
+        if values:
+            out[key] = joiner.join(values)
+    return out
 
 
 def provenance_comment(provenance: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from edgefusion import __version__, metrics, preprocess
 from edgefusion.embed.c_arrays import bundle_c_arrays
 from edgefusion.errors import UserError
+from edgefusion.models import STUDENT_ARCHITECTURES
 from edgefusion.quantize import accuracy
 from edgefusion.quiet import quiet
 from edgefusion.quantize.calibration import Frame, calibration_pairs, dataset_pairs, load_frames, select
@@ -45,8 +46,6 @@ from edgefusion.targets import Target
 
 #: Minimum PSNR (dB) of an FP32 conversion against PyTorch before it is trusted.
 CONVERSION_MIN_PSNR_DB = 60.0
-#: Architectures that edge targets accept (v1 pixel student, v2 frame-context student).
-STUDENT_ARCHITECTURES = ("student", "student-ctx")
 #: Modules every target keeps in float for an architecture, on top of the target's ``keep_float``.
 #: student-ctx: the stems and the 1/4-resolution conv, whose input holds raw features next to
 #: features normalized by the frame statistics (ranges far apart in one per-tensor-quantized

@@ -6,14 +6,15 @@ model, loss and data. Nothing here is teacher-specific except
 
 API
 ---
-``Stage(name, architecture, model_config, model, loss, dataset, metadata={})``
+``Stage(name, architecture, model_config, model, loss, dataset, metadata={}, arguments={})``
     (:mod:`.loop`)
 
     * ``name``: stage name; the final checkpoint is ``RUN_DIR/<name>.pt``.
     * ``architecture``, ``model_config``: registry name + plain config dict of
-      the trained model; ``model`` must equal
-      ``edgefusion.models.build_model(architecture, model_config)`` (this is
-      what the checkpoint stores so it alone rebuilds the model).
+      the trained model; ``model`` must be what
+      ``edgefusion.models.build_model(architecture, model_config)`` builds (this
+      is what the checkpoint stores so it alone rebuilds the model), freshly
+      initialized or holding the weights the run starts from (``--init``).
     * ``loss(model, batch) -> dict[str, Tensor]``: runs the model itself
       (``model`` may be DDP-wrapped: always call it, never ``.module``) on
       ``batch = {"ir": N×1×H×W, "vis": N×1×H×W}`` (on the run's device, [0, 1])
@@ -27,7 +28,10 @@ API
       that draws all its randomness from ``item_seed``, e.g.
       :class:`.dataset.PairCrops` (``PairCrops(data_dir, recipe["data"])``).
     * ``metadata``: plain values merged into every checkpoint's ``metadata``
-      (the loop adds ``stage`` and ``recipe``).
+      (the loop adds ``stage``, ``recipe`` and ``arguments``).
+    * ``arguments``: command-line arguments beyond the recipe that shape the
+      result, as plain values (e.g. ``{"--init": SHA-256}``); stored as
+      ``metadata["arguments"]`` and compared on ``--resume`` like the recipe.
 
 ``run_stage(stage, recipe, run_dir, *, resume=False, place=None, hooks=(), progress=True) -> Path``
     Adam + warm-up/multi-step LR (:func:`.loop.lr_factor`), AMP on CUDA

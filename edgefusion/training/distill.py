@@ -25,6 +25,12 @@ its whole-frame output is not what it gives for that crop. For phase 2, with
 file per frame, written as it is computed, so ``--resume`` after an
 interrupted pass reuses the frames already done); otherwise on every step.
 
+With ``init`` (``--init MODEL``) phase 1 starts from that student's weights
+instead of random ones (:func:`load_init`: a shipped name or a checkpoint whose
+architecture and config are the recipe's ``[model]``); its SHA-256 is one of the
+run's arguments (:func:`run_arguments`, compared on ``--resume``) and its
+provenance is carried into every checkpoint (:func:`student_metadata`).
+
 Logs: phase 1 writes ``RUN_DIR/crops/log.csv``, phase 2 ``RUN_DIR/log.csv``
 (same columns; ``step`` restarts at 1 in phase 2). Both paths are printed
 when the run starts.
@@ -47,13 +53,15 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from edgefusion.errors import UserError
+from edgefusion.models import STUDENT_ARCHITECTURES
 from edgefusion.io.digest import sha256_file
-from edgefusion.models.checkpoint import model_from_payload, read_checkpoint
-from edgefusion.models.provenance import teacher_summary
+from edgefusion.models.checkpoint import load_model, model_from_payload, read_checkpoint
+from edgefusion.models.provenance import inherited, init_summary, teacher_summary
+from edgefusion.models.shipped import SHIPPED, canonical_name, resolve_model_spec
 from edgefusion.models.student import SIZES, Student
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops, augment_crop
-from edgefusion.training.loop import Stage, refuse_existing_run, run_stage
+from edgefusion.training.loop import Stage, refuse_changed_arguments, refuse_existing_run, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, load_recipe, recipe_to_dict
 from edgefusion.training.state import seed_all
 from edgefusion.training.target_cache import FrameAug, TargetCache
@@ -120,6 +128,38 @@ def load_teacher(path: str | os.PathLike, device: torch.device) -> tuple[nn.Modu
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher, payload
+
+
+def load_init(spec: str, architecture: str, config: dict, recipe_spec: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """The student a run starts from (``--init``): a shipped model name or alias, or a checkpoint file, loaded as every
+    command loads a model (:func:`~edgefusion.models.shipped.resolve_model_spec`, :func:`~edgefusion.models.checkpoint.load_model`).
+
+    Returns (model, :func:`~edgefusion.models.provenance.init_summary` of it); a one-line UserError unless it
+    is a student of exactly ``architecture`` and ``config`` (the recipe's ``[model]``).
+    """
+    try:
+        path = Path(resolve_model_spec(spec))
+        model, payload = load_model(path)
+    except UserError as exc:
+        raise UserError(f"--init: {exc}") from None
+    found = payload["architecture"]
+    if found not in STUDENT_ARCHITECTURES:
+        raise UserError(f"--init {spec} is not a student (architecture {found!r}); pass a shipped student ({', '.join(SHIPPED)}) or a student.pt written by 'edgefusion train student'")
+    if (found, payload["config"]) != (architecture, config):
+        raise UserError(f"--init {spec} is a {_model_words(found, payload['config'])} model; the recipe {recipe_spec} builds {_model_words(architecture, config)}: "
+                        "pass a recipe whose [model] matches it")
+    label = path.name if path == Path(spec) else canonical_name(str(spec))
+    return model, init_summary(payload, sha256_file(path), label)
+
+
+def _model_words(architecture: str, config: dict) -> str:
+    """``'student-ctx' (size s+, head structured, dilated 0)``."""
+    return f"{architecture!r} ({', '.join(f'{k} {v}' for k, v in config.items())})"
+
+
+def run_arguments(init: dict[str, Any] | None) -> dict[str, Any]:
+    """A student run's arguments beyond its recipe, compared on ``--resume``: the ``--init`` model's SHA-256 (None: random init)."""
+    return {"--init": init["sha256"] if init else None}
 
 
 class TeacherTargets:
@@ -246,13 +286,16 @@ def pixel_objective(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) ->
     return pixel.intensity_max_l1(fused, ir, vis) + pixel.gradient_max_l1(fused, ir, vis) + pixel.ssim_loss(fused, ir, vis)
 
 
-def student_metadata(teacher_payload: dict, teacher_digest: str, data_dir: str | os.PathLike, n_pairs: int, recipe: dict) -> dict[str, Any]:
-    """Checkpoint metadata of a distilled student: the teacher's provenance (inherited flags), data folder name, recipe; no paths."""
+def student_metadata(teacher_payload: dict, teacher_digest: str, data_dir: str | os.PathLike, n_pairs: int, recipe: dict,
+                     init: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Checkpoint metadata of a distilled student: the teacher's provenance and, when fine-tuned, the ``init``
+    model's (:func:`load_init`); flags inherited from both; data folder name, recipe; no paths."""
     teacher_info = teacher_summary(teacher_payload, teacher_digest)
     return {
         "objective": "distillation",
         "teacher": teacher_info,
-        **{k: teacher_info[k] for k in ("language_objective_meaningful", "licence", "attribution") if k in teacher_info},
+        **({"init": init} if init else {}),
+        **inherited(teacher_info, init),
         "data": {"folder": Path(data_dir).name, "pairs": n_pairs},
         "student_recipe": recipe_to_dict(recipe),
     }
@@ -275,8 +318,9 @@ def distill(
     place: ddp.Dist | None = None,
     progress: bool = True,
     hooks: tuple = (),
+    init: str | None = None,
 ) -> Path:
-    """Distill a student (see module doc); returns ``out/student.pt``."""
+    """Distill a student (see module doc), from random weights or those of ``init`` (:func:`load_init`); returns ``out/student.pt``."""
     place = place or ddp.Dist()
     recipe = load_student_recipe(recipe_spec)
     finetune: TrainConfig = recipe["finetune"]
@@ -287,6 +331,8 @@ def distill(
     if not resume:
         refuse_existing_run(out, FINAL_NAME, place, crops_dir)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
+    model_config = {"size": recipe["model"].size}
+    start, init_info = load_init(init, "student", model_config, recipe_spec) if init else (None, None)
     if place.main and progress:
         print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)
     pairs = PairCrops(data_dir, recipe["data"], progress=progress and place.main)
@@ -294,20 +340,22 @@ def distill(
     teacher_digest = sha256_file(teacher_path)
     targets = TeacherTargets(out / CACHE_DIR, pairs, teacher, teacher_digest, place, progress) if cfg.teacher_cache else None
     loss = DistillLoss(cfg, teacher)
-    model_config = {"size": recipe["model"].size}
-    metadata = student_metadata(teacher_payload, teacher_digest, data_dir, len(pairs), recipe)
+    metadata = student_metadata(teacher_payload, teacher_digest, data_dir, len(pairs), recipe, init_info)
+    arguments = run_arguments(init_info)
     phase_recipe = {k: recipe[k] for k in ("model", "distill", "data")}
 
     crops_final = crops_dir / f"{FINAL_NAME}-crops.pt"
     state = _phase_state(crops_dir, f"{FINAL_NAME}-crops")
     if state != "done":
         seed_all(recipe["train"].seed)  # reproducible initialization
-        stage = Stage(f"{FINAL_NAME}-crops", "student", model_config, Student(**model_config), loss, ZoomCrops(pairs, cfg.zooms, cfg.gamma), metadata)
+        stage = Stage(f"{FINAL_NAME}-crops", "student", model_config, Student(**model_config) if start is None else start, loss, ZoomCrops(pairs, cfg.zooms, cfg.gamma), metadata, arguments)
         run_stage(stage, {**phase_recipe, "train": recipe["train"]}, crops_dir, resume=resume and state == "started", place=place, hooks=hooks, progress=progress)
 
     state = _phase_state(out, FINAL_NAME)
     if state != "done":
-        student = model_from_payload(read_checkpoint(crops_final), str(crops_final))
-        stage = Stage(FINAL_NAME, "student", model_config, student, loss, WholeFrames(pairs, math.lcm(Student.stride, int(teacher.stride)), targets), metadata)
+        crops_payload = read_checkpoint(crops_final)
+        refuse_changed_arguments(crops_payload, arguments, crops_final)  # phase 1 may have finished under other arguments
+        student = model_from_payload(crops_payload, str(crops_final))
+        stage = Stage(FINAL_NAME, "student", model_config, student, loss, WholeFrames(pairs, math.lcm(Student.stride, int(teacher.stride)), targets), metadata, arguments)
         run_stage(stage, {**phase_recipe, "train": finetune}, out, resume=resume and state == "started", place=place, hooks=hooks, progress=progress)
     return out / f"{FINAL_NAME}.pt"

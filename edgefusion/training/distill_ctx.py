@@ -15,6 +15,9 @@ per-plane gain/offset and its stats are those of the so transformed whole frame,
 the target unchanged (only for a teacher declaring that invariance;
 :mod:`~edgefusion.training.gain_offset`). Loss: ``l1 * |S - T| +
 ssim * (1 - SSIM(S, T)) + grad * | |sobel S| - |sobel T| | + look * pixel.look_gap(S, T)`` (:class:`edgefusion.training.distill.DistillLoss`).
+With ``init`` (``--init MODEL``, fine-tuning; ``train/student-ld-finetune.toml``) the
+student starts from that model's weights instead of random ones (same rules,
+resume check and provenance as :func:`edgefusion.training.distill.distill`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from edgefusion.models.student_ctx import CTX_SIZES, HEADS, StudentCtx
 from edgefusion.runtime.frame_stats import frame_stats
 from edgefusion.training import ddp
 from edgefusion.training.dataset import PairCrops
-from edgefusion.training.distill import DistillConfig, DistillLoss, load_teacher, student_metadata
+from edgefusion.training.distill import DistillConfig, DistillLoss, load_init, load_teacher, run_arguments, student_metadata
 from edgefusion.training.gain_offset import INVARIANT_ATTRIBUTE, GainOffset, apply, transform_stats
 from edgefusion.training.loop import Stage, refuse_existing_run, run_stage
 from edgefusion.training.recipe import DataConfig, TrainConfig, bounded, find_recipe, load_recipe
@@ -155,14 +158,18 @@ def distill_ctx(
     place: ddp.Dist | None = None,
     progress: bool = True,
     hooks: tuple = (),
+    init: str | None = None,
 ) -> Path:
-    """Distill a ``student-ctx`` (see module doc); returns ``out/student.pt``."""
+    """Distill a ``student-ctx`` (see module doc), from random weights or those of ``init``
+    (:func:`~edgefusion.training.distill.load_init`); returns ``out/student.pt``."""
     place = place or ddp.Dist()
     recipe = load_ctx_recipe(recipe_spec)
     out = Path(out)
     if not resume:
         refuse_existing_run(out, FINAL_NAME, place)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
+    model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
+    start, init_info = load_init(init, ARCHITECTURE, model_config, recipe_spec) if init else (None, None)
     cfg: CtxDistillConfig = recipe["distill"]
     gain_offset = GainOffset.parse(cfg.gain_offset)
     if gain_offset is not None and not getattr(teacher, INVARIANT_ATTRIBUTE, False):
@@ -177,8 +184,8 @@ def distill_ctx(
         cache.fill(augs, progress=progress)
     ddp.barrier(place)
     loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, look=cfg.look, pixel=0.0), teacher)
-    model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
-    metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe)
+    metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe, init_info)
     seed_all(recipe["train"].seed)
-    stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, build_model(ARCHITECTURE, model_config), loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip, gain_offset), metadata)
+    model = build_model(ARCHITECTURE, model_config) if start is None else start
+    stage = Stage(FINAL_NAME, ARCHITECTURE, model_config, model, loss, CachedCrops(cache, augs, cfg.crop, cfg.hflip, gain_offset), metadata, run_arguments(init_info))
     return run_stage(stage, recipe, out, resume=resume, place=place, hooks=hooks, progress=progress)

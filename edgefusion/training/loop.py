@@ -45,6 +45,7 @@ class Stage:
     loss: LossFn
     dataset: Dataset
     metadata: dict = field(default_factory=dict)
+    arguments: dict = field(default_factory=dict)
 
 
 class Interrupted(Exception):
@@ -75,13 +76,24 @@ def _check_resume(payload: dict, stage: Stage, recipe_dict: dict, path: Path) ->
         raise UserError(f"{path} holds no training state; cannot resume from it")
     if payload["architecture"] != stage.architecture or payload["config"] != stage.model_config:
         raise UserError(f"{path} was written for a different model ({payload['architecture']}, {payload['config']}); start a new run directory")
-    stored, current = _flatten(payload["metadata"].get("recipe") or {}), _flatten(recipe_dict)
+    _refuse_changes(path, "the recipe differs from the one the run started with", _flatten(payload["metadata"].get("recipe") or {}), _flatten(recipe_dict))
+    refuse_changed_arguments(payload, stage.arguments, path)
+
+
+def refuse_changed_arguments(payload: dict, arguments: dict[str, Any], path: Path) -> None:
+    """UserError when ``arguments`` (:attr:`Stage.arguments`) differ from those stored in the checkpoint ``payload`` read from ``path``."""
+    _refuse_changes(path, "the arguments differ from those the run started with", payload["metadata"].get("arguments") or {}, arguments)
+
+
+def _refuse_changes(path: Path, what: str, stored: dict[str, Any], current: dict[str, Any]) -> None:
+    """UserError ``cannot resume <path>: <what> (key: old -> new)`` for the first differing key; a key
+    the stored run lacks passes while its current value is off (the run predates that option)."""
     differing = sorted(
         k for k in set(stored) | set(current)
         if stored.get(k) != current.get(k) and not (k not in stored and _is_off(current[k]))
     )
     if differing:
-        raise UserError(f"cannot resume {path}: the recipe differs from the one the run started with ({differing[0]}: {stored.get(differing[0])!r} -> {current.get(differing[0])!r})")
+        raise UserError(f"cannot resume {path}: {what} ({differing[0]}: {stored.get(differing[0])!r} -> {current.get(differing[0])!r})")
 
 
 def _is_off(value: Any) -> bool:
@@ -124,7 +136,7 @@ def run_stage(
     if train.batch_size % place.world:
         raise UserError(f"train.batch_size {train.batch_size} must be divisible by the number of processes ({place.world})")
     recipe_dict = recipe_to_dict(recipe)
-    metadata = {**stage.metadata, "stage": stage.name, "recipe": recipe_dict}
+    metadata = {**stage.metadata, "stage": stage.name, "recipe": recipe_dict, "arguments": dict(stage.arguments)}
 
     model = stage.model.to(place.device)
     if isinstance(stage.loss, torch.nn.Module):
