@@ -238,32 +238,6 @@ def test_sobel_magnitude_of_a_ramp():
     assert torch.allclose(mag[..., 1:-1, 1:-1], torch.full_like(mag[..., 1:-1, 1:-1], 8.0))  # Gx = 1*2+2*2+1*2
 
 
-def test_look_gap_with_hand_values():
-    h, w, c = 6, 10, 0.01
-    ramp = (c * torch.arange(w, dtype=torch.float64)).repeat(h, 1)[None, None]  # +c per column
-    flat = torch.full_like(ramp, 0.5)
-    n = h * w
-    std = math.sqrt(c * c * (w * w - 1) / 12 * n / (n - 1))  # unbiased std of c * 0..w-1, each h times
-    energy = 8 * c * (w - 1) / w  # Sobel |Gx| is 8c inside, 4c in the replicate-padded first and last columns
-    assert pixel.look_gap(ramp, flat).item() == pytest.approx(std + energy, rel=1e-9)
-    assert pixel.look_gap(ramp + 0.2, ramp).item() == pytest.approx(0.0, abs=1e-12)  # a brightness shift keeps the look
-    batch = torch.cat([ramp, ramp])  # the batch mean of the samples' gaps: (gap + 0) / 2
-    assert pixel.look_gap(batch, torch.cat([flat, ramp])).item() == pytest.approx((std + energy) / 2, rel=1e-9)
-
-
-def test_distill_loss_adds_the_look_term_only_when_weighted():
-    from edgefusion.training.distill import DistillConfig, DistillLoss
-
-    ir, vis, target = torch.rand(3, 1, 1, 16, 16)
-
-    def loss(look):
-        return DistillLoss(DistillConfig(look=look, pixel=0.0), None)(lambda a, b: a, {"ir": ir, "vis": vis, "teacher": target})
-
-    plain, weighted = loss(0.0), loss(2.0)
-    assert "look" not in plain and weighted["look"].item() == pytest.approx(pixel.look_gap(ir, target).item())
-    assert weighted["total"].item() == pytest.approx(plain["total"].item() + 2.0 * weighted["look"].item())
-
-
 def test_ssim_matches_scikit_image():
     skimage_metrics = pytest.importorskip("skimage.metrics")
     a = torch.rand(1, 1, 32, 32, dtype=torch.float64)

@@ -90,7 +90,6 @@ class DistillConfig:
     l1: float = bounded(1.0, min=0.0)
     ssim: float = bounded(0.5, min=0.0)
     grad: float = bounded(1.0, min=0.0)
-    look: float = bounded(0.0, min=0.0)  # per-sample contrast and detail energy vs the teacher's (pixel.look_gap)
     pixel: float = bounded(0.1, min=0.0)
     zooms: list[float] = bounded([0.5, 1.0, 2.0], min=0.125, max=4.0)
     gamma: list[float] = bounded([1.0, 1.0], min=0.1, max=10.0)  # [low, high]: per-plane gamma of phase-1 crops, log-uniform
@@ -269,9 +268,6 @@ class DistillLoss(nn.Module):
             "grad": (pixel.sobel_magnitude(fused) - pixel.sobel_magnitude(target)).abs().mean(),
         }
         terms["total"] = w.l1 * terms["l1"] + w.ssim * terms["ssim"] + w.grad * terms["grad"]
-        if w.look > 0:
-            terms["look"] = pixel.look_gap(fused, target)
-            terms["total"] = terms["total"] + w.look * terms["look"]
         if w.pixel > 0:
             terms["pixel"] = pixel_objective(fused, ir, vis)
             terms["total"] = terms["total"] + w.pixel * terms["pixel"]

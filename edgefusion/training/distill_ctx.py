@@ -14,7 +14,7 @@ did, from the same context a tile gets at run time. With ``gain_offset =
 per-plane gain/offset and its stats are those of the so transformed whole frame,
 the target unchanged (only for a teacher declaring that invariance;
 :mod:`~edgefusion.training.gain_offset`). Loss: ``l1 * |S - T| +
-ssim * (1 - SSIM(S, T)) + grad * | |sobel S| - |sobel T| | + look * pixel.look_gap(S, T)`` (:class:`edgefusion.training.distill.DistillLoss`).
+ssim * (1 - SSIM(S, T)) + grad * | |sobel S| - |sobel T| |`` (:class:`edgefusion.training.distill.DistillLoss`).
 With ``init`` (``--init MODEL``, fine-tuning; ``train/student-ld-finetune.toml``) the
 student starts from that model's weights instead of random ones (same rules,
 resume check and provenance as :func:`edgefusion.training.distill.distill`).
@@ -68,7 +68,6 @@ class CtxDistillConfig:
     l1: float = bounded(1.0, min=0.0)
     ssim: float = bounded(0.5, min=0.0)
     grad: float = bounded(1.0, min=0.0)
-    look: float = bounded(0.0, min=0.0)  # per-crop contrast and detail energy vs the teacher's (pixel.look_gap)
     crop: int = bounded(128, min=8)  # square crop side (multiple of 8)
     hflip: float = bounded(0.0, min=0.0, max=1.0)  # flips crop AND cached target (approximate for a teacher that is not flip-equivariant)
     augmentations: list[str] = bounded(["s1-g1-1"])  # whole-frame augmentations cached once (target_cache.FrameAug)
@@ -183,7 +182,7 @@ def distill_ctx(
     if place.main:
         cache.fill(augs, progress=progress)
     ddp.barrier(place)
-    loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, look=cfg.look, pixel=0.0), teacher)
+    loss = DistillLoss(DistillConfig(l1=cfg.l1, ssim=cfg.ssim, grad=cfg.grad, pixel=0.0), teacher)
     metadata = student_metadata(teacher_payload, digest, data_dir, len(pairs), recipe, init_info)
     seed_all(recipe["train"].seed)
     model = build_model(ARCHITECTURE, model_config) if start is None else start

@@ -21,18 +21,6 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
     return g.abs().sum(dim=1, keepdim=True)
 
 
-def look_gap(fused: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``|std(F) - std(T)| + |mean |∇F| - mean |∇T||``, each statistic over one sample's pixels.
-
-    Matches a sample's contrast (the SD metric) and detail energy (AG, SF) as wholes, which per-pixel
-    terms do not: an underfitting student lowers both to hedge between plausible outputs.
-    """
-    def stats(x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([x.flatten(1).std(dim=1), sobel_magnitude(x).flatten(1).mean(dim=1)], dim=1)
-
-    return (stats(fused) - stats(target)).abs().sum(dim=1).mean()
-
-
 def intensity_max_l1(fused: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     """``mean |F − max(ir, vis)|``."""
     return F.l1_loss(fused, torch.maximum(ir, vis))
