@@ -304,7 +304,8 @@ def test_v2_bundle_gets_frame_stats(fuse_frames, ov_bundles, pairs, tmp_path, na
 def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
     from edgefusion.bench import SizeResult
 
-    for frames in (1, 3):  # --frames 3: the timed frames cycle through 3 copies of the buffers (cold protocol)
+    for frames in (1, 3, 469):  # --frames K: the timed frames cycle through K copies of the buffers (cold protocol;
+        # 469: what cold.sets_for asks at 640x480 on a machine reporting a 480 MiB L3)
         done = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "64x48", "--bench", "3", "--warmup", "1", "--threads", "1",
                     "--frames", frames])
         assert done.returncode == 0, done.stderr
@@ -315,7 +316,9 @@ def test_fuse_frames_bench_prints_bench_keys(fuse_frames, ov_bundles):
         assert size["size"] == "64x48" and size["runs"] == 3 and size["frames"] == frames
         assert size["frame_threads"] == 1  # default: --threads
         assert size["min_ms"] <= size["median_ms"] <= size["max_ms"]
-    assert run([fuse_frames, "--model", ov_bundles["v1"], "--size", "8x8", "--bench", "1", "--frames", "0"]).returncode == 2
+    for frames in (0, 65537):
+        refused = run([fuse_frames, "--model", ov_bundles["v1"], "--size", "8x8", "--bench", "1", "--frames", frames])
+        assert refused.returncode == 2 and "--frames K (1..65536)" in refused.stderr
 
 
 # ---- custom C backend, integrity, errors (no inference engine needed) ----------------------
@@ -350,6 +353,14 @@ def test_fixed_shape_bundle(trivial, fake_bundles, pairs, tmp_path):
     ir_path, vis_path = pairs[SAMPLE_NAMES[0]]
     done = run([trivial, fake_bundles["fixed"], ir_path, vis_path, tmp_path / "o.pgm"])
     assert done.returncode == 2 and "larger than the bundle's fixed shape 24x16" in done.stderr
+
+
+def test_the_bench_driver_cycles_as_many_buffer_sets_as_the_cold_protocol_asks(trivial, fake_bundles):
+    """469 sets: what benchmarks/cold.sets_for asks at 640x480 where the machine reports a 480 MiB L3 (a cap of 64 failed there)."""
+    report = driver_json(run([trivial, "--bench", fake_bundles["v2"], "16x8", "3", "469"]))
+    assert report["frames"] == 469 and report["runs"] == 3
+    refused = run([trivial, "--bench", fake_bundles["v2"], "16x8", "3", "65537"])
+    assert refused.returncode == 2 and "buffer sets 65537 (1..65536)" in refused.stderr
 
 
 def test_bad_arguments_return_codes(trivial, fake_bundles):
