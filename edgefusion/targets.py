@@ -33,6 +33,8 @@ Keys (see ``targets/x86.toml`` for a commented example):
 
 from __future__ import annotations
 
+import math
+
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +269,8 @@ def _shape(value: Any, where: str) -> tuple[int, int]:
 def _number(value: Any, where: str, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):  # TOML allows inf and nan; a manifest (strict JSON) cannot hold them
+        raise UserError(f"{where} must be a finite number, got {value}")
     if minimum is not None and value < minimum:
         raise UserError(f"{where} must be >= {minimum}, got {value}")
     return float(value)

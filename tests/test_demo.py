@@ -196,3 +196,36 @@ def test_demo_refuses_in_one_line_before_any_work(case, tmp_path, request, capsy
     err = one_line_error(capsys, ["demo", "--out", out, *args])
     assert expected in err
     assert not out.exists()
+
+
+def test_a_bundle_that_misses_its_gate_is_built_and_reported(monkeypatch, tmp_path):
+    """A user's student that quantizes badly: the demo builds its bundles anyway (force) and names the missed gate,
+    instead of stopping with quantize's advice to pass a --force the demo does not have."""
+    import edgefusion.quantize.pipeline as pipeline
+    from edgefusion import demo
+
+    calls = []
+
+    def fake_quantize(target, out, **kw):
+        calls.append(kw["force"])
+        passed = target.name != "x86"  # the INT8 target misses, the FP32 reference passes
+        return out, {"frames": 3, "gate": {"passed": passed, "failures": [] if passed else ["PSNR 12.00 dB < 40 dB"]}}
+
+    monkeypatch.setattr(pipeline, "run_quantize", fake_quantize)
+    student = demo.open_student("student-s")
+    frames, missed = demo.build_bundles(tmp_path, student, None, log=lambda message: None)
+    assert calls == [True, True] and frames == 3
+    assert missed == ["x86-int8 misses the accuracy gate of target x86: PSNR 12.00 dB < 40 dB"]
+
+
+def test_a_reused_output_folder_keeps_nothing_of_the_earlier_run(tmp_path):
+    from edgefusion.demo import OUTPUT_FILES, clear_outputs
+
+    (tmp_path / "fused").mkdir()
+    (tmp_path / "fused" / "old-pair.png").write_bytes(b"png")
+    (tmp_path / "notes.txt").write_text("the user's")
+    for name in OUTPUT_FILES:
+        (tmp_path / name).write_text("earlier run")
+    clear_outputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["fused", "notes.txt"]  # the user's own file stays
+    clear_outputs(tmp_path / "absent")  # a new folder: nothing to clear

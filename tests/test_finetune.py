@@ -180,7 +180,7 @@ def _damaged(folder: Path, kind: str) -> str:
     if kind == "teacher":
         save_checkpoint(folder / "teacher.pt", model_payload(build_model("ld-lite", {}), "ld-lite", {}, {"stage": "teacher"}))
         return str(folder / "teacher.pt")
-    return {"missing": str(folder / "absent.pt"), "architecture": "student-s"}[kind]
+    return {"missing": str(folder / "absent.pt"), "architecture": "student-s", "empty": ""}[kind]
 
 
 @pytest.mark.parametrize("kind, size, expected", [
@@ -190,6 +190,7 @@ def _damaged(folder: Path, kind: str) -> str:
     ("truncated", "s+", ["--init: cannot read checkpoint", "truncated"]),
     ("foreign", "s+", ["--init: cannot read checkpoint", "not a checkpoint"]),
     ("teacher", "s+", ["is not a student (architecture 'ld-lite')"]),
+    ("empty", "s+", ["--init: an empty model name"]),  # --init "$UNSET" must not train from scratch
 ])
 def test_an_unusable_init_is_one_line_before_anything_is_written(tmp_path, data, teacher, capsys, kind, size, expected):
     spec = "student-ld" if kind == "config" else _damaged(tmp_path, kind)

@@ -10,6 +10,7 @@ import pytest
 
 from edgefusion.cli import main
 from edgefusion.models import provenance
+from edgefusion.errors import UserError
 from edgefusion.models.shipped import DEFAULT_NAME, MODELS_DIR, SHIPPED, canonical_name, resolve_model_spec
 from edgefusion.resources import DEFAULT_MODEL
 
@@ -21,8 +22,15 @@ def test_names_and_aliases_resolve_to_package_files(tmp_path, monkeypatch):
     for other in ("max", "laplacian", "run/student.pt", "bundle/"):
         assert resolve_model_spec(other) == other
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "pixel").mkdir()  # a local folder of that name wins over the shipped name
+    (tmp_path / "pixel").mkdir()  # a folder of that name (e.g. a fine-tune's run folder) does not hide the model ...
+    assert Path(resolve_model_spec("pixel")) == MODELS_DIR / "student-s.pt"
+    (tmp_path / "pixel" / "manifest.json").write_text("{}")  # ... a bundle folder does, as does a file
     assert resolve_model_spec("pixel") == "pixel"
+    (tmp_path / "default").write_bytes(b"x")
+    assert resolve_model_spec("default") == "default"
+    for empty in ("", " "):
+        with pytest.raises(UserError, match="an empty model name"):
+            resolve_model_spec(empty)
     assert canonical_name("default") == "student-ld" and canonical_name("nope") is None
 
 

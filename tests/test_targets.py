@@ -64,6 +64,8 @@ def test_user_profile_by_path(tmp_path):
         (VALID + "calibration_samples = 0\n", "calibration_samples"),
         (VALID.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\ncompose = "gpu"'), "compose = 'gpu' is not one of"),
         ("backend = [", "cannot read target profile"),
+        (VALID.replace("min_psnr_db = 30", "min_psnr_db = nan"), r"gate.min_psnr_db must be a finite number, got nan"),
+        (VALID.replace("p90_ms = 5", "p90_ms = inf"), r"p90_ms must be a finite number, got inf"),  # a manifest cannot hold it
         (VALID.replace("[64, 96]", "[100000, 100000]", 1), r"mine.toml\): shape 100000x100000 is too large: 10000000000 pixels, at most"),
     ],
 )

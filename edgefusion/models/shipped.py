@@ -41,10 +41,18 @@ def resolve_model_spec(spec: str | os.PathLike | None) -> str | os.PathLike:
     """``spec`` with a shipped model's name or alias (or None: the default) replaced by its file; other specs unchanged."""
     if spec is None:
         return verified(shipped_path(DEFAULT_NAME))
+    if not str(spec).strip():
+        raise UserError("an empty model name (give a shipped model's name, a checkpoint or a bundle)")
     name = canonical_name(str(spec))
-    if name is None or Path(str(spec)).exists():  # a file or folder of that name wins
+    if name is None or _is_model_path(Path(str(spec))):  # a file or bundle of that name wins
         return verified(spec)
     return verified(shipped_path(name))
+
+
+def _is_model_path(path: Path) -> bool:
+    """A file, or a bundle folder (it holds manifest.json): what a path means in place of a shipped model's name.
+    Any other folder, e.g. a training run named after the model it fine-tunes, does not hide the model."""
+    return path.is_file() or (path / "manifest.json").is_file()
 
 
 def shipped_name(path: str | os.PathLike) -> str | None:

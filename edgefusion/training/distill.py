@@ -328,7 +328,7 @@ def distill(
         refuse_existing_run(out, FINAL_NAME, place, crops_dir)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     model_config = {"size": recipe["model"].size}
-    start, init_info = load_init(init, "student", model_config, recipe_spec) if init else (None, None)
+    start, init_info = load_init(init, "student", model_config, recipe_spec) if init is not None else (None, None)
     if place.main and progress:
         print(f"distillation logs: phase 1 (crops) {crops_dir / 'log.csv'}, phase 2 (whole frames) {out / 'log.csv'}", file=sys.stderr)
     pairs = PairCrops(data_dir, recipe["data"], progress=progress and place.main)

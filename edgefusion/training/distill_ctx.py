@@ -168,7 +168,7 @@ def distill_ctx(
         refuse_existing_run(out, FINAL_NAME, place)
     teacher, teacher_payload = load_teacher(teacher_path, place.device)
     model_config = {"size": recipe["model"].size, "head": recipe["model"].head, "dilated": recipe["model"].dilated}
-    start, init_info = load_init(init, ARCHITECTURE, model_config, recipe_spec) if init else (None, None)
+    start, init_info = load_init(init, ARCHITECTURE, model_config, recipe_spec) if init is not None else (None, None)
     cfg: CtxDistillConfig = recipe["distill"]
     gain_offset = GainOffset.parse(cfg.gain_offset)
     if gain_offset is not None and not getattr(teacher, INVARIANT_ATTRIBUTE, False):
