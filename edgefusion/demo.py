@@ -125,7 +125,8 @@ def open_student(spec: str | None) -> Student:
     given = spec or shipped.DEFAULT_NAME
     path = Path(shipped.resolve_model_spec(spec))
     if path.is_dir() or path.suffix.lower() == ".zip":
-        raise UserError(f"--model {given} is a bundle; {TAKES}")
+        kind = "folder" if path.is_dir() and not (path / "manifest.json").is_file() else "bundle"
+        raise UserError(f"--model {given} is a {kind}; {TAKES}")
     try:
         payload = read_checkpoint(path)
     except UserError as exc:
@@ -207,8 +208,8 @@ def bundle_targets() -> dict:
     return {"x86-int8": load_target("x86"), "x86-fp32": load_target(str(resource_dir("quantize") / "x86-fp32.toml"))}
 
 
-def build_bundles(folder: Path, student: Student, data: Path | None, log) -> tuple[int, list[str]]:
-    """Quantize the student into each of :func:`bundle_targets` on the pairs of ``data`` (None: the samples).
+def build_bundles(folder: Path, targets: dict, student: Student, data: Path | None, log) -> tuple[int, list[str]]:
+    """Quantize the student into each of ``targets`` (:func:`bundle_targets`) on the pairs of ``data`` (None: the samples).
 
     Returns the validation frames and the bundles that miss their accuracy gate, one line each: the demo builds
     them anyway (a report on a student that quantizes badly is what its owner needs to see; their manifests say
@@ -220,7 +221,7 @@ def build_bundles(folder: Path, student: Student, data: Path | None, log) -> tup
         log(f"    {message}")
 
     missed = []
-    for name, target in bundle_targets().items():
+    for name, target in targets.items():
         _, accuracy = run_quantize(target, folder / name, model_path=student.path, calib_dir=data, val_dir=data,
                                    log=indented, warn=indented, max_val=VAL_PAIRS, force=True)
         if not accuracy["gate"]["passed"]:
@@ -229,10 +230,11 @@ def build_bundles(folder: Path, student: Student, data: Path | None, log) -> tup
     return accuracy["frames"], missed
 
 
-def score_pairs(pairs: list[Pair], fused_dir: Path, bundles_dir: Path, label: str) -> list[dict]:
-    """Mean metrics over every pair: the student (its outputs in ``fused_dir``), each bundle and the classical baselines."""
+def score_pairs(pairs: list[Pair], fused_dir: Path, bundles_dir: Path, bundles: list[str], label: str) -> list[dict]:
+    """Mean metrics over every pair: the student (its outputs in ``fused_dir``), each of the ``bundles`` (folder names
+    in ``bundles_dir``) and the classical baselines."""
     fused_by = {f"{label} (PyTorch FP32)": lambda pair, ir, vis: read_image(fused_dir / f"{pair.name}.png")}  # fused in step 1
-    specs = {f"{name} bundle": str(bundles_dir / name) for name in bundle_targets()}
+    specs = {f"{name} bundle": str(bundles_dir / name) for name in bundles}
     specs.update({f"{name} (classical)": name for name in BASELINES})
     for method, spec in specs.items():
         fused_by[method] = lambda pair, ir, vis, f=open_fuser(spec): fuse_arrays(f, ir, vis)
@@ -297,13 +299,14 @@ def run_demo(out: Path, runs: int = 30, log=print, teacher: str | Path | None = 
     strips = fuse_pairs(pairs, student, out / "fused", shown, column)
 
     log("2/5 quantizing for the x86 target (OpenVINO INT8) and building the FP32 reference bundle")
-    val_frames, missed = build_bundles(out / "bundles", student, data, log)
+    targets = bundle_targets()
+    val_frames, missed = build_bundles(out / "bundles", targets, student, data, log)
 
     log(f"3/5 scoring student, bundles and baselines on the {len(pairs)} pairs")
-    metric_rows = score_pairs(pairs, out / "fused", out / "bundles", student.label)
+    metric_rows = score_pairs(pairs, out / "fused", out / "bundles", list(targets), student.label)
 
     log(f"4/5 benchmarking both bundles at {', '.join(f'{w}x{h}' for w, h in BENCH_SIZES)} ({runs} runs each)")
-    latency = [bench_bundle(out / "bundles" / name, BENCH_SIZES, runs=runs, warmup=BENCH_WARMUP) for name in bundle_targets()]
+    latency = [bench_bundle(out / "bundles" / name, BENCH_SIZES, runs=runs, warmup=BENCH_WARMUP) for name in targets]
     plot_latency(latency, out / "latency.png")
 
     log(f"5/5 writing {out / 'report.html'}")

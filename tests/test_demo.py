@@ -213,7 +213,7 @@ def test_a_bundle_that_misses_its_gate_is_built_and_reported(monkeypatch, tmp_pa
 
     monkeypatch.setattr(pipeline, "run_quantize", fake_quantize)
     student = demo.open_student("student-s")
-    frames, missed = demo.build_bundles(tmp_path, student, None, log=lambda message: None)
+    frames, missed = demo.build_bundles(tmp_path, demo.bundle_targets(), student, None, log=lambda message: None)
     assert calls == [True, True] and frames == 3
     assert missed == ["x86-int8 misses the accuracy gate of target x86: PSNR 12.00 dB < 40 dB"]
 
@@ -229,3 +229,11 @@ def test_a_reused_output_folder_keeps_nothing_of_the_earlier_run(tmp_path):
     clear_outputs(tmp_path)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["fused", "notes.txt"]  # the user's own file stays
     clear_outputs(tmp_path / "absent")  # a new folder: nothing to clear
+
+
+def test_a_plain_folder_given_as_model_is_named_a_folder(tmp_path):
+    from edgefusion import demo
+    from edgefusion.errors import UserError
+
+    with pytest.raises(UserError, match=r"is a folder; the demo takes a student"):
+        demo.open_student(str(tmp_path))
